@@ -1,0 +1,1 @@
+"""One API and command line to run provider reports and get their files and rows."""

@@ -1,0 +1,1 @@
+"""HTTP runtime shared by the generated reporting clients: transport, policies, converter, errors."""

@@ -1,0 +1,1 @@
+"""Generated low-level clients for Stripe Reporting v1 and Reports v2."""

@@ -1,0 +1,1 @@
+"""Generated low-level client for the Zuora Reporting API."""

@@ -1,0 +1,1 @@
+"""report-gateway provider plugin: the Zuora Reporting API (zuora)."""
