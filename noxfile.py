@@ -1,0 +1,101 @@
+"""Every job a developer or CI runs, each in its own virtualenv built from this checkout.
+
+The packages are installed editable from their folders (they are not on PyPI), so a
+fresh clone needs nothing but `pip install "nox[uv]"` before any session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.sessions = ["tests"]
+nox.options.error_on_external_run = True
+
+ROOT = Path(__file__).parent
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+# Dependency order: runtime first, plugins last (pip/uv resolve the names locally).
+PACKAGES = (
+    "packages/reporting-runtime",
+    "packages/stripe-reporting-client",
+    "packages/zuora-reporting-client",
+    "packages/report-gateway",
+    "packages/report-gateway-sandbox",
+    "plugins/report-gateway-stripe",
+    "plugins/report-gateway-zuora",
+)
+EXAMPLE_PLUGIN = "tests/plugins/report-gateway-example"
+
+
+def install_workspace(session: nox.Session, *groups: str) -> None:
+    """Install every package editable plus the named dependency groups, in one resolve."""
+    args: list[str] = []
+    for folder in PACKAGES:
+        args += ["-e", folder]
+    for group in groups:
+        args += list(nox.project.dependency_groups(PYPROJECT, group))
+    session.install(*args)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default test run: offline, cassettes replayed, sandbox on 127.0.0.1."""
+    install_workspace(session, "test")
+    if (ROOT / EXAMPLE_PLUGIN / "pyproject.toml").exists():
+        # A real third-party distribution, installed the way a user would.
+        session.install(EXAMPLE_PLUGIN)
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Fault injection and security scenarios against the sandbox."""
+    install_workspace(session, "test")
+    session.run("pytest", "tests/faults", "tests/security", *(session.posargs or ["-q"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's hand-written and generated code."""
+    install_workspace(session, "typecheck")
+    session.run("mypy", *(str(ROOT / p / "src") for p in PACKAGES))
+
+
+@nox.session
+def codegen(session: nox.Session) -> None:
+    """Regenerate the clients from specs/; `-- --check` fails on any drift instead."""
+    session.install("-e", "packages/reporting-runtime")
+    session.install(*nox.project.dependency_groups(PYPROJECT, "codegen"))
+    session.run("python", "-m", "codegen", *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: run one report per provider end to end on the embedded sandbox."""
+    install_workspace(session)
+    session.run("report-gateway", "demo", *session.posargs)
+
+
+@nox.session
+def record(session: nox.Session) -> None:
+    """Re-record the flow cassettes from the sandbox (or `-- --live` from the real services)."""
+    install_workspace(session, "test")
+    session.run("python", "-m", "tests.recording", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the sandbox; prints ratios and exits non-zero on a missed target."""
+    install_workspace(session, "bench")
+    session.run("python", "-m", "tests.bench", *session.posargs)
