@@ -190,6 +190,9 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
     root_servers = document.get("servers") or []
     if not root_servers:
         raise SpecError(f"{target.spec}: no servers: the client needs a default base URL")
+    provider = document.get("x-provider", target.provider)
+    if provider != target.provider:
+        raise SpecError(f"{target.spec}: x-provider {provider!r}, expected {target.provider!r}")
     error_format = document.get("x-error-format")
     if not isinstance(error_format, str):
         raise SpecError(f"{target.spec}: set x-error-format at the root")
@@ -206,7 +209,9 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
         spec_path=str(target.spec),
         client_doc=client_doc,
         user_agent=f"{target.distribution}/{_distribution_version(root, target.package_dir)}",
-        base_url=server_url(root_servers[0]),
+        base_url=server_url(
+            next((s for s in root_servers if s.get("x-default") is True), root_servers[0])
+        ),
         auth=auth_plan(document),
         servers=named_servers(document),
         client_headers=[
@@ -215,7 +220,7 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
                 document, target.client_headers
             )
         ],
-        provider=target.provider,
+        provider=provider,
         error_format=error_format,
         operations=[_operation_view(op) for op in ops],
     )

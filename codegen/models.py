@@ -53,7 +53,7 @@ def generate_models(document: Mapping[str, Any], *, header: str) -> str:
             use_schema_description=True,
             use_field_description=True,
             use_double_quotes=True,
-            capitalise_enum_members=False,
+            capitalise_enum_members=True,
             allow_remote_refs=False,
         )
     if not isinstance(output, str):

@@ -252,16 +252,21 @@ class _TypeNamer:
         self.document = document
         self.model_prefix = model_prefix
 
-    def annotation(self, schema: Mapping[str, Any], *, where: str) -> str:
+    def annotation(self, schema: Mapping[str, Any], *, where: str, inline_refs: bool = False) -> str:
+        """The annotation of a schema; `inline_refs` (parameters) reads through references.
+
+        Parameters take plain Python values (a str for an enum, a mapping for an object)
+        so that callers need no model to filter a list, and the runtime encodes them as is.
+        """
         name = schema_ref_name(schema)
-        if name is not None:
+        if name is not None and not inline_refs:
             return f"{self.model_prefix}{name}"
         schema = resolve(self.document, schema)
         for key in ("oneOf", "anyOf"):
             if key in schema:
                 parts: list[str] = []
                 for branch in schema[key]:
-                    part = self.annotation(branch, where=where)
+                    part = self.annotation(branch, where=where, inline_refs=inline_refs)
                     if part not in parts:
                         parts.append(part)
                 return " | ".join(parts)
@@ -271,7 +276,7 @@ class _TypeNamer:
         (kind,) = types
         if kind == "array":
             item = schema.get("items") or {}
-            return f"list[{self.annotation(item, where=where)}]"
+            return f"list[{self.annotation(item, where=where, inline_refs=inline_refs)}]"
         if kind == "object":
             return "Mapping[str, Any]"
         return {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}.get(
@@ -333,7 +338,9 @@ def operations(
                 continue
             schema = param.get("schema") or {"type": "string"}
             annotation = (
-                "str" if location in ("path", "header") else namer.annotation(schema, where=wire)
+                "str"
+                if location in ("path", "header")
+                else namer.annotation(schema, where=wire, inline_refs=True)
             )
             params.append(
                 Parameter(

@@ -175,7 +175,7 @@ class Client(ApiClient):
     def list_report_runs(
         self,
         *,
-        created: int | models.RangeQuery | None = None,
+        created: int | Mapping[str, Any] | None = None,
         limit: int | None = None,
         starting_after: str | None = None,
         ending_before: str | None = None,

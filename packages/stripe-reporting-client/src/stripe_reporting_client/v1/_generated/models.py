@@ -90,10 +90,10 @@ class ErrorBody:
 class ErrorType(OpenEnum):
     """The class of error; unknown values are kept."""
 
-    api_error = "api_error"
-    card_error = "card_error"
-    idempotency_error = "idempotency_error"
-    invalid_request_error = "invalid_request_error"
+    API_ERROR = "api_error"
+    CARD_ERROR = "card_error"
+    IDEMPOTENCY_ERROR = "idempotency_error"
+    INVALID_REQUEST_ERROR = "invalid_request_error"
 
 
 @attrs.frozen(kw_only=True)
@@ -168,9 +168,9 @@ class FilePurpose(OpenEnum):
     values are kept.
     """
 
-    finance_report_run = "finance_report_run"
-    dispute_evidence = "dispute_evidence"
-    sigma_scheduled_query = "sigma_scheduled_query"
+    FINANCE_REPORT_RUN = "finance_report_run"
+    DISPUTE_EVIDENCE = "dispute_evidence"
+    SIGMA_SCHEDULED_QUERY = "sigma_scheduled_query"
 
 
 @attrs.frozen(kw_only=True)
@@ -258,9 +258,9 @@ class ReportRunStatus(OpenEnum):
     (error filled in). Stripe types this as a plain string, so other values are kept.
     """
 
-    pending = "pending"
-    succeeded = "succeeded"
-    failed = "failed"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 @attrs.frozen(kw_only=True)

@@ -153,7 +153,7 @@ class Client(ApiClient):
         self,
         id: str,
         *,
-        include: list[models.ReportRunInclude] | None = None,
+        include: list[str] | None = None,
         stripe_context: str | None = None,
     ) -> models.ReportRun:
         """Retrieve a report run, with a fresh download URL once it succeeded.

@@ -25,7 +25,7 @@ class ArrayDetails:
 class ArrayElementType(OpenEnum):
     """The type of an array parameter's elements."""
 
-    enum = "enum"
+    ENUM = "enum"
 
 
 @attrs.frozen(kw_only=True)
@@ -103,10 +103,10 @@ class ErrorCode(OpenEnum):
     (429); other v2 codes are kept as they are.
     """
 
-    invalid_fields = "invalid_fields"
-    report_inaccessible = "report_inaccessible"
-    not_found = "not_found"
-    report_run_rate_limit_exceeded = "report_run_rate_limit_exceeded"
+    INVALID_FIELDS = "invalid_fields"
+    REPORT_INACCESSIBLE = "report_inaccessible"
+    NOT_FOUND = "not_found"
+    REPORT_RUN_RATE_LIMIT_EXCEEDED = "report_run_rate_limit_exceeded"
 
 
 @attrs.frozen(kw_only=True)
@@ -149,10 +149,10 @@ class ReportParameter:
 class ReportParameterType(OpenEnum):
     """The kind of value a parameter takes; unknown kinds are kept."""
 
-    array = "array"
-    enum = "enum"
-    string = "string"
-    timestamp = "timestamp"
+    ARRAY = "array"
+    ENUM = "enum"
+    STRING = "string"
+    TIMESTAMP = "timestamp"
 
 
 ReportParameterValue: TypeAlias = Any
@@ -194,7 +194,7 @@ class ReportRun:
 class ReportRunInclude(OpenEnum):
     """Optional fields retrieve_report_run can add."""
 
-    result_file_schema = "result.file.schema"
+    RESULT_FILE_SCHEMA = "result.file.schema"
 
 
 @attrs.frozen(kw_only=True)
@@ -229,15 +229,15 @@ class ReportRunResultFile:
 class ReportRunResultType(OpenEnum):
     """The kind of result; only `file` so far."""
 
-    file = "file"
+    FILE = "file"
 
 
 class ReportRunStatus(OpenEnum):
     """`running`, then `succeeded` or `failed`; unknown values are kept."""
 
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 @attrs.frozen(kw_only=True)
@@ -254,18 +254,18 @@ class ResultFileColumn:
 class ResultFileColumnType(OpenEnum):
     """The SQL-ish type of a result column."""
 
-    boolean = "boolean"
-    double = "double"
-    bigint = "bigint"
-    varchar = "varchar"
-    timestamp = "timestamp"
+    BOOLEAN = "boolean"
+    DOUBLE = "double"
+    BIGINT = "bigint"
+    VARCHAR = "varchar"
+    TIMESTAMP = "timestamp"
 
 
 class ResultFileContentType(OpenEnum):
     """`csv` (text/csv) or, with `compress_file`, `zip` (application/zip)."""
 
-    csv = "csv"
-    zip = "zip"
+    CSV = "csv"
+    ZIP = "zip"
 
 
 @attrs.frozen(kw_only=True)
@@ -293,8 +293,8 @@ class StatusDetail:
 class StatusDetailErrorCode(OpenEnum):
     """Why a run failed; unknown codes are kept."""
 
-    file_size_above_limit = "file_size_above_limit"
-    internal_error = "internal_error"
+    FILE_SIZE_ABOVE_LIMIT = "file_size_above_limit"
+    INTERNAL_ERROR = "internal_error"
 
 
 @attrs.frozen(kw_only=True)
