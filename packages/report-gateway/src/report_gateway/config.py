@@ -96,6 +96,10 @@ class ProviderSettings(Mapping[str, Any]):
         return f"ProviderSettings({self.provider!r}, {_shown(self._values)})"
 
 
+def _copy_secrets(values: Mapping[str, str]) -> dict[str, str]:
+    return dict(values)
+
+
 @attrs.frozen(repr=False)
 class Credentials(Mapping[str, str]):
     """The secret values a provider needs (API key, key id and secret), and their source.
@@ -105,7 +109,7 @@ class Credentials(Mapping[str, str]):
     ``repr`` shows the key names and the source only.
     """
 
-    secrets: Mapping[str, str] = attrs.field(repr=False, converter=dict)
+    secrets: Mapping[str, str] = attrs.field(repr=False, converter=_copy_secrets)
     source: str = "unknown"
 
     def __getitem__(self, key: str) -> str:

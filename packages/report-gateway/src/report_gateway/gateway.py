@@ -1,17 +1,561 @@
-"""The ``Gateway`` facade (stub: the interfaces land first, the implementation follows)."""
+"""The ``Gateway`` facade: one object that runs any installed provider's reports.
+
+It owns the pluggy plugin manager (project and entry-point group ``report_gateway``), loads
+entry-point plugins once on first use (never at import), registers its own defaults through
+the same hooks, resolves settings and credentials per provider, creates each provider's
+driver once (under a lock: a Gateway is shared across threads), and does the
+provider-neutral work around the drivers: validation before creation, one idempotency key
+per start, waiting, downloading, rows, and wrapping runtime errors in ``ProviderError``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
 import pluggy
 
+from . import hookspecs
+from .config import Credentials, ProfileFile, ProviderSettings, layer_settings, load_profile
+from .errors import (
+    ConfigurationError,
+    CredentialsError,
+    DownloadError,
+    GatewayError,
+    ProviderError,
+    UnknownProviderError,
+)
 from .hookspecs import PROJECT
+from .models import ReportRun, ReportTemplate, RunStatus, Scope
+from .provider import ProviderContext, ProviderDriver, ProviderSpec, ResultResponse
+
+if TYPE_CHECKING:
+    from reporting_runtime import RetryConfig, Transport
+
+    from .download import DownloadProgress
+    from .polling import ProgressCallback
+
+__all__ = ["LOAD_PLUGINS_ENV", "Gateway", "PluginInfo", "hookimpl"]
 
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+#: Comma-separated entry-point names to load (empty: none); unset loads every plugin.
+LOAD_PLUGINS_ENV = "REPORT_GATEWAY_LOAD_PLUGINS"
+DEFAULT_PLUGIN_NAME = "report_gateway.defaults"
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class PluginInfo:
+    """One registered plugin, as ``report-gateway plugins`` lists it.
+
+    ``version`` and ``distribution`` come from the installed distribution's metadata for
+    entry-point plugins; they are None for objects passed with ``Gateway(plugins=[...])``.
+    """
+
+    name: str
+    version: str | None
+    hooks: tuple[str, ...]
+    distribution: str | None = None
+
+
+class _Defaults:
+    """The gateway's own answers, registered like any plugin and asked last."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @hookimpl(trylast=True)
+    def report_gateway_credentials(
+        self, provider: str, settings: ProviderSettings
+    ) -> Credentials | None:
+        """Credentials from the layered settings: explicit, then profile file, then env."""
+        keys = self._gateway.spec(provider).credential_keys
+        if not all(settings.get(key) for key in keys):
+            return None
+        origins = sorted({settings.origin(key) or "settings" for key in keys})
+        return Credentials(
+            {key: str(settings[key]) for key in keys}, source=", ".join(origins) or "none needed"
+        )
+
+    @hookimpl(trylast=True)
+    def report_gateway_map_status(self, raw_status: str) -> RunStatus | None:
+        """Accept the neutral words themselves (``succeeded``, ``CANCELLED``...)."""
+        word = raw_status.strip().lower()
+        if word == "cancelled":
+            return RunStatus.CANCELED
+        try:
+            return RunStatus(word)
+        except ValueError:
+            return None
+
 
 class Gateway:
-    """One object to run any provider's reports; see ARCHITECTURE's public API."""
+    """Run any installed provider's reports through one API.
+
+    ``settings`` maps a provider name to its settings (highest precedence; see
+    ``report_gateway.config`` for the profile file and the environment). ``plugins`` are extra
+    plugin objects (modules or instances with ``@hookimpl`` methods) registered before the
+    entry points; ``load_entrypoints=False`` keeps installed plugins out (tests, embedding).
+    ``transport`` is a ``reporting_runtime.Transport`` to share; one is created on first use
+    otherwise. ``environ`` replaces ``os.environ`` for settings lookups (tests).
+    """
+
+    def __init__(
+        self,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        config_file: str | os.PathLike[str] | None = None,
+        profile: str | None = None,
+        plugins: Sequence[object] | None = None,
+        load_entrypoints: bool = True,
+        transport: Transport | None = None,
+        retry: RetryConfig | None = None,
+        user_agent: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._explicit = {name: dict(values) for name, values in (settings or {}).items()}
+        self._config_file = config_file
+        self._profile_name = profile
+        self._environ = environ
+        self._extra_plugins = list(plugins or ())
+        self._load_entrypoints = load_entrypoints
+        self._transport = transport
+        self._owns_transport = transport is None
+        self._retry = retry
+        from . import __version__
+
+        self._user_agent = user_agent or f"report-gateway/{__version__}"
+        self._lock = threading.RLock()
+        self._loaded = False
+        self._specs: dict[str, ProviderSpec] = {}
+        self._drivers: dict[str, ProviderDriver] = {}
+        self._profile: ProfileFile | None = None
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.pm.register(_Defaults(self), name=DEFAULT_PLUGIN_NAME)
+
+    def __repr__(self) -> str:
+        names = sorted(self._specs) if self._loaded else "not loaded"
+        return f"<Gateway providers={names}>"
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection pool if this Gateway created it."""
+        with self._lock:
+            transport, self._transport = self._transport, None
+        if transport is not None and self._owns_transport:
+            for name in ("close", "clear"):
+                method = getattr(transport, name, None)
+                if callable(method):
+                    method()
+                    break
+
+    # -- plugins and providers -------------------------------------------------------------
+
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                self._load_plugins()
+
+    def _load_plugins(self) -> None:
+        """Register extra plugins and entry points once, then collect the provider specs."""
+        for plugin in self._extra_plugins:
+            if not self.pm.is_registered(plugin):
+                self.pm.register(plugin)
+        if self._load_entrypoints:
+            self._load_entry_points()
+        self.pm.check_pending()
+        specs: dict[str, ProviderSpec] = {}
+        for answer in reversed(self.pm.hook.report_gateway_providers()):
+            for spec in answer or ():
+                if spec.name in specs:
+                    raise ConfigurationError(f"two plugins register the provider {spec.name!r}")
+                specs[spec.name] = spec
+        self._specs = specs
+        self._loaded = True
+
+    def _load_entry_points(self) -> None:
+        env = os.environ if self._environ is None else self._environ
+        allowed = env.get(LOAD_PLUGINS_ENV)
+        if allowed is not None:
+            from importlib.metadata import entry_points
+
+            wanted = {name.strip() for name in allowed.split(",") if name.strip()}
+            for entry_point in entry_points(group=PROJECT):
+                if entry_point.name not in wanted:
+                    self.pm.set_blocked(entry_point.name)
+        self.pm.load_setuptools_entrypoints(PROJECT)
+
+    def providers(self) -> list[str]:
+        """Names of the providers the installed plugins add, sorted."""
+        self._ensure_loaded()
+        return sorted(self._specs)
+
+    def spec(self, provider: str) -> ProviderSpec:
+        """How a provider was announced (settings keys, env vars, poll hints)."""
+        self._ensure_loaded()
+        try:
+            return self._specs[provider]
+        except KeyError:
+            raise UnknownProviderError(provider, self._specs) from None
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution version and the hooks it implements."""
+        self._ensure_loaded()
+        from . import __version__
+
+        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
+        listing: list[PluginInfo] = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
+            dist = dists.get(id(plugin))
+            if dist is not None:
+                info = PluginInfo(name, dist.version, hooks, dist.metadata["Name"])
+            elif name == DEFAULT_PLUGIN_NAME:
+                info = PluginInfo(name, __version__, hooks, "report-gateway")
+            else:
+                info = PluginInfo(name, None, hooks)
+            listing.append(info)
+        return sorted(listing, key=lambda info: info.name)
+
+    def driver(self, provider: str) -> ProviderDriver:
+        """The provider's driver, created once (settings, credentials, auth resolved then)."""
+        driver = self._drivers.get(provider)
+        if driver is not None:
+            return driver
+        spec = self.spec(provider)
+        with self._lock:
+            driver = self._drivers.get(provider)
+            if driver is None:
+                with self._wrapped(provider):
+                    driver = spec.factory(self._context(spec))
+                self._drivers[provider] = driver
+        return driver
+
+    def settings(self, provider: str) -> ProviderSettings:
+        """The provider's layered settings (explicit > profile file > environment)."""
+        spec = self.spec(provider)
+        with self._lock:
+            if self._profile is None:
+                self._profile = load_profile(self._config_file, self._profile_name, self._environ)
+            profile = self._profile
+        resolved = layer_settings(
+            provider,
+            explicit=self._explicit.get(provider),
+            profile=profile,
+            env_vars=spec.env_vars,
+            environ=self._environ,
+        )
+        if spec.settings_keys:
+            unknown = sorted(set(resolved) - set(spec.settings_keys))
+            if unknown:
+                import warnings
+
+                warnings.warn(
+                    f"{provider}: unknown settings {unknown} (known: {list(spec.settings_keys)})",
+                    stacklevel=2,
+                )
+        return resolved
+
+    def _context(self, spec: ProviderSpec) -> ProviderContext:
+        settings = self.settings(spec.name)
+        credentials = self._credentials(spec, settings)
+        hook = self.pm.hook
+        auth = hook.report_gateway_auth(provider=spec.name, credentials=credentials)
+
+        def scope_headers(scope: Scope) -> Mapping[str, str] | None:
+            result: Mapping[str, str] | None = hook.report_gateway_scope_headers(
+                provider=spec.name, scope=scope
+            )
+            return result
+
+        def map_status(raw_status: str) -> RunStatus | None:
+            result: RunStatus | None = hook.report_gateway_map_status(
+                provider=spec.name, raw_status=raw_status
+            )
+            return result
+
+        return ProviderContext(
+            spec=spec,
+            settings=settings,
+            credentials=credentials,
+            auth=auth,
+            scope_headers=scope_headers,
+            map_status=map_status,
+            transport_factory=self.transport,
+            retry=self._retry,
+            user_agent=self._user_agent,
+        )
+
+    def _credentials(self, spec: ProviderSpec, settings: ProviderSettings) -> Credentials:
+        answer = self.pm.hook.report_gateway_credentials(provider=spec.name, settings=settings)
+        if isinstance(answer, Credentials):
+            return answer
+        if answer is not None:
+            return Credentials({str(k): str(v) for k, v in dict(answer).items()}, source="plugin")
+        tried: list[str] = []
+        for key in spec.credential_keys:
+            if settings.get(key):
+                continue
+            where = [f"settings[{spec.name!r}][{key!r}]"]
+            profile = self._profile
+            if profile is not None and profile.path is not None:
+                where.append(f"[profiles.{profile.profile}.{spec.name}] {key} in {profile.path}")
+            elif profile is not None:
+                from .config import default_config_path
+
+                where.append(f"config file (none at {default_config_path(self._environ)})")
+            if key in spec.env_vars:
+                where.append(f"env {spec.env_vars[key]}")
+            tried.append(f"{key}: " + ", ".join(where))
+        others = [
+            name
+            for name, plugin in self.pm.list_name_plugin()
+            if name != DEFAULT_PLUGIN_NAME
+            and plugin is not None
+            and any(
+                c.name == "report_gateway_credentials"
+                for c in self.pm.get_hookcallers(plugin) or ()
+            )
+        ]
+        if others:
+            tried.append("credential plugins: " + ", ".join(others))
+        raise CredentialsError(spec.name, tried)
+
+    def transport(self) -> Transport:
+        """The shared ``reporting_runtime.Transport`` (one connection pool for all providers)."""
+        transport = self._transport
+        if transport is not None:
+            return transport
+        with self._lock:
+            if self._transport is None:
+                from reporting_runtime import Transport
+
+                self._transport = Transport()
+            return self._transport
+
+    @contextlib.contextmanager
+    def _wrapped(self, provider: str) -> Iterator[None]:
+        """Turn runtime errors into ``ProviderError`` (gateway errors pass through)."""
+        try:
+            yield
+        except GatewayError:
+            raise
+        except Exception as exc:
+            if _is_runtime_error(exc):
+                raise ProviderError(exc, provider=provider) from exc
+            raise
+
+    def _call(self, provider: str, action: Callable[[ProviderDriver], T]) -> T:
+        driver = self.driver(provider)
+        with self._wrapped(provider):
+            return action(driver)
+
+    def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
+        with self._wrapped(provider):
+            yield from items()
+
+    def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
+        self.pm.hook.report_gateway_run_changed(run=run, previous=previous)
+
+    # -- templates ------------------------------------------------------------------------
+
+    def templates(self, provider: str, *, scope: Scope | None = None) -> list[ReportTemplate]:
+        """Every report the provider offers (Stripe report types, v2 reports, Zuora reports)."""
+        return list(self._call(provider, lambda d: d.templates(scope=scope or Scope())))
+
+    def template(
+        self, provider: str, report_id: str, *, scope: Scope | None = None
+    ) -> ReportTemplate:
+        """One report with its parameter schema; ``UnknownReportError`` if there is none."""
+        return self._call(provider, lambda d: d.template(report_id, scope=scope or Scope()))
+
+    def search(
+        self, provider: str, query: str, *, scope: Scope | None = None
+    ) -> list[ReportTemplate]:
+        """Reports whose name matches ``query``."""
+        return list(self._call(provider, lambda d: d.search(query, scope=scope or Scope())))
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def validate(
+        self,
+        provider: str,
+        report_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        scope: Scope | None = None,
+    ) -> dict[str, Any]:
+        """Check parameters without creating a run; return them as the provider wants them."""
+        params = dict(parameters or {})
+        return self._call(provider, lambda d: d.validate(report_id, params, scope=scope or Scope()))
+
+    def start(
+        self,
+        provider: str,
+        report_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        scope: Scope | None = None,
+        idempotency_key: str | None = None,
+    ) -> ReportRun:
+        """Validate the parameters, then create a run (once, even if the request is retried).
+
+        One idempotency key is made per call (or taken from ``idempotency_key``, to make a
+        retried job reuse its run); the runtime reuses it on every retry of the request.
+        """
+        where = scope or Scope()
+        key = idempotency_key or str(uuid.uuid4())
+        params = dict(parameters or {})
+
+        def create(driver: ProviderDriver) -> ReportRun:
+            valid = driver.validate(report_id, params, scope=where)
+            return driver.start(report_id, valid, scope=where, idempotency_key=key)
+
+        run = self._call(provider, create)
+        self._changed(run, None)
+        return run
+
+    def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
+        """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
+        return self._call(provider, lambda d: d.get(run_id, scope=scope or Scope()))
+
+    def wait(
+        self,
+        run: ReportRun,
+        *,
+        timeout: float | None = 3600.0,
+        on_progress: ProgressCallback | None = None,
+        poll_interval: float | None = None,
+        max_interval: float | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> ReportRun:
+        """Poll until the run ends; return it SUCCEEDED or raise.
+
+        Raises ``RunFailedError`` (with the provider's reason), ``RunCanceledError``, or
+        ``WaitTimeoutError`` after ``timeout`` seconds (None: no deadline). ``on_progress(run,
+        elapsed)`` is called before the first poll and after each one; every status change
+        fires ``report_gateway_run_changed``. ``poll_interval``/``max_interval`` override the
+        provider's hints; ``clock``/``sleep`` replace ``time.monotonic``/``time.sleep``.
+        """
+        import time
+
+        from .polling import Backoff, wait_for
+
+        spec = self.spec(run.provider)
+        first = poll_interval or spec.first_poll_interval
+        backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
+        return wait_for(
+            run,
+            lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)),
+            timeout=timeout,
+            backoff=backoff,
+            on_progress=on_progress,
+            on_change=self._changed,
+            clock=clock or time.monotonic,
+            sleep=sleep or time.sleep,
+        )
+
+    def cancel(self, run: ReportRun) -> ReportRun:
+        """Ask the provider to stop the run; return its new snapshot."""
+        canceled = self._call(run.provider, lambda d: d.cancel(run))
+        if canceled.status is not run.status:
+            self._changed(canceled, run)
+        return canceled
+
+    def last_completed(
+        self, provider: str, report_id: str, *, scope: Scope | None = None
+    ) -> ReportRun:
+        """The newest succeeded run of a report; ``RunNotFoundError`` when there is none."""
+        return self._call(provider, lambda d: d.last_completed(report_id, scope=scope or Scope()))
+
+    def runs(
+        self, provider: str, *, limit: int | None = 100, scope: Scope | None = None
+    ) -> Iterator[ReportRun]:
+        """Recent runs, newest first, pages followed lazily up to ``limit`` (None: all)."""
+        driver = self.driver(provider)
+        return self._iterate(provider, lambda: driver.runs(limit=limit, scope=scope or Scope()))
+
+    # -- results --------------------------------------------------------------------------
+
+    def _opener(self, run: ReportRun) -> Callable[[int], ResultResponse]:
+        if run.status is not RunStatus.SUCCEEDED or run.result is None:
+            raise DownloadError(
+                f"{run.provider} run {run.id} has no result yet (status {run.raw_status}); "
+                "wait for it first"
+            )
+        driver = self.driver(run.provider)
+
+        def open_result(offset: int) -> ResultResponse:
+            with self._wrapped(run.provider):
+                return driver.open_result(run, offset=offset)
+
+        return open_result
+
+    def download(
+        self,
+        run: ReportRun,
+        path: str | os.PathLike[str],
+        *,
+        unzip: bool = False,
+        raw: bool = False,
+        overwrite: bool = True,
+        on_progress: DownloadProgress | None = None,
+    ) -> Path:
+        """Save the result atomically and verified; return the path written.
+
+        ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export is converted to UTF-8
+        CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer.
+        """
+        from .download import download
+
+        opener = self._opener(run)
+        with self._wrapped(run.provider):
+            return download(
+                run,
+                path,
+                opener,
+                unzip=unzip,
+                raw=raw,
+                overwrite=overwrite,
+                on_progress=on_progress,
+            )
+
+    def rows(self, run: ReportRun) -> Iterator[dict[str, str]]:
+        """The result's rows as dicts keyed by the header row, streamed (see ``rows``)."""
+        from .rows import iter_rows
+        from .transfer import ResultBody
+
+        opener = self._opener(run)
+        assert run.result is not None  # checked by _opener
+        body = ResultBody(
+            opener,
+            expected_size=run.result.size,
+            description=f"{run.provider} run {run.id} result",
+        )
+        content_type = run.result.content_type
+        return self._iterate(run.provider, lambda: iter_rows(body, content_type))
 
 
-class PluginInfo:
-    """One row of ``Gateway.plugins()``."""
+def _is_runtime_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from reporting_runtime (checked without importing it)."""
+    runtime = sys.modules.get("reporting_runtime")
+    base = getattr(runtime, "ReportingError", None)
+    return isinstance(base, type) and isinstance(exc, base)

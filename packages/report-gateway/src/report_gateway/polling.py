@@ -1,0 +1,107 @@
+"""Waiting for a run: backoff polling under a deadline, progress and change notifications.
+
+The schedule starts fast (most small reports finish in seconds) and backs off geometrically
+to a cap (long reports should not cost thousands of requests). Jitter only shortens an
+interval, so the cap holds and many waiting jobs do not poll in lockstep. The deadline is
+checked before every sleep and no sleep runs past it, so a timeout fires within one poll of
+the deadline. Clock, sleep and randomness are injectable so tests never really wait.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+
+import attrs
+
+from .errors import RunCanceledError, RunFailedError, WaitTimeoutError
+from .models import ReportRun, RunStatus
+
+__all__ = ["Backoff", "ProgressCallback", "finish", "wait_for"]
+
+#: ``on_progress(run, elapsed_seconds)``: called once before the first poll and after each.
+ProgressCallback = Callable[[ReportRun, float], None]
+
+
+@attrs.frozen(kw_only=True)
+class Backoff:
+    """The polling schedule: ``first`` seconds, times ``factor`` each poll, up to ``maximum``.
+
+    With the defaults (0.5 s, x1.5, 30 s cap) a run finishing after 2 s is seen within 4
+    polls, and an hour-long run costs about 130 polls. ``jitter`` is the largest fraction
+    removed from an interval at random.
+    """
+
+    first: float = 0.5
+    factor: float = 1.5
+    maximum: float = 30.0
+    jitter: float = 0.1
+
+    def __attrs_post_init__(self) -> None:
+        if self.first <= 0 or self.maximum < self.first or self.factor < 1:
+            raise ValueError("backoff needs 0 < first <= maximum and factor >= 1")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+
+    def intervals(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
+        """The endless sequence of sleeps between polls."""
+        interval = self.first
+        while True:
+            yield interval * (1.0 - self.jitter * rand())
+            interval = min(interval * self.factor, self.maximum)
+
+
+def finish(run: ReportRun) -> ReportRun:
+    """Return a SUCCEEDED run; raise the error that matches any other terminal status."""
+    if run.status is RunStatus.FAILED:
+        raise RunFailedError(run, run.error)
+    if run.status is RunStatus.CANCELED:
+        raise RunCanceledError(run)
+    return run
+
+
+def wait_for(
+    run: ReportRun,
+    fetch: Callable[[], ReportRun],
+    *,
+    timeout: float | None,
+    backoff: Backoff | None = None,
+    on_progress: ProgressCallback | None = None,
+    on_change: Callable[[ReportRun, ReportRun], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
+) -> ReportRun:
+    """Poll ``fetch`` until the run is terminal; return it if SUCCEEDED, raise otherwise.
+
+    ``on_change(new, previous)`` fires whenever the status differs from the last snapshot.
+    ``timeout`` None waits forever; a timeout raises ``WaitTimeoutError`` (the run itself
+    goes on at the provider, and ``Gateway.wait`` can resume it from its id).
+    """
+    schedule = (backoff or Backoff()).intervals(rand)
+    start = clock()
+    deadline = None if timeout is None else start + max(0.0, timeout)
+    current = run
+    if on_progress is not None:
+        on_progress(current, 0.0)
+    if current.status.is_terminal:
+        return finish(current)
+    while True:
+        now = clock()
+        if deadline is not None and now >= deadline:
+            raise WaitTimeoutError(
+                current.provider, current.id, current.status, run=current, elapsed=now - start
+            )
+        delay = next(schedule)
+        if deadline is not None:
+            delay = min(delay, deadline - now)
+        sleep(delay)
+        latest = fetch()
+        if latest.status is not current.status and on_change is not None:
+            on_change(latest, current)
+        current = latest
+        if on_progress is not None:
+            on_progress(current, clock() - start)
+        if current.status.is_terminal:
+            return finish(current)
