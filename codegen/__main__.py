@@ -28,7 +28,10 @@ PINNED = {"datamodel-code-generator": "0.89.0", "ruff": "0.14.6"}
 
 def _check_pins(root: Path) -> list[str]:
     problems = []
-    found = {"datamodel-code-generator": version("datamodel-code-generator"), "ruff": ruff_version(root)}
+    found = {
+        "datamodel-code-generator": version("datamodel-code-generator"),
+        "ruff": ruff_version(root),
+    }
     for name, wanted in PINNED.items():
         if found[name] != wanted:
             problems.append(f"{name} {found[name]} is installed; generation is pinned to {wanted}")

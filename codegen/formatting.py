@@ -41,7 +41,9 @@ def format_python(source: str, *, repo_path: str, root: Path) -> str:
         raise FormattingError(
             f"ruff check on generated {repo_path}:\n{checked.stdout[-4000:]}{checked.stderr}"
         )
-    formatted = _ruff(["format", "--quiet", "--stdin-filename", repo_path, "-"], checked.stdout, root=root)
+    formatted = _ruff(
+        ["format", "--quiet", "--stdin-filename", repo_path, "-"], checked.stdout, root=root
+    )
     if formatted.returncode != 0:
         raise FormattingError(f"ruff format on generated {repo_path}:\n{formatted.stderr}")
     return formatted.stdout

@@ -252,7 +252,9 @@ class _TypeNamer:
         self.document = document
         self.model_prefix = model_prefix
 
-    def annotation(self, schema: Mapping[str, Any], *, where: str, inline_refs: bool = False) -> str:
+    def annotation(
+        self, schema: Mapping[str, Any], *, where: str, inline_refs: bool = False
+    ) -> str:
         """The annotation of a schema; `inline_refs` (parameters) reads through references.
 
         Parameters take plain Python values (a str for an enum, a mapping for an object)
@@ -306,7 +308,10 @@ def _media_schema(
 
 
 def operations(
-    document: Mapping[str, Any], *, client_headers: tuple[str, ...] = (), model_prefix: str = "models."
+    document: Mapping[str, Any],
+    *,
+    client_headers: tuple[str, ...] = (),
+    model_prefix: str = "models.",
 ) -> list[OperationSpec]:
     namer = _TypeNamer(document, model_prefix)
     skipped = {h.lower() for h in client_headers}
@@ -359,7 +364,9 @@ def operations(
         path_params = {p.wire_name: p for p in params if p.location == "path"}
         if set(ordered_path) != set(path_params):
             raise SpecError(f"{operation_id}: path template {path} and path parameters differ")
-        params = [path_params[n] for n in ordered_path] + [p for p in params if p.location != "path"]
+        params = [path_params[n] for n in ordered_path] + [
+            p for p in params if p.location != "path"
+        ]
 
         op = OperationSpec(
             operation_id=operation_id,

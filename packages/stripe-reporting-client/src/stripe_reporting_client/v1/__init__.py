@@ -1,4 +1,4 @@
-"""Low-level client for Stripe Reporting v1 (report types, report runs, result files on files.stripe.com).
+"""Low-level client for Stripe Reporting v1: report types, report runs, result files.
 
 `Client` and `models` are generated into `_generated/` from specs/stripe-reporting-v1.yaml;
 anything hand-written for this API belongs in this package beside that folder.
