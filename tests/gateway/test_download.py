@@ -1,0 +1,210 @@
+"""download(): the target appears only complete and verified; failures leave nothing behind."""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from report_gateway import DownloadError, IntegrityError, ReportRun, ResultFile, RunStatus
+from report_gateway.download import download
+from report_gateway.models import CONTENT_TSV_UTF16, CONTENT_ZIP
+
+DATA = b"id,amount\n" + b"".join(b"row_%d,%d\n" % (i, i * 7) for i in range(5000))
+
+
+def make_run(size: int | None = len(DATA), **result: Any) -> ReportRun:
+    return ReportRun(
+        provider="fake",
+        id="run_1",
+        report_id="r",
+        status=RunStatus.SUCCEEDED,
+        raw_status="succeeded",
+        result=ResultFile(url="https://files.invalid/x", size=size, **result),
+    )
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+
+
+def test_plain_csv_is_written_whole(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    target = download(make_run(), tmp_path / "out.csv", play)
+    assert target.read_bytes() == DATA
+    assert play.offsets == [0]
+    assert play.responses[0].closed
+    assert leftovers(tmp_path) == []
+
+
+def test_size_mismatch_leaves_no_file(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener([lambda offset: scripted(DATA[:-10], offset=offset)])
+    with pytest.raises(IntegrityError, match="announced"):
+        download(make_run(), tmp_path / "out.csv", play)
+    assert not (tmp_path / "out.csv").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_failure_keeps_existing_target_untouched(
+    tmp_path: Path, opener: Any, scripted: Any
+) -> None:
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"yesterday's report\n")
+    play = opener([lambda offset: scripted(DATA + b"extra", offset=offset)])
+    with pytest.raises(IntegrityError):
+        download(make_run(), target, play)
+    assert target.read_bytes() == b"yesterday's report\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_dropped_connection_resumes_with_range(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener(
+        [
+            lambda offset: scripted(DATA, offset=offset, fail_after=30_000, chunk=8192),
+            lambda offset: scripted(DATA, offset=offset, chunk=8192),
+        ]
+    )
+    target = download(make_run(), tmp_path / "out.csv", play)
+    assert target.read_bytes() == DATA
+    assert play.offsets == [0, 30_000]
+    assert play.responses[1].status == 206
+
+
+def test_server_without_ranges_restarts_and_skips_what_was_written(
+    tmp_path: Path, opener: Any, scripted: Any
+) -> None:
+    play = opener(
+        [
+            lambda offset: scripted(DATA, ranges=False, fail_after=20_000, chunk=4096),
+            lambda offset: scripted(DATA, ranges=False, chunk=4096),
+        ]
+    )
+    target = download(make_run(), tmp_path / "out.csv", play)
+    assert target.read_bytes() == DATA
+    assert play.responses[1].status == 200
+
+
+def test_short_body_without_error_is_resumed(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    # The body ends cleanly but before its own Content-Length (a truncating proxy).
+    def truncated(offset: int) -> Any:
+        response = scripted(DATA, offset=offset)
+        response.body = response.body[:1000]
+        response.content_length = len(DATA) - offset
+        return response
+
+    play = opener([truncated, lambda offset: scripted(DATA, offset=offset)])
+    assert download(make_run(), tmp_path / "o.csv", play).read_bytes() == DATA
+    assert play.offsets == [0, 1000]
+
+
+def test_attempts_are_bounded(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener([lambda offset: scripted(DATA, offset=offset, fail_after=100, chunk=50)])
+    with pytest.raises(DownloadError, match="connection failed 5 times"):
+        download(make_run(), tmp_path / "out.csv", play)
+    assert len(play.offsets) == 5
+    assert not (tmp_path / "out.csv").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_unknown_size_takes_content_length(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    seen: list[tuple[int, int | None]] = []
+    download(make_run(size=None), tmp_path / "o.csv", play, on_progress=lambda *a: seen.append(a))
+    assert seen[-1] == (len(DATA), len(DATA))
+
+
+def test_progress_is_reported_per_chunk(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener([lambda offset: scripted(DATA, offset=offset, chunk=10_000)])
+    seen: list[tuple[int, int | None]] = []
+    download(make_run(), tmp_path / "o.csv", play, on_progress=lambda *a: seen.append(a))
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == (len(DATA), len(DATA))
+    assert len(seen) == -(-len(DATA) // 10_000)
+
+
+def test_overwrite_false_refuses_existing_target(
+    tmp_path: Path, opener: Any, scripted: Any
+) -> None:
+    target = tmp_path / "out.csv"
+    target.write_text("keep")
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    with pytest.raises(DownloadError, match="exists"):
+        download(make_run(), target, play, overwrite=False)
+    assert target.read_text() == "keep"
+    assert play.offsets == []
+
+
+def test_folder_target_uses_provider_filename(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    target = download(make_run(filename="balance.csv"), tmp_path, play)
+    assert target == tmp_path / "balance.csv"
+
+
+def test_run_without_result_is_refused(tmp_path: Path) -> None:
+    run = ReportRun(
+        provider="fake", id="r1", report_id="r", status=RunStatus.RUNNING, raw_status="running"
+    )
+    with pytest.raises(DownloadError, match="no result"):
+        download(run, tmp_path / "o.csv", lambda offset: pytest.fail("must not open"))
+
+
+def test_checksum_verified(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    good = "sha256:" + hashlib.sha256(DATA).hexdigest()
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    assert download(make_run(checksum=good), tmp_path / "a.csv", play).read_bytes() == DATA
+    bad = "md5:" + hashlib.md5(b"other").hexdigest()  # noqa: S324
+    with pytest.raises(IntegrityError, match="checksum"):
+        download(make_run(checksum=bad), tmp_path / "b.csv", play)
+    assert not (tmp_path / "b.csv").exists()
+
+
+def _zip(name: str, payload: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(name, payload)
+    return buffer.getvalue()
+
+
+def test_zip_result_unpacked_on_request(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    archive = _zip("report.csv", DATA)
+    play = opener([lambda offset: scripted(archive, offset=offset)])
+    run = make_run(size=len(archive), content_type=CONTENT_ZIP)
+    assert download(run, tmp_path / "out.csv", play, unzip=True).read_bytes() == DATA
+    kept = download(run, tmp_path / "out.zip", play)
+    assert kept.read_bytes() == archive
+    assert leftovers(tmp_path) == []
+
+
+def test_corrupt_zip_leaves_nothing(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    junk = b"PK\x03\x04 not really a zip"
+    play = opener([lambda offset: scripted(junk, offset=offset)])
+    run = make_run(size=len(junk), content_type=CONTENT_ZIP)
+    with pytest.raises(IntegrityError, match="ZIP"):
+        download(run, tmp_path / "out.csv", play, unzip=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+ZUORA_TEXT = 'Account.Name\tInvoice.Amount\nAcme, Inc.\t1,729.76\nZoë\t"5"\n'
+
+
+@pytest.mark.parametrize("bom", [True, False])
+def test_utf16_tab_export_becomes_utf8_csv(
+    tmp_path: Path, opener: Any, scripted: Any, bom: bool
+) -> None:
+    payload = (codecs.BOM_UTF16_LE if bom else b"") + ZUORA_TEXT.encode("utf-16-le")
+    play = opener([lambda offset: scripted(payload, offset=offset)])
+    run = make_run(size=len(payload), content_type=CONTENT_TSV_UTF16)
+    out = download(run, tmp_path / "z.csv", play).read_text(encoding="utf-8")
+    assert out == 'Account.Name,Invoice.Amount\n"Acme, Inc.","1,729.76"\nZoë,5\n'
+
+
+def test_utf16_raw_keeps_the_bytes(tmp_path: Path, opener: Any, scripted: Any) -> None:
+    payload = codecs.BOM_UTF16_LE + ZUORA_TEXT.encode("utf-16-le")
+    play = opener([lambda offset: scripted(payload, offset=offset)])
+    run = make_run(size=len(payload), content_type=CONTENT_TSV_UTF16)
+    assert download(run, tmp_path / "z.tsv", play, raw=True).read_bytes() == payload

@@ -1,0 +1,199 @@
+"""Waiting: backoff schedule, deadline, progress, change notifications, terminal errors.
+
+A fake clock advances only when the code sleeps, so nothing here really waits.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from report_gateway import (
+    ReportRun,
+    RunCanceledError,
+    RunFailedError,
+    RunStatus,
+    WaitTimeoutError,
+)
+from report_gateway.polling import Backoff, wait_for
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def run(status: RunStatus = RunStatus.PENDING, raw: str = "pending", **kw: object) -> ReportRun:
+    return ReportRun(
+        provider="fake", id="run_9", report_id="r", status=status, raw_status=raw, **kw
+    )  # type: ignore[arg-type]
+
+
+def statuses(seq: Sequence[RunStatus]) -> Iterator[ReportRun]:
+    for status in seq:
+        yield run(status, status.value, error="boom" if status is RunStatus.FAILED else None)
+
+
+def test_returns_succeeded_run_with_progress_and_changes() -> None:
+    clock = FakeClock()
+    polls = statuses([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RUNNING, RunStatus.SUCCEEDED])
+    progress: list[tuple[RunStatus, float]] = []
+    changes: list[tuple[RunStatus, RunStatus]] = []
+    done = wait_for(
+        run(),
+        lambda: next(polls),
+        timeout=60,
+        on_progress=lambda r, elapsed: progress.append((r.status, elapsed)),
+        on_change=lambda new, old: changes.append((old.status, new.status)),
+        clock=clock,
+        sleep=clock.sleep,
+        rand=lambda: 0.0,
+    )
+    assert done.status is RunStatus.SUCCEEDED
+    assert clock.sleeps == [0.5, 0.75, 1.125, 1.6875]
+    assert [s for s, _ in progress] == [
+        RunStatus.PENDING,
+        RunStatus.PENDING,
+        RunStatus.RUNNING,
+        RunStatus.RUNNING,
+        RunStatus.SUCCEEDED,
+    ]
+    assert progress[0][1] == 0.0
+    assert progress[-1][1] == pytest.approx(sum(clock.sleeps))
+    assert changes == [
+        (RunStatus.PENDING, RunStatus.RUNNING),
+        (RunStatus.RUNNING, RunStatus.SUCCEEDED),
+    ]
+
+
+def test_two_second_run_needs_few_polls() -> None:
+    clock = FakeClock()
+    start = clock.now
+    count = itertools.count(1)
+
+    def fetch() -> ReportRun:
+        next(count)
+        done = clock.now - start >= 2.0
+        return run(RunStatus.SUCCEEDED if done else RunStatus.RUNNING)
+
+    wait_for(run(), fetch, timeout=60, clock=clock, sleep=clock.sleep, rand=lambda: 0.999)
+    assert next(count) - 1 <= 6
+
+
+def test_already_terminal_run_is_not_polled() -> None:
+    done = run(RunStatus.SUCCEEDED, "succeeded")
+    assert wait_for(done, lambda: pytest.fail("polled"), timeout=1) is done
+
+
+def test_failed_run_raises_with_provider_reason() -> None:
+    clock = FakeClock()
+    polls = statuses([RunStatus.RUNNING, RunStatus.FAILED])
+    with pytest.raises(RunFailedError, match="boom") as info:
+        wait_for(run(), lambda: next(polls), timeout=60, clock=clock, sleep=clock.sleep)
+    assert info.value.reason == "boom"
+    assert info.value.run.id == "run_9"
+
+
+def test_canceled_run_raises() -> None:
+    clock = FakeClock()
+    polls = statuses([RunStatus.CANCELED])
+    with pytest.raises(RunCanceledError, match="run_9"):
+        wait_for(run(), lambda: next(polls), timeout=60, clock=clock, sleep=clock.sleep)
+
+
+def test_deadline_raises_timeout_naming_the_run_and_how_to_resume() -> None:
+    clock = FakeClock()
+    with pytest.raises(WaitTimeoutError) as info:
+        wait_for(
+            run(),
+            lambda: run(RunStatus.RUNNING, "running"),
+            timeout=10,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    error = info.value
+    assert error.run_id == "run_9"
+    assert error.provider == "fake"
+    assert error.last_status is RunStatus.RUNNING
+    assert "report-gateway wait fake run_9" in str(error)
+    assert sum(clock.sleeps) == pytest.approx(10.0)  # never slept past the deadline
+
+
+def test_zero_timeout_polls_nothing() -> None:
+    with pytest.raises(WaitTimeoutError):
+        wait_for(run(), lambda: pytest.fail("polled"), timeout=0)
+
+
+def test_backoff_validates_its_numbers() -> None:
+    with pytest.raises(ValueError, match="first"):
+        Backoff(first=0)
+    with pytest.raises(ValueError, match="jitter"):
+        Backoff(jitter=1.0)
+
+
+@given(
+    first=st.floats(0.01, 5),
+    factor=st.floats(1, 3),
+    cap=st.floats(5, 60),
+    jitter=st.floats(0, 0.9),
+    draws=st.lists(st.floats(0, 0.999999), min_size=1, max_size=40),
+)
+def test_schedule_positive_capped_and_non_decreasing_before_jitter(
+    first: float, factor: float, cap: float, jitter: float, draws: list[float]
+) -> None:
+    backoff = Backoff(first=first, factor=factor, maximum=cap, jitter=jitter)
+    rand = iter(draws)
+    plain = list(itertools.islice(backoff.intervals(lambda: 0.0), len(draws)))
+    jittered = list(itertools.islice(backoff.intervals(lambda: next(rand)), len(draws)))
+    assert plain == sorted(plain)
+    for base, value in zip(plain, jittered, strict=True):
+        assert 0 < value <= base <= cap
+        assert value >= base * (1 - jitter) - 1e-12
+
+
+@given(
+    timeout=st.floats(0, 500),
+    polls_until_done=st.integers(1, 200),
+    rand=st.floats(0, 0.999),
+)
+def test_deadline_honoured_within_one_poll(
+    timeout: float, polls_until_done: int, rand: float
+) -> None:
+    clock = FakeClock()
+    start = clock.now
+    counter = itertools.count(1)
+
+    def fetch() -> ReportRun:
+        n = next(counter)
+        return run(RunStatus.SUCCEEDED if n >= polls_until_done else RunStatus.RUNNING)
+
+    try:
+        wait_for(run(), fetch, timeout=timeout, clock=clock, sleep=clock.sleep, rand=lambda: rand)
+    except WaitTimeoutError:
+        assert clock.now - start == pytest.approx(timeout)
+    assert clock.now - start <= timeout + 1e-9
+    assert all(s <= 30.0 for s in clock.sleeps)
+
+
+def test_unknown_status_is_not_terminal() -> None:
+    # The driver maps unknown words to RUNNING (ProviderContext.map_status), so waiting goes on.
+    clock = FakeClock()
+    snapshots = iter(
+        [attrs.evolve(run(RunStatus.RUNNING), raw_status="REINDEXING"), run(RunStatus.SUCCEEDED)]
+    )
+    done = wait_for(run(), lambda: next(snapshots), timeout=60, clock=clock, sleep=clock.sleep)
+    assert done.status is RunStatus.SUCCEEDED
