@@ -14,7 +14,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from report_gateway import Gateway
 
 EXAMPLE_SRC = Path(__file__).parents[1] / "plugins" / "report-gateway-example" / "src"

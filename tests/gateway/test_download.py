@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from report_gateway import DownloadError, IntegrityError, ReportRun, ResultFile, RunStatus
 from report_gateway.download import download
 from report_gateway.models import CONTENT_TSV_UTF16, CONTENT_ZIP

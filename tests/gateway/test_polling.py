@@ -12,7 +12,6 @@ import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from report_gateway import (
     ReportRun,
     RunCanceledError,

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from report_gateway.models import CONTENT_CSV, CONTENT_TSV_UTF16, CONTENT_ZIP
 from report_gateway.rows import ResultFormatError, iter_rows
 from report_gateway.transfer import ResultBody
@@ -41,7 +40,7 @@ class _Once:
 
 
 def test_rows_keyed_by_header() -> None:
-    data = 'id,name,amount\r\n1,Ada,10\r\n2,"Grace, H",20\r\n'.encode()
+    data = b'id,name,amount\r\n1,Ada,10\r\n2,"Grace, H",20\r\n'
     assert rows_of(data) == [
         {"id": "1", "name": "Ada", "amount": "10"},
         {"id": "2", "name": "Grace, H", "amount": "20"},
