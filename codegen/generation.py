@@ -141,6 +141,7 @@ def _operation_view(op: OperationSpec) -> dict[str, Any]:
         "server": op.server,
         "body_encoding": op.body_encoding,
         "streaming": op.streaming,
+        "query_style": op.query_style,
         "path_parameters": op.path_parameters,
         "keyword_parameters": op.keyword_parameters,
         "in_location": op.in_location,

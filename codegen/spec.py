@@ -204,6 +204,7 @@ class OperationSpec:
     response_annotation: str | None = None  # None with streaming=False: no body
     streaming: bool = False
     deprecated: bool = False
+    query_style: str = "form"  # "deep" when a query parameter is a deepObject (Stripe)
     hoisted: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -368,6 +369,9 @@ def operations(
             p for p in params if p.location != "path"
         ]
 
+        deep = any(
+            p.get("in") == "query" and p.get("style") == "deepObject" for p in merged.values()
+        )
         op = OperationSpec(
             operation_id=operation_id,
             method=method.upper(),
@@ -377,6 +381,7 @@ def operations(
             description=raw.get("description"),
             parameters=params,
             deprecated=bool(raw.get("deprecated")),
+            query_style="deep" if deep else "form",
         )
 
         body = raw.get("requestBody")

@@ -7,7 +7,6 @@ One method per operation of specs/zuora-reporting.yaml; the runtime's ApiClient 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from reporting_runtime import (
     ApiClient,
@@ -17,6 +16,7 @@ from reporting_runtime import (
     Policy,
     Response,
     RetryConfig,
+    RetryPolicy,
     Transport,
 )
 
@@ -93,11 +93,6 @@ OPERATIONS: Mapping[str, Operation] = {
 }
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments left at None are not sent at all."""
-    return {name: value for name, value in values.items() if value is not None}
-
-
 class Client(ApiClient):
     """Zuora Reporting API
 
@@ -113,7 +108,7 @@ class Client(ApiClient):
         auth: AuthPolicy | None = None,
         transport: Transport | None = None,
         policies: Sequence[Policy] = (),
-        retry: RetryConfig | None = None,
+        retry: RetryConfig | RetryPolicy | None = None,
         user_agent: str = USER_AGENT,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -166,7 +161,7 @@ class Client(ApiClient):
         return self.call(
             SEARCH_REPORTS,
             models.SearchReportsResponse,
-            query=_present({"query": query, "searchStart": search_start}),
+            query={"query": query, "searchStart": search_start},
             headers={"entityId": entity_id, "entityName": entity_name},
         )
 
@@ -195,7 +190,7 @@ class Client(ApiClient):
             RUN_REPORT,
             models.RunReportResponse,
             path={"reportId": report_id},
-            query=_present({"viewType": view_type}),
+            query={"viewType": view_type},
             headers={"entityId": entity_id, "entityName": entity_name},
             body=body,
         )
@@ -299,7 +294,7 @@ class Client(ApiClient):
             GET_REPORT_DATA,
             models.ReportDataResponse,
             path={"reportRunId": report_run_id},
-            query=_present({"offset": offset, "pageSize": page_size}),
+            query={"offset": offset, "pageSize": page_size},
             headers={"entityId": entity_id, "entityName": entity_name},
         )
 
@@ -326,7 +321,7 @@ class Client(ApiClient):
         return self.request(
             EXPORT_REPORT_RUN,
             path={"reportRunId": report_run_id},
-            query=_present({"pivoted": pivoted}),
+            query={"pivoted": pivoted},
             headers={"entityId": entity_id, "entityName": entity_name},
             stream=True,
         )

@@ -17,6 +17,7 @@ from reporting_runtime import (
     Policy,
     Response,
     RetryConfig,
+    RetryPolicy,
     Transport,
 )
 
@@ -48,6 +49,7 @@ LIST_REPORT_RUNS = Operation(
     server="default",
     body_encoding=None,
     streaming=False,
+    query_style="deep",
 )
 CREATE_REPORT_RUN = Operation(
     operation_id="create_report_run",
@@ -84,11 +86,6 @@ OPERATIONS: Mapping[str, Operation] = {
 }
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments left at None are not sent at all."""
-    return {name: value for name, value in values.items() if value is not None}
-
-
 class Client(ApiClient):
     """Stripe Reporting API (v1)
 
@@ -105,7 +102,7 @@ class Client(ApiClient):
         auth: AuthPolicy | None = None,
         transport: Transport | None = None,
         policies: Sequence[Policy] = (),
-        retry: RetryConfig | None = None,
+        retry: RetryConfig | RetryPolicy | None = None,
         user_agent: str = USER_AGENT,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -197,14 +194,12 @@ class Client(ApiClient):
         return self.call(
             LIST_REPORT_RUNS,
             models.ReportRunList,
-            query=_present(
-                {
-                    "created": created,
-                    "limit": limit,
-                    "starting_after": starting_after,
-                    "ending_before": ending_before,
-                }
-            ),
+            query={
+                "created": created,
+                "limit": limit,
+                "starting_after": starting_after,
+                "ending_before": ending_before,
+            },
             headers={"Stripe-Account": stripe_account},
         )
 

@@ -7,7 +7,6 @@ One method per operation of specs/stripe-reporting-v2.yaml; the runtime's ApiCli
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from reporting_runtime import (
     ApiClient,
@@ -16,6 +15,7 @@ from reporting_runtime import (
     Operation,
     Policy,
     RetryConfig,
+    RetryPolicy,
     Transport,
 )
 
@@ -56,11 +56,6 @@ OPERATIONS: Mapping[str, Operation] = {
 }
 
 
-def _present(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Arguments left at None are not sent at all."""
-    return {name: value for name, value in values.items() if value is not None}
-
-
 class Client(ApiClient):
     """Stripe Reports API (v2, private preview)
 
@@ -76,7 +71,7 @@ class Client(ApiClient):
         auth: AuthPolicy | None = None,
         transport: Transport | None = None,
         policies: Sequence[Policy] = (),
-        retry: RetryConfig | None = None,
+        retry: RetryConfig | RetryPolicy | None = None,
         user_agent: str = USER_AGENT,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
@@ -172,6 +167,6 @@ class Client(ApiClient):
             RETRIEVE_REPORT_RUN,
             models.ReportRun,
             path={"id": id},
-            query=_present({"include": include}),
+            query={"include": include},
             headers={"Stripe-Context": stripe_context},
         )
