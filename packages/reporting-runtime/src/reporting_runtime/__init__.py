@@ -1,1 +1,104 @@
-"""HTTP runtime shared by the generated reporting clients: transport, policies, converter, errors."""
+"""HTTP runtime shared by the generated reporting clients: transport, policies, converter,
+errors. The converter (cattrs) loads on first use, so importing a client stays quick."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from reporting_runtime.auth import AuthPolicy, BasicAuth, BearerAuth, HeaderPairAuth
+from reporting_runtime.client import ApiClient, Operation
+from reporting_runtime.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    ConnectTimeout,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ReadTimeoutError,
+    ReportingError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+from reporting_runtime.messages import Headers, Request, Response
+from reporting_runtime.pipeline import Pipeline, Policy
+from reporting_runtime.policies import (
+    HeadersPolicy,
+    IdempotencyKeyPolicy,
+    LoggingPolicy,
+    RedirectPolicy,
+    UserAgentPolicy,
+)
+from reporting_runtime.retry import BackoffRetry, RetryConfig, RetryPolicy
+from reporting_runtime.transport import Timeout, Transport
+from reporting_runtime.types import (
+    EpochMillisOrRfc3339,
+    FlexibleTime,
+    Int64String,
+    OpenEnum,
+    UnixTime,
+)
+
+if TYPE_CHECKING:
+    from cattrs import Converter
+
+    from reporting_runtime.converter import structure, unstructure
+
+    converter: Converter
+
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "AuthPolicy",
+    "AuthenticationError",
+    "BackoffRetry",
+    "BadRequestError",
+    "BasicAuth",
+    "BearerAuth",
+    "ConflictError",
+    "ConnectTimeout",
+    "EpochMillisOrRfc3339",
+    "FlexibleTime",
+    "HeaderPairAuth",
+    "Headers",
+    "HeadersPolicy",
+    "IdempotencyKeyPolicy",
+    "Int64String",
+    "LoggingPolicy",
+    "NotFoundError",
+    "OpenEnum",
+    "Operation",
+    "PermissionDeniedError",
+    "Pipeline",
+    "Policy",
+    "RateLimitError",
+    "ReadTimeoutError",
+    "RedirectPolicy",
+    "ReportingError",
+    "Request",
+    "Response",
+    "ResponseFormatError",
+    "RetryConfig",
+    "RetryPolicy",
+    "ServerError",
+    "Timeout",
+    "Transport",
+    "TransportError",
+    "UnixTime",
+    "UserAgentPolicy",
+    "converter",
+    "structure",
+    "unstructure",
+]
+
+_LAZY = frozenset({"converter", "structure", "unstructure"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from reporting_runtime import converter as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'reporting_runtime' has no attribute {name!r}")

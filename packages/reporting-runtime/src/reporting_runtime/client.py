@@ -1,0 +1,245 @@
+"""ApiClient, the base of every generated client: operation in, Response or model out."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeVar
+
+import attrs
+
+from reporting_runtime.auth import AuthPolicy
+from reporting_runtime.encoding import QueryStyle, encode_form, encode_query, expand_path
+from reporting_runtime.error_bodies import ErrorFormat, api_error, is_zuora_failure
+from reporting_runtime.errors import ResponseFormatError
+from reporting_runtime.messages import Request, Response, body_excerpt, with_header
+from reporting_runtime.pipeline import Pipeline, Policy
+from reporting_runtime.policies import (
+    HeadersPolicy,
+    IdempotencyKeyPolicy,
+    LoggingPolicy,
+    RedirectPolicy,
+    UserAgentPolicy,
+)
+from reporting_runtime.retry import RetryConfig, RetryPolicy
+from reporting_runtime.transport import Transport
+
+__all__ = ["ApiClient", "Operation"]
+
+T = TypeVar("T")
+
+BodyEncoding = Literal["form", "json"] | None
+
+_ERROR_BODY_LIMIT = 1 << 16
+
+
+@attrs.frozen(kw_only=True)
+class Operation:
+    """One API operation as codegen describes it (operationId, method, path template...)."""
+
+    operation_id: str
+    method: str
+    path: str
+    server: str = "default"
+    body_encoding: BodyEncoding = None
+    streaming: bool = False
+    query_style: QueryStyle = "form"
+
+
+def _plain(value: Any) -> Any:
+    """attrs models (at any depth) as wire dicts via the converter; other values as is."""
+    if attrs.has(type(value)) or (
+        isinstance(value, list | tuple) and any(attrs.has(type(v)) for v in value)
+    ):
+        from reporting_runtime.converter import unstructure
+
+        return unstructure(value)
+    return value
+
+
+class ApiClient:
+    """Builds the pipeline once, then turns `request(op, ...)` calls into HTTP exchanges.
+
+    Pipeline order: user agent, default headers, caller policies (scope headers...), auth,
+    idempotency key (Stripe formats only: Zuora does not document the header, so a POST
+    there is never retried), redirects, retry, logging (closest to the wire, so it logs
+    what is really sent, after auth, with the secrets redacted).
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        servers: Mapping[str, str] | None = None,
+        auth: AuthPolicy | None = None,
+        transport: Transport | None = None,
+        policies: Sequence[Policy] = (),
+        retry: RetryConfig | RetryPolicy | None = None,
+        user_agent: str = "reporting-runtime",
+        default_headers: Mapping[str, str | None] | None = None,
+        error_format: ErrorFormat = "stripe",
+        idempotency_keys: bool | None = None,
+        logger_name: str = "reporting_runtime.http",
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.servers = {name: url.rstrip("/") for name, url in (servers or {}).items()}
+        self.error_format: ErrorFormat = error_format
+        self.auth = auth
+        self.transport = transport or Transport()
+        secret_names = sorted(auth.secret_header_names) if auth is not None else []
+        chain: list[Policy] = [
+            UserAgentPolicy(user_agent),
+            HeadersPolicy(default_headers or {}),
+            *policies,
+        ]
+        if auth is not None:
+            chain.append(auth)
+        if idempotency_keys if idempotency_keys is not None else error_format != "zuora":
+            chain.append(IdempotencyKeyPolicy())
+        chain.append(RedirectPolicy(secret_headers=secret_names))
+        chain.append(retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry))
+        chain.append(LoggingPolicy(logging.getLogger(logger_name), secret_headers=secret_names))
+        self.pipeline = Pipeline(chain, self.transport)
+
+    def url_for(self, op: Operation, path: Mapping[str, Any] | None = None) -> str:
+        if op.server == "default":
+            base = self.base_url
+        else:
+            try:
+                base = self.servers[op.server]
+            except KeyError:
+                raise ValueError(
+                    f"{self.provider} {op.operation_id}: no server named {op.server!r}"
+                ) from None
+        return base + expand_path(op.path, path or {})
+
+    def build_request(
+        self,
+        op: Operation,
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str | None] | None = None,
+        body: Any = None,
+    ) -> Request:
+        url = self.url_for(op, path)
+        encoded_query = encode_query(query or {}, op.query_style)
+        if encoded_query:
+            url = f"{url}?{encoded_query}"
+        sent = {"Accept": "*/*" if op.streaming else "application/json"}
+        for name, value in (headers or {}).items():
+            if value is not None:
+                sent = with_header(sent, name, value)
+        data: bytes | None = None
+        if body is not None and op.body_encoding is None:
+            raise TypeError(f"{self.provider} {op.operation_id} takes no request body")
+        if body is not None:
+            plain = _plain(body)
+            if op.body_encoding == "form":
+                if not isinstance(plain, Mapping):
+                    raise TypeError(f"{op.operation_id}: a form body must be an object")
+                data = encode_form(plain)
+                content_type = "application/x-www-form-urlencoded"
+            else:
+                data = json.dumps(plain, separators=(",", ":"), default=_json_default).encode()
+                content_type = "application/json"
+            sent = with_header(sent, "Content-Type", content_type)
+        return Request(
+            method=op.method.upper(),
+            url=url,
+            headers=sent,
+            body=data,
+            operation=op.operation_id,
+            provider=self.provider,
+        )
+
+    def request(
+        self,
+        op: Operation,
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str | None] | None = None,
+        body: Any = None,
+        stream: bool = False,
+    ) -> Response:
+        """Send `op`; a non-2xx answer (or Zuora's success false) raises an ApiError."""
+        request = self.build_request(op, path=path, query=query, headers=headers, body=body)
+        stream = stream or op.streaming
+        response = self.pipeline.send(request, stream=stream)
+        if not response.ok:
+            raise self._error(response)
+        if self.error_format == "zuora" and self._may_be_zuora_failure(response, stream):
+            body_bytes = response.read()
+            try:
+                data = json.loads(body_bytes)
+            except (ValueError, UnicodeDecodeError):
+                data = None
+            if is_zuora_failure(data):
+                raise api_error(response, body_bytes, self.error_format)
+        return response
+
+    def call(
+        self,
+        op: Operation,
+        response_type: type[T],
+        *,
+        path: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str | None] | None = None,
+        body: Any = None,
+    ) -> T:
+        """`request`, then the JSON body structured as `response_type`."""
+        from reporting_runtime.converter import structure
+
+        response = self.request(op, path=path, query=query, headers=headers, body=body)
+        data = response.json()
+        try:
+            return structure(data, response_type)
+        except ResponseFormatError as exc:
+            suffix = f" (request id {response.request_id})" if response.request_id else ""
+            raise ResponseFormatError(
+                f"{self.provider} {op.operation_id}: {exc}{suffix}",
+                provider=self.provider,
+                operation=op.operation_id,
+                status=response.status,
+                excerpt=body_excerpt(response.read()),
+            ) from None
+
+    def _may_be_zuora_failure(self, response: Response, stream: bool) -> bool:
+        # A streamed export is only peeked at when it says it is JSON (a CSV never is).
+        return not stream or "json" in response.content_type.lower()
+
+    def _error(self, response: Response) -> Exception:
+        try:
+            body = b""
+            for chunk in response.iter_bytes(8192):
+                body += chunk
+                if len(body) >= _ERROR_BODY_LIMIT:
+                    break
+        except Exception:  # noqa: S110 - the status alone still makes a useful error
+            pass
+        finally:
+            response.close()
+        return api_error(response, body, self.error_format)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(provider={self.provider!r}, base_url={self.base_url!r})"
+
+
+def _json_default(value: Any) -> Any:
+    from reporting_runtime.converter import unstructure
+
+    return unstructure(value)

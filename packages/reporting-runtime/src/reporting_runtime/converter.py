@@ -1,0 +1,199 @@
+"""The one cattrs converter for every generated model, configured for the providers' quirks.
+
+Models follow the codegen convention: attrs frozen kw_only classes, `metadata={"json":
+<wire name>}` on renamed fields, and a last field `raw_payload` (metadata {"raw": True})
+that receives the original dict, so fields a spec does not know yet are never lost.
+Hooks are made per class by factories, never written per model.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from reporting_runtime.errors import ResponseFormatError
+from reporting_runtime.types import (
+    FlexibleTime,
+    Int64String,
+    OpenEnum,
+    UnixTime,
+    format_rfc3339,
+    parse_flexible_time,
+    parse_int64,
+    parse_rfc3339,
+    parse_unix_time,
+)
+
+__all__ = ["converter", "make_converter", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+_PRIMITIVES = (str, int, float, bool)
+
+
+def _structure_datetime(value: Any, _: type) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"expected an RFC 3339 string, got {type(value).__name__}")
+    return parse_rfc3339(value)
+
+
+def _enum_value(value: enum.Enum) -> Any:
+    return value.value
+
+
+def _unix_seconds(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _is_union(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    return origin is typing.Union or origin is types.UnionType
+
+
+def _raw_field(cls: type) -> str | None:
+    for field in attrs.fields(cls):
+        if field.metadata.get("raw"):
+            return str(field.name)
+    return None
+
+
+def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
+    """A converter with every quirk registered. The module-level `converter` is the fast
+    one; a detailed twin is used only to explain a failure."""
+    conv = cattrs.Converter(detailed_validation=detailed_validation)
+
+    conv.register_structure_hook(datetime, _structure_datetime)
+    conv.register_unstructure_hook(datetime, format_rfc3339)
+    conv.register_structure_hook(UnixTime, lambda v, _: parse_unix_time(v))
+    conv.register_unstructure_hook(UnixTime, _unix_seconds)
+    conv.register_structure_hook(FlexibleTime, lambda v, _: parse_flexible_time(v))
+    conv.register_unstructure_hook(FlexibleTime, format_rfc3339)
+    conv.register_structure_hook(Int64String, lambda v, _: parse_int64(v))
+    conv.register_unstructure_hook(Int64String, str)
+
+    def is_open_enum(tp: Any) -> bool:
+        return isinstance(tp, type) and issubclass(tp, OpenEnum)
+
+    conv.register_structure_hook_func(is_open_enum, lambda v, tp: tp(v))
+    # By class (singledispatch): a `str` enum would otherwise hit cattrs' str identity hook.
+    conv.register_unstructure_hook(OpenEnum, _enum_value)
+    conv.register_unstructure_hook(enum.Enum, _enum_value)
+
+    def structure_attrs(cls: type) -> Callable[[Any, Any], Any]:
+        raw_name = _raw_field(cls)
+        overrides: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if field.name == raw_name:
+                overrides[field.name] = override(omit=True)
+            elif "json" in field.metadata:
+                overrides[field.name] = override(rename=field.metadata["json"])
+        base: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **overrides)
+        if raw_name is None:
+            return base
+
+        def structure_with_raw(data: Any, tp: Any) -> Any:
+            obj = base(data, tp)
+            # Frozen model: set the one field the generated __init__ was not given.
+            object.__setattr__(obj, raw_name, data)
+            return obj
+
+        return structure_with_raw
+
+    def unstructure_attrs(cls: type) -> Callable[[Any], Any]:
+        raw_name = _raw_field(cls)
+        overrides: dict[str, Any] = {}
+        for field in attrs.fields(cls):
+            if field.name == raw_name:
+                overrides[field.name] = override(omit=True)
+            elif "json" in field.metadata:
+                overrides[field.name] = override(rename=field.metadata["json"])
+        base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, **overrides)
+
+        def unstructure_without_none(obj: Any) -> dict[str, Any]:
+            # Unset optional fields are simply absent on the wire.
+            return {k: v for k, v in base(obj).items() if v is not None}
+
+        return unstructure_without_none
+
+    conv.register_structure_hook_factory(attrs.has, structure_attrs)
+    conv.register_unstructure_hook_factory(attrs.has, unstructure_attrs)
+
+    def structure_union(tp: Any) -> Callable[[Any, Any], Any]:
+        members = typing.get_args(tp)
+        optional = type(None) in members
+        if Any in members:
+            return lambda v, _: v
+        models = [m for m in members if isinstance(m, type) and attrs.has(m)]
+        plain = [m for m in members if m in _PRIMITIVES]
+        others = [m for m in members if m is not type(None) and m not in models and m not in plain]
+
+        def structure(value: Any, _: Any) -> Any:
+            if value is None and optional:
+                return None
+            if isinstance(value, bool):
+                if bool in plain:
+                    return value
+            else:
+                for member in plain:
+                    if isinstance(value, member):
+                        return value
+            candidates = models if isinstance(value, Mapping) else []
+            failures: list[Exception] = []
+            for member in (*candidates, *others, *plain):
+                try:
+                    return conv.structure(value, member)
+                except Exception as exc:
+                    failures.append(exc)
+            raise ValueError(
+                f"{type(value).__name__} value fits none of {tp}"
+                + (f": {failures[0]}" if failures else "")
+            )
+
+        return structure
+
+    conv.register_structure_hook_factory(_is_union, structure_union)
+    return conv
+
+
+converter: cattrs.Converter = make_converter()
+_explainer: cattrs.Converter | None = None
+
+
+def structure(data: Any, cls: type[T]) -> T:
+    """`data` (parsed JSON) as `cls`; a mismatch is a ResponseFormatError naming the field."""
+    try:
+        return converter.structure(data, cls)
+    except Exception as exc:
+        raise ResponseFormatError(
+            f"response does not match {getattr(cls, '__name__', cls)}: {_explain(data, cls, exc)}"
+        ) from None
+
+
+def unstructure(obj: Any) -> Any:
+    """`obj` as JSON-ready data with wire names; None fields dropped."""
+    return converter.unstructure(obj)
+
+
+def _explain(data: Any, cls: Any, fast_error: Exception) -> str:
+    global _explainer
+    if _explainer is None:
+        _explainer = make_converter(detailed_validation=True)
+    try:
+        _explainer.structure(data, cls)
+    except Exception as exc:
+        if isinstance(exc, cattrs.BaseValidationError):
+            messages = cattrs.transform_error(exc)
+            if messages:
+                return "; ".join(messages[:3])
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return f"{type(fast_error).__name__}: {str(fast_error)[:200]}"

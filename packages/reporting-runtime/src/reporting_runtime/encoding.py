@@ -1,0 +1,98 @@
+"""URL, query and body encodings the providers expect.
+
+Stripe reads nested parameters in the "deep object" form (`parameters[columns][]=a`,
+`created[gte]=1`) in both query strings and form bodies; everything else uses plain
+`name=value` pairs with repeated names for lists.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+__all__ = ["QueryStyle", "encode_form", "encode_query", "expand_path", "flatten_deep"]
+
+QueryStyle = Literal["form", "deep"]
+
+_PATH_PARAM = re.compile(r"\{([^{}]+)\}")
+
+
+def scalar(value: Any) -> str:
+    """One value as the providers spell it: booleans lower-case, datetimes as unix seconds."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return scalar(value.value)
+    if isinstance(value, datetime):
+        return str(int(value.timestamp()))
+    return str(value)
+
+
+def flatten_deep(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Stripe deep-object pairs: dicts as `a[b]`, scalar lists as `a[]`, lists of objects
+    as `a[0][b]`. None is left out (Stripe reads an empty string as "unset")."""
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from flatten_deep(item, f"{prefix}[{key}]" if prefix else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if isinstance(item, Mapping | list | tuple):
+                yield from flatten_deep(item, f"{prefix}[{index}]")
+            elif item is not None:
+                yield f"{prefix}[]", scalar(item)
+    else:
+        yield prefix, scalar(value)
+
+
+def _form_pairs(query: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for key, value in query.items():
+        if value is None:
+            continue
+        if isinstance(value, list | tuple):
+            for item in value:
+                if item is not None:
+                    yield key, scalar(item)
+        elif isinstance(value, Mapping):
+            # OpenAPI form+explode of an object: its members become top-level names.
+            yield from _form_pairs(value)
+        else:
+            yield key, scalar(value)
+
+
+def _join(pairs: Iterator[tuple[str, str]]) -> str:
+    # Brackets stay literal (readable in logs and cassettes; Stripe accepts both forms).
+    return "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in pairs)
+
+
+def encode_query(query: Mapping[str, Any], style: QueryStyle = "form") -> str:
+    """The query string (without "?"); None values are left out."""
+    if style == "deep":
+        return _join(flatten_deep({k: v for k, v in query.items() if v is not None}))
+    return _join(_form_pairs(query))
+
+
+def encode_form(data: Mapping[str, Any]) -> bytes:
+    """An application/x-www-form-urlencoded body in Stripe's deep-object form."""
+    return _join(flatten_deep(data)).encode("ascii")
+
+
+def expand_path(template: str, params: Mapping[str, Any]) -> str:
+    """`/reports/{id}` with each parameter percent-encoded, "/" included, so an id can
+    never reach another path."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params or params[name] is None:
+            raise ValueError(f"missing path parameter {name!r}")
+        value = scalar(params[name])
+        if value == "":
+            raise ValueError(f"empty path parameter {name!r}")
+        return quote(value, safe="")
+
+    return _PATH_PARAM.sub(substitute, template)

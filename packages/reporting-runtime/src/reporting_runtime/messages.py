@@ -1,0 +1,251 @@
+"""Request and Response: the two values every policy and the transport pass around."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from reporting_runtime.errors import ReportingError, ResponseFormatError, TransportError
+from reporting_runtime.redaction import scrub_text
+
+if TYPE_CHECKING:
+    from urllib3.util.retry import Retry
+
+__all__ = ["Headers", "RawResponse", "Request", "Response", "body_excerpt"]
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, read-only view of response headers; repeated headers joined by ", "."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        merged: dict[str, tuple[str, str]] = {}
+        for name, value in items:
+            key = name.lower()
+            if key in merged:
+                merged[key] = (merged[key][0], f"{merged[key][1]}, {value}")
+            else:
+                merged[key] = (name, value)
+        self._items = merged
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()][1]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        # Names only: values may be credentials.
+        return f"Headers({list(self)!r})"
+
+
+def find_header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive lookup in a plain request-header dict."""
+    lower = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lower:
+            return value
+    return None
+
+
+def with_header(headers: Mapping[str, str], name: str, value: str | None) -> dict[str, str]:
+    """A copy with `name` set (or removed when value is None), whatever case it had before."""
+    lower = name.lower()
+    updated = {key: val for key, val in headers.items() if key.lower() != lower}
+    if value is not None:
+        updated[name] = value
+    return updated
+
+
+@attrs.frozen(kw_only=True)
+class Request:
+    """One HTTP request. Frozen: a policy returns `attrs.evolve(request, ...)`, so a retry
+    or a redirect never sees another policy's half-made change."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = attrs.field(factory=dict, repr=False)
+    body: bytes | None = attrs.field(default=None, repr=False)
+    operation: str = ""
+    provider: str = ""
+    #: Set by RetryPolicy; the transport hands it to urllib3, which runs the retry loop.
+    retries: Retry | None = attrs.field(default=None, repr=False, eq=False)
+
+    def header(self, name: str) -> str | None:
+        return find_header(self.headers, name)
+
+
+class RawResponse(Protocol):
+    """What we use of a urllib3 response. vcrpy's VCRHTTPResponse stands in for urllib3's
+    during replay, so we rely on this shape and never on isinstance checks."""
+
+    status: int
+
+    @property
+    def headers(self) -> Any: ...
+
+    def read(self, amt: int | None = None) -> bytes: ...
+
+    def stream(self, amt: int = ...) -> Iterator[bytes]: ...
+
+    def release_conn(self) -> None: ...
+
+    def close(self) -> Any: ...
+
+
+def body_excerpt(body: bytes, limit: int = 200) -> str:
+    """A short, single-line, key-scrubbed piece of a body for error messages."""
+    text = body[: limit * 4].decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return scrub_text(text)
+
+
+class Response:
+    """An HTTP response whose body is read once: all at once (`read`, `json`) or streamed
+    (`iter_bytes`) without holding it in memory. Close it (or use `with`) when streaming."""
+
+    def __init__(
+        self,
+        raw: RawResponse | None,
+        *,
+        request: Request,
+        status: int | None = None,
+        headers: Headers | None = None,
+        content: bytes | None = None,
+    ) -> None:
+        self.request = request
+        self._raw = raw
+        self.status: int = status if status is not None else (raw.status if raw else 0)
+        if headers is None:
+            items = raw.headers.items() if raw is not None else ()
+            headers = Headers((str(k), str(v)) for k, v in items)
+        self.headers: Headers = headers
+        self._content = content
+        self._consumed = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def content_length(self) -> int | None:
+        """Bytes the body will yield, when the server said so and did not compress it."""
+        encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
+        value = self.headers.get("Content-Length")
+        if value is None or encoding not in ("", "identity") or not value.strip().isdigit():
+            return None
+        return int(value)
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("Request-Id") or self.headers.get("Zuora-Request-Id")
+
+    @property
+    def track_id(self) -> str | None:
+        return self.headers.get("Zuora-Track-Id")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    def read(self) -> bytes:
+        """The whole body (cached; later calls return the same bytes)."""
+        if self._content is None:
+            if self._consumed:
+                raise ReportingError("the response body was already streamed")
+            chunks = list(self.iter_bytes())
+            self._content = b"".join(chunks)
+        return self._content
+
+    def json(self) -> Any:
+        body = self.read()
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise ResponseFormatError(
+                f"{self._where()}: expected JSON, got {self.content_type or 'no content type'}"
+                f" (HTTP {self.status}): {body_excerpt(body)!r}",
+                provider=self.request.provider,
+                operation=self.request.operation,
+                status=self.status,
+                excerpt=body_excerpt(body),
+            ) from None
+
+    def iter_bytes(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """Body chunks as they arrive; empty chunks (vcrpy ends streams with one) skipped."""
+        if self._content is not None:
+            for start in range(0, len(self._content), chunk_size):
+                yield self._content[start : start + chunk_size]
+            return
+        if self._consumed:
+            raise ReportingError("the response body was already streamed")
+        self._consumed = True
+        raw = self._raw
+        if raw is None:
+            return
+        finished = False
+        try:
+            for chunk in raw.stream(chunk_size):
+                if chunk:
+                    yield chunk
+            finished = True
+        except ReportingError:
+            raise
+        except Exception as exc:
+            # urllib3 errors name the URL (query included); describe them ourselves.
+            raise TransportError(
+                f"{self._where()}: connection lost while reading the body ({type(exc).__name__})",
+                provider=self.request.provider,
+                operation=self.request.operation,
+            ) from None
+        finally:
+            self._finish(finished)
+
+    def close(self) -> None:
+        """Give the connection back: reuse it if the body was read, drop it otherwise."""
+        if self._raw is not None and self._content is None:
+            self._consumed = True
+            self._finish(False)
+
+    def _finish(self, finished: bool) -> None:
+        raw, self._raw = self._raw, None
+        if raw is None:
+            return
+        try:
+            if not finished:
+                raw.close()
+            raw.release_conn()
+        except Exception:  # noqa: S110 - releasing must never mask the real outcome
+            pass
+
+    def _where(self) -> str:
+        return " ".join(p for p in (self.request.provider, self.request.operation) if p) or (
+            self.request.method
+        )
+
+    def __enter__(self) -> Response:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.request.method} {self.request.operation}>"

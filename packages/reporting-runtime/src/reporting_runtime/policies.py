@@ -1,0 +1,178 @@
+"""The small request policies: user agent, default headers, idempotency key, redirects,
+and the redacting logger. Retry lives in retry.py, auth in auth.py."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import attrs
+
+from reporting_runtime.errors import ReportingError
+from reporting_runtime.messages import Request, Response, with_header
+from reporting_runtime.pipeline import Policy, SendFn
+from reporting_runtime.redaction import redact_headers, redact_url
+
+__all__ = [
+    "HeadersPolicy",
+    "IdempotencyKeyPolicy",
+    "LoggingPolicy",
+    "RedirectPolicy",
+    "UserAgentPolicy",
+]
+
+
+class UserAgentPolicy(Policy):
+    """Sets User-Agent unless the request already has one."""
+
+    def __init__(self, user_agent: str) -> None:
+        self.user_agent = user_agent
+
+    def on_request(self, request: Request) -> Request:
+        if request.header("User-Agent") is not None:
+            return request
+        return attrs.evolve(request, headers={**request.headers, "User-Agent": self.user_agent})
+
+
+class HeadersPolicy(Policy):
+    """Default headers (Stripe-Version, scope headers, ...). A header the request already
+    carries wins; a None value means "do not send"."""
+
+    def __init__(self, headers: Mapping[str, str | None]) -> None:
+        self.headers = {name: value for name, value in headers.items() if value is not None}
+
+    def on_request(self, request: Request) -> Request:
+        missing = {n: v for n, v in self.headers.items() if request.header(n) is None}
+        if not missing:
+            return request
+        return attrs.evolve(request, headers={**request.headers, **missing})
+
+
+class IdempotencyKeyPolicy(Policy):
+    """Gives every POST without one a fresh uuid4 `Idempotency-Key`.
+
+    It sits above the retry policy, so all retries of one call carry the same key and the
+    provider can recognise a repeat; that key is also what lets RetryPolicy retry a POST.
+    """
+
+    def __init__(self, methods: Iterable[str] = ("POST",)) -> None:
+        self.methods = frozenset(m.upper() for m in methods)
+
+    def on_request(self, request: Request) -> Request:
+        if request.method.upper() not in self.methods or request.header("Idempotency-Key"):
+            return request
+        return attrs.evolve(
+            request, headers={**request.headers, "Idempotency-Key": str(uuid.uuid4())}
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class RedirectPolicy(Policy):
+    """Follows redirects itself, because the transport never does.
+
+    Same origin (scheme, host, port): followed as is, at most `max_redirects` times. Another
+    origin: followed only after removing Authorization, Cookie and every credential header
+    the auth policies named, so a key is never handed to a host it was not meant for (a
+    pre-signed storage URL needs none). An https -> http downgrade is not followed.
+    """
+
+    ALWAYS_SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+    def __init__(self, *, max_redirects: int = 3, secret_headers: Iterable[str] = ()) -> None:
+        self.max_redirects = max_redirects
+        self.secret_headers = self.ALWAYS_SECRET | {h.lower() for h in secret_headers}
+
+    def send(self, request: Request, next: SendFn) -> Response:
+        response = next(request)
+        hops = 0
+        while response.status in (301, 302, 303, 307, 308):
+            location = response.headers.get("Location")
+            if not location:
+                return response
+            if hops >= self.max_redirects:
+                response.close()
+                raise ReportingError(
+                    f"{request.provider} {request.operation}: more than "
+                    f"{self.max_redirects} redirects"
+                )
+            target = urljoin(request.url, location)
+            if urlsplit(request.url).scheme == "https" and urlsplit(target).scheme != "https":
+                response.close()
+                raise ReportingError(
+                    f"{request.provider} {request.operation}: refused a redirect from https "
+                    f"to {redact_url(target)}"
+                )
+            request = self._follow(request, response.status, target)
+            response.close()
+            hops += 1
+            response = next(request)
+        return response
+
+    def _follow(self, request: Request, status: int, target: str) -> Request:
+        method, body, headers = request.method, request.body, dict(request.headers)
+        if status == 303 or (status in (301, 302) and method.upper() == "POST"):
+            method, body = ("HEAD" if method.upper() == "HEAD" else "GET"), None
+            for name in ("Content-Type", "Content-Length"):
+                headers = with_header(headers, name, None)
+        if _origin(target) != _origin(request.url):
+            headers = {k: v for k, v in headers.items() if k.lower() not in self.secret_headers}
+        return attrs.evolve(request, method=method, url=target, body=body, headers=headers)
+
+
+class LoggingPolicy(Policy):
+    """Logs each exchange at DEBUG: method, URL without query secrets, status, elapsed
+    time, request id, and headers from an allow-list (any other value is "REDACTED")."""
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        secret_headers: Iterable[str] = (),
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.logger = logger or logging.getLogger("reporting_runtime.http")
+        self.secret_headers = frozenset(h.lower() for h in secret_headers)
+        self._clock = clock
+
+    def send(self, request: Request, next: SendFn) -> Response:
+        log = self.logger
+        if not log.isEnabledFor(logging.DEBUG):
+            return next(request)
+        url = redact_url(request.url)
+        log.debug(
+            "-> %s %s headers=%s",
+            request.method,
+            url,
+            redact_headers(request.headers, secret_names=self.secret_headers),
+        )
+        started = self._clock()
+        try:
+            response = next(request)
+        except Exception as exc:
+            log.debug(
+                "<- %s %s failed after %.1f ms: %s",
+                request.method,
+                url,
+                (self._clock() - started) * 1000,
+                type(exc).__name__,
+            )
+            raise
+        log.debug(
+            "<- %s %s %d in %.1f ms (request id %s) headers=%s",
+            request.method,
+            url,
+            response.status,
+            (self._clock() - started) * 1000,
+            response.request_id,
+            redact_headers(response.headers, secret_names=self.secret_headers),
+        )
+        return response

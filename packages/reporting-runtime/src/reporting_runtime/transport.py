@@ -1,0 +1,161 @@
+"""Transport: the only place that touches the network, on one urllib3 PoolManager."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+)
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
+from urllib3.util import Timeout
+from urllib3.util.retry import Retry
+
+from reporting_runtime.errors import ConnectTimeout, ReadTimeoutError, TransportError
+from reporting_runtime.messages import Request, Response
+from reporting_runtime.redaction import redact_url
+
+__all__ = ["DEFAULT_TIMEOUT", "Timeout", "Transport"]
+
+DEFAULT_TIMEOUT = Timeout(connect=10, read=60)
+
+
+class _RedactUrlsFilter(logging.Filter):
+    """urllib3 logs request lines with the full URL at DEBUG; a pre-signed download URL
+    carries its credential in the query, so its log records get their URLs redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(
+                redact_url(arg) if isinstance(arg, str) and ("?" in arg or "@" in arg) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
+
+
+def _guard_urllib3_logs() -> None:
+    for name in _URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactUrlsFilter) for f in logger.filters):
+            logger.addFilter(_RedactUrlsFilter())
+
+
+class Transport:
+    """Sends one Request and returns a Response; thread-safe (urllib3's pools are).
+
+    TLS verification is on unless `verify=False`; `ca_certs` points at a custom CA bundle
+    (a corporate proxy, a test CA). Redirects are never followed here: the pipeline decides,
+    so credentials are not carried to another host. Retries happen only when the request
+    carries a `urllib3.Retry` (RetryPolicy sets one).
+    """
+
+    def __init__(
+        self,
+        *,
+        pool_maxsize: int = 16,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        ca_certs: str | None = None,
+        verify: bool = True,
+    ) -> None:
+        options: dict[str, Any] = {"maxsize": pool_maxsize, "timeout": timeout, "retries": False}
+        if verify:
+            options["cert_reqs"] = "CERT_REQUIRED"
+            if ca_certs is not None:
+                options["ca_certs"] = ca_certs
+        else:
+            options["cert_reqs"] = "CERT_NONE"
+        self.timeout = timeout
+        self.verify = verify
+        self._pool = urllib3.PoolManager(**options)
+        _guard_urllib3_logs()
+
+    def send(
+        self, request: Request, *, stream: bool = False, retries: Retry | None = None
+    ) -> Response:
+        """Send `request`; with `stream=False` the body is read before returning (and the
+        connection released), with `stream=True` the caller reads and closes it."""
+        if retries is None:
+            retries = request.retries
+        try:
+            raw = self._pool.urlopen(
+                request.method,
+                request.url,
+                body=request.body,
+                headers=request.headers,
+                retries=retries if retries is not None else False,
+                redirect=False,
+                preload_content=False,
+            )
+        except MaxRetryError as exc:
+            raise transport_error(request, exc.reason or exc) from None
+        except HTTPError as exc:
+            raise transport_error(request, exc) from None
+        response = Response(raw, request=request)
+        if not stream:
+            response.read()
+        return response
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Transport(verify={self.verify}, timeout={self.timeout})"
+
+
+def transport_error(request: Request, error: BaseException) -> TransportError:
+    """Our error for a urllib3 failure, described without urllib3's text (it holds the URL)."""
+    host = urlsplit(request.url).hostname or "?"
+    where = " ".join(p for p in (request.provider, request.operation) if p) or request.method
+    kinds: tuple[tuple[type[BaseException], type[TransportError], str], ...] = (
+        (NewConnectionError, TransportError, "could not connect to"),
+        (ConnectTimeoutError, ConnectTimeout, "timed out connecting to"),
+        (Urllib3ReadTimeout, ReadTimeoutError, "timed out waiting for"),
+        (SSLError, TransportError, "TLS handshake failed with"),
+        (ProtocolError, TransportError, "connection broken with"),
+    )
+    for urllib3_type, ours, words in kinds:
+        if isinstance(error, urllib3_type):
+            detail = _os_detail(error)
+            return ours(
+                f"{where}: {words} {host}{detail}",
+                provider=request.provider,
+                operation=request.operation,
+            )
+    return TransportError(
+        f"{where}: request to {host} failed ({type(error).__name__})",
+        provider=request.provider,
+        operation=request.operation,
+    )
+
+
+def _os_detail(error: BaseException) -> str:
+    """The OS reason ("Connection refused") found along the cause chain, if any."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.strerror:
+            return f" ({seen.strerror})"
+        if isinstance(seen, SSLError) and seen.args:
+            reason = str(seen.args[0])
+            if "CERTIFICATE_VERIFY_FAILED" in reason:
+                return " (certificate verify failed)"
+        seen = seen.__cause__ or seen.__context__
+    return ""
