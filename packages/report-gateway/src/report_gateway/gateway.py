@@ -139,6 +139,7 @@ class Gateway:
         self._specs: dict[str, ProviderSpec] = {}
         self._drivers: dict[str, ProviderDriver] = {}
         self._profile: ProfileFile | None = None
+        self._distributions: dict[str, tuple[str, str]] = {}
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.pm.register(_Defaults(self), name=DEFAULT_PLUGIN_NAME)
@@ -191,16 +192,35 @@ class Gateway:
         self._loaded = True
 
     def _load_entry_points(self) -> None:
+        """Import and register each ``report_gateway`` entry point (honouring the allow-list).
+
+        A plugin that fails to import is a ConfigurationError naming it, rather than a bare
+        ImportError from deep inside the plugin manager.
+        """
+        from importlib.metadata import entry_points
+
         env = os.environ if self._environ is None else self._environ
         allowed = env.get(LOAD_PLUGINS_ENV)
+        wanted = None
         if allowed is not None:
-            from importlib.metadata import entry_points
-
             wanted = {name.strip() for name in allowed.split(",") if name.strip()}
-            for entry_point in entry_points(group=PROJECT):
-                if entry_point.name not in wanted:
-                    self.pm.set_blocked(entry_point.name)
-        self.pm.load_setuptools_entrypoints(PROJECT)
+        for entry_point in entry_points(group=PROJECT):
+            name = entry_point.name
+            if wanted is not None and name not in wanted:
+                continue
+            if self.pm.get_plugin(name) is not None or self.pm.is_blocked(name):
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:
+                dist = entry_point.dist.name if entry_point.dist else "unknown distribution"
+                raise ConfigurationError(
+                    f"plugin {name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}; "
+                    f"uninstall it or set {LOAD_PLUGINS_ENV} to the plugins to load"
+                ) from exc
+            self.pm.register(plugin, name=name)
+            if entry_point.dist is not None:
+                self._distributions[name] = (entry_point.dist.name, entry_point.dist.version)
 
     def providers(self) -> list[str]:
         """Names of the providers the installed plugins add, sorted."""
@@ -220,13 +240,12 @@ class Gateway:
         self._ensure_loaded()
         from . import __version__
 
-        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
         listing: list[PluginInfo] = []
         for name, plugin in self.pm.list_name_plugin():
             hooks = tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
-            dist = dists.get(id(plugin))
-            if dist is not None:
-                info = PluginInfo(name, dist.version, hooks, dist.metadata["Name"])
+            if name in self._distributions:
+                dist_name, version = self._distributions[name]
+                info = PluginInfo(name, version, hooks, dist_name)
             elif name == DEFAULT_PLUGIN_NAME:
                 info = PluginInfo(name, __version__, hooks, "report-gateway")
             else:
