@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import attrs
 import pytest
@@ -36,10 +37,10 @@ class FakeClock:
         self.now += seconds
 
 
-def run(status: RunStatus = RunStatus.PENDING, raw: str = "pending", **kw: object) -> ReportRun:
+def run(status: RunStatus = RunStatus.PENDING, raw: str = "pending", **kw: Any) -> ReportRun:
     return ReportRun(
         provider="fake", id="run_9", report_id="r", status=status, raw_status=raw, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def statuses(seq: Sequence[RunStatus]) -> Iterator[ReportRun]:
