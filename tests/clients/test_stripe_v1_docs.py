@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from reporting_runtime import BadRequestError
@@ -18,8 +19,8 @@ Cassette = Callable[[str, str], AbstractContextManager[Any]]
 
 
 @pytest.fixture
-def client() -> Client:
-    return Client(api_key=STRIPE_KEY)
+def client(transport: Any) -> Client:
+    return Client(api_key=STRIPE_KEY, transport=transport)
 
 
 def test_report_types_list_and_retrieve(client: Client, cassette: Cassette) -> None:
@@ -38,7 +39,9 @@ def test_report_types_list_and_retrieve(client: Client, cassette: Cassette) -> N
     assert one.version == 1
 
 
-def test_report_run_create_retrieve_list(client: Client, cassette: Cassette) -> None:
+def test_report_run_create_retrieve_list(
+    client: Client, cassette: Cassette, transport: Any
+) -> None:
     body = models.CreateReportRunRequest(
         report_type="balance.summary.1",
         parameters=models.CreateReportRunParameters(
@@ -51,6 +54,14 @@ def test_report_run_create_retrieve_list(client: Client, cassette: Cassette) -> 
         fetched = client.retrieve_report_run(created.id)
         page = client.list_report_runs(limit=3)
     assert played.all_played
+    # The form body the client sent is the documented one (vcrpy matched on the URL only).
+    sent = parse_qsl((transport.sent[0].body or b"").decode())
+    assert sent == [
+        ("report_type", "balance.summary.1"),
+        ("parameters[interval_start]", "1680000000"),
+        ("parameters[interval_end]", "1680100000"),
+    ]
+    assert transport.sent[0].header("Authorization") == f"Bearer {STRIPE_KEY}"
 
     assert created.id == "frr_1MrQwrLkdIwHu7ixUov4x2b3"
     assert created.status is models.ReportRunStatus.PENDING

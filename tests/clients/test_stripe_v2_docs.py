@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from reporting_runtime import (
     RateLimitError,
     RetryConfig,
 )
+from reporting_runtime.converter import converter
 from stripe_reporting_client.v2 import Client, models
 
 STRIPE_KEY = "sk_test_REDACTED"  # placeholder, as in the cassettes
@@ -24,8 +26,8 @@ Cassette = Callable[[str, str], AbstractContextManager[Any]]
 WEEK = {"interval_start": "2025-08-18T00:00:00.000Z", "interval_end": "2025-08-25T00:00:00.000Z"}
 
 
-def test_report_and_runs_from_the_reports_guide(cassette: Cassette) -> None:
-    client = Client(api_key=STRIPE_KEY, stripe_version="2025-07-03.private")
+def test_report_and_runs_from_the_reports_guide(cassette: Cassette, transport: Any) -> None:
+    client = Client(api_key=STRIPE_KEY, stripe_version="2025-07-03.private", transport=transport)
     bodies = [
         models.CreateReportRunRequest(
             report="report_test_123",
@@ -57,6 +59,12 @@ def test_report_and_runs_from_the_reports_guide(cassette: Cassette) -> None:
         ]
         finished = client.retrieve_report_run("reprun_123")
     assert played.all_played
+    # JSON bodies as documented; Stripe-Context only where it was given.
+    for request, interaction_body in zip(transport.sent[1:7], bodies, strict=True):
+        assert json.loads(request.body or b"") == converter.unstructure(interaction_body)
+    assert transport.sent[2].header("Stripe-Context") == "acct_context"
+    assert transport.sent[1].header("Stripe-Context") is None
+    assert transport.sent[0].header("Stripe-Version") == "2025-07-03.private"
 
     assert report.name == "example report"
     interval = report.parameters["interval_start"]
@@ -84,13 +92,18 @@ def test_report_and_runs_from_the_reports_guide(cassette: Cassette) -> None:
     assert file.download_url.expires_at == datetime(2025, 7, 3, 1, 10, 46, 679781, tzinfo=UTC)
 
 
-def test_create_from_the_api_reference(cassette: Cassette) -> None:
-    client = Client(api_key=STRIPE_KEY)
+def test_create_from_the_api_reference(cassette: Cassette, transport: Any) -> None:
+    client = Client(api_key=STRIPE_KEY, transport=transport)
     with cassette("stripe-v2", "stripe-api-v2-reporting-report-runs-create.yaml") as played:
         run = client.create_report_run(
             body=models.CreateReportRunRequest(report="report_test_xxx", report_parameters=WEEK)
         )
     assert played.all_played
+    assert json.loads(transport.sent[0].body or b"") == {
+        "report": "report_test_xxx",
+        "report_parameters": WEEK,
+    }
+    assert transport.sent[0].header("Stripe-Version") == "2026-01-28.preview"  # the default
     assert run.id == "reprun_test_xxx"
     assert run.report_name == "test report name"
     assert run.result_options is not None

@@ -27,15 +27,18 @@ RUN_ID = "ff808081629755b80162bcc5bd624d2d"
 
 
 @pytest.fixture
-def client() -> Client:
+def client(transport: Any) -> Client:
     return Client(
         DATA_CENTERS["us-cloud-2-sandbox"],
         api_access_key_id=ZUORA_ID,
         api_secret_access_key=ZUORA_SECRET,
+        transport=transport,
     )
 
 
-def test_overview_flow_search_run_poll_export(client: Client, cassette: Cassette) -> None:
+def test_overview_flow_search_run_poll_export(
+    client: Client, cassette: Cassette, transport: Any
+) -> None:
     with cassette("zuora", "overview-of-the-zuora-reporting-api.yaml") as played:
         found = client.search_reports(query="customer report")
         in_entity = client.search_reports(query="customer report", entity_name="EuropeanBU")
@@ -45,6 +48,12 @@ def test_overview_flow_search_run_poll_export(client: Client, cassette: Cassette
             assert export.headers["Content-Type"] == "text/csv;charset=utf-16"
             exported = export.read()
     assert played.all_played
+    first = transport.sent[0]
+    assert first.header("apiAccessKeyId") == ZUORA_ID
+    assert first.header("apiSecretAccessKey") == ZUORA_SECRET
+    assert first.header("entityName") is None
+    assert transport.sent[1].header("entityName") == "EuropeanBU"
+    assert transport.sent[2].body is None  # no filters: the saved ones apply
 
     assert found.success is True
     assert found.response.count == 1
