@@ -79,7 +79,7 @@ class ScriptedServer:
         self.host = host
         self.port = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def reply(self, status: int = 200, body: bytes | str = b"{}", **options: object) -> None:

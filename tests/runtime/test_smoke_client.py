@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 import pytest
-
 from reporting_runtime import ApiClient, BearerAuth, NotFoundError, Operation, RetryConfig
 from reporting_runtime.types import OpenEnum
 
