@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from datamodel_code_generator import DataModelType, InputFileType, PythonVersion, generate
+from datamodel_code_generator import (
+    DatetimeClassType,
+    Formatter,
+    InputFileType,
+    LiteralType,
+    PythonVersion,
+    generate,
+)
+from datamodel_code_generator.enums import DataModelType, NamingStrategy
 
 TEMPLATES = Path(__file__).parent / "templates" / "models"
 
@@ -41,14 +49,14 @@ def generate_models(document: Mapping[str, Any], *, header: str) -> str:
             target_python_version=PythonVersion.PY_311,
             disable_timestamp=True,
             custom_file_header=header,
-            formatters=["builtin"],
+            formatters=[Formatter.BUILTIN],
             additional_imports=list(TEMPLATE_IMPORTS),
             keyword_only=True,
             snake_case_field=True,
             keep_model_order=True,
-            naming_strategy="full-path",
-            enum_field_as_literal="none",
-            output_datetime_class="datetime",
+            naming_strategy=NamingStrategy.FullPath,
+            enum_field_as_literal=LiteralType.Off,
+            output_datetime_class=DatetimeClassType.Datetime,
             use_typed_nullable_map_values=True,
             use_schema_description=True,
             use_field_description=True,
