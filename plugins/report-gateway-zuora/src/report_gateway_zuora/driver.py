@@ -1,0 +1,499 @@
+"""The ``zuora`` driver: the gateway's neutral calls translated onto the generated client.
+
+Zuora has no idempotency key, no list of runs and no endpoint returning one report by id,
+so three things here are more than translation: ``start`` never sends the run POST twice
+and, when its outcome is unknown, looks for the run it may have created; ``template``
+learns a report's view type from search results it has seen or from the report's last
+completed run; ``runs`` says it is not supported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from report_gateway.errors import (
+    ConfigurationError,
+    NotSupportedError,
+    ParameterError,
+    RunMayExistError,
+    RunNotFoundError,
+    UnknownReportError,
+)
+from report_gateway.models import (
+    CONTENT_TSV_UTF16,
+    ReportRun,
+    ReportTemplate,
+    ResultFile,
+    RunStatus,
+    Scope,
+)
+from report_gateway.provider import ProviderContext, ResultResponse
+from reporting_runtime import (
+    ApiError,
+    BadRequestError,
+    ConnectTimeout,
+    NotFoundError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+from zuora_reporting_client import OPERATIONS, Client, models
+
+from .endpoints import resolve_base_url
+from .parameters import (
+    FILTERS,
+    VIEW_TYPE,
+    VIEW_TYPES,
+    parameter_specs,
+    report_view_type,
+    validate_parameters,
+)
+from .plugin import PROVIDER
+
+__all__ = ["DEFAULT_CREATE_LOOKUP_SECONDS", "SEARCH_PAGE", "ZuoraDriver"]
+
+#: Zuora's search answers at most this many reports; ``searchStart`` pages past them.
+SEARCH_PAGE = 50
+_MAX_SEARCH_PAGES = 200
+#: How long an ambiguous run POST is followed up by polling "last completed run".
+DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
+#: Allowance for the provider's clock running behind ours when matching a run's startedOn.
+CLOCK_SKEW = timedelta(seconds=2)
+
+_NEVER_RUN = "has not run this report"
+
+logger = logging.getLogger("report_gateway_zuora")
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"zuora: setting create_lookup_seconds must be a number of seconds, not {value!r}"
+        ) from None
+
+
+class ZuoraDriver:
+    """One per Gateway; thread-safe (the only shared state is the report-type cache)."""
+
+    def __init__(
+        self,
+        context: ProviderContext,
+        client: Client,
+        *,
+        create_lookup_seconds: float = DEFAULT_CREATE_LOOKUP_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.context = context
+        self.client = client
+        self.create_lookup_seconds = create_lookup_seconds
+        self._sleep = sleep
+        self._now = clock or (lambda: datetime.now(UTC))
+        self._view_types: dict[str, str] = {}
+        self._templates: dict[str, ReportTemplate] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_context(cls, context: ProviderContext) -> ZuoraDriver:
+        """Build the client the settings describe (host, auth, the gateway's pool and retry)."""
+        settings = context.settings
+        if settings.get("entity_id") and settings.get("entity_name"):
+            raise ConfigurationError(
+                "zuora: settings entity_id and entity_name are both set "
+                f"({settings.origin('entity_id')}; {settings.origin('entity_name')}); keep one"
+            )
+        lookup = settings.get("create_lookup_seconds")
+        client = Client(
+            resolve_base_url(settings),
+            auth=context.auth,
+            transport=context.transport,
+            retry=context.retry,
+            user_agent=f"{context.user_agent} zuora-reporting-client",
+        )
+        return cls(
+            context,
+            client,
+            create_lookup_seconds=(
+                DEFAULT_CREATE_LOOKUP_SECONDS if lookup is None else _seconds(lookup)
+            ),
+        )
+
+    def __repr__(self) -> str:
+        return f"ZuoraDriver(base_url={self.client.base_url!r})"
+
+    # -- scope ----------------------------------------------------------------------------
+
+    def _scope(self, scope: Scope) -> Scope:
+        """The scope given, or the entity from the settings when it names no entity."""
+        if scope.entity_id or scope.entity_name:
+            return scope
+        settings = self.context.settings
+        return Scope(
+            account=scope.account,
+            context=scope.context,
+            entity_id=settings.get("entity_id") or None,
+            entity_name=settings.get("entity_name") or None,
+        )
+
+    def _entity(self, scope: Scope) -> dict[str, str | None]:
+        """Keyword arguments for the generated methods (the hook checks the scope first)."""
+        headers = self.context.scope_headers(scope)
+        return {"entity_id": headers.get("entityId"), "entity_name": headers.get("entityName")}
+
+    # -- templates --------------------------------------------------------------------------
+
+    def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
+        raise NotSupportedError(
+            PROVIDER,
+            "templates",
+            "Zuora's Reporting API has no list of reports and its search needs a query; "
+            'use search("zuora", "part of the report name")',
+        )
+
+    def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
+        if not query.strip():
+            raise ParameterError(
+                "query", "Zuora's report search needs part of a report name", provider=PROVIDER
+            )
+        entity = self._entity(self._scope(scope))
+        found: dict[str, ReportTemplate] = {}
+        start: int | None = None
+        for _ in range(_MAX_SEARCH_PAGES):
+            answer = self.client.search_reports(query=query, search_start=start, **entity)
+            reports = answer.response.reports
+            fresh = [r for r in reports if r.id not in found]
+            for report in fresh:
+                found[report.id] = self._remember(report)
+            # A full page may have a next one; a server ignoring searchStart repeats itself.
+            if len(reports) < SEARCH_PAGE or not fresh:
+                break
+            start = (start or 0) + len(reports)
+        return list(found.values())
+
+    def _remember(self, report: models.Report) -> ReportTemplate:
+        view = report_view_type(report.definition)
+        template = ReportTemplate(
+            provider=PROVIDER,
+            id=report.id,
+            name=report.name,
+            description=" ".join(
+                part
+                for part in (report.number, report.datasource and f"({report.datasource})")
+                if part
+            )
+            or None,
+            parameters=parameter_specs(view),
+            raw=report.raw_payload,
+        )
+        with self._lock:
+            self._templates[report.id] = template
+            if view:
+                self._view_types[report.id] = view
+        return template
+
+    def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
+        """A report seen by ``search``, else what its last completed run reveals.
+
+        Zuora has no "get report": a 404 on the report's latest run means no such report,
+        and the run's ``reportType`` gives the view type when the user has run it before.
+        """
+        with self._lock:
+            known = self._templates.get(report_id)
+        if known is not None:
+            return known
+        entity = self._entity(self._scope(scope))
+        view: str | None = None
+        raw: Mapping[str, Any] | None = None
+        try:
+            latest = self.client.get_last_completed_report_run(report_id, **entity).response
+        except NotFoundError as exc:
+            raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
+        except ApiError as exc:
+            if _NEVER_RUN not in exc.message:
+                raise
+        else:
+            view = _view_of(latest.report_type)
+            raw = latest.raw_payload
+            if view:
+                with self._lock:
+                    self._view_types[report_id] = view
+        return ReportTemplate(
+            provider=PROVIDER,
+            id=report_id,
+            name=report_id,
+            description="found by id (search by name for its details)",
+            parameters=parameter_specs(view),
+            raw=raw,
+        )
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def validate(
+        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
+    ) -> dict[str, Any]:
+        with self._lock:
+            view = self._view_types.get(report_id)
+        return validate_parameters(report_id, parameters, view_type=view)
+
+    def start(
+        self,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        scope: Scope,
+        idempotency_key: str,
+    ) -> ReportRun:
+        """POST once. Zuora has no idempotency key (``idempotency_key`` is not sent), so an
+        answer lost on the way back is followed up by ``_recover``, never by a second POST."""
+        where = self._scope(scope)
+        entity = self._entity(where)
+        view = str(parameters[VIEW_TYPE])
+        filters = parameters.get(FILTERS)
+        body = None
+        if filters is not None:
+            body = [
+                models.FilterGroup(
+                    logical_operator=group.get("logicalOperator"),
+                    filter_clauses=[
+                        models.FilterClause(**clause) for clause in group["filterClauses"]
+                    ],
+                )
+                for group in filters
+            ]
+        before = self._now()
+        try:
+            answer = self.client.run_report(report_id, view_type=view, body=body, **entity)
+        except ConnectTimeout:
+            raise  # the connection never opened: nothing was sent, nothing was created
+        except NotFoundError as exc:
+            raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
+        except BadRequestError as exc:
+            if VIEW_TYPE.lower() in exc.message.lower():
+                raise ParameterError(
+                    VIEW_TYPE,
+                    f"Zuora refused it: {exc.message}",
+                    allowed=VIEW_TYPES,
+                    provider=PROVIDER,
+                    report_id=report_id,
+                ) from exc
+            raise
+        except (TransportError, ServerError, ResponseFormatError) as exc:
+            return self._recover(report_id, dict(parameters), where, before, exc)
+        run_id = answer.response.report_run_id
+        with self._lock:
+            self._view_types.setdefault(report_id, view)
+        return ReportRun(
+            provider=PROVIDER,
+            id=run_id,
+            report_id=report_id,
+            status=self.context.map_status("STARTED"),
+            raw_status="STARTED",
+            created_at=before,
+            parameters=dict(parameters),
+            scope=where,
+            raw=answer.raw_payload,
+        )
+
+    def _recover(
+        self,
+        report_id: str,
+        parameters: dict[str, Any],
+        scope: Scope,
+        before: datetime,
+        cause: Exception,
+    ) -> ReportRun:
+        """Find the run an ambiguous POST may have created, or say it may exist.
+
+        The only documented way to see a run without its id is "last completed run" (runs
+        of this user, once COMPLETED), so a run is recognised by report, view type and a
+        ``startedOn`` not before the POST; it is polled for ``create_lookup_seconds``. A run
+        still going after that is invisible: ``RunMayExistError`` says how to find it later.
+        """
+        entity = self._entity(scope)
+        view = parameters.get(VIEW_TYPE)
+        deadline = time.monotonic() + self.create_lookup_seconds
+        delay = 0.25
+        seen: str | None = None
+        logger.warning(
+            "zuora: run POST for %s failed ambiguously (%s); looking for the run it may "
+            "have created",
+            report_id,
+            type(cause).__name__,
+        )
+        while True:
+            try:
+                latest = self.client.get_last_completed_report_run(report_id, **entity).response
+            except ApiError as exc:
+                seen = exc.message if _NEVER_RUN in exc.message else str(exc)
+            except (TransportError, ResponseFormatError) as exc:
+                seen = str(exc)
+            else:
+                started = latest.started_on
+                matches = (
+                    (latest.report_id in (None, report_id))
+                    and started is not None
+                    and started >= before - CLOCK_SKEW
+                    and (view is None or latest.report_type in (None, view))
+                )
+                if matches:
+                    logger.warning(
+                        "zuora: found run %s of %s started after the ambiguous POST; using it",
+                        latest.id,
+                        report_id,
+                    )
+                    return self._run(latest, scope, parameters=parameters)
+                seen = f"latest completed run {latest.id} started {started}, before the POST"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)
+        stamp = before.isoformat(timespec="seconds")
+        raise RunMayExistError(
+            PROVIDER,
+            report_id,
+            f"{type(cause).__name__}: {cause}; no completed run started after {stamp} was "
+            f"found within {self.create_lookup_seconds:g}s (last check: {seen}). Zuora keeps "
+            "no list of runs: once it completes, `report-gateway last zuora "
+            f"{report_id}` shows it with a startedOn after {stamp}",
+            started_after=before,
+        ) from cause
+
+    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+        where = self._scope(scope)
+        try:
+            answer = self.client.get_report_run(run_id, **self._entity(where))
+        except NotFoundError as exc:
+            raise RunNotFoundError(f"zuora: no report run {run_id} ({exc.message})") from exc
+        return self._run(answer.response, where)
+
+    def cancel(self, run: ReportRun) -> ReportRun:
+        """DELETE the run, then read it back; a run that already ended is returned as is."""
+        where = self._scope(run.scope)
+        try:
+            self.client.cancel_report_run(run.id, **self._entity(where))
+        except NotFoundError as exc:
+            raise RunNotFoundError(f"zuora: no report run {run.id} ({exc.message})") from exc
+        except ApiError:
+            fresh = self.get(run.id, scope=where)
+            if fresh.status.is_terminal:
+                return fresh
+            raise
+        return self.get(run.id, scope=where)
+
+    def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
+        raise NotSupportedError(
+            PROVIDER,
+            "runs",
+            'Zuora\'s Reporting API has no list of runs; use last_completed("zuora", report_id)',
+        )
+
+    def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
+        where = self._scope(scope)
+        try:
+            answer = self.client.get_last_completed_report_run(report_id, **self._entity(where))
+        except NotFoundError as exc:
+            raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
+        except ApiError as exc:
+            if _NEVER_RUN in exc.message:
+                raise RunNotFoundError(
+                    f"zuora: no completed run of {report_id} by this user in the last 60 days "
+                    f"({exc.message})"
+                ) from exc
+            raise
+        return self._run(answer.response, where)
+
+    # -- results ----------------------------------------------------------------------------
+
+    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+        """The export, streamed (UTF-16 tab-separated; the gateway decodes it).
+
+        The generated ``export_report_run`` takes no extra headers, so a resumed download
+        sends the same operation through ``client.request`` with a Range header.
+        """
+        headers: dict[str, str | None] = dict(self.context.scope_headers(self._scope(run.scope)))
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        return self.client.request(
+            OPERATIONS["export_report_run"],
+            path={"reportRunId": run.id},
+            headers=headers,
+            stream=True,
+        )
+
+    # -- mapping ----------------------------------------------------------------------------
+
+    def _run(
+        self,
+        run: models.ReportRun,
+        scope: Scope,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> ReportRun:
+        raw_status = str(run.status.value)
+        status = self.context.map_status(raw_status)
+        view = _view_of(run.report_type)
+        result = None
+        if status is RunStatus.SUCCEEDED:
+            result = ResultFile(
+                url=self.client.url_for(OPERATIONS["export_report_run"], {"reportRunId": run.id}),
+                size=None,  # Zuora announces no size; the export has no Content-Length either
+                content_type=CONTENT_TSV_UTF16,
+                needs_auth=True,
+                raw=run.raw_payload,
+            )
+        error = None
+        if status is RunStatus.FAILED:
+            error = _failure_reason(raw_status, run.raw_payload)
+        params: dict[str, Any] = dict(parameters or {})
+        if view and VIEW_TYPE not in params:
+            params[VIEW_TYPE] = view
+        return ReportRun(
+            provider=PROVIDER,
+            id=run.id,
+            report_id=run.report_id or "",
+            status=status,
+            raw_status=raw_status,
+            created_at=run.started_on,
+            finished_at=run.updated_on if status.is_terminal else None,
+            parameters=params,
+            scope=scope,
+            result=result,
+            error=error,
+            raw=run.raw_payload,
+        )
+
+
+def _view_of(report_type: str | None) -> str | None:
+    if not report_type:
+        return None
+    for view in VIEW_TYPES:
+        if report_type.strip().lower() == view.lower():
+            return view
+    return None
+
+
+_MESSAGE_KEYS = ("errorMessage", "message", "error", "errorCode", "reason")
+
+
+def _failure_reason(raw_status: str, payload: Mapping[str, Any] | None) -> str:
+    """Zuora's run object carries no reason field; keep any message it does carry."""
+    words = {
+        "INVALID": "Zuora marked the run INVALID (the report definition or filters are not "
+        "valid for this run)",
+        "ERROR": "Zuora reported an ERROR while running the report",
+    }
+    reason = words.get(raw_status.upper(), f"Zuora ended the run with status {raw_status}")
+    for key in _MESSAGE_KEYS:
+        value = (payload or {}).get(key)
+        if isinstance(value, str) and value.strip():
+            reason += f": {value.strip()}"
+            break
+    return reason

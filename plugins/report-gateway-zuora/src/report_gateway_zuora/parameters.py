@@ -1,0 +1,157 @@
+"""Zuora's two run parameters, checked before a run exists.
+
+``viewType`` ("Summary" or "Detail") is required by the run POST and must match how the
+report was built; ``filters`` (optional) replaces the report's saved filters for one run and
+is a list of ``{logicalOperator, filterClauses: [{field, value, operator}]}``. Zuora rejects
+anything else only after a round trip, with a message that does not say what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
+
+from report_gateway.errors import ParameterError
+from report_gateway.models import ParameterSpec
+
+__all__ = [
+    "FILTERS",
+    "PARAMETERS",
+    "VIEW_TYPE",
+    "VIEW_TYPES",
+    "parameter_specs",
+    "report_view_type",
+    "validate_parameters",
+]
+
+VIEW_TYPE = "viewType"
+FILTERS = "filters"
+PARAMETERS = (VIEW_TYPE, FILTERS)
+VIEW_TYPES = ("Summary", "Detail")
+
+_GROUP_KEYS = ("logicalOperator", "filterClauses")
+_CLAUSE_KEYS = ("field", "value", "operator")
+_Fail = Callable[[str, str, Sequence[str] | str | None], NoReturn]
+_FILTERS_SHAPE = "a list of {logicalOperator, filterClauses: [{field, value, operator}]}"
+
+
+def normalize_view_type(value: str) -> str | None:
+    """``"summary"`` -> ``"Summary"``; None for anything that is not a view type."""
+    for view in VIEW_TYPES:
+        if value.strip().lower() == view.lower():
+            return view
+    return None
+
+
+def report_view_type(definition: str | None) -> str | None:
+    """The view type a report definition declares, when it is JSON that says so.
+
+    Zuora's pages print the definition as "..."; the sandbox serves JSON with
+    ``reportType``. Anything unreadable means "unknown", never an error.
+    """
+    if not definition:
+        return None
+    try:
+        data = json.loads(definition)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in ("reportType", "viewType", "type"):
+        value = data.get(key)
+        if isinstance(value, str):
+            view = normalize_view_type(value)
+            if view is not None:
+                return view
+    return None
+
+
+def parameter_specs(view_type: str | None) -> dict[str, ParameterSpec]:
+    """The schema a template shows: one allowed view type when the report's is known."""
+    allowed = (view_type,) if view_type else VIEW_TYPES
+    return {
+        VIEW_TYPE: ParameterSpec(
+            name=VIEW_TYPE,
+            type="string",
+            required=True,
+            allowed_values=allowed,
+            description="How the report was built in Zuora's UI: Summary or Detail",
+        ),
+        FILTERS: ParameterSpec(
+            name=FILTERS,
+            type="array",
+            element_type="object",
+            description=f"Replaces the report's saved filters for this run: {_FILTERS_SHAPE}",
+        ),
+    }
+
+
+def validate_parameters(
+    report_id: str, parameters: Mapping[str, Any], *, view_type: str | None
+) -> dict[str, Any]:
+    """Checked and normalized parameters; ``view_type`` is the report's own when known."""
+
+    def error(name: str, message: str, allowed: Sequence[str] | str | None = None) -> NoReturn:
+        raise ParameterError(name, message, allowed=allowed, provider="zuora", report_id=report_id)
+
+    unknown = sorted(set(parameters) - set(PARAMETERS))
+    if unknown:
+        error(unknown[0], "unknown parameter for a Zuora report", PARAMETERS)
+    allowed = (view_type,) if view_type else VIEW_TYPES
+    given = parameters.get(VIEW_TYPE)
+    if given is None:
+        error(VIEW_TYPE, "is required", allowed)
+    if not isinstance(given, str):
+        error(VIEW_TYPE, f"must be a string, not {type(given).__name__}", allowed)
+    view = normalize_view_type(given)
+    if view is None:
+        error(VIEW_TYPE, f"{given!r} is not a view type", VIEW_TYPES)
+    if view_type and view != view_type:
+        error(VIEW_TYPE, f"the report is a {view_type} report, not {view}", allowed)
+    normalized: dict[str, Any] = {VIEW_TYPE: view}
+    filters = parameters.get(FILTERS)
+    if filters is not None:
+        normalized[FILTERS] = _check_filters(filters, error)
+    return normalized
+
+
+def _check_filters(value: Any, error: _Fail) -> list[dict[str, Any]]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        error(FILTERS, f"must be {_FILTERS_SHAPE}", "list of filter groups")
+    groups: list[dict[str, Any]] = []
+    for i, group in enumerate(value):
+        where = f"{FILTERS}[{i}]"
+        if not isinstance(group, Mapping):
+            error(where, "must be an object", _GROUP_KEYS)
+        extra = sorted(set(group) - set(_GROUP_KEYS))
+        if extra:
+            error(f"{where}.{extra[0]}", "unknown key in a filter group", _GROUP_KEYS)
+        operator = group.get("logicalOperator")
+        if operator is not None and (not isinstance(operator, str) or not operator.strip()):
+            error(f"{where}.logicalOperator", "must be a non-empty string", "AND, OR")
+        clauses = group.get("filterClauses")
+        if isinstance(clauses, str | bytes) or not isinstance(clauses, Sequence) or not clauses:
+            error(f"{where}.filterClauses", "must be a non-empty list of clauses", _CLAUSE_KEYS)
+        checked: list[dict[str, str]] = []
+        for j, clause in enumerate(clauses):
+            at = f"{where}.filterClauses[{j}]"
+            if not isinstance(clause, Mapping):
+                error(at, "must be an object", _CLAUSE_KEYS)
+            extra = sorted(set(clause) - set(_CLAUSE_KEYS))
+            if extra:
+                error(f"{at}.{extra[0]}", "unknown key in a filter clause", _CLAUSE_KEYS)
+            entry: dict[str, str] = {}
+            for key in _CLAUSE_KEYS:
+                item = clause.get(key)
+                if isinstance(item, bool) or not isinstance(item, str | int | float):
+                    error(f"{at}.{key}", "is required and must be a string", _CLAUSE_KEYS)
+                if key != "value" and not str(item).strip():
+                    error(f"{at}.{key}", "must not be empty", _CLAUSE_KEYS)
+                entry[key] = str(item)
+            checked.append(entry)
+        normalized: dict[str, Any] = {"filterClauses": checked}
+        if operator is not None:
+            normalized["logicalOperator"] = operator
+        groups.append(normalized)
+    return groups
