@@ -1,0 +1,241 @@
+"""The argument parser: every subcommand, option and help text, with stdlib imports only.
+
+Building it must stay cheap (``report-gateway --help`` imports nothing heavy): the commands
+themselves are looked up by name and imported only once parsing succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .exits import EXIT_CODES_HELP
+from .params import PARAMETERS_HELP
+
+__all__ = ["PROG", "build_parser"]
+
+PROG = "report-gateway"
+
+_DESCRIPTION = """\
+Run provider reports (Stripe Reporting v1 "stripe", Stripe Reports v2 "stripe-v2", Zuora
+"zuora", and any provider a plugin adds) and fetch their result files.
+
+Start with `report-gateway demo`: it runs one report per provider against the embedded
+sandbox, with no account and no network."""
+
+_SETTINGS_HELP = """\
+settings and credentials:
+  Each provider reads its settings from --set/--base-url, then the selected profile of the
+  config file (--config, $REPORT_GATEWAY_CONFIG, else ~/.config/report-gateway/config.toml;
+  --profile or $REPORT_GATEWAY_PROFILE, else "default"), then environment variables:
+  STRIPE_API_KEY; ZUORA_API_ACCESS_KEY_ID, ZUORA_API_SECRET_ACCESS_KEY, ZUORA_DATA_CENTER,
+  ZUORA_ENTITY_ID, ZUORA_ENTITY_NAME. Secrets are never printed.
+
+examples:
+  report-gateway demo
+  report-gateway templates stripe
+  report-gateway run stripe balance.summary.1 -p interval_start=2025-01-01 \\
+      -p interval_end=2025-02-01 -o out.csv
+  report-gateway search zuora "Customer report"
+  report-gateway --json status stripe frr_123"""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keep the hand-wrapped description and epilog; widen the option column a little."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=30)
+
+
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the subcommand (``report-gateway --json runs x`` and
+    ``report-gateway runs x --json``).
+
+    The copy attached to subcommands uses SUPPRESS defaults so that an option given before
+    the subcommand is not reset by the subcommand's parser.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    common = argparse.ArgumentParser(add_help=False)
+    out = common.add_argument_group("output")
+    out.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help='print machine-readable JSON on stdout (errors too, as {"error": ...})',
+    )
+    out.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show tracebacks and debug logs (secrets stay redacted)",
+    )
+    conf = common.add_argument_group("configuration")
+    conf.add_argument("--profile", metavar="NAME", default=default(None), help="config profile")
+    conf.add_argument("--config", metavar="FILE", default=default(None), help="config file")
+    conf.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=default(None),
+        help="the provider's API endpoint (e.g. a sandbox: http://127.0.0.1:12111)",
+    )
+    conf.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        dest="settings",
+        default=default(None),
+        help="a provider setting (files_base_url, stripe_version, data_center...); repeatable",
+    )
+    scope = common.add_argument_group("scope (whose data)")
+    scope.add_argument(
+        "--account", default=default(None), help="Stripe v1 connected account (Stripe-Account)"
+    )
+    scope.add_argument(
+        "--context", default=default(None), help="Stripe v2 context (Stripe-Context)"
+    )
+    scope.add_argument("--entity-id", default=default(None), help="Zuora entity id")
+    scope.add_argument("--entity-name", default=default(None), help="Zuora entity name")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; ``args.command`` names the subcommand that was chosen."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=_DESCRIPTION,
+        epilog=f"{_SETTINGS_HELP}\n\n{PARAMETERS_HELP}\n\n{EXIT_CODES_HELP}",
+        formatter_class=_Formatter,
+        parents=[_common_options(suppress=False)],
+    )
+    from report_gateway import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = _common_options(suppress=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            parents=[common],
+            formatter_class=_Formatter,
+        )
+
+    def provider(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("provider", metavar="PROVIDER", help="stripe, stripe-v2, zuora, ...")
+
+    def run_id(sub: argparse.ArgumentParser) -> None:
+        provider(sub)
+        sub.add_argument("run_id", metavar="RUN_ID")
+
+    def timeout(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--timeout",
+            metavar="S",
+            type=float,
+            default=3600.0,
+            help="seconds to wait before giving up (exit 5; the run goes on); default 3600",
+        )
+
+    def download_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--unzip", action="store_true", help="unpack a ZIP result (Stripe v2) to its CSV"
+        )
+        sub.add_argument(
+            "--raw",
+            action="store_true",
+            help="keep the provider's bytes (no UTF-16 TSV to UTF-8 CSV conversion for Zuora)",
+        )
+
+    add("providers", "list the providers the installed plugins add")
+    add("plugins", "list the installed plugins: name, version, hooks")
+
+    sub = add("templates", "list the reports a provider offers")
+    provider(sub)
+
+    sub = add("template", "show one report and the parameters it accepts")
+    provider(sub)
+    sub.add_argument("report", metavar="REPORT", help="report id (e.g. balance.summary.1)")
+
+    sub = add("search", "find reports by name")
+    provider(sub)
+    sub.add_argument("query", metavar="QUERY")
+
+    sub = add(
+        "run",
+        "start a run, wait for it with progress, and download its result (-o)",
+        epilog=f"{PARAMETERS_HELP}\n\n{EXIT_CODES_HELP}",
+    )
+    provider(sub)
+    sub.add_argument("report", metavar="REPORT", help="report id (e.g. balance.summary.1)")
+    sub.add_argument(
+        "-p",
+        "--param",
+        metavar="NAME=VALUE",
+        action="append",
+        dest="params",
+        default=[],
+        help="a report parameter; repeatable (see below for dates and lists)",
+    )
+    sub.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write the result here (a folder: the provider's file name; '-': stdout)",
+    )
+    sub.add_argument("--no-wait", action="store_true", help="print the new run and return at once")
+    timeout(sub)
+    download_options(sub)
+
+    sub = add("status", "show a run's current state")
+    run_id(sub)
+
+    sub = add("wait", "wait for a run to finish (resume after a timeout or Ctrl-C)")
+    run_id(sub)
+    timeout(sub)
+
+    sub = add("download", "download a succeeded run's result")
+    run_id(sub)
+    sub.add_argument(
+        "-o", "--output", metavar="FILE", required=True, help="target file, folder, or '-'"
+    )
+    download_options(sub)
+
+    sub = add("cancel", "ask the provider to stop a run")
+    run_id(sub)
+
+    sub = add("last", "show the newest succeeded run of a report (reuse it without a new run)")
+    provider(sub)
+    sub.add_argument("report", metavar="REPORT")
+
+    sub = add("runs", "list recent runs, newest first")
+    provider(sub)
+    sub.add_argument(
+        "--limit", metavar="N", type=int, default=20, help="how many runs (default 20)"
+    )
+
+    sub = add(
+        "demo",
+        "run one report per provider end to end against the embedded sandbox (no account)",
+    )
+    sub.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        default="demo-output",
+        help="folder for the CSV files (created; default ./demo-output)",
+    )
+    sub.add_argument(
+        "--rows", metavar="N", type=int, default=1000, help="rows per result (default 1000)"
+    )
+    sub.add_argument(
+        "--run-seconds",
+        metavar="S",
+        type=float,
+        default=1.0,
+        help="how long each sandbox run takes (default 1)",
+    )
+    return parser
