@@ -1,0 +1,158 @@
+"""Transport and Response: streaming, vcrpy's stub, TLS verification, header access."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+import vcr
+from reporting_runtime import Request, Response, Transport, TransportError
+from reporting_runtime.messages import Headers
+from urllib3.exceptions import InsecureRequestWarning
+
+
+def get(url: str) -> Request:
+    return Request(method="GET", url=url, operation="download", provider="p")
+
+
+def test_streamed_body_arrives_in_chunks_and_releases_the_connection(server: Any) -> None:
+    body = b"0123456789" * 100
+    server.reply(200, body, chunked=True, headers={"Request-Id": "req_s"})
+    transport = Transport()
+    with transport.send(get(f"{server.url}/f"), stream=True) as response:
+        assert response.content_length is None
+        assert response.request_id == "req_s"
+        chunks = list(response.iter_bytes(64))
+    assert b"".join(chunks) == body
+    assert all(chunks)
+    # The pooled connection is reused for the next request.
+    server.reply(200, b"again")
+    assert transport.send(get(f"{server.url}/g")).read() == b"again"
+
+
+def test_content_length_only_when_uncompressed(server: Any) -> None:
+    server.reply(200, b"abc")
+    assert Transport().send(get(server.url)).content_length == 3
+    headers = Headers([("Content-Length", "10"), ("Content-Encoding", "gzip")])
+    response = Response(None, request=get("http://x"), status=200, headers=headers, content=b"")
+    assert response.content_length is None
+
+
+class FakeRaw:
+    """A raw response like vcrpy's stub: ends its stream with an empty chunk."""
+
+    status = 200
+    headers = {"content-type": "text/csv", "zuora-request-id": "zr"}
+
+    def __init__(self) -> None:
+        self.released = False
+        self.closed = False
+
+    def stream(self, amt: int = 0) -> Iterator[bytes]:
+        yield b"a,b\n"
+        yield b""
+        yield b"1,2\n"
+        yield b""
+
+    def read(self, amt: int | None = None) -> bytes:
+        return b""
+
+    def release_conn(self) -> None:
+        self.released = True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_empty_chunks_are_skipped_and_headers_are_case_insensitive() -> None:
+    raw = FakeRaw()
+    response = Response(raw, request=get("http://x"))
+    assert response.headers["Content-Type"] == "text/csv"
+    assert response.request_id == "zr"
+    assert list(response.iter_bytes()) == [b"a,b\n", b"1,2\n"]
+    assert raw.released
+    assert not raw.closed
+
+
+def test_closing_an_unread_stream_drops_the_connection() -> None:
+    raw = FakeRaw()
+    Response(raw, request=get("http://x")).close()
+    assert raw.closed
+    assert raw.released
+
+
+def test_repeated_headers_are_joined() -> None:
+    headers = Headers([("Set-Cookie", "a=1"), ("set-cookie", "b=2")])
+    assert headers["SET-COOKIE"] == "a=1, b=2"
+    assert "a=1" not in repr(headers)
+
+
+def test_works_the_same_under_vcrpy_replay(server: Any, tmp_path: Path) -> None:
+    body = b"x" * 5000
+    server.reply(200, body, headers={"Content-Type": "text/csv", "Request-Id": "req_v"})
+    cassette = tmp_path / "c.yaml"
+    with vcr.use_cassette(str(cassette), record_mode="once"):
+        recorded = Transport().send(get(f"{server.url}/f"), stream=True)
+        assert b"".join(recorded.iter_bytes(1024)) == body
+    with vcr.use_cassette(str(cassette), record_mode="none"):
+        response = Transport().send(get(f"{server.url}/f"), stream=True)
+        assert response.status == 200
+        assert response.request_id == "req_v"
+        chunks = list(response.iter_bytes(1024))
+        assert b"".join(chunks) == body
+        assert all(chunks)
+    assert len(server.seen) == 1  # the replay never reached the socket
+
+
+# TLS.
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca_path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}", str(ca_path)
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_tls_is_verified_by_default(tls_server: tuple[str, str]) -> None:
+    url, _ = tls_server
+    with pytest.raises(TransportError, match="TLS handshake failed"):
+        Transport().send(get(url))
+
+
+def test_custom_ca_bundle_is_trusted(tls_server: tuple[str, str]) -> None:
+    url, ca_path = tls_server
+    assert Transport(ca_certs=ca_path).send(get(url)).read() == b"ok"
+
+
+def test_verify_false_skips_verification(tls_server: tuple[str, str]) -> None:
+    url, _ = tls_server
+    with pytest.warns(InsecureRequestWarning):
+        assert Transport(verify=False).send(get(url)).read() == b"ok"
