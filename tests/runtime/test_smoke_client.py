@@ -32,7 +32,7 @@ def test_call_structures_the_body(server: Any) -> None:
     client = ApiClient(provider="stripe", base_url=server.url, auth=BearerAuth("sk_test_x"))
     run = client.call(GET_RUN, Run, path={"id": "frr/1"})
     assert run.id == "frr_1"
-    assert run.status.value == "brand_new"
+    assert str(run.status) == "brand_new"
     assert run.raw_payload == {"id": "frr_1", "status": "brand_new", "extra": 1}
     assert server.seen[0].path == "/v1/runs/frr%2F1"
     assert server.seen[0].headers["Authorization"] == "Bearer sk_test_x"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import trustme
-import vcr
+import vcr  # type: ignore[import-untyped]
 from reporting_runtime import Request, Response, Transport, TransportError
 from reporting_runtime.messages import Headers
 from urllib3.exceptions import InsecureRequestWarning

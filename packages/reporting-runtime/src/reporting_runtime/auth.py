@@ -62,11 +62,15 @@ class BasicAuth(AuthPolicy):
         return frozenset({"Authorization"})
 
 
+def _copy(headers: Mapping[str, str]) -> dict[str, str]:
+    return dict(headers)
+
+
 @attrs.frozen
 class HeaderPairAuth(AuthPolicy):
     """Credentials in custom headers, e.g. Zuora's apiAccessKeyId / apiSecretAccessKey."""
 
-    headers: Mapping[str, str] = attrs.field(repr=False, converter=dict)
+    headers: Mapping[str, str] = attrs.field(repr=False, converter=_copy)
 
     def auth_headers(self) -> Mapping[str, str]:
         return self.headers

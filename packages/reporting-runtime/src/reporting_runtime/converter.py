@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import attrs
 import cattrs
@@ -169,7 +169,13 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
 converter: cattrs.Converter = make_converter()
 
 
-def structure(data: Any, cls: type[T]) -> T:
+@overload
+def structure(data: Any, cls: type[T]) -> T: ...
+@overload
+def structure(data: Any, cls: Any) -> Any: ...
+
+
+def structure(data: Any, cls: Any) -> Any:
     """`data` (parsed JSON) as `cls`; a mismatch is a ResponseFormatError naming the field."""
     try:
         return converter.structure(data, cls)
