@@ -207,3 +207,24 @@ def test_utf16_raw_keeps_the_bytes(tmp_path: Path, opener: Any, scripted: Any) -
     play = opener([lambda offset: scripted(payload, offset=offset)])
     run = make_run(size=len(payload), content_type=CONTENT_TSV_UTF16)
     assert download(run, tmp_path / "z.tsv", play, raw=True).read_bytes() == payload
+
+
+def test_early_writeback_path_writes_everything(
+    tmp_path: Path, opener: Any, scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import report_gateway.download as module
+
+    monkeypatch.setattr(module, "WRITEBACK_WINDOW", 4096)
+    play = opener([lambda offset: scripted(DATA, offset=offset, chunk=1000)])
+    assert download(make_run(), tmp_path / "o.csv", play).read_bytes() == DATA
+
+
+def test_non_durable_download_is_still_atomic_and_verified(
+    tmp_path: Path, opener: Any, scripted: Any
+) -> None:
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    assert download(make_run(), tmp_path / "o.csv", play, durable=False).read_bytes() == DATA
+    short = opener([lambda offset: scripted(DATA[:10], offset=offset)])
+    with pytest.raises(IntegrityError):
+        download(make_run(), tmp_path / "p.csv", short, durable=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv"]

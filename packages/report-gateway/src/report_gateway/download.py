@@ -39,6 +39,7 @@ def download(
     raw: bool = False,
     overwrite: bool = True,
     on_progress: DownloadProgress | None = None,
+    durable: bool = True,
     max_attempts: int = 5,
     chunk_size: int = CHUNK_SIZE,
 ) -> Path:
@@ -47,6 +48,8 @@ def download(
     ``path`` may be an existing folder: the provider's file name (or ``<run id>.csv``) is
     used inside it. ``unzip`` unpacks a ZIP result to its CSV; ``raw`` keeps the provider's
     bytes as they are (no UTF-16 decoding); ``overwrite=False`` refuses an existing target.
+    ``durable=False`` skips the fsyncs (the file is still complete and atomically renamed,
+    but a power loss right after may lose it): for scratch files only.
     """
     result = run.result
     if result is None:
@@ -70,8 +73,16 @@ def download(
     temporaries: list[Path] = []
     try:
         fetched = _new_temporary(folder, target.name, temporaries)
+        transformed = (unzip and result.content_type == CONTENT_ZIP) or (
+            result.content_type == CONTENT_TSV_UTF16 and not raw
+        )
         with fetched.open("wb") as out:
-            _copy(body, out, on_progress)
+            _copy(
+                body,
+                out,
+                on_progress,
+                early_writeback=durable and not (transformed or result.checksum),
+            )
         if result.checksum:
             _verify_checksum(fetched, result.checksum, body.description)
         final = fetched
@@ -79,11 +90,13 @@ def download(
             final = _unzip(fetched, _new_temporary(folder, target.name, temporaries))
         elif result.content_type == CONTENT_TSV_UTF16 and not raw:
             final = _tsv_utf16_to_csv(fetched, _new_temporary(folder, target.name, temporaries))
-        with final.open("r+b") as fh:
-            os.fsync(fh.fileno())
+        if durable:
+            with final.open("r+b") as fh:
+                os.fsync(fh.fileno())
         os.replace(final, target)
         temporaries.remove(final)
-        _sync_folder(folder)
+        if durable:
+            _sync_folder(folder)
     finally:
         for leftover in temporaries:
             with contextlib.suppress(OSError):
@@ -104,15 +117,38 @@ def _new_temporary(folder: Path, name: str, registry: list[Path]) -> Path:
     return path
 
 
-def _copy(body: ResultBody, out: BinaryIO, on_progress: DownloadProgress | None) -> None:
+#: Dirty bytes allowed to pile up before asking the kernel to start writing them out.
+WRITEBACK_WINDOW = 16 << 20
+
+
+def _copy(
+    body: ResultBody, out: BinaryIO, on_progress: DownloadProgress | None, *, early_writeback: bool
+) -> None:
+    """Write the chunks as they come; optionally start disk writeback along the way.
+
+    The final fsync would otherwise wait for the whole file to reach the disk at the end;
+    asking for writeback every few MiB (``posix_fadvise(DONTNEED)`` starts it without
+    waiting) overlaps disk and network, so a durable download costs about what a bare copy
+    costs. Only for files not read back afterwards (the advice also drops clean pages).
+    """
     write = out.write
-    if on_progress is None:
+    advise = getattr(os, "posix_fadvise", None) if early_writeback else None
+    if advise is None and on_progress is None:
         for chunk in body.chunks():
             write(chunk)
         return
+    fd = out.fileno()
+    written = flushed = 0
     for chunk in body.chunks():
         write(chunk)
-        on_progress(body.received, body.total)
+        written += len(chunk)
+        if advise is not None and written - flushed >= WRITEBACK_WINDOW:
+            out.flush()
+            with contextlib.suppress(OSError):
+                advise(fd, flushed, written - flushed, os.POSIX_FADV_DONTNEED)
+            flushed = written
+        if on_progress is not None:
+            on_progress(body.received, body.total)
 
 
 def _sync_folder(folder: Path) -> None:

@@ -537,11 +537,13 @@ class Gateway:
         raw: bool = False,
         overwrite: bool = True,
         on_progress: DownloadProgress | None = None,
+        durable: bool = True,
     ) -> Path:
         """Save the result atomically and verified; return the path written.
 
         ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export is converted to UTF-8
-        CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer.
+        CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer; ``durable=False``
+        skips the fsyncs (still atomic, not crash-safe).
         """
         from .download import download
 
@@ -555,6 +557,7 @@ class Gateway:
                 raw=raw,
                 overwrite=overwrite,
                 on_progress=on_progress,
+                durable=durable,
             )
 
     def rows(self, run: ReportRun) -> Iterator[dict[str, str]]:
