@@ -7,6 +7,7 @@ themselves are looked up by name and imported only once parsing succeeded.
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from .exits import EXIT_CODES_HELP
 from .params import PARAMETERS_HELP
@@ -46,7 +47,18 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=30)
 
 
-def _common_options(suppress: bool) -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line in the same form as every other error, with where to look.
+
+    argparse's default prints the whole usage block first; with this many options that
+    buries the one line that matters.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _common_options(suppress: bool) -> _Parser:
     """Options accepted before or after the subcommand (``report-gateway --json runs x`` and
     ``report-gateway runs x --json``).
 
@@ -57,7 +69,7 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     out = common.add_argument_group("output")
     out.add_argument(
         "--json",
@@ -102,7 +114,7 @@ def _common_options(suppress: bool) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; ``args.command`` names the subcommand that was chosen."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description=_DESCRIPTION,
         epilog=f"{_SETTINGS_HELP}\n\n{PARAMETERS_HELP}\n\n{EXIT_CODES_HELP}",
