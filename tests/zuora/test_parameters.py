@@ -1,0 +1,144 @@
+"""viewType and filters, checked before any run exists (no request is involved here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from report_gateway import ParameterError
+from report_gateway_zuora.parameters import (
+    parameter_specs,
+    report_view_type,
+    validate_parameters,
+)
+
+REPORT = "ff8080816293d35b0162bcb3e7780a75"
+
+
+def check(parameters: dict[str, Any], view_type: str | None = None) -> dict[str, Any]:
+    return validate_parameters(REPORT, parameters, view_type=view_type)
+
+
+@pytest.mark.parametrize("given_view", ["Summary", "summary", "SUMMARY", " Summary "])
+def test_view_type_is_case_insensitive_and_normalized(given_view: str) -> None:
+    assert check({"viewType": given_view}) == {"viewType": "Summary"}
+
+
+@given(st.sampled_from(["Summary", "Detail"]), st.lists(st.booleans(), min_size=6, max_size=6))
+def test_any_casing_of_a_view_type_normalizes(view: str, upper: list[bool]) -> None:
+    cased = "".join(c.upper() if u else c.lower() for c, u in zip(view, upper, strict=False))
+    assert check({"viewType": cased + view[len(cased) :]})["viewType"] == view
+
+
+def test_view_type_is_required_and_names_the_allowed_values() -> None:
+    with pytest.raises(ParameterError) as caught:
+        check({})
+    assert caught.value.parameter == "viewType"
+    assert "Summary, Detail" in str(caught.value)
+
+
+def test_view_type_not_a_view() -> None:
+    with pytest.raises(ParameterError, match=r"'Tabular'.*allowed: Summary, Detail"):
+        check({"viewType": "Tabular"})
+    with pytest.raises(ParameterError, match="must be a string"):
+        check({"viewType": 1})
+
+
+def test_view_type_must_match_a_known_report_type() -> None:
+    assert check({"viewType": "detail"}, "Detail") == {"viewType": "Detail"}
+    with pytest.raises(ParameterError) as caught:
+        check({"viewType": "Summary"}, "Detail")
+    assert caught.value.allowed == ("Detail",)
+    assert "Detail report" in str(caught.value)
+
+
+def test_unknown_parameters_are_rejected() -> None:
+    with pytest.raises(ParameterError) as caught:
+        check({"viewType": "Summary", "interval_start": 1})
+    assert caught.value.parameter == "interval_start"
+    assert "viewType, filters" in str(caught.value)
+
+
+def test_filters_pass_through_normalized() -> None:
+    filters = [
+        {
+            "logicalOperator": "AND",
+            "filterClauses": [
+                {"field": "Account.Currency", "value": "USD", "operator": "="},
+                {"field": "Account.Balance", "value": 100, "operator": ">"},
+            ],
+        },
+        {"filterClauses": [{"field": "Account.Status", "value": "", "operator": "is null"}]},
+    ]
+    assert check({"viewType": "Detail", "filters": filters})["filters"] == [
+        {
+            "logicalOperator": "AND",
+            "filterClauses": [
+                {"field": "Account.Currency", "value": "USD", "operator": "="},
+                {"field": "Account.Balance", "value": "100", "operator": ">"},
+            ],
+        },
+        {"filterClauses": [{"field": "Account.Status", "value": "", "operator": "is null"}]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("filters", "where"),
+    [
+        ("Account.Currency = USD", "filters"),
+        ({"filterClauses": []}, "filters"),
+        ([["x"]], "filters[0]"),
+        ([{"filterClauses": [], "logicalOperator": "AND"}], "filters[0].filterClauses"),
+        ([{"clauses": []}], "filters[0].clauses"),
+        ([{"logicalOperator": 1, "filterClauses": [{}]}], "filters[0].logicalOperator"),
+        ([{"filterClauses": ["x"]}], "filters[0].filterClauses[0]"),
+        (
+            [{"filterClauses": [{"field": "A.B", "value": "1"}]}],
+            "filters[0].filterClauses[0].operator",
+        ),
+        (
+            [{"filterClauses": [{"field": "A.B", "value": None, "operator": "="}]}],
+            "filters[0].filterClauses[0].value",
+        ),
+        (
+            [{"filterClauses": [{"field": "", "value": "1", "operator": "="}]}],
+            "filters[0].filterClauses[0].field",
+        ),
+        (
+            [{"filterClauses": [{"field": "A", "value": "1", "operator": "=", "op": "x"}]}],
+            "filters[0].filterClauses[0].op",
+        ),
+    ],
+)
+def test_bad_filters_name_the_exact_place(filters: Any, where: str) -> None:
+    with pytest.raises(ParameterError) as caught:
+        check({"viewType": "Summary", "filters": filters})
+    assert caught.value.parameter == where
+
+
+def test_template_schema_narrows_to_the_known_view_type() -> None:
+    assert parameter_specs(None)["viewType"].allowed_values == ("Summary", "Detail")
+    specs = parameter_specs("Detail")
+    assert specs["viewType"].allowed_values == ("Detail",)
+    assert specs["viewType"].required
+    assert not specs["filters"].required
+    assert specs["filters"].type == "array"
+
+
+@pytest.mark.parametrize(
+    ("definition", "view"),
+    [
+        ('{"reportType":"Summary","dataSource":"Account"}', "Summary"),
+        ('{"reportType":"detail"}', "Detail"),
+        ("...", None),
+        ("[1, 2]", None),
+        ('{"reportType": "Pivot"}', None),
+        (None, None),
+    ],
+)
+def test_view_type_read_from_a_definition_when_it_says_so(
+    definition: str | None, view: str | None
+) -> None:
+    assert report_view_type(definition) == view
