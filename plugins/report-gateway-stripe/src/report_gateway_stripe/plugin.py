@@ -1,0 +1,144 @@
+"""The hook implementations: this module is the plugin the ``report_gateway`` entry point names.
+
+It only announces the two providers and answers the small hooks (auth, scope headers,
+status words); the drivers and the generated clients are imported by the factories, the
+first time a provider is used, so ``report-gateway providers`` stays quick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from report_gateway import hookimpl
+from report_gateway.errors import ScopeError
+from report_gateway.models import RunStatus, Scope
+from report_gateway.provider import ProviderSpec
+
+if TYPE_CHECKING:
+    from report_gateway.config import Credentials
+    from report_gateway.provider import ProviderContext, ProviderDriver
+    from reporting_runtime import AuthPolicy
+
+__all__ = [
+    "API_KEY_ENV",
+    "STRIPE",
+    "STRIPE_V2",
+    "report_gateway_auth",
+    "report_gateway_map_status",
+    "report_gateway_providers",
+    "report_gateway_scope_headers",
+]
+
+STRIPE = "stripe"
+STRIPE_V2 = "stripe-v2"
+API_KEY_ENV = "STRIPE_API_KEY"
+
+#: Stripe's words per provider; anything else is left to the core (warn, keep waiting).
+STATUSES: Mapping[str, Mapping[str, RunStatus]] = {
+    STRIPE: {
+        "pending": RunStatus.PENDING,
+        "succeeded": RunStatus.SUCCEEDED,
+        "failed": RunStatus.FAILED,
+    },
+    STRIPE_V2: {
+        "running": RunStatus.RUNNING,
+        "succeeded": RunStatus.SUCCEEDED,
+        "failed": RunStatus.FAILED,
+    },
+}
+
+#: The one scope field each provider understands, and the header that carries it.
+SCOPE_FIELDS: Mapping[str, tuple[str, str]] = {
+    STRIPE: ("account", "Stripe-Account"),
+    STRIPE_V2: ("context", "Stripe-Context"),
+}
+
+
+def _make_v1(context: ProviderContext) -> ProviderDriver:
+    from .v1 import StripeV1Driver
+
+    return StripeV1Driver(context)
+
+
+def _make_v2(context: ProviderContext) -> ProviderDriver:
+    from .v2 import StripeV2Driver
+
+    return StripeV2Driver(context)
+
+
+@hookimpl
+def report_gateway_providers() -> Sequence[ProviderSpec]:
+    """Announce Stripe Reporting v1 (``stripe``) and Reports v2 (``stripe-v2``)."""
+    return [
+        ProviderSpec(
+            name=STRIPE,
+            description="Stripe Reporting API v1 (report types and report runs)",
+            factory=_make_v1,
+            settings_keys=("api_key", "base_url", "files_base_url", "stripe_version", "account"),
+            env_vars={"api_key": API_KEY_ENV},
+            credential_keys=("api_key",),
+            # v1 runs take tens of seconds to minutes.
+            first_poll_interval=2.0,
+            max_poll_interval=30.0,
+        ),
+        ProviderSpec(
+            name=STRIPE_V2,
+            description="Stripe Reports API v2 (private preview; reports and report runs)",
+            factory=_make_v2,
+            settings_keys=(
+                "api_key",
+                "base_url",
+                "stripe_version",
+                "context",
+                "reports",
+                "compress_file",
+                "rate_limit_wait",
+            ),
+            env_vars={"api_key": API_KEY_ENV},
+            credential_keys=("api_key",),
+            first_poll_interval=2.0,
+            max_poll_interval=30.0,
+        ),
+    ]
+
+
+@hookimpl
+def report_gateway_auth(provider: str, credentials: Credentials) -> AuthPolicy | None:
+    """Stripe takes the secret (or restricted) key as a Bearer token, for v1 and v2 alike."""
+    if provider not in SCOPE_FIELDS:
+        return None
+    from reporting_runtime import BearerAuth
+
+    return BearerAuth(credentials["api_key"])
+
+
+@hookimpl
+def report_gateway_scope_headers(provider: str, scope: Scope) -> Mapping[str, str] | None:
+    """``Stripe-Account`` for v1, ``Stripe-Context`` for v2; any other field is refused.
+
+    A field the provider cannot send would be silently dropped otherwise, and the report
+    would describe the wrong account.
+    """
+    wanted = SCOPE_FIELDS.get(provider)
+    if wanted is None:
+        return None
+    field, header = wanted
+    given = scope.fields()
+    unsupported = sorted(set(given) - {field})
+    if unsupported:
+        raise ScopeError(
+            f"{provider}: scope field(s) {unsupported} not supported; "
+            f"{provider} accepts Scope({field}=...) only (sent as {header})"
+        )
+    value = given.get(field)
+    return {header: value} if value else {}
+
+
+@hookimpl
+def report_gateway_map_status(provider: str, raw_status: str) -> RunStatus | None:
+    """Stripe's status words; None for other providers and for words Stripe may add."""
+    table = STATUSES.get(provider)
+    if table is None:
+        return None
+    return table.get(raw_status)

@@ -1,0 +1,361 @@
+"""The ``stripe`` driver: Stripe Reporting v1 through ``stripe_reporting_client.v1``.
+
+Report types become templates whose interval bounds are the type's data availability, so
+an interval Stripe would refuse is refused here first. Result files live on the files host
+(``files_base_url``) and need the key: the generated client sends it only there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from report_gateway.errors import (
+    NotSupportedError,
+    ParameterError,
+    RunNotFoundError,
+    UnknownReportError,
+)
+from report_gateway.models import (
+    CONTENT_CSV,
+    ParameterSpec,
+    ReportRun,
+    ReportTemplate,
+    ResultFile,
+    RunStatus,
+    Scope,
+)
+from report_gateway.provider import ProviderContext, ResultResponse, match_templates
+from reporting_runtime import BadRequestError, NotFoundError
+from reporting_runtime.converter import unstructure
+from stripe_reporting_client.v1 import OPERATIONS, Client, models
+from stripe_reporting_client.v1._generated.client import USER_AGENT
+
+from .parameters import format_unix, parse_timestamp, validate_parameters
+from .plugin import STRIPE
+from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "StripeV1Driver", "template_of"]
+
+DEFAULT_BASE_URL = "https://api.stripe.com"
+DEFAULT_FILES_BASE_URL = "https://files.stripe.com"
+PAGE_SIZE = 100  # Stripe's maximum for list_report_runs
+
+_FILE_PATH = re.compile(r"/v1/files/([^/]+)/contents/?$")
+
+_DESCRIPTIONS = {
+    "interval_start": "Start of the data interval (inclusive)",
+    "interval_end": "End of the data interval (exclusive)",
+    "columns": "Columns to include, in order",
+    "currency": "Three-letter currency code to filter by (lowercase)",
+    "timezone": "IANA time zone for the timestamps in the output",
+    "connected_account": "Connected account id (acct_...) to filter by",
+    "payout": "Payout id (po_...) to filter by; runs for one payout need no interval",
+    "reporting_category": "Balance-transaction reporting category to filter by",
+}
+
+
+def template_of(report_type: models.ReportType) -> ReportTemplate:
+    """A report type as a neutral template with the create-run parameters it accepts.
+
+    ``columns`` is offered only when the type has ``default_columns`` (null means the type
+    takes none); its names are not restricted to the defaults, since Stripe documents
+    optional columns beyond them.
+    """
+    start, end = report_type.data_available_start, report_type.data_available_end
+
+    def timestamp(name: str) -> ParameterSpec:
+        return ParameterSpec(
+            name=name,
+            type="timestamp",
+            required=True,
+            description=_DESCRIPTIONS[name],
+            minimum=start,
+            maximum=end,
+        )
+
+    def text(name: str, default: str | None = None) -> ParameterSpec:
+        return ParameterSpec(name=name, description=_DESCRIPTIONS[name], default=default)
+
+    params: dict[str, ParameterSpec] = {
+        "interval_start": timestamp("interval_start"),
+        "interval_end": timestamp("interval_end"),
+    }
+    if report_type.default_columns is not None:
+        params["columns"] = ParameterSpec(
+            name="columns",
+            type="array",
+            element_type="string",
+            description=_DESCRIPTIONS["columns"],
+            default=tuple(report_type.default_columns),
+        )
+    params["currency"] = text("currency")
+    params["timezone"] = text("timezone", "Etc/UTC")
+    params["connected_account"] = text("connected_account")
+    params["payout"] = text("payout")
+    params["reporting_category"] = text("reporting_category")
+    return ReportTemplate(
+        provider=STRIPE,
+        id=report_type.id,
+        name=report_type.name,
+        description=f"version {report_type.version}",
+        parameters=params,
+        available_from=start,
+        available_until=end,
+        raw=report_type.raw_payload,
+    )
+
+
+def _timezone_known(name: str) -> bool | None:
+    """Whether ``name`` is an IANA zone; None when this system has no zone data to ask."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return None if not zoneinfo.available_timezones() else False
+    return True
+
+
+class StripeV1Driver:
+    """``ProviderDriver`` for Stripe Reporting v1; one per Gateway, safe across threads."""
+
+    def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
+        self.context = context
+        base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
+        self.files_base_url = str(context.setting("files_base_url") or DEFAULT_FILES_BASE_URL)
+        version = context.setting("stripe_version")
+        self.client = client or Client(
+            base_url,
+            auth=context.auth,
+            files_base_url=self.files_base_url,
+            stripe_version=str(version) if version else None,
+            transport=context.transport,
+            policies=(ExtraHeadersPolicy(),),
+            retry=context.retry,
+            user_agent=f"{context.user_agent} {USER_AGENT}",
+        )
+
+    # -- scope -----------------------------------------------------------------------------
+
+    def _scope(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
+        where = effective_scope(self.context, scope, "account")
+        return where, scoped_headers(self.context, where, "Stripe-Account")
+
+    # -- templates -------------------------------------------------------------------------
+
+    def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
+        _, headers = self._scope(scope)
+        with headers.applied():
+            listing = self.client.list_report_types(stripe_account=headers.value)
+        return [template_of(report_type) for report_type in listing.data]
+
+    def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
+        _, headers = self._scope(scope)
+        try:
+            with headers.applied():
+                report_type = self.client.retrieve_report_type(
+                    report_id, stripe_account=headers.value
+                )
+        except NotFoundError as exc:
+            raise UnknownReportError(
+                STRIPE, report_id, "list them with `report-gateway templates stripe`"
+            ) from exc
+        return template_of(report_type)
+
+    def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
+        return match_templates(self.templates(scope=scope), query)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def validate(
+        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
+    ) -> dict[str, Any]:
+        template = self.template(report_id, scope=scope)
+        clean = validate_parameters(
+            template,
+            parameters,
+            timestamp_format=format_unix,
+            optional_when={"interval_start": "payout", "interval_end": "payout"},
+        )
+        if "currency" in clean:
+            clean["currency"] = self._currency(template, clean["currency"])
+        if "timezone" in clean and _timezone_known(clean["timezone"]) is False:
+            raise ParameterError(
+                "timezone",
+                f"{clean['timezone']!r} is not an IANA time zone name",
+                allowed="IANA names such as Etc/UTC, America/New_York",
+                provider=STRIPE,
+                report_id=report_id,
+            )
+        return clean
+
+    def _currency(self, template: ReportTemplate, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z]{3}", value):
+            raise ParameterError(
+                "currency",
+                f"{value!r} is not a three-letter currency code",
+                allowed="ISO 4217 codes such as usd, eur",
+                provider=STRIPE,
+                report_id=template.id,
+            )
+        return value.lower()
+
+    def start(
+        self,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        scope: Scope,
+        idempotency_key: str,
+    ) -> ReportRun:
+        where, headers = self._scope(scope)
+        values = dict(parameters)
+        for name in ("interval_start", "interval_end"):
+            if name in values:
+                values[name] = parse_timestamp(values[name])
+        body = models.CreateReportRunRequest(
+            report_type=report_id,
+            parameters=models.CreateReportRunParameters(**values) if values else None,
+        )
+        try:
+            with headers.applied():
+                run = self.client.create_report_run(
+                    body=body, stripe_account=headers.value, idempotency_key=idempotency_key
+                )
+        except BadRequestError as exc:
+            refused = _parameter_error(exc, report_id)
+            if refused is None:
+                raise
+            raise refused from exc
+        return self._run(run, where)
+
+    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+        where, headers = self._scope(scope)
+        try:
+            with headers.applied():
+                run = self.client.retrieve_report_run(run_id, stripe_account=headers.value)
+        except NotFoundError as exc:
+            raise RunNotFoundError(f"{STRIPE}: no report run {run_id!r} ({exc.message})") from exc
+        return self._run(run, where)
+
+    def cancel(self, run: ReportRun) -> ReportRun:
+        raise NotSupportedError(
+            STRIPE, "cancel", "Stripe report runs cannot be canceled; they finish on their own"
+        )
+
+    def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
+        where, headers = self._scope(scope)
+        remaining = limit
+        after: str | None = None
+        while remaining is None or remaining > 0:
+            size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            with headers.applied():
+                page = self.client.list_report_runs(
+                    limit=size, starting_after=after, stripe_account=headers.value
+                )
+            for item in page.data[:size]:
+                yield self._run(item, where)
+            if remaining is not None:
+                remaining -= min(len(page.data), size)
+            if not page.has_more or not page.data:
+                return
+            after = page.data[-1].id
+
+    def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
+        seen = 0
+        for run in self.runs(limit=None, scope=scope):
+            seen += 1
+            if run.report_id == report_id and run.status is RunStatus.SUCCEEDED:
+                return run
+        self.template(report_id, scope=scope)  # an unknown report says so, not "no run"
+        raise RunNotFoundError(
+            f"{STRIPE}: no succeeded run of {report_id!r} among the {seen} runs listed"
+        )
+
+    # -- results ---------------------------------------------------------------------------
+
+    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+        file_id = _file_id(run)
+        _, headers = self._scope(run.scope)
+        sent: dict[str, str | None] = {"Stripe-Account": headers.value}
+        if offset > 0:
+            sent["Range"] = f"bytes={offset}-"
+        # The generated download_file_contents takes no Range header, so the same operation
+        # goes through the client's request() (same pipeline, key sent to the files host).
+        with headers.applied():
+            return self.client.request(
+                OPERATIONS["download_file_contents"],
+                path={"file": file_id},
+                headers=sent,
+                stream=True,
+            )
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    def _run(self, run: models.ReportRun, scope: Scope) -> ReportRun:
+        raw_status = str(run.status.value)
+        raw = run.raw_payload or {}
+        parameters = raw.get("parameters")
+        if not isinstance(parameters, Mapping):
+            parameters = unstructure(run.parameters)
+        return ReportRun(
+            provider=STRIPE,
+            id=run.id,
+            report_id=run.report_type,
+            status=self.context.map_status(raw_status),
+            raw_status=raw_status,
+            created_at=run.created,
+            finished_at=run.succeeded_at,
+            parameters=dict(parameters),
+            scope=scope,
+            result=self._result(run.result) if run.result is not None else None,
+            error=run.error,
+            raw=run.raw_payload,
+        )
+
+    def _result(self, file: models.File) -> ResultFile:
+        url = file.url or f"{self.files_base_url}/v1/files/{file.id}/contents"
+        return ResultFile(
+            url=url,
+            size=file.size,
+            content_type=CONTENT_CSV,
+            filename=file.filename or f"{file.id}.csv",
+            expires_at=file.expires_at,
+            needs_auth=True,
+            raw=file.raw_payload,
+        )
+
+
+def _file_id(run: ReportRun) -> str:
+    """The result's file id: from the file payload, else from its contents URL."""
+    result = run.result
+    if result is None:
+        raise NotSupportedError(STRIPE, "open_result", f"run {run.id} has no result file")
+    raw = result.raw or {}
+    file_id = raw.get("id")
+    if isinstance(file_id, str) and file_id:
+        return file_id
+    match = _FILE_PATH.search(urlsplit(result.url).path)
+    if match is None:
+        raise NotSupportedError(
+            STRIPE, "open_result", f"run {run.id}: cannot tell the result's file id"
+        )
+    return match.group(1)
+
+
+def _parameter_error(exc: BadRequestError, report_id: str) -> ParameterError | None:
+    """Stripe's 400 about one run parameter, as a ParameterError; None for other 400s."""
+    param = exc.param or ""
+    match = re.fullmatch(r"parameters\[(\w+)\](?:\[\d*\])?", param)
+    if match is None:
+        return None
+    request = f" (request id {exc.request_id})" if exc.request_id else ""
+    return ParameterError(
+        match.group(1),
+        f"Stripe refused it: {exc.message}{request}",
+        provider=STRIPE,
+        report_id=report_id,
+    )

@@ -1,0 +1,444 @@
+"""The ``stripe-v2`` driver: Stripe Reports API v2 through ``stripe_reporting_client.v2``.
+
+What v2 does differently, and how this driver meets it:
+
+- No list endpoint for reports: ``templates()`` retrieves the ids named in the ``reports``
+  setting, and refuses with NotSupportedError (saying how to fix it) when there are none.
+- No list of runs, no cancel: ``runs``, ``last_completed`` and ``cancel`` are NotSupported.
+- A concurrency limit answered with 429 ``report_run_rate_limit_exceeded``: ``start``
+  waits for a slot (same idempotency key, capped backoff) up to ``rate_limit_wait`` seconds.
+- Results behind pre-signed URLs that expire after five minutes: ``open_result`` fetches
+  them with a bare transport request that carries no key, and retrieves the run again
+  for a fresh URL when the one it has expired (past ``expires_at``, or 403/410).
+- ``result_options.compress_file`` (a ZIP result): the ``compress_file`` setting for every
+  run, or per run the pseudo-parameter ``result_options={"compress_file": True}``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from report_gateway.errors import (
+    ConfigurationError,
+    DownloadError,
+    NotSupportedError,
+    ParameterError,
+    RunNotFoundError,
+    UnknownReportError,
+)
+from report_gateway.models import (
+    CONTENT_CSV,
+    CONTENT_ZIP,
+    ParameterSpec,
+    ReportRun,
+    ReportTemplate,
+    ResultFile,
+    Scope,
+)
+from report_gateway.provider import ProviderContext, ResultResponse, match_templates
+from reporting_runtime import NotFoundError, RateLimitError, Request, Response
+from stripe_reporting_client.v2 import Client, models
+from stripe_reporting_client.v2._generated.client import USER_AGENT
+
+from .parameters import format_rfc3339, validate_parameters
+from .plugin import STRIPE_V2
+from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
+
+__all__ = [
+    "DEFAULT_RATE_LIMIT_WAIT",
+    "GRANULARITIES",
+    "RESULT_OPTIONS",
+    "StripeV2Driver",
+    "template_of",
+]
+
+DEFAULT_BASE_URL = "https://api.stripe.com"
+#: Seconds ``start`` waits for a concurrency slot before giving up (setting ``rate_limit_wait``).
+DEFAULT_RATE_LIMIT_WAIT = 300.0
+#: The per-run pseudo-parameter carrying the create body's ``result_options``.
+RESULT_OPTIONS = "result_options"
+#: Documented values of ``organization_report_granularity`` (multi-account reports).
+GRANULARITIES = ("concatenated_report", "aggregated_report")
+GRANULARITY = "organization_report_granularity"
+
+#: How many times a download fetches a fresh URL after the one it had expired.
+URL_REFRESHES = 2
+#: A URL this close to ``expires_at`` is refreshed before use (clock skew, slow start).
+EXPIRY_MARGIN = timedelta(seconds=5)
+_RATE_LIMIT_CODE = "report_run_rate_limit_exceeded"
+
+
+def _parameter_spec(name: str, parameter: models.ReportParameter) -> ParameterSpec:
+    kind = str(parameter.type.value)
+    allowed: tuple[str, ...] | None = None
+    element: str | None = None
+    low: datetime | None = None
+    high: datetime | None = None
+    if kind == "enum":
+        kind = "string"
+        if parameter.enum_details is not None:
+            allowed = tuple(parameter.enum_details.allowed_values)
+    elif kind == "array":
+        element = "string"
+        details = parameter.array_details
+        if details is not None and details.enum_details is not None:
+            allowed = tuple(details.enum_details.allowed_values)
+    elif kind == "timestamp" and parameter.timestamp_details is not None:
+        bounds = sorted((parameter.timestamp_details.min, parameter.timestamp_details.max))
+        low, high = bounds[0], bounds[1]
+    if name == GRANULARITY and allowed is None and kind == "string":
+        allowed = GRANULARITIES
+    return ParameterSpec(
+        name=name,
+        type=kind,
+        required=parameter.required,
+        description=parameter.description,
+        allowed_values=allowed,
+        minimum=low,
+        maximum=high,
+        element_type=element,
+        raw=parameter.raw_payload,
+    )
+
+
+def template_of(report: models.Report) -> ReportTemplate:
+    """A v2 report as a neutral template.
+
+    Enums become strings with ``allowed_values``; timestamp bounds are stored in order
+    (Stripe's guide prints one report with ``min`` and ``max`` swapped).
+    """
+    params = {name: _parameter_spec(name, p) for name, p in report.parameters.items()}
+    return ReportTemplate(
+        provider=STRIPE_V2,
+        id=report.id,
+        name=report.name,
+        parameters=params,
+        raw=report.raw_payload,
+    )
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean from a setting that may come from TOML (bool) or the environment (text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{STRIPE_V2}: setting {name!r} must be true or false, not {value!r}")
+
+
+def _report_ids(value: Any) -> list[str]:
+    """The ``reports`` setting: a list of ids, or one comma-separated string."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return [str(item).strip() for item in items if str(item).strip()]
+
+
+class StripeV2Driver:
+    """``ProviderDriver`` for Stripe Reports v2; one per Gateway, safe across threads.
+
+    ``sleep``, ``clock`` and ``now`` are the waiting and expiry clocks (replaceable in tests).
+    """
+
+    def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
+        self.context = context
+        base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
+        version = context.setting("stripe_version")
+        options: dict[str, Any] = {}
+        if version:
+            options["stripe_version"] = str(version)
+        self.client = client or Client(
+            base_url,
+            auth=context.auth,
+            transport=context.transport,
+            policies=(ExtraHeadersPolicy(),),
+            retry=context.retry,
+            user_agent=f"{context.user_agent} {USER_AGENT}",
+            **options,
+        )
+        self.compress_file = _flag(context.setting("compress_file", False), "compress_file")
+        try:
+            wait = float(context.setting("rate_limit_wait", DEFAULT_RATE_LIMIT_WAIT))
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"{STRIPE_V2}: setting 'rate_limit_wait' must be a number of seconds"
+            ) from None
+        self.rate_limit_wait = max(0.0, wait)
+        self.report_ids = _report_ids(context.setting("reports"))
+        self.user_agent = f"{context.user_agent} {USER_AGENT}"
+        self.sleep: Callable[[float], None] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # -- scope -----------------------------------------------------------------------------
+
+    def _scope(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
+        where = effective_scope(self.context, scope, "context")
+        return where, scoped_headers(self.context, where, "Stripe-Context")
+
+    # -- templates -------------------------------------------------------------------------
+
+    def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
+        if not self.report_ids:
+            raise NotSupportedError(
+                STRIPE_V2,
+                "listing reports",
+                "the v2 API has no list endpoint: name the report ids you use in the "
+                "setting 'reports' (settings={'stripe-v2': {'reports': ['report_...']}}) or "
+                "fetch one with template(report_id); Stripe lists the ids under "
+                "'Supported reports'",
+            )
+        return [self._retrieve(report_id, scope, listed=True) for report_id in self.report_ids]
+
+    def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
+        return self._retrieve(report_id, scope)
+
+    def _retrieve(self, report_id: str, scope: Scope, *, listed: bool = False) -> ReportTemplate:
+        _, headers = self._scope(scope)
+        try:
+            with headers.applied():
+                report = self.client.retrieve_report(report_id, stripe_context=headers.value)
+        except NotFoundError as exc:
+            hint = "listed in the setting 'reports'" if listed else None
+            raise UnknownReportError(STRIPE_V2, report_id, hint) from exc
+        return template_of(report)
+
+    def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
+        """Configured reports matching ``query``; a bare report id is looked up directly."""
+        words = query.split()
+        if len(words) == 1 and words[0] not in self.report_ids and words[0].startswith("report"):
+            try:
+                return [self.template(words[0], scope=scope)]
+            except UnknownReportError:
+                if not self.report_ids:
+                    return []
+        return match_templates(self.templates(scope=scope), query)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def validate(
+        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
+    ) -> dict[str, Any]:
+        where, _ = self._scope(scope)
+        values = dict(parameters)
+        options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
+        template = self.template(report_id, scope=where)
+        clean = validate_parameters(template, values, timestamp_format=format_rfc3339)
+        if GRANULARITY in clean and where.context:
+            raise ParameterError(
+                GRANULARITY,
+                "applies to multi-account runs, which are made without Stripe-Context; "
+                f"this run is scoped to {where.context!r}",
+                allowed="omit it, or run without Scope(context=...)",
+                provider=STRIPE_V2,
+                report_id=report_id,
+            )
+        if options is not None:
+            clean[RESULT_OPTIONS] = options
+        return clean
+
+    def _result_options(self, report_id: str, value: Any) -> dict[str, bool] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or set(value) - {"compress_file"}:
+            raise ParameterError(
+                RESULT_OPTIONS,
+                f"expected a mapping with the key compress_file, got {value!r}",
+                allowed=["compress_file"],
+                provider=STRIPE_V2,
+                report_id=report_id,
+            )
+        flag = value.get("compress_file")
+        if flag is None:
+            return {}
+        if not isinstance(flag, bool):
+            raise ParameterError(
+                f"{RESULT_OPTIONS}.compress_file",
+                f"expected a boolean, got {flag!r}",
+                allowed=[True, False],
+                provider=STRIPE_V2,
+                report_id=report_id,
+            )
+        return {"compress_file": flag}
+
+    def start(
+        self,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        scope: Scope,
+        idempotency_key: str,
+    ) -> ReportRun:
+        where, headers = self._scope(scope)
+        values = dict(parameters)
+        options = values.pop(RESULT_OPTIONS, None) or {}
+        compress = options.get("compress_file", self.compress_file)
+        body = models.CreateReportRunRequest(
+            report=report_id,
+            report_parameters=values,
+            result_options=models.ResultOptions(compress_file=True) if compress else None,
+        )
+        deadline = self.clock() + self.rate_limit_wait
+        delay = 1.0
+        waited = 0
+        while True:
+            try:
+                with headers.applied():
+                    run = self.client.create_report_run(
+                        body=body, stripe_context=headers.value, idempotency_key=idempotency_key
+                    )
+                return self._run(run, where)
+            except RateLimitError as exc:
+                if exc.code not in (None, _RATE_LIMIT_CODE):
+                    raise
+                left = deadline - self.clock()
+                if left <= 0:
+                    raise
+                pause = exc.retry_after if exc.retry_after else random.uniform(delay / 2, delay)
+                pause = min(pause, left)
+                waited += 1
+                self.context.logger.info(
+                    "%s: %s is at its limit of concurrent report runs; waiting %.1fs for a "
+                    "slot (attempt %d, %.0fs left)",
+                    STRIPE_V2,
+                    report_id,
+                    pause,
+                    waited,
+                    left,
+                )
+                self.sleep(pause)
+                delay = min(delay * 2, 30.0)
+
+    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+        where, headers = self._scope(scope)
+        try:
+            with headers.applied():
+                run = self.client.retrieve_report_run(run_id, stripe_context=headers.value)
+        except NotFoundError as exc:
+            raise RunNotFoundError(
+                f"{STRIPE_V2}: no report run {run_id!r} ({exc.message}); a run made with a "
+                "Stripe-Context is only found with the same context"
+            ) from exc
+        return self._run(run, where)
+
+    def cancel(self, run: ReportRun) -> ReportRun:
+        raise NotSupportedError(STRIPE_V2, "cancel", "Stripe v2 report runs cannot be canceled")
+
+    def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
+        raise NotSupportedError(
+            STRIPE_V2, "listing runs", "the v2 API has no list endpoint; keep the run ids"
+        )
+
+    def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
+        raise NotSupportedError(
+            STRIPE_V2, "last_completed", "the v2 API cannot list runs; keep the run ids"
+        )
+
+    # -- results ---------------------------------------------------------------------------
+
+    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+        """GET the pre-signed URL with no key; refresh it when it has expired."""
+        current = run
+        refreshes = 0
+        while True:
+            result = current.result
+            if result is None or not result.url:
+                raise DownloadError(f"{STRIPE_V2} run {run.id} has no result URL")
+            stale = (
+                result.expires_at is not None
+                and result.expires_at - EXPIRY_MARGIN <= self.now()
+                and refreshes == 0
+            )
+            if not stale:
+                response = self._fetch(result.url, offset)
+                if response.status not in (403, 410):
+                    return self._checked(response, run)
+                response.close()
+                if refreshes >= URL_REFRESHES:
+                    raise DownloadError(
+                        f"{STRIPE_V2} run {run.id}: the download URL was refused "
+                        f"(HTTP {response.status}) even after {refreshes} fresh URLs"
+                    )
+            refreshes += 1
+            self.context.logger.info("%s run %s: fetching a fresh download URL", STRIPE_V2, run.id)
+            current = self.get(run.id, scope=run.scope)
+
+    def _fetch(self, url: str, offset: int) -> Response:
+        headers = {"User-Agent": self.user_agent, "Accept": "*/*"}
+        if offset > 0:
+            headers["Range"] = f"bytes={offset}-"
+        request = Request(
+            method="GET",
+            url=url,
+            headers=headers,
+            operation="download_presigned_url",
+            provider=STRIPE_V2,
+        )
+        # The bare transport, not the client's pipeline: no auth policy, no scope headers.
+        return self.context.transport.send(request, stream=True)
+
+    def _checked(self, response: Response, run: ReportRun) -> Response:
+        if 200 <= response.status < 300:
+            return response
+        status = response.status
+        response.close()
+        host = urlsplit(response.request.url).hostname or "the storage host"
+        raise DownloadError(
+            f"{STRIPE_V2} run {run.id}: {host} answered HTTP {status} for the result file"
+        )
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    def _run(self, run: models.ReportRun, scope: Scope) -> ReportRun:
+        raw_status = str(run.status.value)
+        raw = run.raw_payload or {}
+        parameters = raw.get("report_parameters")
+        if not isinstance(parameters, Mapping):
+            parameters = dict(run.report_parameters)
+        return ReportRun(
+            provider=STRIPE_V2,
+            id=run.id,
+            report_id=run.report,
+            status=self.context.map_status(raw_status),
+            raw_status=raw_status,
+            created_at=run.created,
+            parameters=dict(parameters),
+            scope=scope,
+            result=_result(run),
+            error=_failure(run),
+            raw=run.raw_payload,
+        )
+
+
+def _result(run: models.ReportRun) -> ResultFile | None:
+    if run.result is None or run.result.file is None:
+        return None
+    file = run.result.file
+    zipped = str(file.content_type.value) == "zip"
+    return ResultFile(
+        url=file.download_url.url,
+        size=int(file.size),
+        content_type=CONTENT_ZIP if zipped else CONTENT_CSV,
+        filename=f"{run.id}.{'zip' if zipped else 'csv'}",
+        expires_at=file.download_url.expires_at,
+        needs_auth=False,
+        raw=file.raw_payload,
+    )
+
+
+def _failure(run: models.ReportRun) -> str | None:
+    """``status_details.failed`` as one line: the message, then the code in brackets."""
+    details = (run.status_details or {}).get("failed")
+    if details is None:
+        return None
+    code = str(details.error_code.value) if details.error_code is not None else None
+    message = details.error_message or "no message"
+    return f"{message} [{code}]" if code else message
