@@ -63,7 +63,9 @@ _MAX_SEARCH_PAGES = 200
 #: How long an ambiguous run POST is followed up by polling "last completed run".
 DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
 #: Allowance for the provider's clock running behind ours when matching a run's startedOn.
-CLOCK_SKEW = timedelta(seconds=2)
+CLOCK_SKEW = timedelta(seconds=1)
+#: How many run ids this driver remembers having started (never adopted by a lookup).
+_KNOWN_RUNS = 10_000
 
 _NEVER_RUN = "has not run this report"
 
@@ -98,6 +100,7 @@ class ZuoraDriver:
         self._now = clock or (lambda: datetime.now(UTC))
         self._view_types: dict[str, str] = {}
         self._templates: dict[str, ReportTemplate] = {}
+        self._started: dict[str, None] = {}  # insertion-ordered set of run ids we created
         self._lock = threading.Lock()
 
     @classmethod
@@ -289,6 +292,7 @@ class ZuoraDriver:
         run_id = answer.response.report_run_id
         with self._lock:
             self._view_types.setdefault(report_id, view)
+        self._remember_started(run_id)
         return ReportRun(
             provider=PROVIDER,
             id=run_id,
@@ -301,6 +305,12 @@ class ZuoraDriver:
             raw=answer.raw_payload,
         )
 
+    def _remember_started(self, run_id: str) -> None:
+        with self._lock:
+            self._started[run_id] = None
+            while len(self._started) > _KNOWN_RUNS:
+                del self._started[next(iter(self._started))]
+
     def _recover(
         self,
         report_id: str,
@@ -312,8 +322,9 @@ class ZuoraDriver:
         """Find the run an ambiguous POST may have created, or say it may exist.
 
         The only documented way to see a run without its id is "last completed run" (runs
-        of this user, once COMPLETED), so a run is recognised by report, view type and a
-        ``startedOn`` not before the POST; it is polled for ``create_lookup_seconds``. A run
+        of this user, once COMPLETED), so a run is recognised by report, view type, a
+        ``startedOn`` not before the POST (less ``CLOCK_SKEW``) and an id this driver did not
+        already get from an earlier start; it is polled for ``create_lookup_seconds``. A run
         still going after that is invisible: ``RunMayExistError`` says how to find it later.
         """
         entity = self._entity(scope)
@@ -336,8 +347,11 @@ class ZuoraDriver:
                 seen = str(exc)
             else:
                 started = latest.started_on
+                with self._lock:
+                    ours_before = latest.id in self._started
                 matches = (
-                    (latest.report_id in (None, report_id))
+                    not ours_before
+                    and (latest.report_id in (None, report_id))
                     and started is not None
                     and started >= before - CLOCK_SKEW
                     and (view is None or latest.report_type in (None, view))
@@ -348,8 +362,9 @@ class ZuoraDriver:
                         latest.id,
                         report_id,
                     )
+                    self._remember_started(latest.id)
                     return self._run(latest, scope, parameters=parameters)
-                seen = f"latest completed run {latest.id} started {started}, before the POST"
+                seen = f"latest completed run {latest.id} (started {started}) is an earlier one"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

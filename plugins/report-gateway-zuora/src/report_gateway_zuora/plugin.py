@@ -92,10 +92,8 @@ def report_gateway_auth(provider: str, credentials: Credentials) -> AuthPolicy |
         )
     from reporting_runtime import HeaderPairAuth
 
-    # HeaderPairAuth's `converter=dict` gives mypy an overloaded, unsatisfiable signature
-    # (the generated client trips on it too): reported to the runtime's owner.
     return HeaderPairAuth(
-        {  # type: ignore[arg-type]
+        {
             "apiAccessKeyId": credentials["api_access_key_id"],
             "apiSecretAccessKey": credentials["api_secret_access_key"],
         }
