@@ -1,0 +1,14 @@
+"""The test credentials the sandbox accepts out of the box.
+
+Like Stripe's own mock server, any key starting with `sk_test_` is accepted for the Stripe
+APIs; STRIPE_TEST_KEY is simply a ready-made one. Zuora credentials must match the
+configured pair, whose defaults are these (the sandbox is loopback-only test tooling: they
+guard nothing).
+"""
+
+from __future__ import annotations
+
+STRIPE_TEST_KEY = "sk_test_sandbox_4eC39HqLyjWDarjtT1zdp7dc"
+STRIPE_KEY_PREFIX = "sk_test_"
+ZUORA_ACCESS_KEY_ID = "sandbox-user@example.com"
+ZUORA_SECRET_ACCESS_KEY = "sandbox-password"  # noqa: S105

@@ -1,0 +1,493 @@
+"""Stripe Reports API v2: report templates with parameter schemas, report runs, and the
+pre-signed, expiring download URLs of their results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from report_gateway_sandbox.downloads import file_response
+from report_gateway_sandbox.results import (
+    Column,
+    ResultBody,
+    TableFile,
+    ZipFile,
+    run_seed,
+    table_context,
+)
+from report_gateway_sandbox.state import SandboxState, parse_rfc3339, rfc3339_nanos
+from report_gateway_sandbox.stripe_auth import api_key, check_key, v2_error
+from report_gateway_sandbox.wire import Request, Response, Route, json_response
+
+PROVIDER = "stripe-v2"
+_DOWNLOAD_PREFIX = "/_files/v2/"
+
+
+@dataclass(frozen=True)
+class V2Report:
+    id: str
+    name: str
+    columns: tuple[Column, ...]
+    extra_parameters: tuple[str, ...]
+    aggregatable: bool
+
+
+_BALANCE_COLUMNS = (
+    Column("category", "category"),
+    Column("description", "text"),
+    Column("net_amount", "amount"),
+    Column("currency", "currency"),
+)
+_ACTIVITY_COLUMNS = (
+    Column("balance_transaction_id", "index", "txn_"),
+    Column("created", "utc"),
+    Column("currency", "currency"),
+    Column("gross", "amount"),
+    Column("fee", "amount"),
+    Column("net", "amount"),
+    Column("reporting_category", "category"),
+    Column("description", "text"),
+)
+REPORTS: tuple[V2Report, ...] = (
+    V2Report("report_balance_summary", "Balance summary", _BALANCE_COLUMNS, (), True),
+    V2Report(
+        "report_itemized_balance_change",
+        "Itemized balance change from activity",
+        _ACTIVITY_COLUMNS,
+        ("columns",),
+        False,
+    ),
+    V2Report(
+        "report_connected_account_activity",
+        "Connected account activity",
+        (*_ACTIVITY_COLUMNS, Column("connected_account", "text")),
+        ("columns", "connected_account"),
+        False,
+    ),
+)
+_SCHEMA_TYPES = {"amount": "double", "count": "bigint", "utc": "timestamp", "unix": "bigint"}
+
+
+@dataclass
+class V2Run:
+    id: str
+    key: str
+    context: str | None
+    report: V2Report
+    parameters: dict[str, Any]
+    compress: bool
+    created_at: float
+    duration: float
+    failure: tuple[str, str] | None
+    rows: int
+    target_bytes: int | None
+    seed: int
+
+    @functools.cached_property
+    def table(self) -> TableFile:
+        names = self.parameters.get("columns")
+        by_name = {c.name: c for c in self.report.columns}
+        columns = [by_name[n] for n in names] if names else list(self.report.columns)
+        start = int(parse_rfc3339(self.parameters["interval_start"]))
+        end = int(parse_rfc3339(self.parameters["interval_end"]))
+        context = table_context({"interval_start": start, "interval_end": end}, start, end)
+        return TableFile(
+            columns,
+            seed=self.seed,
+            context=context,
+            rows=self.rows,
+            target_bytes=self.target_bytes,
+            filename=f"{self.id}.csv",
+        )
+
+    @functools.cached_property
+    def file(self) -> ResultBody:
+        if not self.compress:
+            return self.table
+        return ZipFile(
+            self.table,
+            filename=f"{self.id}.zip",
+            member=f"{self.id}.csv",
+            when=dt.datetime.fromtimestamp(self.created_at + self.duration, dt.UTC),
+        )
+
+
+class StripeV2:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self._lock = threading.Lock()
+        self.runs: dict[str, V2Run] = {}
+        self.running: dict[str, list[V2Run]] = {}
+        self.idempotency: dict[tuple[str, str], tuple[str, bytes, int]] = {}
+        self.reports = {r.id: r for r in REPORTS}
+        self._secret = hashlib.sha256(f"sandbox-url-signing-{state.config.seed}".encode()).digest()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(
+                "GET",
+                "/v2/reporting/reports/{id}",
+                "retrieve_report",
+                self.get_report,
+                provider=PROVIDER,
+            ),
+            Route(
+                "POST",
+                "/v2/reporting/report_runs",
+                "create_report_run",
+                self.create_run,
+                provider=PROVIDER,
+            ),
+            Route(
+                "GET",
+                "/v2/reporting/report_runs/{id}",
+                "retrieve_report_run",
+                self.get_run,
+                provider=PROVIDER,
+            ),
+            Route(
+                "GET",
+                _DOWNLOAD_PREFIX + "{run}/{filename}",
+                "download_presigned",
+                self.download,
+                provider=PROVIDER,
+                in_spec=False,
+            ),
+        ]
+
+    # -- shared checks ---------------------------------------------------------------------
+    def _check(self, req: Request) -> Response | None:
+        denied = check_key(req, v2=True)
+        if denied is not None:
+            return denied
+        if req.header("Stripe-Version") is None:
+            return v2_error(
+                400,
+                "A Stripe-Version header is required for /v2 endpoints, for example "
+                "'Stripe-Version: 2026-01-28.preview'.",
+                code="invalid_stripe_version",
+            )
+        return None
+
+    def _parameter_schema(self, report: V2Report) -> dict[str, Any]:
+        first = rfc3339_nanos(self.state.config.data_available_start)[:-7] + "Z"
+        last = rfc3339_nanos(self.state.data_available_end())[:-7] + "Z"
+        bounds = {"min": first, "max": last}
+        params: dict[str, Any] = {
+            "interval_start": {
+                "description": "Starting timestamp of data to be included.",
+                "required": True,
+                "type": "timestamp",
+                "timestamp_details": bounds,
+            },
+            "interval_end": {
+                "description": "Ending timestamp of data to be included.",
+                "required": True,
+                "type": "timestamp",
+                "timestamp_details": bounds,
+            },
+        }
+        if "columns" in report.extra_parameters:
+            params["columns"] = {
+                "description": "The set of output columns which can be requested.",
+                "required": False,
+                "type": "array",
+                "array_details": {
+                    "element_type": "enum",
+                    "enum_details": {"allowed_values": [c.name for c in report.columns]},
+                },
+            }
+        if "connected_account" in report.extra_parameters:
+            params["connected_account"] = {
+                "description": "Connected account ID by which to filter the report.",
+                "required": False,
+                "type": "string",
+            }
+        if report.aggregatable:
+            params["organization_report_granularity"] = {
+                "description": "How to combine the accounts of an organization.",
+                "required": False,
+                "type": "enum",
+                "enum_details": {"allowed_values": ["concatenated_report", "aggregated_report"]},
+            }
+        return params
+
+    # -- reports ---------------------------------------------------------------------------
+    def get_report(self, req: Request) -> Response:
+        denied = self._check(req)
+        if denied:
+            return denied
+        report = self.reports.get(req.params["id"])
+        if report is None:
+            return v2_error(404, f"No such report: '{req.params['id']}'", code="not_found")
+        return json_response(
+            200,
+            {
+                "id": report.id,
+                "object": "v2.reporting.report",
+                "livemode": False,
+                "name": report.name,
+                "parameters": self._parameter_schema(report),
+            },
+        )
+
+    # -- runs ------------------------------------------------------------------------------
+    def _status(self, run: V2Run, now: float) -> str:
+        if now - run.created_at < run.duration:
+            return "running"
+        return "failed" if run.failure else "succeeded"
+
+    def _sign(self, path: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    def _run_json(self, req: Request, run: V2Run, *, schema: bool = False) -> dict[str, Any]:
+        now = self.state.now()
+        status = self._status(run, now)
+        result = None
+        details: dict[str, Any] = {}
+        if status == "failed" and run.failure:
+            details = {"failed": {"error_code": run.failure[0], "error_message": run.failure[1]}}
+        if status == "succeeded":
+            body = run.file
+            ttl = self.state.config.url_ttl_seconds
+            expires = int(now + ttl)
+            path = f"{_DOWNLOAD_PREFIX}{run.id}/{body.filename}"
+            url = f"{req.base_url}{path}?expires={expires}&signature={self._sign(path, expires)}"
+            file: dict[str, Any] = {
+                "content_type": "zip" if run.compress else "csv",
+                "download_url": {"expires_at": rfc3339_nanos(now + ttl), "url": url},
+                "size": str(body.size),
+            }
+            if schema:
+                file["schema"] = [
+                    {"name": c.name, "type": _SCHEMA_TYPES.get(c.kind, "varchar")}
+                    for c in run.table.columns
+                ]
+            result = {"file": file, "type": "file"}
+        return {
+            "created": rfc3339_nanos(run.created_at),
+            "id": run.id,
+            "livemode": False,
+            "object": "v2.reporting.report_run",
+            "report": run.report.id,
+            "report_name": run.report.name,
+            "report_parameters": run.parameters,
+            "result": result,
+            "result_options": {"compress_file": run.compress},
+            "status": status,
+            "status_details": details,
+        }
+
+    def create_run(self, req: Request) -> Response:
+        denied = self._check(req)
+        if denied:
+            return denied
+        key = api_key(req) or ""
+        idem = req.header("Idempotency-Key")
+        if idem is None:
+            return self._create(req, key)
+        fingerprint = hashlib.sha256(req.body).hexdigest()
+        scope = (key + "|" + (req.header("Stripe-Context") or ""), idem)
+        with self._lock:
+            seen = self.idempotency.get(scope)
+            if seen is not None:
+                if seen[0] != fingerprint:
+                    return v2_error(
+                        400,
+                        "Keys for idempotent requests can only be used with the same "
+                        "parameters they were first used with. Try using a key other than "
+                        f"'{idem}' if you meant to execute a different request.",
+                        code="idempotency_error",
+                        type_="idempotency_error",
+                    )
+                return Response(
+                    seen[2],
+                    seen[1],
+                    [("Content-Type", "application/json"), ("Idempotent-Replayed", "true")],
+                )
+        resp = self._create(req, key)
+        if resp.status < 500 and resp.status != 429:
+            with self._lock:
+                self.idempotency.setdefault(scope, (fingerprint, resp.body, resp.status))
+        return resp
+
+    def _invalid(self, message: str) -> Response:
+        return v2_error(400, message, code="invalid_fields")
+
+    def _create(self, req: Request, key: str) -> Response:
+        try:
+            body = json.loads(req.body or b"null")
+        except ValueError:
+            return self._invalid("The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return self._invalid("The request body must be a JSON object.")
+        unknown = set(body) - {"report", "report_parameters", "result_options"}
+        if unknown:
+            return self._invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        report_id = body.get("report")
+        if not isinstance(report_id, str) or not report_id:
+            return self._invalid("report: this field is required.")
+        report = self.reports.get(report_id)
+        if report is None:
+            return self._invalid(f"report: no such report '{report_id}'.")
+        raw = body.get("report_parameters")
+        if not isinstance(raw, dict):
+            return self._invalid("report_parameters: this field is required and must be a map.")
+        options = body.get("result_options") or {}
+        compress = options.get("compress_file", False) if isinstance(options, dict) else None
+        if not isinstance(compress, bool) or (
+            isinstance(options, dict) and set(options) - {"compress_file"}
+        ):
+            return self._invalid("result_options.compress_file: must be a boolean.")
+        parameters, problem = self._validate(report, raw)
+        if problem is not None:
+            return self._invalid(problem)
+        context = req.header("Stripe-Context")
+        config = self.state.config
+        now = self.state.now()
+        with self._lock:
+            active = [r for r in self.running.get(key, []) if now - r.created_at < r.duration]
+            self.running[key] = active
+            if len(active) >= config.v2_concurrency_limit:
+                return v2_error(
+                    429,
+                    "You have reached the maximum number of concurrently running reports "
+                    f"({config.v2_concurrency_limit}). Wait for existing reports to complete "
+                    "before retrying the request.",
+                    code="report_run_rate_limit_exceeded",
+                    type_="rate_limit",
+                )
+            run = V2Run(
+                id=self.state.new_id("reprun_test_"),
+                key=key,
+                context=context,
+                report=report,
+                parameters=parameters,
+                compress=compress,
+                created_at=now,
+                duration=config.run_seconds,
+                failure=None,
+                rows=config.result_rows,
+                target_bytes=config.result_bytes,
+                seed=run_seed(config.seed, PROVIDER, report.id, parameters, context),
+            )
+            if req.fault("fail_run") is not None:
+                run.failure = (
+                    "internal_error",
+                    "An internal error occurred while generating the report.",
+                )
+            self.runs[run.id] = run
+            active.append(run)
+        too_big = config.result_bytes is not None and config.result_bytes > config.v2_max_file_bytes
+        if not compress and too_big:
+            run.failure = (
+                "file_size_above_limit",
+                "The file generated by this request exceeds the 5 GB limit.",
+            )
+        self.state.count_run(PROVIDER)
+        return json_response(200, self._run_json(req, run))
+
+    def _validate(self, report: V2Report, raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        schema = self._parameter_schema(report)
+        out: dict[str, Any] = {}
+        for name, value in raw.items():
+            spec = schema.get(name)
+            if spec is None:
+                return out, f"report_parameters.{name}: unknown parameter for report {report.id}."
+            if isinstance(value, dict) and len(value) == 1:
+                ((wrapper, inner),) = value.items()
+                if wrapper.endswith("_value"):
+                    value = inner
+            kind = spec["type"]
+            if kind == "timestamp":
+                if not isinstance(value, str):
+                    return out, f"report_parameters.{name}: must be an RFC 3339 timestamp."
+                try:
+                    moment = parse_rfc3339(value)
+                except ValueError:
+                    return out, f"report_parameters.{name}: must be an RFC 3339 timestamp."
+                details = spec["timestamp_details"]
+                if not parse_rfc3339(details["min"]) <= moment <= parse_rfc3339(details["max"]):
+                    return out, (
+                        f"report_parameters.{name}: must be between {details['min']} and "
+                        f"{details['max']}."
+                    )
+            elif kind == "array":
+                allowed = spec["array_details"]["enum_details"]["allowed_values"]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    return out, f"report_parameters.{name}: must be an array of strings."
+                bad = [v for v in value if v not in allowed]
+                if bad or not value:
+                    return out, (
+                        f"report_parameters.{name}: invalid value(s) {bad}; allowed values "
+                        f"are {allowed}."
+                    )
+            elif kind == "enum":
+                allowed = spec["enum_details"]["allowed_values"]
+                if value not in allowed:
+                    return out, (f"report_parameters.{name}: {value!r} is not one of {allowed}.")
+            elif not isinstance(value, str) or not value:
+                return out, f"report_parameters.{name}: must be a non-empty string."
+            out[name] = value
+        for name, spec in schema.items():
+            if spec["required"] and name not in out:
+                return out, f"report_parameters.{name}: this parameter is required."
+        if parse_rfc3339(out["interval_end"]) <= parse_rfc3339(out["interval_start"]):
+            return out, "report_parameters.interval_end: must be after interval_start."
+        return out, None
+
+    def get_run(self, req: Request) -> Response:
+        denied = self._check(req)
+        if denied:
+            return denied
+        run = self.runs.get(req.params["id"])
+        if run is None or run.context != req.header("Stripe-Context"):
+            return v2_error(404, f"No such report run: '{req.params['id']}'", code="not_found")
+        include = [v for k, v in req.query_pairs if k.startswith("include")]
+        return json_response(200, self._run_json(req, run, schema="result.file.schema" in include))
+
+    # -- pre-signed downloads (no key) ------------------------------------------------------
+    def download(self, req: Request) -> Response:
+        run = self.runs.get(req.params["run"])
+        path = req.path
+        expires_raw, signature = req.query("expires"), req.query("signature")
+        if run is None or expires_raw is None or signature is None:
+            return _s3_error(403, "AccessDenied", "Access Denied")
+        try:
+            expires = int(expires_raw)
+        except ValueError:
+            return _s3_error(403, "AccessDenied", "Access Denied")
+        if not hmac.compare_digest(signature, self._sign(path, expires)):
+            return _s3_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
+        if expires <= self.state.now() or req.fault("expired_url") is not None:
+            return _s3_error(403, "AccessDenied", "Request has expired")
+        if self._status(run, self.state.now()) != "succeeded":
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        body = run.file
+        return file_response(
+            req, body, content_type="application/zip" if run.compress else "text/csv"
+        )
+
+
+def _s3_error(status: int, code: str, message: str) -> Response:
+    """Pre-signed URLs are served by a storage host, which answers in XML, not Stripe JSON."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    ).encode()
+    return Response(status, body, [("Content-Type", "application/xml")])
+
+
+def presigned_error(status: int, message: str) -> Response:
+    code = "SlowDown" if status in (429, 503) else "InternalError"
+    return _s3_error(status, code, message)
