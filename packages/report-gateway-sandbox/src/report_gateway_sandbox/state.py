@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import threading
 import time
@@ -26,6 +27,7 @@ class SandboxState:
         self.faults = FaultInjector(config.faults, config.seed)
         self.runs_created: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
+        self.requests_by_provider: dict[str, Counter[str]] = {}
         self.request_log: deque[dict[str, Any]] = deque(maxlen=config.header_log_size)
 
     def reconfigure(self, config: SandboxConfig) -> None:
@@ -59,6 +61,8 @@ class SandboxState:
     def log_request(self, entry: dict[str, Any]) -> None:
         with self.lock:
             self.requests[entry["operation"]] += 1
+            by = self.requests_by_provider.setdefault(entry["provider"], Counter())
+            by[entry["operation"]] += 1
             self.request_log.append(entry)
 
     def stats(self) -> dict[str, Any]:
@@ -68,6 +72,7 @@ class SandboxState:
                     p: self.runs_created.get(p, 0) for p in ("stripe", "stripe-v2", "zuora")
                 },
                 "requests": dict(self.requests),
+                "requests_by_provider": {p: dict(c) for p, c in self.requests_by_provider.items()},
                 "faults_injected": dict(self.faults.injected),
                 "request_log": list(self.request_log),
             }
@@ -90,7 +95,7 @@ def parse_rfc3339(text: str) -> float:
         value = value[:-1] + "+00:00"
     head, dot, frac = value.partition(".")
     if dot:
-        digits = "".join(ch for ch in frac if ch.isdigit())
+        digits = "".join(itertools.takewhile(str.isdigit, frac))
         rest = frac[len(digits) :]
         value = f"{head}.{digits[:6]}{rest}"
     parsed = dt.datetime.fromisoformat(value)
