@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_gateway import Gateway
+from report_gateway import Gateway, ReportRun
 from report_gateway_sandbox import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
@@ -67,7 +67,11 @@ RESULT_PATH = {
     "stripe-v2": "/_files/v2/*",
     "zuora": "/api/rest/v1/reportruns/export/*",
 }
-CREATE_OPERATION = {"stripe": "create_report_run", "stripe-v2": "create_report_run"}
+RESULT_OPERATION = {
+    "stripe": "download_file_contents",
+    "stripe-v2": "download_presigned",
+    "zuora": "export_report_run",
+}
 PROVIDERS = ("stripe", "stripe-v2", "zuora")
 
 
@@ -154,6 +158,13 @@ def header(entry: Mapping[str, Any], name: str) -> str | None:
     return None
 
 
+def finished_run(gateway: Gateway, provider: str, **params: Any) -> ReportRun:
+    """A SUCCEEDED run of the provider's sample report (polled quickly)."""
+    report_id, defaults = REPORTS[provider]
+    run = gateway.start(provider, report_id, {**defaults, **params})
+    return gateway.wait(run, timeout=60, poll_interval=0.05, max_interval=0.2)
+
+
 class RangelessProxy:
     """A forwarding proxy in front of the sandbox that drops Range headers, like a server
     without range support: a resumed download then gets the whole body again (200).
@@ -172,14 +183,16 @@ class RangelessProxy:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:
+            def _forward(self) -> None:
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 if any(k.lower() == "range" for k in headers):
                     proxy.ranges_dropped += 1
                     headers = {k: v for k, v in headers.items() if k.lower() != "range"}
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
                 upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
                 try:
-                    upstream.request("GET", self.path, headers=headers)
+                    upstream.request(self.command, self.path, body=body, headers=headers)
                     reply = upstream.getresponse()
                     self.send_response(reply.status)
                     for name, value in reply.getheaders():
@@ -195,6 +208,8 @@ class RangelessProxy:
                 finally:
                     upstream.close()
                     self.close_connection = True
+
+            do_GET = do_POST = do_DELETE = _forward
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -217,7 +232,8 @@ class Kit:
     CREATE_PATH = CREATE_PATH
     GET_RUN_PATH = GET_RUN_PATH
     RESULT_PATH = RESULT_PATH
-    CREATE_OPERATION = CREATE_OPERATION
+    RESULT_OPERATION = RESULT_OPERATION
+    finished_run = staticmethod(finished_run)
     PROVIDERS = PROVIDERS
     FAST_RETRY = FAST_RETRY
     RangelessProxy = RangelessProxy
