@@ -1,0 +1,151 @@
+"""The plugin's hooks and registration: what the gateway learns without calling Stripe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+import pytest
+import report_gateway_stripe.plugin as plugin
+from report_gateway import (
+    ConfigurationError,
+    CredentialsError,
+    Gateway,
+    NotSupportedError,
+    RunStatus,
+    Scope,
+    ScopeError,
+)
+from report_gateway.config import Credentials
+from reporting_runtime import BearerAuth
+
+MakeGateway = Callable[..., Gateway]
+
+
+def test_entry_point_names_the_plugin_module() -> None:
+    found = [ep for ep in entry_points(group="report_gateway") if ep.name == "stripe"]
+    assert [ep.value for ep in found] == ["report_gateway_stripe.plugin"]
+    assert found[0].load() is plugin
+
+
+def test_both_providers_listed_with_their_settings(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    assert gw.providers() == ["stripe", "stripe-v2"]
+    v1, v2 = gw.spec("stripe"), gw.spec("stripe-v2")
+    assert set(v1.settings_keys) == {
+        "api_key",
+        "base_url",
+        "files_base_url",
+        "stripe_version",
+        "account",
+    }
+    assert {"api_key", "base_url", "stripe_version", "context"} <= set(v2.settings_keys)
+    assert v1.env_vars == v2.env_vars == {"api_key": "STRIPE_API_KEY"}
+
+
+def test_importing_the_plugin_does_not_import_the_clients() -> None:
+    code = (
+        "import sys, report_gateway_stripe.plugin as p; p.report_gateway_providers(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('stripe_reporting_client', "
+        "'urllib3', 'cattrs'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("provider", "word", "status"),
+    [
+        ("stripe", "pending", RunStatus.PENDING),
+        ("stripe", "succeeded", RunStatus.SUCCEEDED),
+        ("stripe", "failed", RunStatus.FAILED),
+        ("stripe-v2", "running", RunStatus.RUNNING),
+        ("stripe-v2", "succeeded", RunStatus.SUCCEEDED),
+        ("stripe-v2", "failed", RunStatus.FAILED),
+    ],
+)
+def test_status_words_map(provider: str, word: str, status: RunStatus) -> None:
+    assert plugin.report_gateway_map_status(provider, word) is status
+
+
+def test_unknown_status_words_and_other_providers_are_left_alone() -> None:
+    assert plugin.report_gateway_map_status("stripe", "queued") is None
+    assert plugin.report_gateway_map_status("stripe-v2", "pending") is None
+    assert plugin.report_gateway_map_status("zuora", "succeeded") is None
+
+
+def test_auth_is_bearer_for_stripe_only() -> None:
+    credentials = Credentials({"api_key": "sk_test_hook"}, source="test")
+    auth = plugin.report_gateway_auth("stripe-v2", credentials)
+    assert isinstance(auth, BearerAuth)
+    assert auth.auth_headers() == {"Authorization": "Bearer sk_test_hook"}
+    assert "sk_test_hook" not in repr(auth)
+    assert plugin.report_gateway_auth("zuora", credentials) is None
+
+
+def test_scope_headers_per_provider() -> None:
+    assert plugin.report_gateway_scope_headers("stripe", Scope(account="acct_1")) == {
+        "Stripe-Account": "acct_1"
+    }
+    assert plugin.report_gateway_scope_headers("stripe-v2", Scope(context="ctx_1")) == {
+        "Stripe-Context": "ctx_1"
+    }
+    assert plugin.report_gateway_scope_headers("stripe", Scope()) == {}
+    assert plugin.report_gateway_scope_headers("zuora", Scope(entity_id="e")) is None
+
+
+@pytest.mark.parametrize(
+    ("provider", "scope"),
+    [
+        ("stripe", Scope(entity_id="e1")),
+        ("stripe", Scope(context="ctx_1")),
+        ("stripe-v2", Scope(account="acct_1")),
+        ("stripe-v2", Scope(entity_name="Europe")),
+    ],
+)
+def test_foreign_scope_fields_refused(provider: str, scope: Scope) -> None:
+    with pytest.raises(ScopeError, match="not supported"):
+        plugin.report_gateway_scope_headers(provider, scope)
+
+
+@pytest.mark.parametrize("provider", ["stripe", "stripe-v2"])
+def test_missing_key_names_the_env_variable(make_gateway: MakeGateway, provider: str) -> None:
+    gw = make_gateway()
+    with pytest.raises(CredentialsError, match="STRIPE_API_KEY") as caught:
+        gw.template(provider, "anything")
+    assert caught.value.provider == provider
+
+
+def test_key_from_the_environment(make_gateway: MakeGateway, environ: dict[str, str]) -> None:
+    environ["STRIPE_API_KEY"] = "sk_test_from_env"
+    gw = make_gateway()
+    driver = gw.driver("stripe")
+    assert "sk_test_from_env" not in repr(gw.settings("stripe"))
+    assert driver is gw.driver("stripe")
+
+
+def test_bad_v2_settings_are_configuration_errors(make_gateway: MakeGateway) -> None:
+    gw = make_gateway({"stripe-v2": {"api_key": "sk_test_x", "rate_limit_wait": "soon"}})
+    with pytest.raises(ConfigurationError, match="rate_limit_wait"):
+        gw.driver("stripe-v2")
+    gw = make_gateway({"stripe-v2": {"api_key": "sk_test_x", "compress_file": "maybe"}})
+    with pytest.raises(ConfigurationError, match="compress_file"):
+        gw.driver("stripe-v2")
+
+
+def test_v2_templates_need_the_reports_setting(make_gateway: MakeGateway) -> None:
+    gw = make_gateway({"stripe-v2": {"api_key": "sk_test_x"}})
+    with pytest.raises(NotSupportedError, match="'reports'"):
+        gw.templates("stripe-v2")
+
+
+@pytest.mark.parametrize("provider", ["stripe", "stripe-v2"])
+def test_scope_error_before_any_request(make_gateway: MakeGateway, provider: str) -> None:
+    # No cassette and no server: a request would fail with a network error, not ScopeError.
+    gw = make_gateway({provider: {"api_key": "sk_test_x", "base_url": "http://127.0.0.1:9"}})
+    with pytest.raises(ScopeError):
+        gw.get(provider, "run_1", scope=Scope(entity_id="e1"))
