@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         ProviderError,
         RunCanceledError,
         RunFailedError,
+        RunLimitError,
         RunMayExistError,
         RunNotFoundError,
         ScopeError,
@@ -67,6 +68,7 @@ _LAZY: dict[str, str] = {
     "DownloadError": "errors",
     "IntegrityError": "errors",
     "RunMayExistError": "errors",
+    "RunLimitError": "errors",
 }
 
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "ResultFile",
     "RunCanceledError",
     "RunFailedError",
+    "RunLimitError",
     "RunMayExistError",
     "RunNotFoundError",
     "RunStatus",

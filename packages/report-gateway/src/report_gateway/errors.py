@@ -24,6 +24,7 @@ __all__ = [
     "ProviderError",
     "RunCanceledError",
     "RunFailedError",
+    "RunLimitError",
     "RunMayExistError",
     "RunNotFoundError",
     "ScopeError",
@@ -211,4 +212,22 @@ class RunMayExistError(GatewayError):
         super().__init__(
             f"{provider}: creating a run of {report_id!r} failed ambiguously ({detail}); a run "
             f"may exist: check `report-gateway runs {provider}` before starting another"
+        )
+
+
+class RunLimitError(GatewayError):
+    """No run slot freed up in time under ``Gateway(max_active_runs=...)``; nothing was created.
+
+    ``active`` holds the ids of the runs that kept the slots (wait for them, or raise the cap).
+    """
+
+    def __init__(self, provider: str, limit: int, active: Sequence[str], waited: float) -> None:
+        self.provider = provider
+        self.limit = limit
+        self.active = tuple(active)
+        self.waited = waited
+        shown = ", ".join(self.active) or "runs still being created"
+        super().__init__(
+            f"{provider}: {limit} run(s) of this process are still active ({shown}); no slot "
+            f"freed within {waited:.0f}s (max_active_runs); no run was created"
         )

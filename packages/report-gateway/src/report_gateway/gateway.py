@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
 
     from .download import DownloadProgress
+    from .limits import RunSlots
     from .polling import ProgressCallback
 
 __all__ = ["LOAD_PLUGINS_ENV", "Gateway", "PluginInfo", "hookimpl"]
@@ -107,6 +108,9 @@ class Gateway:
     entry points; ``load_entrypoints=False`` keeps installed plugins out (tests, embedding).
     ``transport`` is a ``reporting_runtime.Transport`` to share; one is created on first use
     otherwise. ``environ`` replaces ``os.environ`` for settings lookups (tests).
+    ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
+    for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
+    seconds for a slot, then raises ``RunLimitError`` (see ``report_gateway.limits``).
     """
 
     def __init__(
@@ -121,6 +125,8 @@ class Gateway:
         retry: RetryConfig | None = None,
         user_agent: str | None = None,
         environ: Mapping[str, str] | None = None,
+        max_active_runs: int | Mapping[str, int] | None = None,
+        slot_timeout: float = 600.0,
     ) -> None:
         self._explicit = {name: dict(values) for name, values in (settings or {}).items()}
         self._config_file = config_file
@@ -131,6 +137,9 @@ class Gateway:
         self._transport = transport
         self._owns_transport = transport is None
         self._retry = retry
+        self._max_active_runs = max_active_runs
+        self._slot_timeout = slot_timeout
+        self._key_ids: dict[str, str] = {}
         from . import __version__
 
         self._user_agent = user_agent or f"report-gateway/{__version__}"
@@ -295,6 +304,9 @@ class Gateway:
     def _context(self, spec: ProviderSpec) -> ProviderContext:
         settings = self.settings(spec.name)
         credentials = self._credentials(spec, settings)
+        from .limits import credential_id
+
+        self._key_ids[spec.name] = credential_id(credentials)
         hook = self.pm.hook
         auth = hook.report_gateway_auth(provider=spec.name, credentials=credentials)
 
@@ -445,7 +457,17 @@ class Gateway:
 
         def create(driver: ProviderDriver) -> ReportRun:
             valid = driver.validate(report_id, params, scope=where)
-            return driver.start(report_id, valid, scope=where, idempotency_key=key)
+            slots = self._run_slots(provider)
+            if slots is None:
+                return driver.start(report_id, valid, scope=where, idempotency_key=key)
+            self._take_slot(provider, driver, slots)
+            try:
+                created = driver.start(report_id, valid, scope=where, idempotency_key=key)
+            except BaseException:
+                slots.cancel_reservation()
+                raise
+            slots.confirm(created)
+            return created
 
         run = self._call(provider, create)
         self._changed(run, None)
@@ -453,7 +475,67 @@ class Gateway:
 
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
-        return self._call(provider, lambda d: d.get(run_id, scope=scope or Scope()))
+        return self._seen(self._call(provider, lambda d: d.get(run_id, scope=scope or Scope())))
+
+    # -- run slots (max_active_runs) ------------------------------------------------------
+
+    def _limit(self, provider: str) -> int | None:
+        cap = self._max_active_runs
+        if cap is None or isinstance(cap, int):
+            return cap
+        return cap.get(provider)
+
+    def _run_slots(self, provider: str) -> RunSlots | None:
+        """The process-wide slots for this provider and key, if a cap applies to it."""
+        if self._limit(provider) is None:
+            return None
+        from .limits import slots_for
+
+        self.driver(provider)  # resolves the credentials, hence the key id
+        return slots_for(provider, self._key_ids.get(provider, ""))
+
+    def _seen(self, run: ReportRun) -> ReportRun:
+        """Free the run's slot once it is seen finished."""
+        if run.status.is_terminal and self._limit(run.provider) is not None:
+            slots = self._run_slots(run.provider)
+            if slots is not None:
+                slots.release(run.id)
+        return run
+
+    def _take_slot(self, provider: str, driver: ProviderDriver, slots: RunSlots) -> None:
+        """Reserve a slot, re-reading the runs that hold them while none is free."""
+        import logging
+        import time
+
+        from .errors import RunLimitError, RunNotFoundError
+
+        limit = self._limit(provider)
+        assert limit is not None
+        spec = self.spec(provider)
+        started = time.monotonic()
+        delay = spec.first_poll_interval
+        while not slots.try_reserve(limit):
+            for held in slots.holders():
+                try:
+                    fresh = driver.get(held.id, scope=held.scope)
+                except RunNotFoundError:
+                    slots.release(held.id)  # gone (deleted, expired): it holds nothing
+                    continue
+                if fresh.status.is_terminal:
+                    slots.release(held.id)
+            if slots.try_reserve(limit):
+                return
+            waited = time.monotonic() - started
+            if waited >= self._slot_timeout:
+                raise RunLimitError(provider, limit, [r.id for r in slots.holders()], waited)
+            logging.getLogger("report_gateway").info(
+                "%s: %d run(s) active, the max_active_runs limit; waiting %.1fs for one to end",
+                provider,
+                limit,
+                delay,
+            )
+            time.sleep(min(delay, max(0.0, self._slot_timeout - waited)))
+            delay = min(delay * 1.5, spec.max_poll_interval)
 
     def wait(
         self,
@@ -481,9 +563,10 @@ class Gateway:
         spec = self.spec(run.provider)
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
+        self._seen(run)
         return wait_for(
             run,
-            lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)),
+            lambda: self._seen(self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))),
             timeout=timeout,
             backoff=backoff,
             on_progress=on_progress,
@@ -494,7 +577,7 @@ class Gateway:
 
     def cancel(self, run: ReportRun) -> ReportRun:
         """Ask the provider to stop the run; return its new snapshot."""
-        canceled = self._call(run.provider, lambda d: d.cancel(run))
+        canceled = self._seen(self._call(run.provider, lambda d: d.cancel(run)))
         if canceled.status is not run.status:
             self._changed(canceled, run)
         return canceled
