@@ -162,9 +162,9 @@ def run_block(run: ReportRun) -> str:
     result = run.result
     result_text = None
     if result is not None:
-        result_text = f"{result.content_type}, {format_bytes(result.size)}"
+        result_text = result.content_type
         if result.size is not None:
-            result_text += f" ({result.size} bytes)"
+            result_text += f", {format_bytes(result.size)} ({result.size} bytes)"
         if result.expires_at is not None:
             result_text += f", link expires {_cell(result.expires_at)}"
     status = run.status.value

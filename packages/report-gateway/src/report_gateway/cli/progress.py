@@ -39,6 +39,7 @@ class Progress:
         self._width = 0
         self._started = 0.0
         self._last_draw = 0.0
+        self._received = 0
         self.prefix = ""
 
     def _draw(self, text: str) -> None:
@@ -82,9 +83,11 @@ class Progress:
     def start_download(self) -> None:
         self._started = self._clock()
         self._last_draw = 0.0
+        self._received = 0
 
     def downloading(self, received: int, total: int | None) -> None:
         """``on_progress`` for ``Gateway.download``: bytes, percentage, rate and ETA."""
+        self._received = received
         if not self.enabled:
             return
         now = self._clock()
@@ -103,8 +106,10 @@ class Progress:
         self._draw(text)
 
     def downloaded(self, size: int, path: str) -> None:
+        """The closing line: bytes received (before any unzip or UTF-16 conversion) and kept."""
         elapsed = max(self._clock() - self._started, 1e-6)
+        received = self._received or size
         self.finish(
-            f"downloaded {format_bytes(size)} in {format_seconds(elapsed)} "
-            f"({format_bytes(size / elapsed)}/s) to {path}"
+            f"downloaded {format_bytes(received)} in {format_seconds(elapsed)} "
+            f"({format_bytes(received / elapsed)}/s); wrote {path} ({format_bytes(size)})"
         )

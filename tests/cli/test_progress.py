@@ -1,0 +1,65 @@
+"""The progress line: drawn in place on a terminal, silent otherwise."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+from report_gateway.cli.progress import Progress
+from report_gateway.models import ReportRun, RunStatus
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _run(status: RunStatus, raw: str) -> ReportRun:
+    return ReportRun(
+        provider="stripe",
+        id="frr_1",
+        report_id="balance.summary.1",
+        status=status,
+        raw_status=raw,
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_waiting_rewrites_one_line_on_a_terminal() -> None:
+    stream = Terminal()
+    progress = Progress(stream)
+    progress.waiting(_run(RunStatus.RUNNING, "QUERYDATA"), 0.0)
+    progress.waiting(_run(RunStatus.SUCCEEDED, "succeeded"), 75.0)
+    progress.finish()
+    text = stream.getvalue()
+    assert text.count("\n") == 1
+    assert text.startswith("\rstripe run frr_1: running (QUERYDATA), 0.0s")
+    # The shorter line is padded so no tail of the longer one stays on screen.
+    assert text.endswith("\rstripe run frr_1: succeeded, 1m15s         \n")
+
+
+def test_download_shows_bytes_percentage_rate_and_eta() -> None:
+    now = [100.0]
+    stream = Terminal()
+    progress = Progress(stream, clock=lambda: now[0])
+    progress.start_download()
+    now[0] = 102.0
+    progress.downloading(2_000_000, 10_000_000)
+    line = stream.getvalue().rsplit("\r", 1)[-1]
+    assert line == "downloading 2.0 MB / 10.0 MB (20%), 1.0 MB/s, ETA 8.0s"
+    now[0] = 110.0
+    progress.downloading(10_000_000, 10_000_000)
+    progress.downloaded(9_000_000, "out.csv")
+    final = stream.getvalue().rsplit("\r", 1)[-1]
+    assert final.startswith("downloaded 10.0 MB in 10.0s (1.0 MB/s); wrote out.csv (9.0 MB)")
+
+
+def test_silent_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress.note("started")
+    progress.waiting(_run(RunStatus.RUNNING, "running"), 1.0)
+    progress.start_download()
+    progress.downloading(10, 100)
+    progress.downloaded(10, "x")
+    assert stream.getvalue() == ""
