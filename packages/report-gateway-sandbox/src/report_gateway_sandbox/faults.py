@@ -42,6 +42,8 @@ class FaultInjector:
                     continue
                 if not fnmatch.fnmatchcase(path, rule.path):
                     continue
+                if not _can_apply(rule.kind, method, path):
+                    continue
                 left = self._left[i]
                 if left is not None and left <= 0:
                     continue
@@ -56,3 +58,13 @@ class FaultInjector:
                 kinds.add(rule.kind)
                 self.injected[rule.kind] += 1
         return fired
+
+
+def _can_apply(kind: str, method: str, path: str) -> bool:
+    """Rules that only mean something for some requests do not spend their count on others:
+    a failed run needs a run creation (a POST), an expired URL needs a pre-signed download."""
+    if kind == "fail_run":
+        return method == "POST"
+    if kind == "expired_url":
+        return path.startswith("/_files/")
+    return True

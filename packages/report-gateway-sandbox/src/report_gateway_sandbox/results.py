@@ -188,6 +188,8 @@ class TableFile:
         self._slot_values = slot_values
         self._constant_block: bytes | None = None
         self._block_fmt = "".join(templates)
+        # ASCII files format straight into bytes: one copy fewer per block.
+        self._block_fmt_bytes = None if utf16 else self._block_fmt.encode("ascii")
         lengths = [
             len(t) + self._index_per_row * (INDEX_WIDTH - len(_INDEX_FMT)) for t in templates
         ]
@@ -230,6 +232,8 @@ class TableFile:
             args = tuple(
                 i for i in range(first, first + BLOCK_ROWS) for _ in range(self._index_per_row)
             )
+        if self._block_fmt_bytes is not None:
+            return self._block_fmt_bytes % args
         return (self._block_fmt % args).encode(self._encoding)
 
     def iter_range(self, start: int, end: int, chunk_size: int) -> Iterator[bytes]:
