@@ -34,7 +34,10 @@ def wait(gw: Gateway, run: ReportRun, seen: list[str] | None = None) -> ReportRu
     return gw.wait(run, timeout=30, poll_interval=0.05, max_interval=0.1, on_progress=progress)
 
 
-def test_search_start_wait_download_rows(gw: Gateway, counts: Any, tmp_path: Path) -> None:
+def test_search_start_wait_download_rows(
+    gw: Gateway, sandbox: Sandbox, counts: Any, tmp_path: Path
+) -> None:
+    sandbox.configure(run_seconds=1.5)  # each phase lasts several polls
     (template,) = gw.search("zuora", "Customer report")
     assert template.id == CUSTOMER_REPORT
     assert template.parameters["viewType"].allowed_values == ("Summary",)
