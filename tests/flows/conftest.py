@@ -21,11 +21,15 @@ if str(REPO) not in sys.path:
 @pytest.fixture
 def allowed_hosts(request: pytest.FixtureRequest) -> list[str]:
     """No host at all for replays (not even loopback: a cassette answers everything); a
-    `live` test (run only with --live) may go anywhere.
+    `live` test (run only with --live) may go anywhere; a test that serves something on
+    loopback says so with ``@pytest.mark.block_network(allowed_hosts=[...])``.
 
     pytest-recording checks the connected address (an IP once DNS has answered), so the
     providers' host names cannot be listed: a live test opens the network as a whole.
     """
     if request.node.get_closest_marker("live") is not None:
         return [".*"]
+    marker = request.node.get_closest_marker("block_network")
+    if marker is not None and marker.kwargs.get("allowed_hosts"):
+        return list(marker.kwargs["allowed_hosts"])
     return [NO_HOST]

@@ -12,6 +12,8 @@ import csv
 import io
 import re
 from collections.abc import Iterator
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,27 @@ def _polls(interactions: list[dict[str, Any]], run_id: str) -> int:
     )
 
 
+def _recorded_at(interactions: list[dict[str, Any]]) -> datetime:
+    """When the recording was made: the first response's Date header."""
+    for interaction in interactions:
+        for name, values in interaction["response"]["headers"].items():
+            if name.lower() == "date":
+                return parsedate_to_datetime(values[0])
+    raise AssertionError("no response in the recording has a Date header")
+
+
+def _freeze_expiry_clock(gateway: Gateway, provider: str, moment: datetime) -> None:
+    """Replay at the time of recording: a pre-signed URL that was fresh then is fresh now.
+
+    Otherwise a driver that refreshes expired URLs (Stripe v2, after 5 minutes) would ask
+    for the run again, a request the recording never made. Drivers expose the clock they
+    check expiry with as ``now`` ("replaceable in tests"); one without it needs nothing.
+    """
+    driver = gateway.driver(provider)
+    if callable(getattr(driver, "now", None)):
+        driver.now = lambda: moment  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def replay_gateway(tmp_path: Path) -> Iterator[Gateway]:
     home = tmp_path / "config-home"
@@ -131,6 +154,7 @@ def test_flow_replays(flow: Flow, replay_gateway: Gateway, tmp_path: Path) -> No
     path, first_line, interactions = _cassette(flow)
     sleeps = Sleeps()
     context = FlowContext(out_dir=tmp_path / "out", sleep=sleeps)
+    _freeze_expiry_clock(replay_gateway, flow.provider, _recorded_at(interactions))
     with replay_vcr().use_cassette(str(path), allow_playback_repeats=False) as cassette:
         result = flow.run(replay_gateway, context)
         assert cassette.all_played, "every recorded request was sent again"
