@@ -351,3 +351,36 @@ def test_v2_waits_for_a_concurrency_slot(make_gateway: MakeGateway, sandbox: San
     keys = {_header(e, "Idempotency-Key") for e in creates[1:]}
     assert len(keys) == 1  # every attempt of the second start reused one key
     assert _runs_created(sandbox, "stripe-v2") == 2
+
+
+@pytest.mark.parametrize(
+    ("provider", "report", "operation", "files"),
+    [
+        ("stripe", "balance.summary.1", "download_file_contents", "/v1/files/*"),
+        ("stripe-v2", "report_balance_summary", "download_presigned", "/_files/v2/*"),
+    ],
+)
+def test_dropped_download_resumes_with_a_range(
+    gw: Gateway,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    provider: str,
+    report: str,
+    operation: str,
+    files: str,
+) -> None:
+    # Large enough that whole chunks arrive before the cut, so there is something to keep.
+    sandbox.configure(result_bytes=3_000_000)
+    done = _wait(gw, gw.start(provider, report, WEEK))
+    whole = gw.download(done, tmp_path / "whole.csv").read_bytes()
+    cut = FaultRule(kind="drop_connection", path=files, count=1, after_bytes=2_500_000)
+    sandbox.add_fault(cut)
+    resumed = gw.download(done, tmp_path / "resumed.csv").read_bytes()
+    assert resumed == whole
+    first, retry = _log(sandbox, operation)[-2:]
+    assert _header(first, "Range") is None
+    offset = int((_header(retry, "Range") or "bytes=0-").removeprefix("bytes=").rstrip("-"))
+    assert 0 < offset <= 2_500_000
+    assert retry["status"] == 206
+    if provider == "stripe-v2":
+        assert _header(retry, "Authorization") is None
