@@ -33,6 +33,7 @@ BASE_CONFIG: dict[str, Any] = {
     "url_ttl_seconds": 300.0,
     "v2_concurrency_limit": 100,
     "chunk_size": 4096,
+    "zuora_access_key_id": ZUORA_ACCESS_KEY_ID,
     "zuora_secret_access_key": ZUORA_SECRET_ACCESS_KEY,
 }
 
