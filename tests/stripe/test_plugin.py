@@ -6,9 +6,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from typing import Any
 
 import pytest
 import report_gateway_stripe.plugin as plugin
+from hypothesis import given
+from hypothesis import strategies as st
 from report_gateway import (
     ConfigurationError,
     CredentialsError,
@@ -17,6 +20,7 @@ from report_gateway import (
     RunStatus,
     Scope,
     ScopeError,
+    hookimpl,
 )
 from report_gateway.config import Credentials
 from reporting_runtime import BearerAuth
@@ -149,3 +153,36 @@ def test_scope_error_before_any_request(make_gateway: MakeGateway, provider: str
     gw = make_gateway({provider: {"api_key": "sk_test_x", "base_url": "http://127.0.0.1:9"}})
     with pytest.raises(ScopeError):
         gw.get(provider, "run_1", scope=Scope(entity_id="e1"))
+
+
+class _TracingScope:
+    """A third-party plugin that answers the scope hook first and adds its own header."""
+
+    @hookimpl(tryfirst=True)
+    def report_gateway_scope_headers(self, provider: str, scope: Scope) -> dict[str, str] | None:
+        if provider != "stripe" or not scope.account:
+            return None
+        return {"Stripe-Account": scope.account.upper(), "X-Trace": "t-1"}
+
+
+def test_a_plugin_can_refine_the_scope_headers(
+    make_gateway: MakeGateway, docs_cassette: Callable[..., Any], transport: Any
+) -> None:
+    gw = make_gateway(
+        {"stripe": {"api_key": "sk_test_REDACTED"}}, plugins=[plugin, _TracingScope()]
+    )
+    with docs_cassette("stripe", "stripe-api-reporting-report-type.yaml", pick=[1, 1]):
+        gw.template("stripe", "balance.summary.1", scope=Scope(account="acct_abc"))
+        gw.template("stripe", "balance.summary.1")
+    scoped, plain = transport.sent
+    assert scoped.header("Stripe-Account") == "ACCT_ABC"
+    assert scoped.header("X-Trace") == "t-1"
+    assert plain.header("Stripe-Account") is None
+    assert plain.header("X-Trace") is None
+
+
+@given(st.text(max_size=20))
+def test_unknown_words_are_never_guessed(word: str) -> None:
+    for provider, table in plugin.STATUSES.items():
+        expected = table.get(word)
+        assert plugin.report_gateway_map_status(provider, word) is expected
