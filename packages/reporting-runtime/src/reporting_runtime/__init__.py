@@ -98,7 +98,10 @@ _LAZY = frozenset({"converter", "structure", "unstructure"})
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from reporting_runtime import converter as module
+        # import_module, not `from reporting_runtime import converter`: that form asks this
+        # very __getattr__ for "converter" first and recurses until the stack runs out.
+        import importlib
 
+        module = importlib.import_module("reporting_runtime.converter")
         return getattr(module, name)
     raise AttributeError(f"module 'reporting_runtime' has no attribute {name!r}")
