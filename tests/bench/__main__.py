@@ -1,0 +1,90 @@
+"""`python -m tests.bench [--quick] [--only NAME ...]`: run the benchmarks, print one table,
+exit 1 if a target is missed (2 if a benchmark could not run)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from .sandbox_process import SandboxProcess
+from .suite import BENCHMARKS, Bench, Sizes
+from .table import Row, render
+
+MiB = 1 << 20
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke test of the suite itself"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BENCHMARKS),
+        metavar="NAME",
+        help=f"run only these benchmarks (repeatable): {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--tmp", default=None, help="folder for the downloaded files (default: system temp)"
+    )
+    args = parser.parse_args(argv)
+    sizes = Sizes.quick() if args.quick else Sizes()
+    wanted = args.only or list(BENCHMARKS)
+    workdir = Path(tempfile.mkdtemp(prefix="report-gateway-bench-", dir=args.tmp))
+    free = shutil.disk_usage(workdir).free
+    if free < 3 * sizes.big:
+        print(
+            f"need {3 * sizes.big // MiB} MiB free in {workdir}, have {free // MiB}",
+            file=sys.stderr,
+        )
+        return 2
+    results: list[tuple[str, Row]] = []
+    broken: list[str] = []
+    started = time.monotonic()
+    try:
+        with SandboxProcess(workdir / "sandbox.log", run_seconds=0.05) as sandbox:
+            bench = Bench(sandbox, workdir, sizes)
+            for name in BENCHMARKS:
+                if name not in wanted:
+                    continue
+                number, function = BENCHMARKS[name]
+                print(f"[{number}] {name} ...", file=sys.stderr, flush=True)
+                t0 = time.monotonic()
+                try:
+                    rows = function(bench)
+                except Exception:
+                    traceback.print_exc()
+                    broken.append(name)
+                    rows = [Row(name, "ERROR", "-", "-", "-", False)]
+                print(f"[{number}] {name} took {time.monotonic() - t0:.0f} s", file=sys.stderr)
+                results.extend((number, row) for row in rows)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    mode = (
+        "quick smoke run: sizes too small for the targets to mean anything"
+        if args.quick
+        else "full run"
+    )
+    print()
+    print(f"report-gateway benchmarks ({mode}; {elapsed:.0f} s)")
+    print(render(results))
+    missed = [row for _, row in results if row.ok is False]
+    if broken:
+        print(f"\n{len(broken)} benchmark(s) failed to run: {', '.join(broken)}")
+        return 2
+    if missed:
+        print(f"\n{len(missed)} target(s) missed")
+        return 0 if args.quick else 1
+    print("\nall targets met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
