@@ -18,7 +18,8 @@ import yaml
 
 CASSETTE_SUFFIXES = {".yaml", ".yml", ".json"}
 
-STRIPE_KEY = re.compile(r"\b(?:sk_live_|sk_test_|rk_live_|rk_test_|rk_)[A-Za-z0-9]{20,}")
+# Underscores count: real keys and the sandbox's own (sk_test_sandbox_...) contain them.
+STRIPE_KEY = re.compile(r"\b(?:sk|rk)_(?:live|test)_(?!REDACTED\b)[A-Za-z0-9_]{16,}")
 ZUORA_SECRET_TEXT = re.compile(
     r"""apiSecretAccessKey["']?\s*[:=]\s*(?:[\[-]\s*)?["']?([^"'\s,}\]&]*)""", re.IGNORECASE
 )
@@ -133,6 +134,7 @@ def _cassette(tmp_path: Path, request_headers: str, body: str = "ok") -> Path:
         ("      apiSecretAccessKey:\n      - hunter2-but-longer\n", "ok"),
         ("      Accept:\n      - application/json\n", '{"key": "' + RESTRICTED_KEY + '"}'),
         ("      Accept:\n      - application/json\n", '{"apiSecretAccessKey": "p4ssw0rd"}'),
+        ("      Accept:\n      - text/plain\n", "echo sk_" + "test_sandbox_" + "4eC39HqLyjWDarjt"),
     ],
     ids=[
         "bearer-live-key",
@@ -141,6 +143,7 @@ def _cassette(tmp_path: Path, request_headers: str, body: str = "ok") -> Path:
         "zuora-header",
         "body-key",
         "body-zuora",
+        "body-key-with-underscores",
     ],
 )
 def test_detector_finds_planted_credentials(tmp_path: Path, headers: str, body: str) -> None:
