@@ -35,6 +35,14 @@ from codegen.targets import TARGETS, Target
 TEMPLATES = Path(__file__).parent / "templates" / "client"
 GENERATED = "_generated"
 
+EXTRA_HEADERS = "extra_headers"
+"""Keyword every operation method takes, reserved so no spec parameter can shadow it."""
+EXTRA_HEADERS_DOC = (
+    "Headers sent with this call only, over the method's own header arguments (same name in "
+    "any case: these win). For what the spec cannot list: `Range` to resume a download, "
+    "a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds."
+)
+
 
 @dataclass(frozen=True)
 class GeneratedFile:
@@ -120,13 +128,11 @@ def _operation_view(op: OperationSpec) -> dict[str, Any]:
     parts = [text.strip() for text in (op.summary, op.description) if text and text.strip()]
     if op.deprecated:
         parts.append("Deprecated by the provider.")
-    documented = [p for p in op.parameters if p.description]
-    if documented:
-        args = "\n".join(
-            f"    {p.py_name}: {' '.join(p.description.split())}"  # type: ignore[union-attr]
-            for p in documented
-        )
-        parts.append(f"Args:\n{args}")
+    documented = [
+        (p.py_name, " ".join(p.description.split())) for p in op.parameters if p.description
+    ]
+    documented.append((EXTRA_HEADERS, EXTRA_HEADERS_DOC))
+    parts.append("Args:\n" + "\n".join(f"    {name}: {text}" for name, text in documented))
     if op.streaming:
         return_annotation = "Response"
     elif op.response_annotation:

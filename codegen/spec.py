@@ -51,7 +51,8 @@ def snake_case(name: str) -> str:
     ident = re.sub(r"\W+", "_", words).strip("_").lower() or "value"
     if ident[0].isdigit():
         ident = f"_{ident}"
-    if keyword.iskeyword(ident) or ident in {"self", "body"}:
+    # `body` and `extra_headers` are arguments every generated method may take.
+    if keyword.iskeyword(ident) or ident in {"self", "body", "extra_headers"}:
         ident = f"{ident}_"
     return ident
 

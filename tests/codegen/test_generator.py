@@ -126,24 +126,57 @@ def test_client_has_one_typed_method_per_operation(generated: dict[str, str]) ->
         node = methods[name]
         return ast.unparse(node.args) + " -> " + ast.unparse(node.returns)  # type: ignore[arg-type]
 
+    extra = "extra_headers: Mapping[str, str] | None=None"
     assert signature("list_widgets") == (
         "self, *, limit: int | None=None, starting_after: str | None=None, "
-        "widget_account: str | None=None -> models.WidgetList"
+        f"widget_account: str | None=None, {extra} -> models.WidgetList"
     )
     assert signature("create_widget") == (
-        "self, *, body: models.CreateWidgetRequest, idempotency_key: str | None=None"
-        " -> models.Widget"
+        "self, *, body: models.CreateWidgetRequest, idempotency_key: str | None=None, "
+        f"{extra} -> models.Widget"
     )
     assert signature("retrieve_widget") == (
-        "self, widget_id: str, *, entity_id: str | None=None -> models.Widget"
+        f"self, widget_id: str, *, entity_id: str | None=None, {extra} -> models.Widget"
     )
     assert signature("filter_widget") == (
-        "self, widget_id: str, *, view_type: str, body: list[models.Filter] | None=None"
-        " -> models.Widget"
+        "self, widget_id: str, *, view_type: str, body: list[models.Filter] | None=None, "
+        f"{extra} -> models.Widget"
     )
-    assert signature("delete_widget") == "self, widget_id: str -> models.DeleteWidgetResponse"
-    assert signature("download_file_contents") == "self, file: str -> Response"
-    assert ast.get_docstring(methods["list_widgets"]) == "List widgets\n\nNewest first."
+    assert signature("delete_widget") == (
+        f"self, widget_id: str, *, {extra} -> models.DeleteWidgetResponse"
+    )
+    assert signature("download_file_contents") == f"self, file: str, *, {extra} -> Response"
+    doc = ast.get_docstring(methods["list_widgets"]) or ""
+    assert doc.startswith("List widgets\n\nNewest first.\n\nArgs:\n")
+
+
+def test_every_method_merges_extra_headers_over_its_own(generated: dict[str, str]) -> None:
+    """Callers add headers the spec cannot list (Range, tracing ids, scope hooks' headers)
+    through the method, not by rebuilding the call with `client.request`."""
+    client = _class(generated["client.py"], "Client")
+    for node in client.body:
+        if not isinstance(node, ast.FunctionDef) or node.name == "__init__":
+            continue
+        assert [a.arg for a in node.args.kwonlyargs][-1] == "extra_headers", node.name
+        sent = next(
+            kw.value
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call)
+            for kw in call.keywords
+            if kw.arg == "headers"
+        )
+        if isinstance(sent, ast.Dict):  # own header arguments first, the extras last (win)
+            assert ast.unparse(sent.values[-1]) == "extra_headers or {}", node.name
+            assert sent.keys[-1] is None, node.name
+        else:
+            assert ast.unparse(sent) == "extra_headers", node.name
+        assert "extra_headers: " in (ast.get_docstring(node) or ""), node.name
+
+
+def test_a_spec_parameter_cannot_take_the_extra_headers_name() -> None:
+    from codegen.spec import snake_case
+
+    assert snake_case("Extra-Headers") == "extra_headers_"
 
 
 def test_operations_are_module_constants(generated: dict[str, str]) -> None:

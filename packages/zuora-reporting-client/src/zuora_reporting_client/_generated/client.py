@@ -145,6 +145,7 @@ class Client(ApiClient):
         search_start: int | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.SearchReportsResponse:
         """Find reports whose name contains the query (case-insensitive).
 
@@ -157,12 +158,13 @@ class Client(ApiClient):
             search_start: Index of the first result to return, for paging past the first 50.
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             SEARCH_REPORTS,
             models.SearchReportsResponse,
             query={"query": query, "searchStart": search_start},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
         )
 
     def run_report(
@@ -173,6 +175,7 @@ class Client(ApiClient):
         body: list[models.FilterGroup] | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.RunReportResponse:
         """Start a run of a report and get the id of the run.
 
@@ -185,13 +188,14 @@ class Client(ApiClient):
             view_type: `Summary` or `Detail`, as the report definition says.
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             RUN_REPORT,
             models.RunReportResponse,
             path={"reportId": report_id},
             query={"viewType": view_type},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
             body=body,
         )
 
@@ -201,6 +205,7 @@ class Client(ApiClient):
         *,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRunResponse:
         """Get a report run, to follow its status.
 
@@ -211,12 +216,13 @@ class Client(ApiClient):
             report_run_id: The report run's internal id (the `reportRunId` from run_report).
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             GET_REPORT_RUN,
             models.ReportRunResponse,
             path={"reportRunId": report_run_id},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
         )
 
     def cancel_report_run(
@@ -225,6 +231,7 @@ class Client(ApiClient):
         *,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.CancelReportRunResponse:
         """Cancel a report run that has not finished.
 
@@ -236,12 +243,13 @@ class Client(ApiClient):
             report_run_id: The report run's internal id (the `reportRunId` from run_report).
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             CANCEL_REPORT_RUN,
             models.CancelReportRunResponse,
             path={"reportRunId": report_run_id},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
         )
 
     def get_last_completed_report_run(
@@ -250,6 +258,7 @@ class Client(ApiClient):
         *,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRunResponse:
         """Get the last completed run of a report by the current user.
 
@@ -260,12 +269,13 @@ class Client(ApiClient):
             report_id: The report's internal id.
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             GET_LAST_COMPLETED_REPORT_RUN,
             models.ReportRunResponse,
             path={"reportId": report_id},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
         )
 
     def get_report_data(
@@ -276,6 +286,7 @@ class Client(ApiClient):
         page_size: int,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportDataResponse:
         """Read one page of a completed run's rows as JSON.
 
@@ -289,13 +300,14 @@ class Client(ApiClient):
             page_size: Number of rows to return.
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             GET_REPORT_DATA,
             models.ReportDataResponse,
             path={"reportRunId": report_run_id},
             query={"offset": offset, "pageSize": page_size},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
         )
 
     def export_report_run(
@@ -305,6 +317,7 @@ class Client(ApiClient):
         pivoted: bool | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Download a completed run's results as a tab-separated UTF-16 file.
 
@@ -317,11 +330,12 @@ class Client(ApiClient):
             pivoted: For Summary reports, whether to export the pivoted layout. Optional on one Zuora page, required on another: optional here.
             entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
             entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.request(
             EXPORT_REPORT_RUN,
             path={"reportRunId": report_run_id},
             query={"pivoted": pivoted},
-            headers={"entityId": entity_id, "entityName": entity_name},
+            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
             stream=True,
         )

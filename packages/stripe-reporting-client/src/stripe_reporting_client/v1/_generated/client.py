@@ -131,6 +131,7 @@ class Client(ApiClient):
         self,
         *,
         stripe_account: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportTypeList:
         """List all report types available to the account.
 
@@ -140,11 +141,12 @@ class Client(ApiClient):
 
         Args:
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             LIST_REPORT_TYPES,
             models.ReportTypeList,
-            headers={"Stripe-Account": stripe_account},
+            headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
         )
 
     def retrieve_report_type(
@@ -152,6 +154,7 @@ class Client(ApiClient):
         report_type: str,
         *,
         stripe_account: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportType:
         """Retrieve one report type by its id, such as balance.summary.1.
 
@@ -161,12 +164,13 @@ class Client(ApiClient):
         Args:
             report_type: The report type id, for example `balance.summary.1`.
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             RETRIEVE_REPORT_TYPE,
             models.ReportType,
             path={"report_type": report_type},
-            headers={"Stripe-Account": stripe_account},
+            headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
         )
 
     def list_report_runs(
@@ -177,6 +181,7 @@ class Client(ApiClient):
         starting_after: str | None = None,
         ending_before: str | None = None,
         stripe_account: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRunList:
         """List report runs, newest first, one page at a time.
 
@@ -190,6 +195,7 @@ class Client(ApiClient):
             starting_after: Cursor; the id of the last object of the previous page.
             ending_before: Cursor; the id of the first object of the next page, to page backwards.
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             LIST_REPORT_RUNS,
@@ -200,7 +206,7 @@ class Client(ApiClient):
                 "starting_after": starting_after,
                 "ending_before": ending_before,
             },
-            headers={"Stripe-Account": stripe_account},
+            headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
         )
 
     def create_report_run(
@@ -209,6 +215,7 @@ class Client(ApiClient):
         body: models.CreateReportRunRequest,
         stripe_account: str | None = None,
         idempotency_key: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRun:
         """Create a report run, which Stripe then processes in the background.
 
@@ -221,11 +228,16 @@ class Client(ApiClient):
         Args:
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             idempotency_key: A unique key (a UUID, say) that makes a retried POST safe: Stripe replays the first result for 24 hours instead of creating a second run.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             CREATE_REPORT_RUN,
             models.ReportRun,
-            headers={"Stripe-Account": stripe_account, "Idempotency-Key": idempotency_key},
+            headers={
+                "Stripe-Account": stripe_account,
+                "Idempotency-Key": idempotency_key,
+                **(extra_headers or {}),
+            },
             body=body,
         )
 
@@ -234,6 +246,7 @@ class Client(ApiClient):
         report_run: str,
         *,
         stripe_account: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRun:
         """Retrieve one report run by its id (frr_...).
 
@@ -243,12 +256,13 @@ class Client(ApiClient):
         Args:
             report_run: The report run id, `frr_...`.
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             RETRIEVE_REPORT_RUN,
             models.ReportRun,
             path={"report_run": report_run},
-            headers={"Stripe-Account": stripe_account},
+            headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
         )
 
     def download_file_contents(
@@ -256,6 +270,7 @@ class Client(ApiClient):
         file: str,
         *,
         stripe_account: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Download the contents of a result file from the files host.
 
@@ -267,10 +282,11 @@ class Client(ApiClient):
         Args:
             file: The file id, `file_...` (the `id` of the run's `result`).
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.request(
             DOWNLOAD_FILE_CONTENTS,
             path={"file": file},
-            headers={"Stripe-Account": stripe_account},
+            headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
             stream=True,
         )

@@ -101,6 +101,7 @@ class Client(ApiClient):
         id: str,
         *,
         stripe_context: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.Report:
         """Retrieve a report template with the schema of its parameters.
 
@@ -111,12 +112,13 @@ class Client(ApiClient):
         Args:
             id: The report id, for example `report_test_123`.
             stripe_context: The account the request acts for, when using an Organization key (or the platform account, for reports with a `connected_account` parameter). Omit it for a multi-account (concatenated or aggregated) report.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             RETRIEVE_REPORT,
             models.Report,
             path={"id": id},
-            headers={"Stripe-Context": stripe_context},
+            headers={"Stripe-Context": stripe_context, **(extra_headers or {})},
         )
 
     def create_report_run(
@@ -125,6 +127,7 @@ class Client(ApiClient):
         body: models.CreateReportRunRequest,
         stripe_context: str | None = None,
         idempotency_key: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRun:
         """Start a report run from a report template and parameter values.
 
@@ -136,11 +139,16 @@ class Client(ApiClient):
         Args:
             stripe_context: The account the request acts for, when using an Organization key (or the platform account, for reports with a `connected_account` parameter). Omit it for a multi-account (concatenated or aggregated) report.
             idempotency_key: A unique key that makes a retried create safe (no second run is started).
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             CREATE_REPORT_RUN,
             models.ReportRun,
-            headers={"Stripe-Context": stripe_context, "Idempotency-Key": idempotency_key},
+            headers={
+                "Stripe-Context": stripe_context,
+                "Idempotency-Key": idempotency_key,
+                **(extra_headers or {}),
+            },
             body=body,
         )
 
@@ -150,6 +158,7 @@ class Client(ApiClient):
         *,
         include: list[str] | None = None,
         stripe_context: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRun:
         """Retrieve a report run, with a fresh download URL once it succeeded.
 
@@ -162,11 +171,12 @@ class Client(ApiClient):
             id: The report run id, `reprun_...`.
             include: Extra fields to include; `result.file.schema` adds the file's column list.
             stripe_context: The account the request acts for, when using an Organization key (or the platform account, for reports with a `connected_account` parameter). Omit it for a multi-account (concatenated or aggregated) report.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             RETRIEVE_REPORT_RUN,
             models.ReportRun,
             path={"id": id},
             query={"include": include},
-            headers={"Stripe-Context": stripe_context},
+            headers={"Stripe-Context": stripe_context, **(extra_headers or {})},
         )
