@@ -151,3 +151,11 @@ def test_secrets_never_printed(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> Non
     result = cli("--json", "providers", "--set", "api_key=sk_live_from_the_command_line")
     assert EXAMPLE_TOKEN not in result.out + result.err
     assert "<redacted>" in result.err
+
+
+def test_warnings_are_one_line_too(cli: Cli) -> None:
+    result = cli("templates", "example", "--set", "colour=blue")
+    assert result.code == 0
+    warning = [line for line in result.err.splitlines() if line]
+    assert len(warning) == 1
+    assert warning[0].startswith("report-gateway: warning: example: unknown settings ['colour']")

@@ -16,7 +16,8 @@ def _zuora(sandbox: Any) -> list[str]:
 
 
 def _stripe(sandbox: Any) -> list[str]:
-    return ["--base-url", sandbox.stripe_base_url, "--set", f"files_base_url={sandbox.url}"]
+    # --base-url alone: result files are fetched from the same host (files_base_url follows).
+    return ["--base-url", sandbox.stripe_base_url]
 
 
 @needs_zuora

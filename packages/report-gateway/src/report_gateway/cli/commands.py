@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "Session", "execute", "open_gateway"]
 
 
+#: Settings that follow ``--base-url`` unless given with ``--set``: a sandbox or proxy serves
+#: Stripe v1's files on the same host as the API, and files.stripe.com is unreachable there.
+FOLLOWS_BASE_URL = ("files_base_url",)
+
+
 def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """Build the Gateway the command line asks for (``extra`` goes to ``Gateway``).
 
@@ -50,20 +55,29 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     from report_gateway.gateway import Gateway
 
     overrides: dict[str, Any] = parse_settings(getattr(args, "settings", None))
-    if getattr(args, "base_url", None):
-        overrides["base_url"] = args.base_url
-    settings: dict[str, dict[str, Any]] = {}
-    if overrides:
-        provider = getattr(args, "provider", None)
-        if provider is None:
-            raise UsageError("--base-url and --set need a command that names a PROVIDER")
-        settings[provider] = overrides
-    return Gateway(
-        settings,
-        config_file=getattr(args, "config", None),
-        profile=getattr(args, "profile", None),
+    base_url = getattr(args, "base_url", None)
+    if base_url:
+        overrides["base_url"] = base_url
+    provider: str | None = getattr(args, "provider", None)
+    if overrides and provider is None:
+        raise UsageError("--base-url and --set need a command that names a PROVIDER")
+    options = {
+        "config_file": getattr(args, "config", None),
+        "profile": getattr(args, "profile", None),
         **extra,
-    )
+    }
+    settings = {provider: overrides} if overrides and provider is not None else {}
+    gateway = Gateway(settings, **options)
+    if base_url and provider is not None:
+        following = {
+            key: base_url
+            for key in FOLLOWS_BASE_URL
+            if key in gateway.spec(provider).settings_keys and key not in overrides
+        }
+        if following:
+            gateway.close()
+            gateway = Gateway({provider: {**overrides, **following}}, **options)
+    return gateway
 
 
 class Session:

@@ -90,7 +90,8 @@ def _common_options(suppress: bool) -> _Parser:
         "--base-url",
         metavar="URL",
         default=default(None),
-        help="the provider's API endpoint (e.g. a sandbox: http://127.0.0.1:12111)",
+        help="the provider's API endpoint (e.g. a sandbox: http://127.0.0.1:12111); for "
+        "Stripe v1 also where result files are fetched, unless --set files_base_url=URL",
     )
     conf.add_argument(
         "--set",
