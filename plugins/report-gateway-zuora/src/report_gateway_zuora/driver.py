@@ -145,10 +145,10 @@ class ZuoraDriver:
             entity_name=settings.get("entity_name") or None,
         )
 
-    def _entity(self, scope: Scope) -> dict[str, str | None]:
-        """Keyword arguments for the generated methods (the hook checks the scope first)."""
-        headers = self.context.scope_headers(scope)
-        return {"entity_id": headers.get("entityId"), "entity_name": headers.get("entityName")}
+    def _headers(self, scope: Scope) -> dict[str, str]:
+        """The scope's headers, all of them: this plugin's hook answers entityId/entityName,
+        but another plugin's hook may add its own, and those must reach Zuora too."""
+        return self.context.scope_headers(scope)
 
     # -- templates --------------------------------------------------------------------------
 
@@ -165,11 +165,13 @@ class ZuoraDriver:
             raise ParameterError(
                 "query", "Zuora's report search needs part of a report name", provider=PROVIDER
             )
-        entity = self._entity(self._scope(scope))
+        headers = self._headers(self._scope(scope))
         found: dict[str, ReportTemplate] = {}
         start: int | None = None
         for _ in range(_MAX_SEARCH_PAGES):
-            answer = self.client.search_reports(query=query, search_start=start, **entity)
+            answer = self.client.search_reports(
+                query=query, search_start=start, extra_headers=headers
+            )
             reports = answer.response.reports
             fresh = [r for r in reports if r.id not in found]
             for report in fresh:
@@ -211,11 +213,13 @@ class ZuoraDriver:
             known = self._templates.get(report_id)
         if known is not None:
             return known
-        entity = self._entity(self._scope(scope))
+        headers = self._headers(self._scope(scope))
         view: str | None = None
         raw: Mapping[str, Any] | None = None
         try:
-            latest = self.client.get_last_completed_report_run(report_id, **entity).response
+            latest = self.client.get_last_completed_report_run(
+                report_id, extra_headers=headers
+            ).response
         except NotFoundError as exc:
             raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
         except ApiError as exc:
@@ -256,7 +260,7 @@ class ZuoraDriver:
         """POST once. Zuora has no idempotency key (``idempotency_key`` is not sent), so an
         answer lost on the way back is followed up by ``_recover``, never by a second POST."""
         where = self._scope(scope)
-        entity = self._entity(where)
+        headers = self._headers(where)
         view = str(parameters[VIEW_TYPE])
         filters = parameters.get(FILTERS)
         body = None
@@ -272,7 +276,9 @@ class ZuoraDriver:
             ]
         before = self._now()
         try:
-            answer = self.client.run_report(report_id, view_type=view, body=body, **entity)
+            answer = self.client.run_report(
+                report_id, view_type=view, body=body, extra_headers=headers
+            )
         except ConnectTimeout:
             raise  # the connection never opened: nothing was sent, nothing was created
         except NotFoundError as exc:
@@ -327,7 +333,7 @@ class ZuoraDriver:
         already get from an earlier start; it is polled for ``create_lookup_seconds``. A run
         still going after that is invisible: ``RunMayExistError`` says how to find it later.
         """
-        entity = self._entity(scope)
+        headers = self._headers(scope)
         view = parameters.get(VIEW_TYPE)
         deadline = time.monotonic() + self.create_lookup_seconds
         delay = 0.25
@@ -340,7 +346,9 @@ class ZuoraDriver:
         )
         while True:
             try:
-                latest = self.client.get_last_completed_report_run(report_id, **entity).response
+                latest = self.client.get_last_completed_report_run(
+                    report_id, extra_headers=headers
+                ).response
             except ApiError as exc:
                 seen = exc.message if _NEVER_RUN in exc.message else str(exc)
             except (TransportError, ResponseFormatError) as exc:
@@ -384,7 +392,7 @@ class ZuoraDriver:
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
         where = self._scope(scope)
         try:
-            answer = self.client.get_report_run(run_id, **self._entity(where))
+            answer = self.client.get_report_run(run_id, extra_headers=self._headers(where))
         except NotFoundError as exc:
             raise RunNotFoundError(f"zuora: no report run {run_id} ({exc.message})") from exc
         return self._run(answer.response, where)
@@ -393,7 +401,7 @@ class ZuoraDriver:
         """DELETE the run, then read it back; a run that already ended is returned as is."""
         where = self._scope(run.scope)
         try:
-            self.client.cancel_report_run(run.id, **self._entity(where))
+            self.client.cancel_report_run(run.id, extra_headers=self._headers(where))
         except NotFoundError as exc:
             raise RunNotFoundError(f"zuora: no report run {run.id} ({exc.message})") from exc
         except ApiError:
@@ -413,7 +421,9 @@ class ZuoraDriver:
     def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
         where = self._scope(scope)
         try:
-            answer = self.client.get_last_completed_report_run(report_id, **self._entity(where))
+            answer = self.client.get_last_completed_report_run(
+                report_id, extra_headers=self._headers(where)
+            )
         except NotFoundError as exc:
             raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
         except ApiError as exc:
@@ -428,20 +438,12 @@ class ZuoraDriver:
     # -- results ----------------------------------------------------------------------------
 
     def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
-        """The export, streamed (UTF-16 tab-separated; the gateway decodes it).
-
-        The generated ``export_report_run`` takes no extra headers, so a resumed download
-        sends the same operation through ``client.request`` with a Range header.
-        """
-        headers: dict[str, str | None] = dict(self.context.scope_headers(self._scope(run.scope)))
+        """The export, streamed (UTF-16 tab-separated; the gateway decodes it); a resumed
+        download asks for the rest with a Range header."""
+        headers = dict(self._headers(self._scope(run.scope)))
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
-        return self.client.request(
-            OPERATIONS["export_report_run"],
-            path={"reportRunId": run.id},
-            headers=headers,
-            stream=True,
-        )
+        return self.client.export_report_run(run.id, extra_headers=headers)
 
     # -- mapping ----------------------------------------------------------------------------
 
