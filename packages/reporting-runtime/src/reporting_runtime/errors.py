@@ -31,12 +31,25 @@ class ReportingError(Exception):
 
 
 class TransportError(ReportingError):
-    """No usable HTTP response: connection refused, DNS, TLS, timeout (after any retries)."""
+    """No usable HTTP response: connection refused, DNS, TLS, timeout (after any retries).
 
-    def __init__(self, message: str, *, provider: str = "", operation: str = "") -> None:
+    ``request_sent`` is False when the request certainly never left (no connection, or the
+    server's certificate was refused), so a caller deciding whether a non-idempotent request
+    may have taken effect need not treat it as ambiguous; None when that is unknown.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        operation: str = "",
+        request_sent: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.operation = operation
+        self.request_sent = request_sent
 
 
 class ConnectTimeout(TransportError):

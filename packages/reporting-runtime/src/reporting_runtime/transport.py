@@ -133,10 +133,15 @@ def transport_error(request: Request, error: BaseException) -> TransportError:
     for urllib3_type, ours, words in kinds:
         if isinstance(error, urllib3_type):
             detail = _os_detail(error)
+            # Before the request could leave: no connection, or a certificate refused.
+            unsent = isinstance(error, NewConnectionError | ConnectTimeoutError) or (
+                isinstance(error, SSLError) and "certificate verify failed" in detail
+            )
             return ours(
                 f"{where}: {words} {host}{detail}",
                 provider=request.provider,
                 operation=request.operation,
+                request_sent=False if unsent else None,
             )
     return TransportError(
         f"{where}: request to {host} failed ({type(error).__name__})",
