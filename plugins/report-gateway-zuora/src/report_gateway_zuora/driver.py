@@ -281,6 +281,10 @@ class ZuoraDriver:
             )
         except ConnectTimeout:
             raise  # the connection never opened: nothing was sent, nothing was created
+        except TransportError as exc:
+            if exc.request_sent is False:
+                raise  # refused connection or certificate: nothing was sent either
+            return self._recover(report_id, dict(parameters), where, before, exc)
         except NotFoundError as exc:
             raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
         except BadRequestError as exc:
@@ -293,7 +297,7 @@ class ZuoraDriver:
                     report_id=report_id,
                 ) from exc
             raise
-        except (TransportError, ServerError, ResponseFormatError) as exc:
+        except (ServerError, ResponseFormatError) as exc:
             return self._recover(report_id, dict(parameters), where, before, exc)
         run_id = answer.response.report_run_id
         with self._lock:
