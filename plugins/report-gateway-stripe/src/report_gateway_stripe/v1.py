@@ -30,7 +30,7 @@ from report_gateway.models import (
 from report_gateway.provider import ProviderContext, ResultResponse, match_templates
 from reporting_runtime import BadRequestError, NotFoundError
 from reporting_runtime.converter import unstructure
-from stripe_reporting_client.v1 import OPERATIONS, Client, models
+from stripe_reporting_client.v1 import Client, models
 from stripe_reporting_client.v1._generated.client import USER_AGENT
 
 from .parameters import format_unix, parse_timestamp, validate_parameters
@@ -280,18 +280,12 @@ class StripeV1Driver:
     def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
         file_id = _file_id(run)
         _, headers = self._scope(run.scope)
-        sent: dict[str, str | None] = {"Stripe-Account": headers.value}
+        extra = dict(headers.extra)
         if offset > 0:
-            sent["Range"] = f"bytes={offset}-"
-        # The generated download_file_contents takes no Range header, so the same operation
-        # goes through the client's request() (same pipeline, key sent to the files host).
-        with headers.applied():
-            return self.client.request(
-                OPERATIONS["download_file_contents"],
-                path={"file": file_id},
-                headers=sent,
-                stream=True,
-            )
+            extra["Range"] = f"bytes={offset}-"
+        return self.client.download_file_contents(
+            file_id, stripe_account=headers.value, extra_headers=extra
+        )
 
     # -- mapping ---------------------------------------------------------------------------
 
