@@ -274,3 +274,17 @@ def test_connection_refused_is_a_clear_error(
     with pytest.raises(ProviderError) as caught:
         gateway.get("zuora", RUN_ID)
     assert_clear(caught.value, "could not connect")
+
+
+def test_zuora_start_that_never_connected_is_not_ambiguous(
+    make_gateway: Callable[..., Gateway], kit: Any
+) -> None:
+    """Nothing was sent, so there is no run to look for: a plain error, at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = make_gateway({"zuora": {"base_url": f"http://127.0.0.1:{port}{PREFIX}"}})
+    report_id, params = kit.REPORTS["zuora"]
+    with pytest.raises(ProviderError) as caught:
+        gateway.start("zuora", report_id, params)
+    assert_clear(caught.value, "could not connect")
