@@ -16,7 +16,8 @@ PROVIDERS = ["stripe", "stripe-v2", "zuora"]
 
 
 def result_requests(sandbox: Sandbox, kit: Any, provider: str) -> list[dict[str, Any]]:
-    return kit.requests_to(sandbox, kit.RESULT_OPERATION[provider])
+    entries: list[dict[str, Any]] = kit.requests_to(sandbox, kit.RESULT_OPERATION[provider])
+    return entries
 
 
 def only_file(folder: Path) -> list[str]:

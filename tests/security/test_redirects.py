@@ -136,6 +136,7 @@ def test_redirect_to_another_host_drops_the_key(
     run = gateway.wait(gateway.start("stripe", report_id, params), poll_interval=0.05)
     assert run.status is RunStatus.SUCCEEDED
     target = gateway.download(run, tmp_path / "report.csv")
+    assert run.result is not None
     assert target.stat().st_size == run.result.size
     # The files host (same as configured) got the key; the other host did not.
     assert files.seen
