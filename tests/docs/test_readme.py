@@ -63,9 +63,9 @@ def test_cli_run_example_writes_the_file(
 ) -> None:
     from report_gateway.cli import main
 
-    bash = next(block for block in _blocks("bash") if "report-gateway --base-url" in block)
+    bash = next(block for block in _blocks("bash") if "report-gateway run stripe" in block)
     key = re.search(r"STRIPE_API_KEY=(\S+)", bash).group(1)
-    command = bash[bash.index("report-gateway --base-url") :].replace("\\\n", " ")
+    command = bash[bash.index("report-gateway run stripe") :].replace("\\\n", " ")
     argv = shlex.split(command.replace(README_URL, sandbox.url))[1:]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("STRIPE_API_KEY", key)
