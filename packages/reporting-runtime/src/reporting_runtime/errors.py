@@ -13,6 +13,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConflictError",
+    "ConnectError",
     "ConnectTimeout",
     "NotFoundError",
     "PermissionDeniedError",
@@ -33,9 +34,10 @@ class ReportingError(Exception):
 class TransportError(ReportingError):
     """No usable HTTP response: connection refused, DNS, TLS, timeout (after any retries).
 
-    ``request_sent`` is False when the request certainly never left (no connection, or the
-    server's certificate was refused), so a caller deciding whether a non-idempotent request
-    may have taken effect need not treat it as ambiguous; None when that is unknown.
+    ``request_sent`` says whether the request may have reached the server. It is False only
+    when it certainly did not (then the error is a ``ConnectError``), so a caller deciding
+    whether a POST without an idempotency key may have taken effect can fail at once on a
+    refused connection and look for the effect only when the answer was lost on the way back.
     """
 
     def __init__(
@@ -44,7 +46,7 @@ class TransportError(ReportingError):
         *,
         provider: str = "",
         operation: str = "",
-        request_sent: bool | None = None,
+        request_sent: bool = True,
     ) -> None:
         super().__init__(message)
         self.provider = provider
@@ -52,8 +54,16 @@ class TransportError(ReportingError):
         self.request_sent = request_sent
 
 
-class ConnectTimeout(TransportError):
-    """The connection could not be opened in time; the request was never sent."""
+class ConnectError(TransportError):
+    """The connection was never set up (refused, DNS failure, connect timeout, TLS handshake
+    refused): not a byte of the request was sent, so nothing can have happened server-side."""
+
+    def __init__(self, message: str, *, provider: str = "", operation: str = "") -> None:
+        super().__init__(message, provider=provider, operation=operation, request_sent=False)
+
+
+class ConnectTimeout(ConnectError):
+    """The connection (or its TLS handshake) could not be set up in time; nothing was sent."""
 
 
 class ReadTimeoutError(TransportError):

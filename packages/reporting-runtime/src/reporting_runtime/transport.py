@@ -19,7 +19,12 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
-from reporting_runtime.errors import ConnectTimeout, ReadTimeoutError, TransportError
+from reporting_runtime.errors import (
+    ConnectError,
+    ConnectTimeout,
+    ReadTimeoutError,
+    TransportError,
+)
 from reporting_runtime.messages import Request, Response
 from reporting_runtime.redaction import redact_url
 
@@ -120,34 +125,64 @@ class Transport:
 
 
 def transport_error(request: Request, error: BaseException) -> TransportError:
-    """Our error for a urllib3 failure, described without urllib3's text (it holds the URL)."""
+    """Our error for a urllib3 failure, described without urllib3's text (it holds the URL).
+
+    Whether the request was sent decides the class: ``ConnectError`` (``request_sent``
+    False) only when the failure certainly came before the request left. urllib3 names a
+    TLS failure ``SSLError`` and a TLS handshake timeout ``ReadTimeoutError`` wherever they
+    happen, and over HTTPS a connection dropped after the request arrived is an SSL error
+    too (unexpected EOF); so for those two the place they were raised decides.
+    """
     host = urlsplit(request.url).hostname or "?"
     where = " ".join(p for p in (request.provider, request.operation) if p) or request.method
-    kinds: tuple[tuple[type[BaseException], type[TransportError], str], ...] = (
-        (NewConnectionError, TransportError, "could not connect to"),
-        (ConnectTimeoutError, ConnectTimeout, "timed out connecting to"),
-        (Urllib3ReadTimeout, ReadTimeoutError, "timed out waiting for"),
-        (SSLError, TransportError, "TLS handshake failed with"),
-        (ProtocolError, TransportError, "connection broken with"),
-    )
-    for urllib3_type, ours, words in kinds:
-        if isinstance(error, urllib3_type):
-            detail = _os_detail(error)
-            # Before the request could leave: no connection, or a certificate refused.
-            unsent = isinstance(error, NewConnectionError | ConnectTimeoutError) or (
-                isinstance(error, SSLError) and "certificate verify failed" in detail
-            )
-            return ours(
-                f"{where}: {words} {host}{detail}",
-                provider=request.provider,
-                operation=request.operation,
-                request_sent=False if unsent else None,
-            )
-    return TransportError(
-        f"{where}: request to {host} failed ({type(error).__name__})",
-        provider=request.provider,
-        operation=request.operation,
-    )
+    detail = _os_detail(error)
+    text: str | None = None
+    kind: type[TransportError] = TransportError
+    if isinstance(error, NewConnectionError):  # refused, unreachable, DNS (NameResolutionError)
+        text, kind = f"could not connect to {host}{detail}", ConnectError
+    elif isinstance(error, ConnectTimeoutError):
+        text, kind = f"timed out connecting to {host}", ConnectTimeout
+    elif isinstance(error, Urllib3ReadTimeout):
+        if _raised_during_setup(error):
+            text, kind = f"timed out in the TLS handshake with {host}", ConnectTimeout
+        else:
+            text, kind = f"timed out waiting for {host}", ReadTimeoutError
+    elif isinstance(error, SSLError):
+        if _raised_during_setup(error) or detail == _CERTIFICATE_REFUSED:
+            text, kind = f"TLS handshake failed with {host}{detail}", ConnectError
+        else:
+            text = f"TLS connection broken with {host}{detail}"
+    elif isinstance(error, ProtocolError):
+        text = f"connection broken with {host}{detail}"
+    if text is None:  # unknown: it may have reached the server (request_sent stays True)
+        text = f"request to {host} failed ({type(error).__name__})"
+    return kind(f"{where}: {text}", provider=request.provider, operation=request.operation)
+
+
+# Functions that only run while a connection is set up (TCP connect, TLS handshake): urllib3's
+# ``_validate_conn`` and ``_new_conn``, the ssl module's ``do_handshake``. An error raised
+# inside one of them was raised before any byte of the request was written.
+_SETUP_FRAMES = frozenset({"_validate_conn", "_new_conn", "do_handshake"})
+_CERTIFICATE_REFUSED = " (certificate verify failed)"
+
+
+def _raised_during_setup(error: BaseException) -> bool:
+    """Whether ``error``, or the error it wraps, was raised while connecting."""
+    pending: list[BaseException] = [error]
+    seen: set[int] = set()
+    while pending and len(seen) < 8:
+        exc = pending.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name in _SETUP_FRAMES:
+                return True
+            tb = tb.tb_next
+        pending.extend(a for a in exc.args if isinstance(a, BaseException))
+        pending.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
+    return False
 
 
 def _os_detail(error: BaseException) -> str:
