@@ -7,6 +7,7 @@ The sandbox counts the runs it creates and the requests it receives, so each tes
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from report_gateway import Gateway, ProviderError, RunMayExistError, RunStatus
 from report_gateway_sandbox import FaultRule, Sandbox
 from report_gateway_zuora.driver import ZuoraDriver
-from reporting_runtime import ConnectTimeout, Timeout
+from reporting_runtime import ConnectError, ConnectTimeout, RetryConfig, Timeout
 
 REPORT = "ff8080816293d35b0162bcb3e7780a75"
 RUN_POST = "*/reportrun"
@@ -145,6 +146,35 @@ def test_a_connection_that_never_opened_is_reported_as_is(
     with pytest.raises(ProviderError) as caught:
         gw.start("zuora", REPORT, PARAMS)
     assert isinstance(caught.value.cause, ConnectTimeout)
+    assert looked == []
+
+
+def test_a_refused_connection_fails_at_once_without_a_lookup(
+    make_gateway: Callable[..., Gateway], sandbox_settings: dict[str, Any]
+) -> None:
+    """Nothing listens: the POST never left, so there is no run to look for (the lookup
+    would stall for create_lookup_seconds and end in a misleading RunMayExistError)."""
+    probe = socket.create_server(("127.0.0.1", 0))
+    closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    probe.close()
+    gw = make_gateway(
+        {**sandbox_settings, "base_url": closed, "create_lookup_seconds": 60},
+        retry=RetryConfig(total=0),
+    )
+    driver = gw.driver("zuora")
+    assert isinstance(driver, ZuoraDriver)
+    looked: list[str] = []
+
+    def latest(*args: Any, **kwargs: Any) -> Any:
+        looked.append("latest")
+        raise AssertionError("no lookup expected")
+
+    driver.client.get_last_completed_report_run = latest  # type: ignore[method-assign]
+    with pytest.raises(ProviderError) as caught:
+        gw.start("zuora", REPORT, PARAMS)
+    assert not isinstance(caught.value, RunMayExistError)
+    assert isinstance(caught.value.cause, ConnectError)
+    assert caught.value.cause.request_sent is False
     assert looked == []
 
 

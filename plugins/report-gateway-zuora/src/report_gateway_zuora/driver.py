@@ -36,7 +36,6 @@ from report_gateway.provider import ProviderContext, ResultResponse
 from reporting_runtime import (
     ApiError,
     BadRequestError,
-    ConnectTimeout,
     NotFoundError,
     ResponseFormatError,
     ServerError,
@@ -279,11 +278,11 @@ class ZuoraDriver:
             answer = self.client.run_report(
                 report_id, view_type=view, body=body, extra_headers=headers
             )
-        except ConnectTimeout:
-            raise  # the connection never opened: nothing was sent, nothing was created
         except TransportError as exc:
-            if exc.request_sent is False:
-                raise  # refused connection or certificate: nothing was sent either
+            if not exc.request_sent:
+                # Refused, DNS, connect timeout, TLS handshake (a ConnectError): the POST
+                # never left, so no run can exist and looking for one would only stall.
+                raise
             return self._recover(report_id, dict(parameters), where, before, exc)
         except NotFoundError as exc:
             raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
