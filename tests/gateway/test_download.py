@@ -5,7 +5,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 import io
+import os
+import stat
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +231,55 @@ def test_non_durable_download_is_still_atomic_and_verified(
     with pytest.raises(IntegrityError):
         download(make_run(), tmp_path / "p.csv", short, durable=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.csv"]
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    """Set the process umask for one test and restore it afterwards."""
+    saved: list[int] = []
+
+    def set_umask(value: int) -> None:
+        previous = os.umask(value)
+        if not saved:
+            saved.append(previous)
+
+    yield set_umask
+    if saved:
+        os.umask(saved[0])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002], ids=oct)
+@pytest.mark.parametrize("kind", ["csv", "zip", "utf16"])
+def test_new_file_gets_the_mode_a_plain_open_would_give(
+    tmp_path: Path, opener: Any, scripted: Any, umask: Any, mask: int, kind: str
+) -> None:
+    umask(mask)
+    payload, run = DATA, make_run()
+    if kind == "zip":
+        payload = _zip("report.csv", DATA)
+        run = make_run(size=len(payload), content_type=CONTENT_ZIP)
+    elif kind == "utf16":
+        payload = ZUORA_TEXT.encode("utf-16-le")
+        run = make_run(size=len(payload), content_type=CONTENT_TSV_UTF16)
+    play = opener([lambda offset: scripted(payload, offset=offset)])
+    target = download(run, tmp_path / "out.csv", play, unzip=True)
+    reference = tmp_path / "plain.csv"
+    reference.write_bytes(b"")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(target.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664], ids=oct)
+def test_replaced_target_keeps_its_mode(
+    tmp_path: Path, opener: Any, scripted: Any, umask: Any, mode: int
+) -> None:
+    umask(0o022)
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"yesterday's report\n")
+    os.chmod(target, mode)
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    download(make_run(), target, play)
+    assert target.read_bytes() == DATA
+    assert stat.S_IMODE(target.stat().st_mode) == mode

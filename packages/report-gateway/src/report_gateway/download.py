@@ -6,6 +6,10 @@ provider gives one), optionally unpacked (ZIP) or decoded (Zuora's UTF-16 tab-se
 export to UTF-8 CSV), flushed to disk, and only then renamed over the target. On any failure
 the temporary files are removed and an existing target is left untouched.
 
+The temporary file is private (0600) while it fills, but ``os.replace`` would carry that
+mode over; so just before the rename it gets the mode of the target it replaces, or the mode
+a plainly created file would get in that folder (``0o666`` less the umask).
+
 Plain CSV takes the fast path: 1 MiB chunks written as they arrive, no per-byte work.
 """
 
@@ -14,7 +18,8 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -90,6 +95,7 @@ def download(
             final = _unzip(fetched, _new_temporary(folder, target.name, temporaries))
         elif result.content_type == CONTENT_TSV_UTF16 and not raw:
             final = _tsv_utf16_to_csv(fetched, _new_temporary(folder, target.name, temporaries))
+        os.chmod(final, _final_mode(target, folder, temporaries))
         if durable:
             with final.open("r+b") as fh:
                 os.fsync(fh.fileno())
@@ -108,13 +114,39 @@ def _extension(content_type: str) -> str:
     return "zip" if content_type == CONTENT_ZIP else "csv"
 
 
-def _new_temporary(folder: Path, name: str, registry: list[Path]) -> Path:
-    """A fresh hidden file beside the target, registered for cleanup before it is used."""
-    fd, name_ = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    os.close(fd)
-    path = Path(name_)
-    registry.append(path)
-    return path
+def _new_temporary(folder: Path, name: str, registry: list[Path], *, mode: int = 0o600) -> Path:
+    """A fresh hidden file beside the target, registered for cleanup before it is used.
+
+    ``mode`` goes through the umask like any ``open()``; ``O_EXCL`` makes the name ours.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = folder / f".{name}.{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(path, flags, mode)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        registry.append(path)
+        return path
+    raise DownloadError(f"cannot create a temporary file in {folder}")
+
+
+def _final_mode(target: Path, folder: Path, registry: list[Path]) -> int:
+    """Permission bits for the finished file: the replaced target's, else a fresh file's.
+
+    A fresh file's bits come from really creating one (the umask cannot be read without
+    changing it for every thread of the process, and the folder may add its own rules).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        return stat.S_IMODE(os.stat(target).st_mode)
+    probe = _new_temporary(folder, target.name, registry, mode=0o666)
+    try:
+        return stat.S_IMODE(os.stat(probe).st_mode)
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+            registry.remove(probe)
 
 
 #: Dirty bytes allowed to pile up before asking the kernel to start writing them out.
