@@ -19,6 +19,7 @@ from report_gateway import (
     ReportRun,
     ResultFile,
     RunFailedError,
+    RunMayExistError,
     RunStatus,
     Scope,
     WaitTimeoutError,
@@ -88,6 +89,22 @@ def test_error_messages_say_what_to_do() -> None:
     creds = CredentialsError("stripe", ["api_key: env STRIPE_API_KEY"])
     assert "env STRIPE_API_KEY" in str(creds)
     assert all(isinstance(e, GatewayError) for e in (timeout, param, creds))
+
+
+def test_run_may_exist_says_how_the_provider_can_check() -> None:
+    default = RunMayExistError("stripe", "balance.summary.1", "ReadTimeoutError: no answer")
+    assert str(default).endswith(
+        "a run may exist: check `report-gateway runs stripe` before starting another"
+    )
+    assert "ReadTimeoutError: no answer" in str(default)
+    # A provider without a runs listing says how to look instead; no listing is suggested.
+    hinted = RunMayExistError(
+        "zuora", "rep_1", "connection dropped", hint="check `report-gateway last zuora rep_1`"
+    )
+    assert str(hinted).endswith("a run may exist: check `report-gateway last zuora rep_1`")
+    assert "report-gateway runs" not in str(hinted)
+    assert hinted.hint == "check `report-gateway last zuora rep_1`"
+    assert isinstance(hinted, GatewayError)
 
 
 def test_provider_error_copies_support_fields() -> None:

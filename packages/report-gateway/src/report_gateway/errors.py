@@ -196,6 +196,9 @@ class RunMayExistError(GatewayError):
 
     Raised instead of blindly retrying a request that has no idempotency key, so a nightly
     job never creates a run twice; ``report_id`` and ``started_after`` say what to look for.
+    ``hint`` is how to look, from the provider, which knows its API: not every provider can
+    list runs (Zuora only shows a report's last completed run). Without one, the message
+    points at ``report-gateway runs <provider>``.
     """
 
     def __init__(
@@ -205,13 +208,15 @@ class RunMayExistError(GatewayError):
         detail: str,
         *,
         started_after: Any = None,
+        hint: str | None = None,
     ) -> None:
         self.provider = provider
         self.report_id = report_id
         self.started_after = started_after
+        self.hint = hint or f"check `report-gateway runs {provider}` before starting another"
         super().__init__(
             f"{provider}: creating a run of {report_id!r} failed ambiguously ({detail}); a run "
-            f"may exist: check `report-gateway runs {provider}` before starting another"
+            f"may exist: {self.hint}"
         )
 
 
