@@ -51,6 +51,9 @@ def test_a_run_still_going_raises_run_may_exist(
     message = str(caught.value)
     assert "may exist" in message
     assert f"report-gateway last zuora {REPORT}" in message
+    assert "report-gateway runs" not in message  # Zuora has no runs listing
+    assert caught.value.hint is not None
+    assert f"report-gateway last zuora {REPORT}" in caught.value.hint
     assert caught.value.report_id == REPORT
     assert caught.value.started_after is not None
     assert counts.requests("run_report") == 1

@@ -386,10 +386,13 @@ class ZuoraDriver:
             PROVIDER,
             report_id,
             f"{type(cause).__name__}: {cause}; no completed run started after {stamp} was "
-            f"found within {self.create_lookup_seconds:g}s (last check: {seen}). Zuora keeps "
-            "no list of runs: once it completes, `report-gateway last zuora "
-            f"{report_id}` shows it with a startedOn after {stamp}",
+            f"found within {self.create_lookup_seconds:g}s (last check: {seen})",
             started_after=before,
+            hint=(
+                "Zuora keeps no list of runs; once it completes, `report-gateway last zuora "
+                f"{report_id}` shows it with a startedOn after {stamp}: check that before "
+                "starting another"
+            ),
         ) from cause
 
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
