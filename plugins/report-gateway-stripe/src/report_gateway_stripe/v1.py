@@ -2,7 +2,8 @@
 
 Report types become templates whose interval bounds are the type's data availability, so
 an interval Stripe would refuse is refused here first. Result files live on the files host
-(``files_base_url``) and need the key: the generated client sends it only there.
+(``files_base_url``; a non-default ``base_url`` when unset) and need the key: the generated
+client sends it only there.
 """
 
 from __future__ import annotations
@@ -36,8 +37,15 @@ from stripe_reporting_client.v1._generated.client import USER_AGENT
 from .parameters import format_unix, parse_timestamp, validate_parameters
 from .plugin import STRIPE
 from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
+from .template_cache import TemplateCache
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "StripeV1Driver", "template_of"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_FILES_BASE_URL",
+    "StripeV1Driver",
+    "files_base_url_for",
+    "template_of",
+]
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
 DEFAULT_FILES_BASE_URL = "https://files.stripe.com"
@@ -108,6 +116,19 @@ def template_of(report_type: models.ReportType) -> ReportTemplate:
     )
 
 
+def files_base_url_for(base_url: str, files_base_url: Any = None) -> str:
+    """Where result files are fetched: the setting, else the API host when it is not Stripe's.
+
+    A proxy or sandbox named in ``base_url`` serves the files itself (and files.stripe.com
+    is often unreachable from there); with Stripe's own API host the files host is Stripe's.
+    """
+    if files_base_url:
+        return str(files_base_url).rstrip("/")
+    if base_url.rstrip("/") == DEFAULT_BASE_URL:
+        return DEFAULT_FILES_BASE_URL
+    return base_url.rstrip("/")
+
+
 def _timezone_known(name: str) -> bool | None:
     """Whether ``name`` is an IANA zone; None when this system has no zone data to ask."""
     import zoneinfo
@@ -125,7 +146,7 @@ class StripeV1Driver:
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
         self.context = context
         base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
-        self.files_base_url = str(context.setting("files_base_url") or DEFAULT_FILES_BASE_URL)
+        self.files_base_url = files_base_url_for(base_url, context.setting("files_base_url"))
         version = context.setting("stripe_version")
         self.client = client or Client(
             base_url,
@@ -137,6 +158,7 @@ class StripeV1Driver:
             retry=context.retry,
             user_agent=f"{context.user_agent} {USER_AGENT}",
         )
+        self.templates_for_validation = TemplateCache()
 
     # -- scope -----------------------------------------------------------------------------
 
@@ -173,7 +195,11 @@ class StripeV1Driver:
     def validate(
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
-        template = self.template(report_id, scope=scope)
+        _, headers = self._scope(scope)
+        key = (report_id, headers.value, tuple(sorted(headers.extra.items())))
+        template = self.templates_for_validation.get(
+            key, lambda: self.template(report_id, scope=scope)
+        )
         clean = validate_parameters(
             template,
             parameters,

@@ -48,6 +48,7 @@ from stripe_reporting_client.v2._generated.client import USER_AGENT
 from .parameters import format_rfc3339, validate_parameters
 from .plugin import STRIPE_V2
 from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
+from .template_cache import TemplateCache
 
 __all__ = [
     "DEFAULT_RATE_LIMIT_WAIT",
@@ -177,6 +178,7 @@ class StripeV2Driver:
         self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.monotonic
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.templates_for_validation = TemplateCache()
 
     # -- scope -----------------------------------------------------------------------------
 
@@ -230,7 +232,11 @@ class StripeV2Driver:
         where, _ = self._scope(scope)
         values = dict(parameters)
         options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
-        template = self.template(report_id, scope=where)
+        _, headers = self._scope(where)
+        key = (report_id, headers.value, tuple(sorted(headers.extra.items())))
+        template = self.templates_for_validation.get(
+            key, lambda: self.template(report_id, scope=where)
+        )
         clean = validate_parameters(template, values, timestamp_format=format_rfc3339)
         if GRANULARITY in clean and where.context:
             raise ParameterError(

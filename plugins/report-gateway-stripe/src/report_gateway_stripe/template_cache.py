@@ -1,0 +1,49 @@
+"""Report definitions kept briefly for validation, so a start is one request, not two.
+
+``validate`` checks parameters against the report's definition (names, enums, the
+``data_available_*`` window). Fetching it on every start doubled the requests of a
+start + get cycle and every run of a fan-out paid for it. Definitions change rarely (the
+data window moves hours at a time), so a copy younger than ``ttl`` seconds is good enough:
+a window that moved meanwhile is still checked by Stripe, whose refusal is mapped to the
+same ParameterError. ``Gateway.template()`` itself always fetches.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable
+
+from report_gateway.models import ReportTemplate
+
+__all__ = ["TemplateCache"]
+
+#: Seconds a fetched definition is reused for validation.
+TEMPLATE_TTL = 60.0
+#: Entries kept at most (one per report and account/context); the oldest go first.
+MAX_ENTRIES = 1024
+
+
+class TemplateCache:
+    """Thread-safe enough for a shared driver: a race at worst fetches a definition twice."""
+
+    def __init__(
+        self, ttl: float = TEMPLATE_TTL, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._items: dict[Hashable, tuple[float, ReportTemplate]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, fetch: Callable[[], ReportTemplate]) -> ReportTemplate:
+        now = self.clock()
+        hit = self._items.get(key)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        template = fetch()
+        with self._lock:
+            self._items.pop(key, None)
+            self._items[key] = (now, template)
+            while len(self._items) > MAX_ENTRIES:
+                del self._items[next(iter(self._items))]
+        return template
