@@ -104,6 +104,45 @@ def test_v1_start_wait_download_rows(gw: Gateway, sandbox: Sandbox, tmp_path: Pa
     assert _header(create, "Idempotency-Key")
 
 
+def test_v1_files_follow_a_non_default_base_url(
+    make_gateway: MakeGateway, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A proxy or sandbox named in base_url serves the files too: no files_base_url needed.
+    gw = make_gateway({"stripe": {"api_key": STRIPE_TEST_KEY, "base_url": sandbox.stripe_base_url}})
+    done = _wait(gw, gw.start("stripe", "balance.summary.1", WEEK))
+    path = gw.download(done, tmp_path / "balance.csv")
+    assert done.result is not None
+    assert path.stat().st_size == done.result.size
+    (download,) = _log(sandbox, "download_file_contents")
+    assert _header(download, "Authorization") == f"Bearer {STRIPE_TEST_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("settings", "files_host"),
+    [
+        ({}, "https://files.stripe.com"),
+        ({"base_url": "https://api.stripe.com"}, "https://files.stripe.com"),
+        ({"base_url": "https://api.stripe.com/"}, "https://files.stripe.com"),
+        ({"base_url": "http://127.0.0.1:9/"}, "http://127.0.0.1:9"),
+        (
+            {"base_url": "http://127.0.0.1:9", "files_base_url": "http://127.0.0.1:8"},
+            "http://127.0.0.1:8",
+        ),
+        (
+            {"base_url": "https://api.stripe.com", "files_base_url": "http://127.0.0.1:8"},
+            "http://127.0.0.1:8",
+        ),
+    ],
+)
+def test_v1_files_host_follows_base_url_only_when_unset_and_not_stripes(
+    make_gateway: MakeGateway, settings: dict[str, str], files_host: str
+) -> None:
+    gw = make_gateway({"stripe": {"api_key": STRIPE_TEST_KEY, **settings}})
+    driver = gw.driver("stripe")
+    assert isinstance(driver, stripe_v1.StripeV1Driver)
+    assert driver.files_base_url == files_host
+
+
 def test_v1_columns_shape_the_file(gw: Gateway) -> None:
     columns = ["balance_transaction_id", "net", "currency"]
     run = gw.start(
