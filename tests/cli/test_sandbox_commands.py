@@ -112,6 +112,33 @@ def test_stripe_run_with_iso_dates(provider_cli: Cli, sandbox: Any, tmp_path: Pa
 
 
 @needs_stripe
+def test_stripe_base_url_outranks_a_files_host_from_the_config_file(
+    provider_cli: Cli, sandbox: Any, tmp_path: Path
+) -> None:
+    # The help promises --base-url moves the downloads too, unless --set files_base_url says
+    # otherwise: a files host from the config file (here unreachable) must not win.
+    config = tmp_path / "config.toml"
+    config.write_text('[profiles.default.stripe]\nfiles_base_url = "http://127.0.0.1:9"\n')
+    target = tmp_path / "out.csv"
+    result = provider_cli(
+        "run",
+        "stripe",
+        "balance.summary.1",
+        "-p",
+        "interval_start=2025-01-01",
+        "-p",
+        "interval_end=2025-02-01",
+        "-o",
+        target,
+        "--config",
+        config,
+        *_stripe(sandbox),
+    )
+    assert result.code == 0, result.err
+    assert len(target.read_text().splitlines()) > 1
+
+
+@needs_stripe
 def test_stripe_bad_key_exits_3(provider_cli: Cli, sandbox: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("STRIPE_API_KEY", "sk_live_definitely_not_accepted")
     result = provider_cli("templates", "stripe", *_stripe(sandbox))

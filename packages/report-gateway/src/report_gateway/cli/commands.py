@@ -43,6 +43,8 @@ __all__ = ["COMMANDS", "Session", "execute", "open_gateway"]
 
 #: Settings that follow ``--base-url`` unless given with ``--set``: a sandbox or proxy serves
 #: Stripe v1's files on the same host as the API, and files.stripe.com is unreachable there.
+#: The Stripe plugin already follows a non-default ``base_url`` when ``files_base_url`` is
+#: unset; this keeps the flag's promise when the config file names another files host.
 FOLLOWS_BASE_URL = ("files_base_url",)
 
 
