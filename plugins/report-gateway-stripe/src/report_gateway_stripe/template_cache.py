@@ -5,7 +5,8 @@
 start + get cycle and every run of a fan-out paid for it. Definitions change rarely (the
 data window moves hours at a time), so a copy younger than ``ttl`` seconds is good enough:
 a window that moved meanwhile is still checked by Stripe, whose refusal is mapped to the
-same ParameterError. ``Gateway.template()`` itself always fetches.
+same ParameterError. ``Gateway.template()`` itself always fetches, and what it fetched is
+kept here too: the usual ``template()`` then ``start()`` asks Stripe once, not twice.
 """
 
 from __future__ import annotations
@@ -41,9 +42,14 @@ class TemplateCache:
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
         template = fetch()
+        self.put(key, template, now=now)
+        return template
+
+    def put(self, key: Hashable, template: ReportTemplate, *, now: float | None = None) -> None:
+        """Keep a definition fetched elsewhere (``template()``, a listing) for validation."""
+        fetched = self.clock() if now is None else now
         with self._lock:
             self._items.pop(key, None)
-            self._items[key] = (now, template)
+            self._items[key] = (fetched, template)
             while len(self._items) > MAX_ENTRIES:
                 del self._items[next(iter(self._items))]
-        return template

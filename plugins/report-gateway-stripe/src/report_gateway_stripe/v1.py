@@ -9,7 +9,7 @@ client sends it only there.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -172,7 +172,10 @@ class StripeV1Driver:
         _, headers = self._scope(scope)
         with headers.applied():
             listing = self.client.list_report_types(stripe_account=headers.value)
-        return [template_of(report_type) for report_type in listing.data]
+        templates = [template_of(report_type) for report_type in listing.data]
+        for template in templates:
+            self.templates_for_validation.put(_validation_key(template.id, headers), template)
+        return templates
 
     def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
         _, headers = self._scope(scope)
@@ -185,7 +188,9 @@ class StripeV1Driver:
             raise UnknownReportError(
                 STRIPE, report_id, "list them with `report-gateway templates stripe`"
             ) from exc
-        return template_of(report_type)
+        template = template_of(report_type)
+        self.templates_for_validation.put(_validation_key(report_id, headers), template)
+        return template
 
     def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
         return match_templates(self.templates(scope=scope), query)
@@ -196,9 +201,8 @@ class StripeV1Driver:
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
         _, headers = self._scope(scope)
-        key = (report_id, headers.value, tuple(sorted(headers.extra.items())))
         template = self.templates_for_validation.get(
-            key, lambda: self.template(report_id, scope=scope)
+            _validation_key(report_id, headers), lambda: self.template(report_id, scope=scope)
         )
         clean = validate_parameters(
             template,
@@ -347,6 +351,11 @@ class StripeV1Driver:
             needs_auth=True,
             raw=file.raw_payload,
         )
+
+
+def _validation_key(report_id: str, headers: ScopedHeaders) -> Hashable:
+    """A definition per report and per account (and any header a scope hook adds)."""
+    return (report_id, headers.value, tuple(sorted(headers.extra.items())))
 
 
 def _file_id(run: ReportRun) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,7 +211,9 @@ class StripeV2Driver:
         except NotFoundError as exc:
             hint = "listed in the setting 'reports'" if listed else None
             raise UnknownReportError(STRIPE_V2, report_id, hint) from exc
-        return template_of(report)
+        template = template_of(report)
+        self.templates_for_validation.put(_validation_key(report_id, headers), template)
+        return template
 
     def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
         """Configured reports matching ``query``; a bare report id is looked up directly."""
@@ -233,9 +235,8 @@ class StripeV2Driver:
         values = dict(parameters)
         options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
         _, headers = self._scope(where)
-        key = (report_id, headers.value, tuple(sorted(headers.extra.items())))
         template = self.templates_for_validation.get(
-            key, lambda: self.template(report_id, scope=where)
+            _validation_key(report_id, headers), lambda: self.template(report_id, scope=where)
         )
         clean = validate_parameters(template, values, timestamp_format=format_rfc3339)
         if GRANULARITY in clean and where.context:
@@ -422,6 +423,11 @@ class StripeV2Driver:
             error=_failure(run),
             raw=run.raw_payload,
         )
+
+
+def _validation_key(report_id: str, headers: ScopedHeaders) -> Hashable:
+    """A definition per report and per context (and any header a scope hook adds)."""
+    return (report_id, headers.value, tuple(sorted(headers.extra.items())))
 
 
 def _result(run: models.ReportRun) -> ResultFile | None:
