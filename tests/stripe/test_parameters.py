@@ -171,7 +171,8 @@ def test_missing_required_unless_the_run_is_for_one_payout() -> None:
 @pytest.mark.parametrize(
     ("parameters", "name"),
     [
-        ({"columns": "net_amount"}, "columns"),
+        ({"columns": b"net_amount"}, "columns"),
+        ({"columns": ""}, "columns"),
         ({"columns": ["net_amount", 3]}, "columns"),
         ({"payout": 42}, "payout"),
         ({"interval_start": "soon"}, "interval_start"),
@@ -214,6 +215,28 @@ def test_v2_enum_and_array_elements() -> None:
     with pytest.raises(ParameterError, match="col_3") as caught:
         validate_parameters(
             _v2_like(), {**base, "columns": ["col_1", "col_3"]}, timestamp_format=format_rfc3339
+        )
+    assert caught.value.allowed == ("col_1", "col_2")
+
+
+def test_a_single_string_is_a_one_item_list() -> None:
+    # What the command line's `-p columns=net` gives: one name, not a list of one.
+    base = {"interval_start": "2025-01-01", "interval_end": "2025-01-02"}
+    clean = validate_parameters(
+        _v1_like(), {**base, "columns": "net"}, timestamp_format=format_unix
+    )
+    assert clean["columns"] == ["net"]
+    clean = validate_parameters(
+        _v2_like(),
+        {"interval_start": "2025-06-25", "columns": "col_2"},
+        timestamp_format=format_rfc3339,
+    )
+    assert clean["columns"] == ["col_2"]
+    with pytest.raises(ParameterError, match="col_3") as caught:
+        validate_parameters(
+            _v2_like(),
+            {"interval_start": "2025-06-25", "columns": "col_3"},
+            timestamp_format=format_rfc3339,
         )
     assert caught.value.allowed == ("col_1", "col_2")
 

@@ -152,6 +152,20 @@ def test_v1_columns_shape_the_file(gw: Gateway) -> None:
     assert list(rows[0]) == columns
 
 
+def test_v1_single_column_given_as_a_string(gw: Gateway) -> None:
+    run = gw.start("stripe", "balance_change_from_activity.itemized.3", {**WEEK, "columns": "net"})
+    assert run.parameters["columns"] == ["net"]
+    rows = list(gw.rows(_wait(gw, run)))
+    assert list(rows[0]) == ["net"]
+
+
+def test_v2_single_column_given_as_a_string(gw: Gateway) -> None:
+    run = gw.start("stripe-v2", "report_itemized_balance_change", {**WEEK, "columns": "net"})
+    assert run.parameters["columns"] == ["net"]
+    rows = list(gw.rows(_wait(gw, run)))
+    assert list(rows[0]) == ["net"]
+
+
 def test_v1_account_scope_from_call_and_settings(
     make_gateway: MakeGateway, sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -330,7 +344,8 @@ def test_v2_url_past_expires_at_is_refreshed_before_use(
             "columns",
             "balance_transaction_id",
         ),
-        ("report_itemized_balance_change", {**WEEK, "columns": "net"}, "columns", "net"),
+        # One string is a list of one, still checked against the allowed names.
+        ("report_itemized_balance_change", {**WEEK, "columns": "tip"}, "columns", "net"),
         ("report_balance_summary", {"interval_start": "2025-01-01"}, "interval_end", ".."),
         ("report_balance_summary", {**WEEK, "interval_end": 20250108}, "interval_end", ".."),
         ("report_balance_summary", {**WEEK, "currency": "usd"}, "currency", "interval_end"),

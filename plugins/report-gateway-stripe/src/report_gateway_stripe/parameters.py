@@ -180,8 +180,11 @@ class _Checker:
         return value
 
     def array(self, spec: ParameterSpec, value: Any) -> list[str]:
+        """A list of strings; one string is a list of one (``-p columns=net`` on the CLI)."""
         allowed = spec.allowed_values
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, bytes) or not isinstance(value, Sequence):
             raise self.error(
                 spec.name,
                 f"expected a list of strings, got {type(value).__name__} {value!r}",
