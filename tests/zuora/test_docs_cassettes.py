@@ -125,7 +125,9 @@ def test_template_learns_the_view_type_from_the_last_completed_run(
             docs_gateway.validate("zuora", REPORT_ID, {"viewType": "Detail"})
     assert played.all_played
     assert known.parameters["viewType"].allowed_values == ("Summary",)
+    assert known.parameters["viewType"].default == "Summary"
     assert never_run.parameters["viewType"].allowed_values == ("Summary", "Detail")
+    assert never_run.parameters["viewType"].default is None
 
 
 def test_cancel_deletes_then_reads_the_run_back(

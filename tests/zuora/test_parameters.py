@@ -120,8 +120,10 @@ def test_bad_filters_name_the_exact_place(filters: Any, where: str) -> None:
 
 def test_template_schema_narrows_to_the_known_view_type() -> None:
     assert parameter_specs(None)["viewType"].allowed_values == ("Summary", "Detail")
+    assert parameter_specs(None)["viewType"].default is None
     specs = parameter_specs("Detail")
     assert specs["viewType"].allowed_values == ("Detail",)
+    assert specs["viewType"].default == "Detail"
     assert specs["viewType"].required
     assert not specs["filters"].required
     assert specs["filters"].type == "array"

@@ -41,6 +41,7 @@ def test_search_start_wait_download_rows(
     (template,) = gw.search("zuora", "Customer report")
     assert template.id == CUSTOMER_REPORT
     assert template.parameters["viewType"].allowed_values == ("Summary",)
+    assert template.parameters["viewType"].default == "Summary"
 
     run = gw.start("zuora", template.id, {"viewType": "Summary"})
     seen: list[str] = []
@@ -93,9 +94,11 @@ def test_template_by_id(gw: Gateway) -> None:
         gw.template("zuora", "ff80808100000000000000000000dead")
     fresh = gw.template("zuora", INVOICE_DETAIL)
     assert fresh.parameters["viewType"].allowed_values == ("Summary", "Detail")
+    assert fresh.parameters["viewType"].default is None
     (found,) = gw.search("zuora", "invoice detail")
     assert gw.template("zuora", INVOICE_DETAIL) == found
     assert found.parameters["viewType"].allowed_values == ("Detail",)
+    assert found.parameters["viewType"].default == "Detail"
 
 
 def test_cancel_then_wait_raises_canceled(gw: Gateway, sandbox: Sandbox) -> None:

@@ -68,13 +68,16 @@ def report_view_type(definition: str | None) -> str | None:
 
 
 def parameter_specs(view_type: str | None) -> dict[str, ParameterSpec]:
-    """The schema a template shows: one allowed view type when the report's is known."""
+    """The schema a template shows: when the report's view type is known (a search result's
+    definition, the last run's ``reportType``) it is the only allowed value and the default,
+    so a form or ``report-gateway template`` can offer it instead of asking."""
     allowed = (view_type,) if view_type else VIEW_TYPES
     return {
         VIEW_TYPE: ParameterSpec(
             name=VIEW_TYPE,
             type="string",
             required=True,
+            default=view_type or None,
             allowed_values=allowed,
             description="How the report was built in Zuora's UI: Summary or Detail",
         ),
