@@ -235,8 +235,13 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def main(argv: list[str]) -> int:
     task, raw = argv
+    before = resource.getrusage(resource.RUSAGE_SELF)
     result = TASKS[task](json.loads(raw))
+    after = resource.getrusage(resource.RUSAGE_SELF)
     result["maxrss_mib"] = _maxrss_mib()
+    # Whole-task CPU (setup included): tells client work from waiting on the server.
+    result["cpu_user"] = after.ru_utime - before.ru_utime
+    result["cpu_sys"] = after.ru_stime - before.ru_stime
     print(json.dumps(result), flush=True)
     return 0
 
