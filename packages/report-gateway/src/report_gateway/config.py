@@ -15,6 +15,10 @@ provider plugin in its ``ProviderSpec.env_vars``). The file is ``config_file=``,
     api_secret_access_key = "..."
     data_center = "US Sandbox"
 
+A custom CA bundle (a TLS-intercepting corporate proxy, a private CA) is not a provider
+setting: one bundle applies to the shared transport of every provider. It is
+``Gateway(ca_bundle=)``, else ``$REPORT_GATEWAY_CA_BUNDLE`` (see ``resolve_ca_bundle``).
+
 Every object here hides secret values in its ``repr``.
 """
 
@@ -30,6 +34,7 @@ import attrs
 from .errors import ConfigurationError
 
 __all__ = [
+    "CA_BUNDLE_ENV",
     "CONFIG_ENV",
     "PROFILE_ENV",
     "Credentials",
@@ -39,10 +44,12 @@ __all__ = [
     "is_secret_key",
     "layer_settings",
     "load_profile",
+    "resolve_ca_bundle",
 ]
 
 CONFIG_ENV = "REPORT_GATEWAY_CONFIG"
 PROFILE_ENV = "REPORT_GATEWAY_PROFILE"
+CA_BUNDLE_ENV = "REPORT_GATEWAY_CA_BUNDLE"
 DEFAULT_PROFILE = "default"
 
 _SECRET_WORDS = ("key", "secret", "password", "token", "credential")
@@ -199,6 +206,44 @@ def load_profile(
             f"like [profiles.{name}.stripe]"
         )
     return ProfileFile(path, name, chosen)
+
+
+def resolve_ca_bundle(
+    ca_bundle: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """The CA bundle servers are verified against: ``ca_bundle``, else the environment.
+
+    None means the system trust store. The file is checked here, before any request:
+    otherwise urllib3 would only fail at the first handshake, with an SSL error that does
+    not say the bundle was the problem (and a typo in the path would look like a broken
+    proxy). Verification itself stays on; the bundle only replaces the trusted roots.
+    """
+    env = os.environ if environ is None else environ
+    if ca_bundle is not None:
+        path, origin = Path(ca_bundle), ""
+    elif env.get(CA_BUNDLE_ENV):
+        path, origin = Path(env[CA_BUNDLE_ENV]), f" (from ${CA_BUNDLE_ENV})"
+    else:
+        return None
+    path = path.expanduser()
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise ConfigurationError(f"CA bundle {path}{origin} {what}")
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError:
+        raise ConfigurationError(
+            f"CA bundle {path}{origin} holds no PEM certificate (expected "
+            "-----BEGIN CERTIFICATE----- blocks)"
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read CA bundle {path}{origin}: {exc.strerror or exc}"
+        ) from None
+    return str(path)
 
 
 def layer_settings(

@@ -23,7 +23,14 @@ import attrs
 import pluggy
 
 from . import hookspecs
-from .config import Credentials, ProfileFile, ProviderSettings, layer_settings, load_profile
+from .config import (
+    Credentials,
+    ProfileFile,
+    ProviderSettings,
+    layer_settings,
+    load_profile,
+    resolve_ca_bundle,
+)
 from .errors import (
     ConfigurationError,
     CredentialsError,
@@ -107,7 +114,13 @@ class Gateway:
     plugin objects (modules or instances with ``@hookimpl`` methods) registered before the
     entry points; ``load_entrypoints=False`` keeps installed plugins out (tests, embedding).
     ``transport`` is a ``reporting_runtime.Transport`` to share; one is created on first use
-    otherwise. ``environ`` replaces ``os.environ`` for settings lookups (tests).
+    otherwise. ``ca_bundle`` is a PEM file of CA certificates that replaces the system trust
+    store for every provider (a TLS-intercepting corporate proxy, a private CA); without it
+    ``$REPORT_GATEWAY_CA_BUNDLE`` is used. Verification stays on either way; a missing or
+    unreadable bundle is a ``ConfigurationError`` here, before any request. A ``transport``
+    given explicitly brings its own trust (``Transport(ca_certs=...)``), so it excludes
+    ``ca_bundle`` and ignores the environment variable.
+    ``environ`` replaces ``os.environ`` for settings lookups (tests).
     ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
     for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
     seconds for a slot, then raises ``RunLimitError`` (see ``report_gateway.limits``).
@@ -122,6 +135,7 @@ class Gateway:
         plugins: Sequence[object] | None = None,
         load_entrypoints: bool = True,
         transport: Transport | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
         retry: RetryConfig | None = None,
         user_agent: str | None = None,
         environ: Mapping[str, str] | None = None,
@@ -134,6 +148,12 @@ class Gateway:
         self._environ = environ
         self._extra_plugins = list(plugins or ())
         self._load_entrypoints = load_entrypoints
+        if transport is not None and ca_bundle is not None:
+            raise ConfigurationError(
+                "give either transport= or ca_bundle=, not both: a Transport you build "
+                "takes its CA bundle as Transport(ca_certs=...)"
+            )
+        self._ca_bundle = None if transport is not None else resolve_ca_bundle(ca_bundle, environ)
         self._transport = transport
         self._owns_transport = transport is None
         self._retry = retry
@@ -378,7 +398,7 @@ class Gateway:
             if self._transport is None:
                 from reporting_runtime import Transport
 
-                self._transport = Transport()
+                self._transport = Transport(ca_certs=self._ca_bundle)
             return self._transport
 
     @contextlib.contextmanager

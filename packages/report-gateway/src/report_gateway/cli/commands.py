@@ -66,6 +66,7 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     options = {
         "config_file": getattr(args, "config", None),
         "profile": getattr(args, "profile", None),
+        "ca_bundle": getattr(args, "ca_bundle", None),
         **extra,
     }
     settings = {provider: overrides} if overrides and provider is not None else {}

@@ -30,6 +30,9 @@ settings and credentials:
   --profile or $REPORT_GATEWAY_PROFILE, else "default"), then environment variables:
   STRIPE_API_KEY; ZUORA_API_ACCESS_KEY_ID, ZUORA_API_SECRET_ACCESS_KEY, ZUORA_DATA_CENTER,
   ZUORA_ENTITY_ID, ZUORA_ENTITY_NAME. Secrets are never printed.
+  Behind a TLS-intercepting proxy, --ca-bundle PATH (or $REPORT_GATEWAY_CA_BUNDLE) names
+  the PEM file of CA certificates to trust instead of the system store; certificates are
+  always verified.
 
 examples:
   report-gateway demo
@@ -86,6 +89,13 @@ def _common_options(suppress: bool) -> _Parser:
     conf = common.add_argument_group("configuration")
     conf.add_argument("--profile", metavar="NAME", default=default(None), help="config profile")
     conf.add_argument("--config", metavar="FILE", default=default(None), help="config file")
+    conf.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        default=default(None),
+        help="PEM file of CA certificates to verify servers with, for every provider "
+        "(a corporate proxy's CA); default $REPORT_GATEWAY_CA_BUNDLE, else the system store",
+    )
     conf.add_argument(
         "--base-url",
         metavar="URL",
