@@ -1,5 +1,10 @@
 """HTTP runtime shared by the generated reporting clients: transport, policies, converter,
-errors. The converter (cattrs) loads on first use, so importing a client stays quick."""
+errors. The converter (cattrs) loads on first use, so importing a client stays quick.
+
+``reporting_runtime.converter`` is the submodule, always (as Python binds it once imported);
+the cattrs instance is ``reporting_runtime.converter.converter``. ``structure`` and
+``unstructure`` are also available here.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +48,8 @@ from reporting_runtime.types import (
 )
 
 if TYPE_CHECKING:
-    from cattrs import Converter
-
+    from reporting_runtime import converter
     from reporting_runtime.converter import structure, unstructure
-
-    converter: Converter
 
 __all__ = [
     "ApiClient",
@@ -95,15 +97,21 @@ __all__ = [
     "unstructure",
 ]
 
-_LAZY = frozenset({"converter", "structure", "unstructure"})
+_LAZY_FUNCTIONS = frozenset({"structure", "unstructure"})
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    """Import the converter module on first use (cattrs is the slow part of the runtime).
+
+    ``converter`` answers with the submodule itself, which is what the attribute holds once
+    anything imported ``reporting_runtime.converter``: the same object whatever the import
+    order, never the cattrs instance in one process and the module in another.
+    """
+    if name == "converter" or name in _LAZY_FUNCTIONS:
         # import_module, not `from reporting_runtime import converter`: that form asks this
         # very __getattr__ for "converter" first and recurses until the stack runs out.
         import importlib
 
         module = importlib.import_module("reporting_runtime.converter")
-        return getattr(module, name)
+        return module if name == "converter" else getattr(module, name)
     raise AttributeError(f"module 'reporting_runtime' has no attribute {name!r}")
