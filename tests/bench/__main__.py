@@ -16,6 +16,7 @@ from .suite import BENCHMARKS, Bench, Sizes
 from .table import Row, render
 
 MiB = 1 << 20
+RUN_ORDER = ("download", "scale", "rows", "memory", "overhead", "fanout", "startup")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with SandboxProcess(workdir / "sandbox.log", run_seconds=0.05) as sandbox:
             bench = Bench(sandbox, workdir, sizes)
-            # Rows before memory: memory reuses the 1 GiB rows() pass instead of repeating it.
-            for name in sorted(BENCHMARKS, key=lambda n: n == "memory"):
+            # Transfers first and together (memory and scale reuse their passes, and RSS
+            # figures compared with each other come from processes started close in time).
+            for name in RUN_ORDER:
                 if name not in wanted:
                     continue
                 number, function = BENCHMARKS[name]
