@@ -228,7 +228,7 @@ class Bench:
             ratio = rate(subject) / rate(baseline)
             rows.append(
                 Row(
-                    f"download {_mib(size)} MiB/s, {label}",
+                    f"download {_mib(size)} throughput, {label}",
                     f"{rate(subject):.0f} MiB/s",
                     f"{rate(baseline):.0f} MiB/s",
                     f"{ratio:.2f}",
