@@ -283,3 +283,45 @@ def test_replaced_target_keeps_its_mode(
     download(make_run(), target, play)
     assert target.read_bytes() == DATA
     assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("kind", ["plain", "zip", "utf16"])
+@pytest.mark.parametrize("durable", [True, False])
+def test_temporaries_are_never_reopened_for_writing(
+    tmp_path: Path,
+    opener: Any,
+    scripted: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    durable: bool,
+) -> None:
+    """A temporary is written through the descriptor that created it (O_EXCL): reopening it
+    by name with "w" would truncate it, and on ext4 a file truncated to zero is pushed to the
+    disk when closed, a cost durable=False promises not to pay (and a second name lookup)."""
+    import builtins
+
+    truncating: list[str] = []
+    real_open = builtins.open
+
+    def spy(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)) and str(file).endswith(".part") and "w" in mode:
+            truncating.append(f"{os.fspath(file)} {mode}")
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    monkeypatch.setattr(io, "open", spy)
+    if kind == "zip":
+        payload, expected = _zip("report.csv", DATA), DATA
+        run = make_run(size=len(payload), content_type=CONTENT_ZIP)
+    elif kind == "utf16":
+        payload = codecs.BOM_UTF16_LE + "a\tb\n1\t2\n".encode("utf-16-le")
+        expected = b"a,b\n1,2\n"
+        run = make_run(size=len(payload), content_type=CONTENT_TSV_UTF16)
+    else:
+        payload = expected = DATA
+        run = make_run()
+    play = opener([lambda offset: scripted(payload, offset=offset)])
+    target = download(run, tmp_path / "o.csv", play, unzip=True, durable=durable)
+    assert target.read_bytes() == expected
+    assert truncating == []
+    assert leftovers(tmp_path) == []
