@@ -6,7 +6,11 @@ What v2 does differently, and how this driver meets it:
   setting, and refuses with NotSupportedError (saying how to fix it) when there are none.
 - No list of runs, no cancel: ``runs``, ``last_completed`` and ``cancel`` are NotSupported.
 - A concurrency limit answered with 429 ``report_run_rate_limit_exceeded``: ``start``
-  waits for a slot (same idempotency key, capped backoff) up to ``rate_limit_wait`` seconds.
+  waits for a slot up to ``rate_limit_wait`` seconds, in a first-come-first-served line
+  shared by every start in the process using the same key (``admission``): only the head
+  of the line retries its create (same idempotency key), every ``RATE_LIMIT_INTERVAL``
+  seconds or as soon as a run is seen ending. Creates go through a client whose runtime
+  retries leave 429 alone, so the line alone decides when a refused create is sent again.
 - Results behind pre-signed URLs that expire after five minutes: ``open_result`` fetches
   them with a bare transport request that carries no key, and retrieves the run again
   for a fresh URL when the one it has expired (past ``expires_at``, or 403/410).
@@ -16,13 +20,13 @@ What v2 does differently, and how this driver meets it:
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
 from report_gateway.errors import (
     ConfigurationError,
     DownloadError,
@@ -31,6 +35,7 @@ from report_gateway.errors import (
     RunNotFoundError,
     UnknownReportError,
 )
+from report_gateway.limits import credential_id
 from report_gateway.models import (
     CONTENT_CSV,
     CONTENT_ZIP,
@@ -41,10 +46,11 @@ from report_gateway.models import (
     Scope,
 )
 from report_gateway.provider import ProviderContext, ResultResponse, match_templates
-from reporting_runtime import NotFoundError, RateLimitError, Request, Response
+from reporting_runtime import NotFoundError, RateLimitError, Request, Response, RetryConfig
 from stripe_reporting_client.v2 import Client, models
 from stripe_reporting_client.v2._generated.client import USER_AGENT
 
+from .admission import AdmissionQueue, queue_for
 from .parameters import format_rfc3339, validate_parameters
 from .plugin import STRIPE_V2
 from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
@@ -53,6 +59,7 @@ from .template_cache import TemplateCache
 __all__ = [
     "DEFAULT_RATE_LIMIT_WAIT",
     "GRANULARITIES",
+    "RATE_LIMIT_INTERVAL",
     "RESULT_OPTIONS",
     "StripeV2Driver",
     "template_of",
@@ -61,6 +68,8 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.stripe.com"
 #: Seconds ``start`` waits for a concurrency slot before giving up (setting ``rate_limit_wait``).
 DEFAULT_RATE_LIMIT_WAIT = 300.0
+#: Seconds between the create retries of the start at the head of the line for a slot.
+RATE_LIMIT_INTERVAL = 0.25
 #: The per-run pseudo-parameter carrying the create body's ``result_options``.
 RESULT_OPTIONS = "result_options"
 #: Documented values of ``organization_report_granularity`` (multi-account reports).
@@ -71,7 +80,28 @@ GRANULARITY = "organization_report_granularity"
 URL_REFRESHES = 2
 #: A URL this close to ``expires_at`` is refreshed before use (clock skew, slow start).
 EXPIRY_MARGIN = timedelta(seconds=5)
-_RATE_LIMIT_CODE = "report_run_rate_limit_exceeded"
+
+
+def _create_retry(config: RetryConfig | None) -> RetryConfig:
+    """``config`` without 429: a refused create goes back to the admission line at once.
+
+    Retry-After is not read here either (urllib3 would retry a 429 that carries one); the
+    line reads it from the RateLimitError instead.
+    """
+    config = config or RetryConfig()
+    statuses = tuple(status for status in config.retry_statuses if status != 429)
+    return attrs.evolve(config, retry_statuses=statuses, respect_retry_after=False)
+
+
+def _refusal(exc: Exception) -> float | None:
+    """Seconds Stripe asked a refused create to wait (0: unsaid); None if not a 429.
+
+    Any 429 counts, ``report_run_rate_limit_exceeded`` or a request-rate limit: the runtime
+    does not retry creates on 429, so the line is what waits on both.
+    """
+    if not isinstance(exc, RateLimitError):
+        return None
+    return exc.retry_after or 0.0
 
 
 def _parameter_spec(name: str, parameter: models.ReportParameter) -> ParameterSpec:
@@ -146,7 +176,8 @@ def _report_ids(value: Any) -> list[str]:
 class StripeV2Driver:
     """``ProviderDriver`` for Stripe Reports v2; one per Gateway, safe across threads.
 
-    ``sleep``, ``clock`` and ``now`` are the waiting and expiry clocks (replaceable in tests).
+    ``clock`` and ``now`` are the waiting and expiry clocks (replaceable in tests).
+    ``client`` (tests) serves creates too, with whatever retries it was built with.
     """
 
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
@@ -156,15 +187,24 @@ class StripeV2Driver:
         options: dict[str, Any] = {}
         if version:
             options["stripe_version"] = str(version)
-        self.client = client or Client(
-            base_url,
-            auth=context.auth,
-            transport=context.transport,
-            policies=(ExtraHeadersPolicy(),),
-            retry=context.retry,
-            user_agent=f"{context.user_agent} {USER_AGENT}",
-            **options,
+
+        def build(retry: RetryConfig | None) -> Client:
+            return Client(
+                base_url,
+                auth=context.auth,
+                transport=context.transport,
+                policies=(ExtraHeadersPolicy(),),
+                retry=retry,
+                user_agent=f"{context.user_agent} {USER_AGENT}",
+                **options,
+            )
+
+        self.client = client or build(context.retry)
+        self.create_client = client or build(_create_retry(context.retry))
+        self.admission: AdmissionQueue = queue_for(
+            (STRIPE_V2, base_url, credential_id(context.credentials))
         )
+        self.rate_limit_interval = RATE_LIMIT_INTERVAL
         self.compress_file = _flag(context.setting("compress_file", False), "compress_file")
         try:
             wait = float(context.setting("rate_limit_wait", DEFAULT_RATE_LIMIT_WAIT))
@@ -175,7 +215,6 @@ class StripeV2Driver:
         self.rate_limit_wait = max(0.0, wait)
         self.report_ids = _report_ids(context.setting("reports"))
         self.user_agent = f"{context.user_agent} {USER_AGENT}"
-        self.sleep: Callable[[float], None] = time.sleep
         self.clock: Callable[[], float] = time.monotonic
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.templates_for_validation = TemplateCache()
@@ -293,36 +332,40 @@ class StripeV2Driver:
             report_parameters=values,
             result_options=models.ResultOptions(compress_file=True) if compress else None,
         )
-        deadline = self.clock() + self.rate_limit_wait
-        delay = 1.0
-        waited = 0
-        while True:
-            try:
-                with headers.applied():
-                    run = self.client.create_report_run(
-                        body=body, stripe_context=headers.value, idempotency_key=idempotency_key
-                    )
-                return self._run(run, where)
-            except RateLimitError as exc:
-                if exc.code not in (None, _RATE_LIMIT_CODE):
-                    raise
-                left = deadline - self.clock()
-                if left <= 0:
-                    raise
-                pause = exc.retry_after if exc.retry_after else random.uniform(delay / 2, delay)
-                pause = min(pause, left)
-                waited += 1
-                self.context.logger.info(
-                    "%s: %s is at its limit of concurrent report runs; waiting %.1fs for a "
-                    "slot (attempt %d, %.0fs left)",
+        logger = self.context.logger
+        account = where.context or "the key's own account"
+
+        def create() -> models.ReportRun:
+            with headers.applied():
+                return self.create_client.create_report_run(
+                    body=body, stripe_context=headers.value, idempotency_key=idempotency_key
+                )
+
+        def on_event(event: str, ahead: int) -> None:
+            extra = {"admission": event, "stripe_context": where.context}
+            if event == "queued":
+                logger.info(
+                    "%s: %s for %s: the key is at its limit of concurrent report runs; "
+                    "waiting in line for a slot (%d ahead, up to %.0fs)",
                     STRIPE_V2,
                     report_id,
-                    pause,
-                    waited,
-                    left,
+                    account,
+                    ahead,
+                    self.rate_limit_wait,
+                    extra=extra,
                 )
-                self.sleep(pause)
-                delay = min(delay * 2, 30.0)
+            else:
+                logger.debug("%s: %s for %s got a slot", STRIPE_V2, report_id, account, extra=extra)
+
+        run = self.admission.admit(
+            create,
+            refusal=_refusal,
+            deadline=self.clock() + self.rate_limit_wait,
+            interval=self.rate_limit_interval,
+            clock=self.clock,
+            on_event=on_event,
+        )
+        return self._run(run, where)
 
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
         where, headers = self._scope(scope)
@@ -334,7 +377,10 @@ class StripeV2Driver:
                 f"{STRIPE_V2}: no report run {run_id!r} ({exc.message}); a run made with a "
                 "Stripe-Context is only found with the same context"
             ) from exc
-        return self._run(run, where)
+        mapped = self._run(run, where)
+        if mapped.status.is_terminal:
+            self.admission.wake()  # its slot is free: the head of the line may have it
+        return mapped
 
     def cancel(self, run: ReportRun) -> ReportRun:
         raise NotSupportedError(STRIPE_V2, "cancel", "Stripe v2 report runs cannot be canceled")

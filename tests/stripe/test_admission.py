@@ -1,0 +1,256 @@
+"""Starts waiting for a Stripe v2 concurrency slot are served first come, first served.
+
+Once Stripe has refused a create with 429 ``report_run_rate_limit_exceeded``, later starts
+line up behind the refused one instead of racing it for the next free slot, only the head
+of the line sends its create again, and the line drains as creates succeed. No test here
+measures time: order and counts come from the queue's events and the sandbox's log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from report_gateway import Gateway, ReportRun, RunStatus, Scope
+from report_gateway.errors import ProviderError
+from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox, SandboxConfig
+from report_gateway_stripe.admission import AdmissionQueue
+from reporting_runtime import RetryConfig
+
+MakeGateway = Callable[..., Gateway]
+
+REPORT = "report_balance_summary"
+WEEK = {"interval_start": "2025-01-01", "interval_end": "2025-01-08T00:00:00Z"}
+#: Bound on joins and event waits so a broken queue fails instead of hanging the suite.
+HANG = 20.0
+
+
+class Refused(Exception):
+    """The fake provider's 429."""
+
+
+class FakeLimit:
+    """A provider limit: an attempt takes a free slot or is refused; every attempt counted.
+
+    ``failing[name]`` makes that start's next attempt fail with another error.
+    """
+
+    def __init__(self, free: int = 0) -> None:
+        self._changed = threading.Condition()
+        self.free = free
+        self.attempts: Counter[str] = Counter()
+        self.refusals = 0
+        self.failing: dict[str, Exception] = {}
+
+    def attempt(self, name: str) -> Callable[[], str]:
+        def create() -> str:
+            with self._changed:
+                self.attempts[name] += 1
+                error = self.failing.pop(name, None)
+                if error is not None:
+                    raise error
+                if self.free == 0:
+                    self.refusals += 1
+                    self._changed.notify_all()
+                    raise Refused(name)
+                self.free -= 1
+                return name
+
+        return create
+
+    def release(self, count: int) -> None:
+        with self._changed:
+            self.free += count
+
+    def await_refusals(self, count: int) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.refusals >= count, HANG)
+
+
+def _refusal(exc: Exception) -> float | None:
+    return 0.0 if isinstance(exc, Refused) else None
+
+
+class Line:
+    """Starts in their own threads against one queue, recording its events in order."""
+
+    def __init__(self, limit: FakeLimit, *, wait: float = 60.0, interval: float = 60.0) -> None:
+        self.queue = AdmissionQueue()
+        self.limit = limit
+        self.wait = wait
+        self.interval = interval
+        self.events: list[tuple[str, str]] = []
+        self.outcomes: dict[str, object] = {}
+        self._joined = threading.Semaphore(0)
+        self.threads: dict[str, threading.Thread] = {}
+
+    def start(self, name: str) -> None:
+        """Start ``name`` and return once it stands in line."""
+
+        def on_event(event: str, ahead: int) -> None:
+            self.events.append((event, name))
+            if event == "queued":
+                self._joined.release()
+
+        def run() -> None:
+            try:
+                self.outcomes[name] = self.queue.admit(
+                    self.limit.attempt(name),
+                    refusal=_refusal,
+                    deadline=time.monotonic() + self.wait,
+                    interval=self.interval,
+                    on_event=on_event,
+                )
+            except Exception as exc:
+                self.outcomes[name] = exc
+
+        thread = threading.Thread(target=run, name=f"start-{name}")
+        self.threads[name] = thread
+        thread.start()
+        assert self._joined.acquire(timeout=HANG), f"{name} never joined the line"
+
+    def finish(self, *names: str) -> None:
+        for name in names:
+            self.threads[name].join(HANG)
+            assert not self.threads[name].is_alive(), f"{name} is still waiting"
+
+    def of(self, event: str) -> list[str]:
+        return [name for what, name in self.events if what == event]
+
+
+def test_refused_starts_are_admitted_in_the_order_they_lined_up() -> None:
+    limit = FakeLimit(free=0)
+    line = Line(limit)
+    for name in "ABCD":
+        line.start(name)
+    # A was refused, then B, C and D arrived while A waited: they queue behind it without
+    # sending a create of their own.
+    assert line.of("queued") == ["A", "B", "C", "D"]
+    assert limit.attempts == {"A": 1}
+
+    limit.release(3)
+    line.queue.wake()  # as when the driver sees one of its runs end
+    line.finish("A", "B", "C")
+    assert line.of("admitted") == ["A", "B", "C"]
+    limit.await_refusals(2)  # D heads the line now; its try at once found no slot
+    assert line.queue.waiting == 1
+
+    limit.release(1)
+    line.queue.wake()
+    line.finish("D")
+    assert line.of("admitted") == ["A", "B", "C", "D"]
+    assert line.outcomes == {"A": "A", "B": "B", "C": "C", "D": "D"}
+    # Only the head retries: the refused A twice, D once too early, B and C once each.
+    assert limit.attempts == {"A": 2, "B": 1, "C": 1, "D": 2}
+    assert line.queue.waiting == 0
+
+
+def test_an_empty_line_lets_a_start_straight_through() -> None:
+    limit = FakeLimit(free=1)
+    queue = AdmissionQueue()
+    events: list[str] = []
+    admitted = queue.admit(
+        limit.attempt("A"),
+        refusal=_refusal,
+        deadline=time.monotonic() + 60,
+        interval=60,
+        on_event=lambda event, ahead: events.append(event),
+    )
+    assert admitted == "A"
+    assert events == []  # never queued
+    assert limit.attempts == {"A": 1}
+
+
+def test_an_error_at_the_head_is_raised_and_the_next_start_gets_its_turn() -> None:
+    limit = FakeLimit(free=0)
+    line = Line(limit)
+    for name in "ABC":
+        line.start(name)
+    limit.failing["A"] = ValueError("bad parameters")
+    limit.release(2)
+    line.queue.wake()
+    line.finish("A", "B", "C")
+    assert isinstance(line.outcomes["A"], ValueError)
+    assert line.of("admitted") == ["B", "C"]
+    assert line.queue.waiting == 0
+
+
+def test_a_start_out_of_time_raises_the_refusal() -> None:
+    limit = FakeLimit(free=0)
+    line = Line(limit, wait=0.2, interval=0.05)
+    line.start("A")
+    line.start("B")
+    line.finish("A", "B")
+    assert isinstance(line.outcomes["A"], Refused)
+    assert isinstance(line.outcomes["B"], Refused)
+    assert line.of("admitted") == []
+    assert line.queue.waiting == 0
+
+
+# -- through the Gateway, against the sandbox ------------------------------------------------
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(SandboxConfig(run_seconds=0.3, result_rows=5, seed=11)) as sb:
+        yield sb
+
+
+def _settings(sb: Sandbox, **v2: Any) -> dict[str, dict[str, Any]]:
+    return {"stripe-v2": {"api_key": STRIPE_TEST_KEY, "base_url": sb.stripe_base_url, **v2}}
+
+
+def _creates(sb: Sandbox) -> list[dict[str, Any]]:
+    return [e for e in sb.stats()["request_log"] if e["operation"] == "create_report_run"]
+
+
+def test_more_threads_than_slots_all_finish_first_come_first_served(
+    make_gateway: MakeGateway, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    sandbox.configure(v2_concurrency_limit=3)
+    # The runtime's default retries (429 among them) are on: creates must leave 429 to the line.
+    gw = make_gateway(_settings(sandbox), retry=RetryConfig())
+    contexts = [f"acct_line{index:04d}" for index in range(24)]
+
+    def one(context: str) -> ReportRun:
+        run = gw.start("stripe-v2", REPORT, WEEK, scope=Scope(context=context))
+        return gw.wait(run, timeout=120, poll_interval=0.05, max_interval=0.2)
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="report_gateway"),
+        ThreadPoolExecutor(max_workers=8) as pool,
+    ):
+        finished = list(pool.map(one, contexts))
+
+    assert [run.status for run in finished] == [RunStatus.SUCCEEDED] * len(contexts)
+    assert sandbox.stats()["runs_created"]["stripe-v2"] == len(contexts)
+    creates = _creates(sandbox)
+    assert any(e["status"] == 429 for e in creates)  # the limit was reached...
+    assert len(creates) < 3 * len(contexts)  # ...and waited out without hammering it
+    events = [
+        (getattr(record, "admission", None), getattr(record, "stripe_context", None))
+        for record in caplog.records
+    ]
+    queued = [context for event, context in events if event == "queued"]
+    admitted = [context for event, context in events if event == "admitted"]
+    assert queued
+    assert admitted == queued  # first refused (or first to arrive behind), first admitted
+
+
+def test_a_refused_create_is_not_retried_by_the_runtime(
+    make_gateway: MakeGateway, sandbox: Sandbox
+) -> None:
+    sandbox.configure(v2_concurrency_limit=1, run_seconds=600)
+    gw = make_gateway(_settings(sandbox, rate_limit_wait=0), retry=RetryConfig())
+    gw.start("stripe-v2", REPORT, WEEK)
+    with pytest.raises(ProviderError) as caught:
+        gw.start("stripe-v2", REPORT, WEEK)
+    assert caught.value.status == 429
+    assert caught.value.code == "report_run_rate_limit_exceeded"
+    assert [e["status"] for e in _creates(sandbox)] == [200, 429]
