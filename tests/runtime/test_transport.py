@@ -93,6 +93,18 @@ def test_repeated_headers_are_joined() -> None:
     assert "a=1" not in repr(headers)
 
 
+def test_request_repr_hides_credentials_in_the_url() -> None:
+    request = Request(
+        method="GET",
+        url="https://user:pw@files.example/f.csv?X-Amz-Signature=s3cr3t&limit=3",
+        headers={"Authorization": "Bearer s3cr3t"},
+    )
+    text = repr(request)
+    assert "s3cr3t" not in text
+    assert "pw@" not in text
+    assert "https://REDACTED@files.example/f.csv?X-Amz-Signature=REDACTED&limit=3" in text
+
+
 def test_works_the_same_under_vcrpy_replay(server: Any, tmp_path: Path) -> None:
     body = b"x" * 5000
     server.reply(200, body, headers={"Content-Type": "text/csv", "Request-Id": "req_v"})

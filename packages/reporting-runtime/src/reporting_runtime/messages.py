@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from reporting_runtime.errors import ReportingError, ResponseFormatError, TransportError
-from reporting_runtime.redaction import scrub_text
+from reporting_runtime.redaction import redact_url, scrub_text
 
 if TYPE_CHECKING:
     from urllib3.util.retry import Retry
@@ -74,7 +74,8 @@ class Request:
     or a redirect never sees another policy's half-made change."""
 
     method: str
-    url: str
+    # A pre-signed download URL carries its credential in the query: the repr hides it.
+    url: str = attrs.field(repr=lambda url: repr(redact_url(url)))
     headers: dict[str, str] = attrs.field(factory=dict, repr=False)
     body: bytes | None = attrs.field(default=None, repr=False)
     operation: str = ""
