@@ -67,6 +67,18 @@ def _raw_field(cls: type) -> str | None:
     return None
 
 
+def _wire_overrides(cls: type, raw_name: str | None) -> dict[str, Any]:
+    """The same per-field overrides both ways: wire names renamed, the raw field never on
+    the wire (structuring fills it from the whole dict instead)."""
+    overrides: dict[str, Any] = {}
+    for field in attrs.fields(cls):
+        if field.name == raw_name:
+            overrides[field.name] = override(omit=True)
+        elif "json" in field.metadata:
+            overrides[field.name] = override(rename=field.metadata["json"])
+    return overrides
+
+
 def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     """A converter with every quirk registered (a fresh one, for tests or a variant)."""
     conv = cattrs.Converter(detailed_validation=detailed_validation)
@@ -90,12 +102,7 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
 
     def structure_attrs(cls: type) -> Callable[[Any, Any], Any]:
         raw_name = _raw_field(cls)
-        overrides: dict[str, Any] = {}
-        for field in attrs.fields(cls):
-            if field.name == raw_name:
-                overrides[field.name] = override(omit=True)
-            elif "json" in field.metadata:
-                overrides[field.name] = override(rename=field.metadata["json"])
+        overrides = _wire_overrides(cls, raw_name)
         base: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **overrides)
         if raw_name is None:
             return base
@@ -109,13 +116,7 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
         return structure_with_raw
 
     def unstructure_attrs(cls: type) -> Callable[[Any], Any]:
-        raw_name = _raw_field(cls)
-        overrides: dict[str, Any] = {}
-        for field in attrs.fields(cls):
-            if field.name == raw_name:
-                overrides[field.name] = override(omit=True)
-            elif "json" in field.metadata:
-                overrides[field.name] = override(rename=field.metadata["json"])
+        overrides = _wire_overrides(cls, _raw_field(cls))
         base: Callable[[Any], dict[str, Any]] = make_dict_unstructure_fn(cls, conv, **overrides)
 
         def unstructure_without_none(obj: Any) -> dict[str, Any]:
