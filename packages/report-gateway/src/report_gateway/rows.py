@@ -124,18 +124,25 @@ def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
     if content_type == CONTENT_ZIP:
         yield from _zip_rows(body)
         return
-    utf16 = content_type == CONTENT_TSV_UTF16
-    raw = _ChunkReader(body.chunks(), strip_nul=not utf16)
+    if content_type != CONTENT_TSV_UTF16:
+        yield from _csv_rows(body.chunks())
+        return
+    # UTF-16 NULs are half of every ASCII character: they are removed after decoding.
+    raw = _ChunkReader(body.chunks(), strip_nul=False)
     with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as buffered:
-        if utf16:
-            from .download import utf16_encoding
+        from .download import utf16_encoding
 
-            encoding = utf16_encoding(buffered.peek(2)[:2])
-            text = io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")
-            yield from rows_from_text(_strip_nul_lines(text), delimiter="\t")
-        else:
-            text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline="")
-            yield from rows_from_text(text)
+        encoding = utf16_encoding(buffered.peek(2)[:2])
+        text = io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")
+        yield from rows_from_text(_strip_nul_lines(text), delimiter="\t")
+
+
+def _csv_rows(chunks: Iterator[bytes]) -> Iterator[dict[str, str]]:
+    """Rows of UTF-8 CSV bytes (BOM and NULs dropped), whether from the wire or a ZIP member."""
+    raw = _ChunkReader(chunks, strip_nul=True)
+    with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as buffered:
+        text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline="")
+        yield from rows_from_text(text)
 
 
 def _zip_rows(body: ResultBody) -> Iterator[dict[str, str]]:
@@ -157,9 +164,4 @@ def _zip_rows(body: ResultBody) -> Iterator[dict[str, str]]:
             if not csvs:
                 return
             with archive.open(csvs[0]) as member:
-                raw = _ChunkReader(iter(lambda: member.read(CHUNK_SIZE), b""), strip_nul=True)
-                with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as buffered:
-                    text = io.TextIOWrapper(
-                        buffered, encoding="utf-8-sig", errors="replace", newline=""
-                    )
-                    yield from rows_from_text(text)
+                yield from _csv_rows(iter(lambda: member.read(CHUNK_SIZE), b""))
