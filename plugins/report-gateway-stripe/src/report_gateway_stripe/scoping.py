@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 
 import attrs
 from report_gateway.models import Scope
@@ -19,7 +19,9 @@ from report_gateway.provider import ProviderContext
 from reporting_runtime import Policy, Request
 from reporting_runtime.messages import with_header
 
-__all__ = ["ExtraHeadersPolicy", "ScopedHeaders", "effective_scope", "scoped_headers"]
+from .plugin import SCOPE_FIELDS
+
+__all__ = ["ExtraHeadersPolicy", "ScopedHeaders", "resolve_scope"]
 
 _EXTRA: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "report_gateway_stripe_extra_headers", default=None
@@ -46,6 +48,10 @@ class ScopedHeaders:
     value: str | None
     extra: Mapping[str, str] = attrs.field(factory=dict)
 
+    def cache_key(self, report_id: str) -> Hashable:
+        """A report's definition is kept per account/context and any header a hook adds."""
+        return (report_id, self.value, tuple(sorted(self.extra.items())))
+
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
         """Send ``extra`` with the requests made inside this block (same thread only)."""
@@ -59,24 +65,25 @@ class ScopedHeaders:
             _EXTRA.reset(token)
 
 
-def effective_scope(context: ProviderContext, scope: Scope, field: str) -> Scope:
-    """``scope`` with ``field`` taken from the settings when the call left it empty."""
-    if getattr(scope, field):
-        return scope
-    configured = context.setting(field)
-    if not configured:
-        return scope
-    return attrs.evolve(scope, **{field: str(configured)})
+def resolve_scope(
+    context: ProviderContext, provider: str, scope: Scope
+) -> tuple[Scope, ScopedHeaders]:
+    """The scope a call uses and its headers, for ``stripe`` or ``stripe-v2``.
 
-
-def scoped_headers(context: ProviderContext, scope: Scope, header: str) -> ScopedHeaders:
-    """Ask the hooks for ``scope``'s headers (a bad scope raises ScopeError right here)."""
-    headers = context.scope_headers(scope)
+    The provider's one scope field (``SCOPE_FIELDS``) is taken from the settings when the
+    call left it empty; the hooks then answer the headers (a bad scope raises ScopeError
+    right here, before any request).
+    """
+    field, header = SCOPE_FIELDS[provider]
+    if not getattr(scope, field):
+        configured = context.setting(field)
+        if configured:
+            scope = attrs.evolve(scope, **{field: str(configured)})
     value: str | None = None
     extra: dict[str, str] = {}
-    for name, text in headers.items():
+    for name, text in context.scope_headers(scope).items():
         if name.lower() == header.lower():
             value = text
         else:
             extra[name] = text
-    return ScopedHeaders(value, extra)
+    return scope, ScopedHeaders(value, extra)

@@ -9,7 +9,7 @@ client sends it only there.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,7 +36,7 @@ from stripe_reporting_client.v1._generated.client import USER_AGENT
 
 from .parameters import format_unix, parse_timestamp, validate_parameters
 from .plugin import STRIPE
-from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
+from .scoping import ExtraHeadersPolicy, ScopedHeaders, resolve_scope
 from .template_cache import TemplateCache
 
 __all__ = [
@@ -163,8 +163,7 @@ class StripeV1Driver:
     # -- scope -----------------------------------------------------------------------------
 
     def _scope(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
-        where = effective_scope(self.context, scope, "account")
-        return where, scoped_headers(self.context, where, "Stripe-Account")
+        return resolve_scope(self.context, STRIPE, scope)
 
     # -- templates -------------------------------------------------------------------------
 
@@ -174,7 +173,7 @@ class StripeV1Driver:
             listing = self.client.list_report_types(stripe_account=headers.value)
         templates = [template_of(report_type) for report_type in listing.data]
         for template in templates:
-            self.templates_for_validation.put(_validation_key(template.id, headers), template)
+            self.templates_for_validation.put(headers.cache_key(template.id), template)
         return templates
 
     def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
@@ -189,7 +188,7 @@ class StripeV1Driver:
                 STRIPE, report_id, "list them with `report-gateway templates stripe`"
             ) from exc
         template = template_of(report_type)
-        self.templates_for_validation.put(_validation_key(report_id, headers), template)
+        self.templates_for_validation.put(headers.cache_key(report_id), template)
         return template
 
     def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
@@ -202,7 +201,7 @@ class StripeV1Driver:
     ) -> dict[str, Any]:
         _, headers = self._scope(scope)
         template = self.templates_for_validation.get(
-            _validation_key(report_id, headers), lambda: self.template(report_id, scope=scope)
+            headers.cache_key(report_id), lambda: self.template(report_id, scope=scope)
         )
         clean = validate_parameters(
             template,
@@ -351,11 +350,6 @@ class StripeV1Driver:
             needs_auth=True,
             raw=file.raw_payload,
         )
-
-
-def _validation_key(report_id: str, headers: ScopedHeaders) -> Hashable:
-    """A definition per report and per account (and any header a scope hook adds)."""
-    return (report_id, headers.value, tuple(sorted(headers.extra.items())))
 
 
 def _file_id(run: ReportRun) -> str:

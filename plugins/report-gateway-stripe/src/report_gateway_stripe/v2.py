@@ -21,7 +21,7 @@ What v2 does differently, and how this driver meets it:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,7 +53,7 @@ from stripe_reporting_client.v2._generated.client import USER_AGENT
 from .admission import AdmissionQueue, queue_for
 from .parameters import format_rfc3339, validate_parameters
 from .plugin import STRIPE_V2
-from .scoping import ExtraHeadersPolicy, ScopedHeaders, effective_scope, scoped_headers
+from .scoping import ExtraHeadersPolicy, ScopedHeaders, resolve_scope
 from .template_cache import TemplateCache
 
 __all__ = [
@@ -222,8 +222,7 @@ class StripeV2Driver:
     # -- scope -----------------------------------------------------------------------------
 
     def _scope(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
-        where = effective_scope(self.context, scope, "context")
-        return where, scoped_headers(self.context, where, "Stripe-Context")
+        return resolve_scope(self.context, STRIPE_V2, scope)
 
     # -- templates -------------------------------------------------------------------------
 
@@ -251,7 +250,7 @@ class StripeV2Driver:
             hint = "listed in the setting 'reports'" if listed else None
             raise UnknownReportError(STRIPE_V2, report_id, hint) from exc
         template = template_of(report)
-        self.templates_for_validation.put(_validation_key(report_id, headers), template)
+        self.templates_for_validation.put(headers.cache_key(report_id), template)
         return template
 
     def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
@@ -275,7 +274,7 @@ class StripeV2Driver:
         options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
         _, headers = self._scope(where)
         template = self.templates_for_validation.get(
-            _validation_key(report_id, headers), lambda: self.template(report_id, scope=where)
+            headers.cache_key(report_id), lambda: self.template(report_id, scope=where)
         )
         clean = validate_parameters(template, values, timestamp_format=format_rfc3339)
         if GRANULARITY in clean and where.context:
@@ -469,11 +468,6 @@ class StripeV2Driver:
             error=_failure(run),
             raw=run.raw_payload,
         )
-
-
-def _validation_key(report_id: str, headers: ScopedHeaders) -> Hashable:
-    """A definition per report and per context (and any header a scope hook adds)."""
-    return (report_id, headers.value, tuple(sorted(headers.extra.items())))
 
 
 def _result(run: models.ReportRun) -> ResultFile | None:
