@@ -74,6 +74,7 @@ def test_basic_auth_uses_key_as_user_name() -> None:
     value = run(auth, req()).header("Authorization")
     assert value == "Basic " + base64.b64encode(f"{SECRET}:".encode()).decode()
     assert SECRET not in repr(auth)
+    assert auth.secret_header_names == {"Authorization"}
 
 
 def test_header_pair_auth_names_its_headers() -> None:
