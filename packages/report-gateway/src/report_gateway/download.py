@@ -85,24 +85,23 @@ def download(
     temporaries: list[Path] = []
     try:
         fetched, fd = _new_temporary(folder, target.name, temporaries)
-        transformed = (unzip and result.content_type == CONTENT_ZIP) or (
-            result.content_type == CONTENT_TSV_UTF16 and not raw
-        )
+        unpack = unzip and result.content_type == CONTENT_ZIP
+        decode = result.content_type == CONTENT_TSV_UTF16 and not raw
         with open(fd, "wb") as out:
             _copy(
                 body,
                 out,
                 on_progress,
-                early_writeback=durable and not (transformed or result.checksum),
+                early_writeback=durable and not (unpack or decode or result.checksum),
             )
         if result.checksum:
             _verify_checksum(fetched, result.checksum, body.description)
         final = fetched
-        if unzip and result.content_type == CONTENT_ZIP:
+        if unpack:
             final, fd = _new_temporary(folder, target.name, temporaries)
             with open(fd, "wb") as unpacked:
                 _unzip(fetched, unpacked)
-        elif result.content_type == CONTENT_TSV_UTF16 and not raw:
+        elif decode:
             final, fd = _new_temporary(folder, target.name, temporaries)
             with open(fd, "w", encoding="utf-8", newline="") as converted:
                 _tsv_utf16_to_csv(fetched, converted)
