@@ -25,18 +25,6 @@ __all__ = [
 ]
 
 
-class UserAgentPolicy(Policy):
-    """Sets User-Agent unless the request already has one."""
-
-    def __init__(self, user_agent: str) -> None:
-        self.user_agent = user_agent
-
-    def on_request(self, request: Request) -> Request:
-        if request.header("User-Agent") is not None:
-            return request
-        return attrs.evolve(request, headers={**request.headers, "User-Agent": self.user_agent})
-
-
 class HeadersPolicy(Policy):
     """Default headers (Stripe-Version, scope headers, ...). A header the request already
     carries wins; a None value means "do not send"."""
@@ -49,6 +37,15 @@ class HeadersPolicy(Policy):
         if not missing:
             return request
         return attrs.evolve(request, headers={**request.headers, **missing})
+
+
+class UserAgentPolicy(HeadersPolicy):
+    """Sets User-Agent unless the request already has one (a caller's own wins): one
+    default header, named so the client identifies itself whatever the other defaults."""
+
+    def __init__(self, user_agent: str) -> None:
+        super().__init__({"User-Agent": user_agent})
+        self.user_agent = user_agent
 
 
 class IdempotencyKeyPolicy(Policy):
