@@ -52,8 +52,6 @@ def download(
     overwrite: bool = True,
     on_progress: DownloadProgress | None = None,
     durable: bool = True,
-    max_attempts: int = 5,
-    chunk_size: int = CHUNK_SIZE,
 ) -> Path:
     """Write ``run``'s result to ``path`` atomically and return the final path.
 
@@ -79,8 +77,6 @@ def download(
         open_result,
         expected_size=result.size,
         description=f"{run.provider} run {run.id} result",
-        max_attempts=max_attempts,
-        chunk_size=chunk_size,
     )
     temporaries: list[Path] = []
     try:
