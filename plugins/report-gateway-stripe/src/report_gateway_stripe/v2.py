@@ -269,10 +269,9 @@ class StripeV2Driver:
     def validate(
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
-        where, _ = self._scope(scope)
+        where, headers = self._scope(scope)
         values = dict(parameters)
         options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
-        _, headers = self._scope(where)
         template = self.templates_for_validation.get(
             headers.cache_key(report_id), lambda: self.template(report_id, scope=where)
         )
