@@ -122,8 +122,6 @@ def _pin_quirk(schema: dict[str, Any], quirk: str) -> None:
         inner["x-python-type"] = f"{QUIRK_TYPES_MODULE}.{quirk}"
         for key in list(inner):
             schema.pop(key, None)
-        schema["type"] = None
-        del schema["type"]
         schema["anyOf"] = [inner, {"type": "null"}]
         return
     schema["x-python-type"] = f"{QUIRK_TYPES_MODULE}.{quirk}"
@@ -254,9 +252,7 @@ class _TypeNamer:
         self.document = document
         self.model_prefix = model_prefix
 
-    def annotation(
-        self, schema: Mapping[str, Any], *, where: str, inline_refs: bool = False
-    ) -> str:
+    def annotation(self, schema: Mapping[str, Any], *, inline_refs: bool = False) -> str:
         """The annotation of a schema; `inline_refs` (parameters) reads through references.
 
         Parameters take plain Python values (a str for an enum, a mapping for an object)
@@ -270,7 +266,7 @@ class _TypeNamer:
             if key in schema:
                 parts: list[str] = []
                 for branch in schema[key]:
-                    part = self.annotation(branch, where=where, inline_refs=inline_refs)
+                    part = self.annotation(branch, inline_refs=inline_refs)
                     if part not in parts:
                         parts.append(part)
                 return " | ".join(parts)
@@ -280,7 +276,7 @@ class _TypeNamer:
         (kind,) = types
         if kind == "array":
             item = schema.get("items") or {}
-            return f"list[{self.annotation(item, where=where, inline_refs=inline_refs)}]"
+            return f"list[{self.annotation(item, inline_refs=inline_refs)}]"
         if kind == "object":
             return "Mapping[str, Any]"
         return {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}.get(
@@ -306,7 +302,7 @@ def _media_schema(
         name = pascal_case(op.operation_id) + suffix + "Item"
         op.hoisted[name] = dict(schema["items"])
         return f"list[{namer.model_prefix}{name}]"
-    return namer.annotation(schema, where=op.operation_id)
+    return namer.annotation(schema)
 
 
 def operations(
@@ -347,7 +343,7 @@ def operations(
             annotation = (
                 "str"
                 if location in ("path", "header")
-                else namer.annotation(schema, where=wire, inline_refs=True)
+                else namer.annotation(schema, inline_refs=True)
             )
             params.append(
                 Parameter(
