@@ -231,6 +231,15 @@ def iter_operations(document: Mapping[str, Any]) -> Iterator[tuple[str, str, dic
                 yield path, method, item[method], item
 
 
+def _parameters(
+    document: Mapping[str, Any], raw: Mapping[str, Any], item: Mapping[str, Any]
+) -> Iterator[Mapping[str, Any]]:
+    """An operation's parameters, references resolved: the path item's first, then its own
+    (which override them, OpenAPI says, where name and location match)."""
+    for param in [*(item.get("parameters") or ()), *(raw.get("parameters") or ())]:
+        yield resolve(document, param)
+
+
 def server_name(server: Mapping[str, Any]) -> str:
     name = server.get("x-server-name")
     if not isinstance(name, str) or not name:
@@ -328,8 +337,7 @@ def operations(
         server = server_name(servers[0]) if servers else "default"
 
         merged: dict[tuple[str, str], Mapping[str, Any]] = {}
-        for param in [*(item.get("parameters") or ()), *(raw.get("parameters") or ())]:
-            param = resolve(document, param)
+        for param in _parameters(document, raw, item):
             merged[(param["name"], param["in"])] = param
         params: list[Parameter] = []
         for (wire, location), param in merged.items():
@@ -418,8 +426,7 @@ def client_header_parameters(
     found: dict[str, tuple[str, str, str | None, bool]] = {}
     wanted = {h.lower(): h for h in client_headers}
     for _path, _method, raw, item in iter_operations(document):
-        for param in [*(item.get("parameters") or ()), *(raw.get("parameters") or ())]:
-            param = resolve(document, param)
+        for param in _parameters(document, raw, item):
             if param.get("in") != "header":
                 continue
             option = param.get("x-client-option")
