@@ -48,6 +48,7 @@ from .parameters import (
     FILTERS,
     VIEW_TYPE,
     VIEW_TYPES,
+    normalize_view_type,
     parameter_specs,
     report_view_type,
     validate_parameters,
@@ -225,7 +226,7 @@ class ZuoraDriver:
             if _NEVER_RUN not in exc.message:
                 raise
         else:
-            view = _view_of(latest.report_type)
+            view = normalize_view_type(latest.report_type)
             raw = latest.raw_payload
             if view:
                 with self._lock:
@@ -462,7 +463,7 @@ class ZuoraDriver:
     ) -> ReportRun:
         raw_status = str(run.status.value)
         status = self.context.map_status(raw_status)
-        view = _view_of(run.report_type)
+        view = normalize_view_type(run.report_type)
         result = None
         if status is RunStatus.SUCCEEDED:
             result = ResultFile(
@@ -492,15 +493,6 @@ class ZuoraDriver:
             error=error,
             raw=run.raw_payload,
         )
-
-
-def _view_of(report_type: str | None) -> str | None:
-    if not report_type:
-        return None
-    for view in VIEW_TYPES:
-        if report_type.strip().lower() == view.lower():
-            return view
-    return None
 
 
 _MESSAGE_KEYS = ("errorMessage", "message", "error", "errorCode", "reason")

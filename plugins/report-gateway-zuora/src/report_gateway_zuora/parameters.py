@@ -20,6 +20,7 @@ __all__ = [
     "PARAMETERS",
     "VIEW_TYPE",
     "VIEW_TYPES",
+    "normalize_view_type",
     "parameter_specs",
     "report_view_type",
     "validate_parameters",
@@ -36,8 +37,10 @@ _Fail = Callable[[str, str, Sequence[str] | str | None], NoReturn]
 _FILTERS_SHAPE = "a list of {logicalOperator, filterClauses: [{field, value, operator}]}"
 
 
-def normalize_view_type(value: str) -> str | None:
+def normalize_view_type(value: str | None) -> str | None:
     """``"summary"`` -> ``"Summary"``; None for anything that is not a view type."""
+    if not value:
+        return None
     for view in VIEW_TYPES:
         if value.strip().lower() == view.lower():
             return view
