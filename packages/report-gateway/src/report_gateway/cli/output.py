@@ -21,6 +21,7 @@ __all__ = [
     "format_seconds",
     "key_values",
     "run_json",
+    "status_text",
     "table",
     "template_json",
 ]
@@ -157,6 +158,16 @@ def template_json(template: ReportTemplate, *, parameters: bool = True) -> dict[
     return data
 
 
+def status_text(run: ReportRun) -> str:
+    """``running (QUERYDATA)``: the provider's own word is kept beside the neutral status
+    because it is the one the provider's dashboard and support use.
+    """
+    status = run.status.value
+    if run.raw_status and run.raw_status.lower() != status:
+        status = f"{status} ({run.raw_status})"
+    return status
+
+
 def run_block(run: ReportRun) -> str:
     """One run for people: what it is, where it stands, and what to do with it."""
     result = run.result
@@ -167,9 +178,6 @@ def run_block(run: ReportRun) -> str:
             result_text += f", {format_bytes(result.size)} ({result.size} bytes)"
         if result.expires_at is not None:
             result_text += f", link expires {_cell(result.expires_at)}"
-    status = run.status.value
-    if run.raw_status and run.raw_status.lower() != status:
-        status = f"{status} ({run.raw_status})"
     params = ", ".join(f"{k}={_cell(v)}" for k, v in run.parameters.items()) or None
     scope = ", ".join(f"{k}={v}" for k, v in run.scope.fields().items()) or None
     return key_values(
@@ -177,7 +185,7 @@ def run_block(run: ReportRun) -> str:
             ("provider", run.provider),
             ("run id", run.id),
             ("report", run.report_id),
-            ("status", status),
+            ("status", status_text(run)),
             ("created", run.created_at),
             ("finished", run.finished_at),
             ("parameters", params),

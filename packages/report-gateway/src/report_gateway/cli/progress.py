@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
-from .output import format_bytes, format_seconds
+from .output import format_bytes, format_seconds, status_text
 
 if TYPE_CHECKING:
     from report_gateway.models import ReportRun
@@ -73,10 +73,7 @@ class Progress:
         """``on_progress`` for ``Gateway.wait``: status and elapsed time."""
         if not self.enabled:
             return
-        status = run.status.value
-        if run.raw_status and run.raw_status.lower() != status:
-            status = f"{status} ({run.raw_status})"
-        self._draw(f"{run.provider} run {run.id}: {status}, {format_seconds(elapsed)}")
+        self._draw(f"{run.provider} run {run.id}: {status_text(run)}, {format_seconds(elapsed)}")
 
     # -- downloading -----------------------------------------------------------------------
 
