@@ -9,14 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
+from reporting_runtime import converter
 from reporting_runtime.types import UnixTime
-
-converter = pytest.importorskip("reporting_runtime.converter")
-
-from stripe_reporting_client.v1 import models as v1  # noqa: E402
-from stripe_reporting_client.v2 import models as v2  # noqa: E402
-from zuora_reporting_client import models as zuora  # noqa: E402
+from stripe_reporting_client.v1 import models as v1
+from stripe_reporting_client.v2 import models as v2
+from zuora_reporting_client import models as zuora
 
 STRIPE_V1_RUN: dict[str, Any] = {
     "id": "frr_1MrQwrLkdIwHu7ixUov4x2b3",
