@@ -24,7 +24,6 @@ from .exits import UsageError, exit_code_for
 from .output import (
     Output,
     key_values,
-    parameter_json,
     run_block,
     run_json,
     table,
@@ -272,9 +271,7 @@ def cmd_template(s: Session) -> int:
         if rows
         else "parameters: none"
     )
-    data = template_json(t)
-    data["parameters"] = [parameter_json(p) for p in t.parameters.values()]
-    s.out.emit(data, f"{head}\n\n{params}")
+    s.out.emit(template_json(t), f"{head}\n\n{params}")
     return exits.OK
 
 

@@ -144,18 +144,16 @@ def parameter_json(spec: ParameterSpec) -> dict[str, Any]:
     }
 
 
-def template_json(template: ReportTemplate, *, parameters: bool = True) -> dict[str, Any]:
-    data: dict[str, Any] = {
+def template_json(template: ReportTemplate) -> dict[str, Any]:
+    return {
         "provider": template.provider,
         "id": template.id,
         "name": template.name,
         "description": template.description,
         "available_from": _iso(template.available_from),
         "available_until": _iso(template.available_until),
+        "parameters": [parameter_json(p) for p in template.parameters.values()],
     }
-    if parameters:
-        data["parameters"] = [parameter_json(p) for p in template.parameters.values()]
-    return data
 
 
 def status_text(run: ReportRun) -> str:
