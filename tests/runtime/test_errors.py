@@ -197,7 +197,8 @@ def test_zuora_bare_401() -> None:
 def test_zuora_plain_text_response_member() -> None:
     body = {"success": False, "response": "The current user has not run this report yet."}
     err = error_for(200, json.dumps(body), "zuora")
-    assert isinstance(err, ApiError)
+    assert type(err) is BadRequestError  # a failure sent with a 2xx status
+    assert err.status == 200
     assert err.message == "The current user has not run this report yet."
 
 

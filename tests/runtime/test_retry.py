@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from reporting_runtime import (
     ApiClient,
+    NotFoundError,
     Operation,
     RateLimitError,
     RetryConfig,
@@ -188,7 +189,7 @@ def test_retry_after_beyond_the_budget_is_not_waited_for(server: Any) -> None:
 def test_status_not_in_the_list_is_not_retried(server: Any) -> None:
     clock = FakeClock()
     server.reply(404, '{"error": {"message": "no"}}')
-    with pytest.raises(Exception, match="HTTP 404"):
+    with pytest.raises(NotFoundError, match="HTTP 404"):
         make_client(server, clock).request(GET)
     assert len(server.seen) == 1
 
