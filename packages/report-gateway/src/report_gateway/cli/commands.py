@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -412,21 +411,28 @@ COMMANDS: dict[str, Callable[[Session], int]] = {
 
 # -- errors, warnings, logging --------------------------------------------------------------
 
-_SECRET_NAME = re.compile(r"key|secret|password|token|credential", re.IGNORECASE)
-
 
 def _secrets(args: argparse.Namespace) -> list[str]:
-    """Values that must never reach the terminal, whatever an error message contains."""
+    """Values that must never reach the terminal, whatever an error message contains.
+
+    Judged by name with the same rule as the settings' reprs (``config.is_secret_key``).
+    """
+    from report_gateway.config import is_secret_key
+
     values = [
         value
-        for key, value in parse_settings_quietly(getattr(args, "settings", None))
-        if _SECRET_NAME.search(key)
+        for key, value in _settings_quietly(getattr(args, "settings", None))
+        if is_secret_key(key)
     ]
-    values += [v for k, v in os.environ.items() if _SECRET_NAME.search(k)]
+    values += [v for k, v in os.environ.items() if is_secret_key(k)]
     return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
 
 
-def parse_settings_quietly(items: list[str] | None) -> Iterator[tuple[str, str]]:
+def _settings_quietly(items: list[str] | None) -> Iterator[tuple[str, str]]:
+    """``--set`` pairs without ``parse_settings``'s checks.
+
+    This runs while reporting an error, possibly the one a malformed ``--set`` caused.
+    """
     for item in items or ():
         key, sep, value = item.partition("=")
         if sep:
