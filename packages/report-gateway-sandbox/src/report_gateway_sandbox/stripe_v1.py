@@ -7,7 +7,7 @@ import functools
 import hashlib
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -186,7 +186,6 @@ class V1Run:
     rows: int
     target_bytes: int | None
     seed: int
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @functools.cached_property
     def table(self) -> TableFile:
