@@ -31,7 +31,6 @@ __all__ = ["ErrorFormat", "api_error", "is_zuora_failure"]
 
 ErrorFormat = Literal["stripe", "stripe-v2", "zuora"]
 
-_NO_JSON = object()
 _ZAN_RESPONSE = re.compile(r"<response\b([^>]*)>(.*?)</response\s*>", re.DOTALL | re.IGNORECASE)
 _ZAN_ATTRIBUTE = re.compile(r"""(\w+)\s*=\s*["']([^"']*)["']""")
 _HTML_TITLE = re.compile(r"<(title|h1)\b[^>]*>(.*?)</\1\s*>", re.DOTALL | re.IGNORECASE)
@@ -138,18 +137,13 @@ def is_zuora_failure(data: Any) -> bool:
 def api_error(response: Response, body: bytes, error_format: ErrorFormat) -> ApiError:
     """The ApiError subclass for an error response (or a Zuora 200 with success false)."""
     status = response.status
+    data: Any = None
+    text = ""  # read only when the body is not JSON (an XML or HTML page)
     try:
-        data: Any = json.loads(body) if body.strip() else _NO_JSON
+        data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        data = _NO_JSON
-    found: _Found | None
-    if error_format == "zuora":
-        text = body[:65536].decode("utf-8", errors="replace") if data is _NO_JSON else ""
-        found = _zuora(None if data is _NO_JSON else data, text)
-    else:
-        found = _stripe(data)
-        if found is None and data is _NO_JSON:
-            found = _html(body[:65536].decode("utf-8", errors="replace"))
+        text = body[:65536].decode("utf-8", errors="replace")
+    found = _zuora(data, text) if error_format == "zuora" else _stripe(data) or _html(text)
     found = found or _Found()
 
     cls = api_error_class(status)
