@@ -144,13 +144,17 @@ def test_interrupt_exits_130_and_names_the_run(cli: Cli, monkeypatch: pytest.Mon
 def test_secrets_never_printed(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     from report_gateway.cli import commands
 
+    typed = "sk_live_from_the_command_line"
+
     def leaky(s: object) -> int:
-        raise RuntimeError(f"token was {EXAMPLE_TOKEN}")
+        raise RuntimeError(f"token was {EXAMPLE_TOKEN}, key was {typed}")
 
     monkeypatch.setitem(commands.COMMANDS, "providers", leaky)
-    result = cli("--json", "providers", "--set", "api_key=sk_live_from_the_command_line")
-    assert EXAMPLE_TOKEN not in result.out + result.err
-    assert "<redacted>" in result.err
+    result = cli("--json", "providers", "--set", f"api_key={typed}")
+    shown = result.out + result.err
+    assert EXAMPLE_TOKEN not in shown  # from the environment
+    assert typed not in shown  # from --set
+    assert "token was <redacted>, key was <redacted>" in result.err
 
 
 def test_warnings_are_one_line_too(cli: Cli) -> None:
