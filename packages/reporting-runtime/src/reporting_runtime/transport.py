@@ -196,6 +196,6 @@ def _os_detail(error: BaseException) -> str:
         if isinstance(seen, SSLError) and seen.args:
             reason = str(seen.args[0])
             if "CERTIFICATE_VERIFY_FAILED" in reason:
-                return " (certificate verify failed)"
+                return _CERTIFICATE_REFUSED
         seen = seen.__cause__ or seen.__context__
     return ""
