@@ -313,13 +313,14 @@ class Zuora:
             )
         return user, HOME_ENTITY, None
 
-    def _run_for(self, req: Request, entity: str) -> tuple[ZuoraRun | None, Response | None]:
+    def _run_for(self, req: Request, entity: str) -> ZuoraRun | Response:
+        """The path's run, or the 404 to send (a run of another entity does not exist here)."""
         run = self.runs.get(req.params["reportRunId"])
         if run is None or run.entity != entity:
-            return None, enveloped_error(
+            return enveloped_error(
                 self.state, 404, f"Report run {req.params['reportRunId']} does not exist."
             )
-        return run, None
+        return run
 
     # -- reports ---------------------------------------------------------------------------
     def _report_json(self, r: ZuoraReport) -> dict[str, Any]:
@@ -438,9 +439,9 @@ class Zuora:
         _, entity, denied = self._login(req)
         if denied:
             return denied
-        run, missing = self._run_for(req, entity)
-        if run is None:
-            return missing or enveloped_error(self.state, 404, "Not found")
+        run = self._run_for(req, entity)
+        if isinstance(run, Response):
+            return run
         return _ok(self._run_json(run))
 
     def latest(self, req: Request) -> Response:
@@ -477,9 +478,9 @@ class Zuora:
         _, entity, denied = self._login(req)
         if denied:
             return denied
-        run, missing = self._run_for(req, entity)
-        if run is None:
-            return missing or enveloped_error(self.state, 404, "Not found")
+        run = self._run_for(req, entity)
+        if isinstance(run, Response):
+            return run
         try:
             offset = int(req.query("offset") or "")
             size = int(req.query("pageSize") or "")
@@ -526,9 +527,9 @@ class Zuora:
         _, entity, denied = self._login(req)
         if denied:
             return denied
-        run, missing = self._run_for(req, entity)
-        if run is None:
-            return missing or enveloped_error(self.state, 404, "Not found")
+        run = self._run_for(req, entity)
+        if isinstance(run, Response):
+            return run
         now = self.state.now()
         with self._lock:
             status, _ = run.status(now)
