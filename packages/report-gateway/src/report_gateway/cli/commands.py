@@ -39,13 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "Session", "execute", "open_gateway"]
 
 
-#: Settings that follow ``--base-url`` unless given with ``--set``: a sandbox or proxy serves
-#: Stripe v1's files on the same host as the API, and files.stripe.com is unreachable there.
-#: The Stripe plugin already follows a non-default ``base_url`` when ``files_base_url`` is
-#: unset; this keeps the flag's promise when the config file names another files host.
-FOLLOWS_BASE_URL = ("files_base_url",)
-
-
 def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """Build the Gateway the command line asks for (``extra`` goes to ``Gateway``).
 
@@ -69,15 +62,17 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     }
     settings = {provider: overrides} if overrides and provider is not None else {}
     gateway = Gateway(settings, **options)
-    if base_url and provider is not None:
-        following = {
-            key: base_url
-            for key in FOLLOWS_BASE_URL
-            if key in gateway.spec(provider).settings_keys and key not in overrides
-        }
-        if following:
-            gateway.close()
-            gateway = Gateway({provider: {**overrides, **following}}, **options)
+    if (
+        base_url
+        and provider is not None
+        and "files_base_url" not in overrides
+        and "files_base_url" in gateway.spec(provider).settings_keys
+    ):
+        # The Stripe plugin fetches files from a non-default base_url when files_base_url is
+        # unset, but a files_base_url from the config file or the environment would still win
+        # over the flag: pin it to the flag's host (a sandbox or proxy serves both there).
+        gateway.close()
+        gateway = Gateway({provider: {**overrides, "files_base_url": base_url}}, **options)
     return gateway
 
 
