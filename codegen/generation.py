@@ -133,12 +133,8 @@ def _operation_view(op: OperationSpec) -> dict[str, Any]:
     ]
     documented.append((EXTRA_HEADERS, EXTRA_HEADERS_DOC))
     parts.append("Args:\n" + "\n".join(f"    {name}: {text}" for name, text in documented))
-    if op.streaming:
-        return_annotation = "Response"
-    elif op.response_annotation:
-        return_annotation = op.response_annotation
-    else:
-        return_annotation = "None"
+    # A streaming operation has no JSON response, so no response_annotation.
+    return_annotation = "Response" if op.streaming else op.response_annotation or "None"
     return {
         "operation_id": op.operation_id,
         "constant": op.constant,
@@ -153,9 +149,9 @@ def _operation_view(op: OperationSpec) -> dict[str, Any]:
         "in_location": op.in_location,
         "body_annotation": op.body_annotation,
         "body_required": op.body_required,
-        "response_annotation": None if op.streaming else op.response_annotation,
+        "response_annotation": op.response_annotation,
         "return_annotation": return_annotation,
-        "docstring": "\n\n".join(parts) or op.operation_id.replace("_", " ").capitalize() + ".",
+        "docstring": "\n\n".join(parts),  # never empty: the Args section is always there
     }
 
 
@@ -204,7 +200,8 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
     if not isinstance(error_format, str):
         raise SpecError(f"{target.spec}: set x-error-format at the root")
     description = (info.get("description") or "").strip()
-    client_doc = str(info.get("title", target.provider))
+    title = str(info.get("title", target.provider))
+    client_doc = title
     blurb = (info.get("summary") or description.split("\n\n")[0]).strip()
     if blurb:
         client_doc += "\n\n" + blurb
@@ -212,7 +209,7 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
     env = _environment()
     client_source = env.get_template("client.py.jinja2").render(
         header=header,
-        title=info.get("title", target.provider),
+        title=title,
         spec_path=str(target.spec),
         client_doc=client_doc,
         user_agent=f"{target.distribution}/{_distribution_version(root, target.package_dir)}",
