@@ -112,16 +112,7 @@ class SandboxConfig:
         if unknown:
             raise ValueError(f"unknown config fields: {sorted(unknown)}")
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        values["faults"] = list(self.faults)
-        for key, value in changes.items():
-            if key == "add_faults":
-                continue
-            values[key] = value
-        if "faults" in changes:
-            values["faults"] = [_rule(f) for f in changes["faults"]]
-        values["faults"].extend(_rule(f) for f in changes.get("add_faults", ()))
+        values.update((k, v) for k, v in changes.items() if k != "add_faults")
+        # Rules given as mappings become FaultRules in __post_init__.
+        values["faults"] = [*values["faults"], *changes.get("add_faults", ())]
         return SandboxConfig(**values)
-
-
-def _rule(value: FaultRule | Mapping[str, Any]) -> FaultRule:
-    return value if isinstance(value, FaultRule) else FaultRule.from_mapping(value)
