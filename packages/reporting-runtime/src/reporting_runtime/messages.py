@@ -176,13 +176,14 @@ class Response:
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
+            excerpt = body_excerpt(body)
             raise ResponseFormatError(
                 f"{self._where()}: expected JSON, got {self.content_type or 'no content type'}"
-                f" (HTTP {self.status}): {body_excerpt(body)!r}",
+                f" (HTTP {self.status}): {excerpt!r}",
                 provider=self.request.provider,
                 operation=self.request.operation,
                 status=self.status,
-                excerpt=body_excerpt(body),
+                excerpt=excerpt,
             ) from None
 
     def iter_bytes(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
