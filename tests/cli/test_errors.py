@@ -163,3 +163,18 @@ def test_warnings_are_one_line_too(cli: Cli) -> None:
     warning = [line for line in result.err.splitlines() if line]
     assert len(warning) == 1
     assert warning[0].startswith("report-gateway: warning: example: unknown settings ['colour']")
+
+
+def test_run_may_exist_exits_6_naming_where_to_look(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from report_gateway import RunMayExistError
+    from report_gateway.cli import commands
+
+    def ambiguous(s: object) -> int:
+        raise RunMayExistError("example", "daily_sales", "connection dropped")
+
+    monkeypatch.setitem(commands.COMMANDS, "providers", ambiguous)
+    result = cli("providers")
+    assert result.code == 6
+    assert "check `report-gateway runs example`" in _one_error_line(result.err)

@@ -83,7 +83,7 @@ def exit_code_for(exc: BaseException) -> int:
         return DOWNLOAD
     if isinstance(exc, errors.ProviderError):
         return CONFIG if exc.status in (401, 403) else PROVIDER
-    if isinstance(exc, errors.RunMayExistError | errors.GatewayError):
+    if isinstance(exc, errors.GatewayError):  # RunMayExistError among others
         return PROVIDER
     runtime = sys.modules.get("reporting_runtime")
     base = getattr(runtime, "ReportingError", None)
