@@ -182,6 +182,8 @@ class StripeV2Driver:
 
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
         self.context = context
+        #: Sent by the API clients and by the bare pre-signed download alike.
+        self.user_agent = f"{context.user_agent} {USER_AGENT}"
         base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
         version = context.setting("stripe_version")
         options: dict[str, Any] = {}
@@ -195,7 +197,7 @@ class StripeV2Driver:
                 transport=context.transport,
                 policies=(ExtraHeadersPolicy(),),
                 retry=retry,
-                user_agent=f"{context.user_agent} {USER_AGENT}",
+                user_agent=self.user_agent,
                 **options,
             )
 
@@ -214,7 +216,6 @@ class StripeV2Driver:
             ) from None
         self.rate_limit_wait = max(0.0, wait)
         self.report_ids = _report_ids(context.setting("reports"))
-        self.user_agent = f"{context.user_agent} {USER_AGENT}"
         self.clock: Callable[[], float] = time.monotonic
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.templates_for_validation = TemplateCache()
