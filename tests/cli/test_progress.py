@@ -6,7 +6,7 @@ import io
 from datetime import UTC, datetime
 
 from report_gateway.cli.progress import Progress
-from report_gateway.models import ReportRun, RunStatus
+from report_gateway.models import ReportRun, RunStatus, StartProgress
 
 
 class Terminal(io.StringIO):
@@ -62,4 +62,24 @@ def test_silent_when_not_a_terminal() -> None:
     progress.start_download()
     progress.downloading(10, 100)
     progress.downloaded(10, "x")
+    assert stream.getvalue() == ""
+
+
+def test_a_start_waiting_for_a_slot_shows_its_place_and_time() -> None:
+    stream = Terminal()
+    progress = Progress(stream)
+    progress.starting(
+        StartProgress(provider="stripe-v2", report_id="r", waited_seconds=3.0, position=2)
+    )
+    progress.starting(StartProgress(provider="stripe-v2", report_id="r", waited_seconds=4.0))
+    progress.note("started stripe-v2 run rr_1 (r)")
+    lines = stream.getvalue().split("\n")
+    assert lines[0].split("\r")[1] == "waiting for a free run slot (position 2, 3.0s)"
+    assert lines[0].split("\r")[2].rstrip() == "waiting for a free run slot (4.0s)"
+    assert lines[1] == "started stripe-v2 run rr_1 (r)"
+
+
+def test_a_waiting_start_is_quiet_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    Progress(stream).starting(StartProgress(provider="p", report_id="r", position=1))
     assert stream.getvalue() == ""

@@ -25,6 +25,7 @@ from report_gateway import (
     RunStatus,
     Scope,
     ScopeError,
+    StartProgress,
     UnknownProviderError,
     UnknownReportError,
     WaitTimeoutError,
@@ -355,3 +356,85 @@ def test_duplicate_provider_is_a_configuration_error(
 
     with pytest.raises(ConfigurationError, match="two plugins register the provider 'example'"):
         make_gateway(plugins=[example_plugin, Clash()]).providers()
+
+
+# Start progress: a driver reports through its context, only while a start runs ------------
+
+
+class WaitingDriver(RecordingDriver):
+    """Says it waits for a slot in ``start``, and tries to say so outside a start too."""
+
+    def validate(
+        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
+    ) -> dict[str, Any]:
+        self.context.report_start_progress(waited_seconds=99.0, reason="not a start")
+        return super().validate(report_id, parameters, scope=scope)
+
+    def start(
+        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope, idempotency_key: str
+    ) -> ReportRun:
+        self.context.report_start_progress(waited_seconds=0.0, position=2, reason="limit")
+        self.context.report_start_progress(waited_seconds=1.5, position=1, reason="limit")
+        return RecordingDriver.get(self, "r1", scope=scope)
+
+    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+        self.context.report_start_progress(waited_seconds=99.0, reason="not a start")
+        return super().get(run_id, scope=scope)
+
+
+class WaitingProvider(FakeProvider):
+    def factory(self, context: ProviderContext) -> RecordingDriver:
+        driver = WaitingDriver(context, self.error)
+        self.created.append(driver)
+        return driver
+
+
+def test_start_progress_reaches_on_progress_only_during_that_start(
+    make_gateway: MakeGateway,
+) -> None:
+    gw = make_gateway(plugins=[WaitingProvider()])
+    events: list[StartProgress] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownStatusWarning)
+        run = gw.start("fake", "rep", on_progress=events.append)
+        gw.get("fake", run.id)
+        gw.start("fake", "rep")  # no on_progress: reports go nowhere, the start still works
+    assert events == [
+        StartProgress(
+            provider="fake", report_id="rep", waited_seconds=0.0, position=2, reason="limit"
+        ),
+        StartProgress(
+            provider="fake", report_id="rep", waited_seconds=1.5, position=1, reason="limit"
+        ),
+    ]
+    assert all(e.state == "waiting_for_slot" for e in events)
+
+
+def test_a_failing_on_progress_does_not_cost_the_start(
+    make_gateway: MakeGateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    gw = make_gateway(plugins=[WaitingProvider()])
+
+    def broken(event: StartProgress) -> None:
+        raise RuntimeError("display gone")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownStatusWarning)
+        run = gw.start("fake", "rep", on_progress=broken)
+    assert run.id == "r1"
+    assert "on_progress" in caplog.text
+
+
+def test_a_driver_that_never_reports_starts_as_before(make_gateway: MakeGateway) -> None:
+    events: list[StartProgress] = []
+    gw = make_gateway()
+    run = gw.wait(gw.start("example", "customers", on_progress=events.append), sleep=no_sleep)
+    assert run.status is RunStatus.SUCCEEDED
+    assert events == []
+
+
+def test_report_start_progress_outside_any_start_is_a_no_op(make_gateway: MakeGateway) -> None:
+    provider = WaitingProvider()
+    gw = make_gateway(plugins=[provider])
+    gw.driver("fake")
+    provider.created[0].context.report_start_progress(waited_seconds=1.0)

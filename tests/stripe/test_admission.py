@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from report_gateway import Gateway, ReportRun, RunStatus, Scope
+from report_gateway import Gateway, ReportRun, RunStatus, Scope, StartProgress
 from report_gateway.errors import ProviderError
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox, SandboxConfig
 from report_gateway_stripe.admission import AdmissionQueue
@@ -254,3 +254,28 @@ def test_a_refused_create_is_not_retried_by_the_runtime(
     assert caught.value.status == 429
     assert caught.value.code == "report_run_rate_limit_exceeded"
     assert [e["status"] for e in _creates(sandbox)] == [200, 429]
+
+
+def test_a_start_waiting_for_a_slot_reports_progress_then_gets_its_run(
+    make_gateway: MakeGateway, sandbox: Sandbox
+) -> None:
+    sandbox.configure(v2_concurrency_limit=1, run_seconds=1.0)
+    gw = make_gateway(_settings(sandbox), retry=RetryConfig())
+    holder = gw.start("stripe-v2", REPORT, WEEK)  # takes the only slot for a while
+    events: list[StartProgress] = []
+
+    second = gw.start("stripe-v2", REPORT, WEEK, on_progress=events.append)
+
+    assert second.id != holder.id
+    assert events, "a start that waited for a slot said so"
+    first = events[0]
+    assert (first.provider, first.report_id, first.state) == (
+        "stripe-v2",
+        REPORT,
+        "waiting_for_slot",
+    )
+    assert first.position == 1  # nobody else in line
+    assert "limit" in first.reason
+    assert [e.waited_seconds for e in events] == sorted(e.waited_seconds for e in events)
+    assert 429 in [e["status"] for e in _creates(sandbox)]
+    assert gw.wait(second, timeout=60, poll_interval=0.05).status is RunStatus.SUCCEEDED

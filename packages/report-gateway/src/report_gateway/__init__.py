@@ -32,7 +32,15 @@ if TYPE_CHECKING:
         WaitTimeoutError,
     )
     from .gateway import Gateway, PluginInfo, hookimpl
-    from .models import ParameterSpec, ReportRun, ReportTemplate, ResultFile, RunStatus, Scope
+    from .models import (
+        ParameterSpec,
+        ReportRun,
+        ReportTemplate,
+        ResultFile,
+        RunStatus,
+        Scope,
+        StartProgress,
+    )
     from .provider import ProviderContext, ProviderDriver, ProviderSpec
 
 __version__ = "0.1.0"
@@ -47,6 +55,7 @@ _LAZY: dict[str, str] = {
     "ReportTemplate": "models",
     "ResultFile": "models",
     "ParameterSpec": "models",
+    "StartProgress": "models",
     "ProviderSpec": "provider",
     "ProviderContext": "provider",
     "ProviderDriver": "provider",
@@ -99,6 +108,7 @@ __all__ = [
     "RunStatus",
     "Scope",
     "ScopeError",
+    "StartProgress",
     "UnknownProviderError",
     "UnknownReportError",
     "WaitTimeoutError",

@@ -11,6 +11,7 @@ per start, waiting, downloading, rows, and wrapping runtime errors in ``Provider
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -40,8 +41,15 @@ from .errors import (
     UnknownProviderError,
 )
 from .hookspecs import PROJECT
-from .models import ReportRun, ReportTemplate, RunStatus, Scope
-from .provider import ProviderContext, ProviderDriver, ProviderSpec, ResultResponse
+from .models import WAITING_FOR_SLOT, ReportRun, ReportTemplate, RunStatus, Scope, StartProgress
+from .provider import (
+    ProviderContext,
+    ProviderDriver,
+    ProviderSpec,
+    ResultResponse,
+    StartReporter,
+    start_progress_to,
+)
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
@@ -104,6 +112,34 @@ class _Defaults:
             return RunStatus(word)
         except ValueError:
             return None
+
+
+def _start_reporter(
+    provider: str, report_id: str, on_progress: Callable[[StartProgress], None]
+) -> StartReporter:
+    """The route from a driver's ``report_start_progress`` to a caller's ``on_progress``."""
+
+    def report(state: str, waited: float, position: int | None, reason: str) -> None:
+        event = StartProgress(
+            provider=provider,
+            report_id=report_id,
+            state=state,
+            waited_seconds=waited,
+            position=position,
+            reason=reason,
+        )
+        try:
+            on_progress(event)
+        except Exception:
+            # A broken progress display must not abort a start that may be about to succeed.
+            logging.getLogger("report_gateway").warning(
+                "%s: on_progress for start of %s raised; ignored",
+                provider,
+                report_id,
+                exc_info=True,
+            )
+
+    return report
 
 
 class Gateway:
@@ -465,24 +501,31 @@ class Gateway:
         *,
         scope: Scope | None = None,
         idempotency_key: str | None = None,
+        on_progress: Callable[[StartProgress], None] | None = None,
     ) -> ReportRun:
         """Validate the parameters, then create a run (once, even if the request is retried).
 
         One idempotency key is made per call (or taken from ``idempotency_key``, to make a
         retried job reuse its run); the runtime reuses it on every retry of the request.
+        ``on_progress`` hears, in the calling thread, why a start is taking long (waiting
+        for a free run slot under ``max_active_runs`` or a provider's concurrency limit);
+        a callback that raises is logged and ignored, never costing the run.
         """
         where = scope or Scope()
         key = idempotency_key or str(uuid.uuid4())
         params = dict(parameters or {})
+        report = None if on_progress is None else _start_reporter(provider, report_id, on_progress)
 
         def create(driver: ProviderDriver) -> ReportRun:
             valid = driver.validate(report_id, params, scope=where)
             slots = self._run_slots(provider)
             if slots is None:
-                return driver.start(report_id, valid, scope=where, idempotency_key=key)
-            self._take_slot(provider, driver, slots)
+                with start_progress_to(report):
+                    return driver.start(report_id, valid, scope=where, idempotency_key=key)
+            self._take_slot(provider, driver, slots, report)
             try:
-                created = driver.start(report_id, valid, scope=where, idempotency_key=key)
+                with start_progress_to(report):
+                    created = driver.start(report_id, valid, scope=where, idempotency_key=key)
             except BaseException:
                 slots.cancel_reservation()
                 raise
@@ -522,9 +565,14 @@ class Gateway:
                 slots.release(run.id)
         return run
 
-    def _take_slot(self, provider: str, driver: ProviderDriver, slots: RunSlots) -> None:
+    def _take_slot(
+        self,
+        provider: str,
+        driver: ProviderDriver,
+        slots: RunSlots,
+        report: StartReporter | None = None,
+    ) -> None:
         """Reserve a slot, re-reading the runs that hold them while none is free."""
-        import logging
         import time
 
         from .errors import RunLimitError, RunNotFoundError
@@ -554,6 +602,8 @@ class Gateway:
                 limit,
                 delay,
             )
+            if report is not None:
+                report(WAITING_FOR_SLOT, waited, None, f"max_active_runs={limit} reached")
             time.sleep(min(delay, max(0.0, self._slot_timeout - waited)))
             delay = min(delay * 1.5, spec.max_poll_interval)
 

@@ -25,6 +25,7 @@ __all__ = [
     "ResultFile",
     "RunStatus",
     "Scope",
+    "StartProgress",
 ]
 
 #: UTF-8 (BOM tolerated) comma-separated text with a header row: Stripe v1 and v2 files.
@@ -166,3 +167,26 @@ class ReportRun:
     result: ResultFile | None = None
     error: str | None = None
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
+
+
+#: ``StartProgress.state`` while a start waits for the provider to have room for one more run.
+WAITING_FOR_SLOT = "waiting_for_slot"
+
+
+@attrs.frozen(kw_only=True)
+class StartProgress:
+    """What a start that has not created its run yet is waiting for (``Gateway.start``).
+
+    Some providers refuse a run over a concurrency limit; a start that waits for room rather
+    than failing can take minutes, and a user watching it deserves to know why.
+    ``waited_seconds`` counts from when the start began waiting. ``position`` is the start's
+    place in line (1: next to go) when the waiting side knows it, else None. ``reason`` is a
+    short human phrase, not for parsing.
+    """
+
+    provider: str
+    report_id: str
+    state: str = WAITING_FOR_SLOT
+    waited_seconds: float = 0.0
+    position: int | None = None
+    reason: str = ""

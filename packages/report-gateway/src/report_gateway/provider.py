@@ -14,6 +14,8 @@ of the plugin module: entry points are loaded when any provider is first used, a
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
 import warnings
@@ -24,7 +26,7 @@ import attrs
 
 from .config import Credentials, ProviderSettings
 from .errors import ScopeError
-from .models import ReportRun, ReportTemplate, RunStatus, Scope
+from .models import WAITING_FOR_SLOT, ReportRun, ReportTemplate, RunStatus, Scope
 
 if TYPE_CHECKING:
     from reporting_runtime import AuthPolicy, RetryConfig, Transport
@@ -37,6 +39,27 @@ __all__ = [
     "UnknownStatusWarning",
     "match_templates",
 ]
+
+
+#: ``report(state, waited_seconds, position, reason)`` for the start running in this context.
+StartReporter = Callable[[str, float, "int | None", str], None]
+
+# Set by the gateway around ``driver.start`` only, so a driver reports progress without a
+# new parameter on ``start`` (drivers written before it keep working) and a report made
+# outside a start (or from another start's thread) goes nowhere.
+_START_REPORTER: contextvars.ContextVar[StartReporter | None] = contextvars.ContextVar(
+    "report_gateway_start_reporter", default=None
+)
+
+
+@contextlib.contextmanager
+def start_progress_to(report: StartReporter | None) -> Iterator[None]:
+    """Route ``ProviderContext.report_start_progress`` to ``report`` inside the block."""
+    token = _START_REPORTER.set(report)
+    try:
+        yield
+    finally:
+        _START_REPORTER.reset(token)
 
 
 class UnknownStatusWarning(UserWarning):
@@ -168,6 +191,26 @@ class ProviderContext:
                 stacklevel=2,
             )
         return RunStatus.RUNNING
+
+    def report_start_progress(
+        self,
+        *,
+        waited_seconds: float,
+        position: int | None = None,
+        reason: str = "",
+        state: str = WAITING_FOR_SLOT,
+    ) -> None:
+        """Tell whoever called ``Gateway.start`` why the start in progress is not done yet.
+
+        Call it from ``start`` (in its own thread: the route is a context variable; copy
+        the context with ``contextvars.copy_context()`` for a worker thread) when the start
+        waits, e.g. for a free slot under a concurrency limit; once when the wait begins,
+        then now and then (about once a second at most). Outside a start, or when the
+        caller gave no ``on_progress``, it does nothing, so a driver may always call it.
+        """
+        report = _START_REPORTER.get()
+        if report is not None:
+            report(state, waited_seconds, position, reason)
 
 
 class ProviderDriver(Protocol):

@@ -12,7 +12,9 @@ share of the limit goes unused. So, once the provider has refused a start, start
 - when the head is admitted the next one tries at once, so the line drains as fast as
   slots free; an empty line costs a start nothing (no lock held across the request);
 - each start waits at most until its own deadline, then raises the last refusal it got
-  (or, never having tried, the answer to one try of its own).
+  (or, never having tried, the answer to one try of its own);
+- ``on_wait`` hears where a waiting start stands when it joins the line and then at most
+  every ``report_every`` seconds, outside the lock (it may be slow, a user's display).
 
 One queue serves every driver in the process using the same host and key (the limit is
 the key's, whoever sends), found with :func:`queue_for`.
@@ -33,6 +35,8 @@ T = TypeVar("T")
 #: ``on_event(event, ahead)``: ``"queued"`` (ahead: starts in line before this one) or
 #: ``"admitted"`` (ahead: 0), called in line order, under the queue's lock.
 EventCallback = Callable[[str, int], None]
+#: ``on_wait(ahead, waited)``: starts in line before this one, seconds since it joined.
+WaitCallback = Callable[[int, float], None]
 
 
 class _Ticket:
@@ -43,6 +47,34 @@ class _Ticket:
     def __init__(self, lock: threading.Lock) -> None:
         self.turn = threading.Condition(lock)
         self.poked = False
+
+
+class _WaitReports:
+    """Throttles a start's ``on_wait`` reports: the head retries several times a second."""
+
+    __slots__ = ("callback", "clock", "due", "every", "joined")
+
+    def __init__(
+        self, callback: WaitCallback | None, clock: Callable[[], float], every: float
+    ) -> None:
+        self.callback = callback
+        self.clock = clock
+        self.every = every
+        self.joined = self.due = clock()
+
+    def timeout(self, limit: float) -> float:
+        """How long to block before a report is due (``limit`` when none will be)."""
+        if self.callback is None:
+            return limit
+        return max(0.0, min(limit, self.due - self.clock()))
+
+    def report(self, ahead: int) -> None:
+        """Call back if a report is due; never under the queue's lock."""
+        now = self.clock()
+        if self.callback is None or now < self.due:
+            return
+        self.due = now + self.every
+        self.callback(ahead, now - self.joined)
 
 
 class AdmissionQueue:
@@ -75,6 +107,8 @@ class AdmissionQueue:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
         on_event: EventCallback | None = None,
+        on_wait: WaitCallback | None = None,
+        report_every: float = 1.0,
     ) -> T:
         """``attempt()`` once admitted; its result, or its exception.
 
@@ -86,7 +120,7 @@ class AdmissionQueue:
         with self._lock:
             direct = not self._line
             if not direct:
-                self._join(ticket, on_event)
+                ahead = self._join(ticket, on_event)
         last: Exception | None = None
         if direct:
             try:
@@ -96,19 +130,26 @@ class AdmissionQueue:
                     raise
                 last = exc
             with self._lock:
-                self._join(ticket, on_event)
+                ahead = self._join(ticket, on_event)
+        reports = _WaitReports(on_wait, clock, report_every)
         try:
-            result = self._wait_in_line(ticket, attempt, last, refusal, deadline, interval, clock)
+            reports.report(ahead)
+            result = self._wait_in_line(
+                ticket, attempt, last, refusal, deadline, interval, clock, reports
+            )
         except BaseException:
             self._leave(ticket, None)
             raise
         self._leave(ticket, on_event)
         return result
 
-    def _join(self, ticket: _Ticket, on_event: EventCallback | None) -> None:
+    def _join(self, ticket: _Ticket, on_event: EventCallback | None) -> int:
+        """Go to the back of the line; the number of starts ahead."""
+        ahead = len(self._line)
         if on_event is not None:
-            on_event("queued", len(self._line))
+            on_event("queued", ahead)
         self._line.append(ticket)
+        return ahead
 
     def _leave(self, ticket: _Ticket, on_admitted: EventCallback | None) -> None:
         """Step out of line; if this was the head, the next start's turn begins now."""
@@ -129,6 +170,7 @@ class AdmissionQueue:
         deadline: float,
         interval: float,
         clock: Callable[[], float],
+        reports: _WaitReports,
     ) -> T:
         # Refused just now and first in line: nothing has freed a slot yet, so pause first.
         # Given the turn by the previous head's admission: a slot may be free, try at once.
@@ -139,7 +181,17 @@ class AdmissionQueue:
                 left = deadline - clock()
                 if left <= 0:
                     break
-                ticket.turn.wait(left)
+                wait = reports.timeout(left)
+                if wait > 0:
+                    ticket.turn.wait(wait)
+                    continue
+                # A report is due: say it without the lock (the loop re-reads the line).
+                ahead = self._line.index(ticket)
+                self._lock.release()
+                try:
+                    reports.report(ahead)
+                finally:
+                    self._lock.acquire()
             at_head = self._line[0] is ticket
         if not at_head:
             if last is not None:
@@ -147,10 +199,7 @@ class AdmissionQueue:
             return attempt()  # out of time before its turn: the provider's own answer
         pause = min(pause, max(0.0, deadline - clock()))
         while True:
-            with self._lock:
-                if pause > 0:
-                    ticket.turn.wait_for(lambda: ticket.poked, pause)
-                ticket.poked = False
+            self._pause(ticket, clock() + pause, clock, reports)
             try:
                 return attempt()
             except Exception as exc:
@@ -161,6 +210,23 @@ class AdmissionQueue:
                 if left <= 0:
                     raise
                 pause = min(asked or interval, left)
+
+    def _pause(
+        self, ticket: _Ticket, until: float, clock: Callable[[], float], reports: _WaitReports
+    ) -> None:
+        """The head's pause before its next try: until ``until`` or a wake, reporting."""
+        while True:
+            with self._lock:
+                left = until - clock()
+                wait = reports.timeout(left)
+                if left > 0 and not ticket.poked:
+                    ticket.turn.wait_for(lambda: ticket.poked, wait)
+                done = ticket.poked or wait >= left  # woken, or waited out the whole pause
+                if done:
+                    ticket.poked = False
+            reports.report(0)
+            if done:
+                return
 
 
 _QUEUES: dict[Hashable, AdmissionQueue] = {}

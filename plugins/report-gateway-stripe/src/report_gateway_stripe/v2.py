@@ -11,6 +11,8 @@ What v2 does differently, and how this driver meets it:
   of the line retries its create (same idempotency key), every ``RATE_LIMIT_INTERVAL``
   seconds or as soon as a run is seen ending. Creates go through a client whose runtime
   retries leave 429 alone, so the line alone decides when a refused create is sent again.
+  A waiting start tells the caller's ``on_progress`` (``StartProgress``, place in line)
+  when it joins the line and then about once a second.
 - Results behind pre-signed URLs that expire after five minutes: ``open_result`` fetches
   them with a bare transport request that carries no key, and retrieves the run again
   for a fresh URL when the one it has expired (past ``expires_at``, or 403/410).
@@ -70,6 +72,8 @@ DEFAULT_BASE_URL = "https://api.stripe.com"
 DEFAULT_RATE_LIMIT_WAIT = 300.0
 #: Seconds between the create retries of the start at the head of the line for a slot.
 RATE_LIMIT_INTERVAL = 0.25
+#: Least seconds between two reports of a start's wait for a slot (``on_progress``).
+PROGRESS_INTERVAL = 1.0
 #: The per-run pseudo-parameter carrying the create body's ``result_options``.
 RESULT_OPTIONS = "result_options"
 #: Documented values of ``organization_report_granularity`` (multi-account reports).
@@ -356,6 +360,13 @@ class StripeV2Driver:
             else:
                 logger.debug("%s: %s for %s got a slot", STRIPE_V2, report_id, account, extra=extra)
 
+        def on_wait(ahead: int, waited: float) -> None:
+            self.context.report_start_progress(
+                waited_seconds=waited,
+                position=ahead + 1,
+                reason="the key is at Stripe's limit of concurrent report runs",
+            )
+
         run = self.admission.admit(
             create,
             refusal=_refusal,
@@ -363,6 +374,8 @@ class StripeV2Driver:
             interval=self.rate_limit_interval,
             clock=self.clock,
             on_event=on_event,
+            on_wait=on_wait,
+            report_every=PROGRESS_INTERVAL,
         )
         return self._run(run, where)
 

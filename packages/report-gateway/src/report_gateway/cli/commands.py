@@ -288,7 +288,9 @@ def cmd_run(s: Session) -> int:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
     provider = args.provider
-    run = s.gateway.start(provider, args.report, parameters, scope=s.scope)
+    run = s.gateway.start(
+        provider, args.report, parameters, scope=s.scope, on_progress=s.progress.starting
+    )
     s.run = run
     s.progress.note(f"started {provider} run {run.id} ({run.report_id})")
     if args.no_wait:

@@ -13,7 +13,7 @@ from typing import IO, TYPE_CHECKING
 from .output import format_bytes, format_seconds, status_text
 
 if TYPE_CHECKING:
-    from report_gateway.models import ReportRun
+    from report_gateway.models import ReportRun, StartProgress
 
 __all__ = ["Progress"]
 
@@ -66,6 +66,15 @@ class Progress:
             self.finish()
             self.stream.write(f"{self.prefix}{text}\n")
             self.stream.flush()
+
+    # -- starting --------------------------------------------------------------------------
+
+    def starting(self, event: StartProgress) -> None:
+        """``on_progress`` for ``Gateway.start``: a start waiting for a free run slot."""
+        if not self.enabled:
+            return
+        where = "" if event.position is None else f"position {event.position}, "
+        self._draw(f"waiting for a free run slot ({where}{format_seconds(event.waited_seconds)})")
 
     # -- waiting ---------------------------------------------------------------------------
 
