@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 from report_gateway import ConfigurationError, CredentialsError, Gateway, ProviderSpec, hookimpl
-from report_gateway.config import Credentials, ProviderSettings, load_profile
+from report_gateway.config import Credentials, ProviderSettings, SettingsLayer, load_profile
 
 MakeGateway = Callable[..., Gateway]
 
@@ -77,6 +77,12 @@ def test_precedence_explicit_then_profile_then_env(environ: dict[str, str], tmp_
     assert explicit["api_key"] == "sk_test_explicit"
     assert explicit.origin("api_key") == "settings"
     assert explicit["base_url"] == "http://127.0.0.1:12111"
+    # Plugins weighing related settings compare layers: explicit > profile file > env.
+    assert explicit.layer("api_key") is SettingsLayer.EXPLICIT
+    assert explicit.layer("base_url") is SettingsLayer.PROFILE
+    assert explicit.layer("account") is SettingsLayer.ENVIRONMENT
+    assert explicit.layer("nothing") is None
+    assert SettingsLayer.ENVIRONMENT < SettingsLayer.PROFILE < SettingsLayer.EXPLICIT
 
     env_only = gateway(environ).settings("stripe-ish")
     assert env_only["api_key"] == "sk_test_from_env"

@@ -143,6 +143,82 @@ def test_v1_files_host_follows_base_url_only_when_unset_and_not_stripes(
     assert driver.files_base_url == files_host
 
 
+UNREACHABLE = "http://127.0.0.1:9"
+
+
+def _profile(tmp_path: Path, **values: str) -> Path:
+    config = tmp_path / "config.toml"
+    lines = ["[profiles.default.stripe]", *(f'{key} = "{value}"' for key, value in values.items())]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return config
+
+
+def test_v1_an_explicit_base_url_outranks_a_files_host_from_the_profile(
+    make_gateway: MakeGateway, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # The profile's files host is unreachable: the download works only from base_url's host.
+    gw = make_gateway(
+        {"stripe": {"api_key": STRIPE_TEST_KEY, "base_url": sandbox.stripe_base_url}},
+        config_file=_profile(tmp_path, files_base_url=UNREACHABLE),
+    )
+    driver = gw.driver("stripe")
+    assert isinstance(driver, stripe_v1.StripeV1Driver)
+    assert driver.files_base_url == sandbox.stripe_base_url.rstrip("/")
+    done = _wait(gw, gw.start("stripe", "balance.summary.1", WEEK))
+    path = gw.download(done, tmp_path / "balance.csv")
+    assert done.result is not None
+    assert path.stat().st_size == done.result.size
+    (download,) = _log(sandbox, "download_file_contents")
+    assert _header(download, "Authorization") == f"Bearer {STRIPE_TEST_KEY}"
+
+
+@pytest.mark.parametrize(
+    ("explicit", "profile", "files_host"),
+    [
+        # An explicit files_base_url wins over everything.
+        (
+            {"base_url": "http://127.0.0.1:7", "files_base_url": "http://127.0.0.1:8"},
+            {"files_base_url": UNREACHABLE},
+            "http://127.0.0.1:8",
+        ),
+        (
+            {"files_base_url": "http://127.0.0.1:8"},
+            {"base_url": "http://127.0.0.1:7"},
+            "http://127.0.0.1:8",
+        ),
+        # Both in the same layer: files_base_url as given.
+        (
+            {},
+            {"base_url": "http://127.0.0.1:7", "files_base_url": "http://127.0.0.1:8"},
+            "http://127.0.0.1:8",
+        ),
+        # A profile's files host against an explicit base_url: ignored, even for Stripe's own.
+        ({"base_url": "http://127.0.0.1:7"}, {"files_base_url": UNREACHABLE}, "http://127.0.0.1:7"),
+        (
+            {"base_url": "https://api.stripe.com"},
+            {"files_base_url": UNREACHABLE},
+            "https://files.stripe.com",
+        ),
+        # Only a profile's base_url: files follow it.
+        ({}, {"base_url": "http://127.0.0.1:7"}, "http://127.0.0.1:7"),
+    ],
+)
+def test_v1_files_host_weighs_the_layers_of_base_url_and_files_base_url(
+    make_gateway: MakeGateway,
+    tmp_path: Path,
+    explicit: dict[str, str],
+    profile: dict[str, str],
+    files_host: str,
+) -> None:
+    gw = make_gateway(
+        {"stripe": {"api_key": STRIPE_TEST_KEY, **explicit}},
+        config_file=_profile(tmp_path, **profile),
+    )
+    driver = gw.driver("stripe")
+    assert isinstance(driver, stripe_v1.StripeV1Driver)
+    assert driver.files_base_url == files_host
+
+
 def test_v1_columns_shape_the_file(gw: Gateway) -> None:
     columns = ["balance_transaction_id", "net", "currency"]
     run = gw.start(

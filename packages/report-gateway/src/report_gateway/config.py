@@ -24,6 +24,7 @@ Every object here hides secret values in its ``repr``.
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "Credentials",
     "ProfileFile",
     "ProviderSettings",
+    "SettingsLayer",
     "default_config_path",
     "is_secret_key",
     "layer_settings",
@@ -66,6 +68,14 @@ def _shown(values: Mapping[str, Any]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+class SettingsLayer(enum.IntEnum):
+    """Where a setting came from, least explicit first: a higher layer wins."""
+
+    ENVIRONMENT = 0
+    PROFILE = 1
+    EXPLICIT = 2
+
+
 class ProviderSettings(Mapping[str, Any]):
     """One provider's resolved settings, with where each value came from.
 
@@ -74,17 +84,19 @@ class ProviderSettings(Mapping[str, Any]):
     to fix it. Secret values never appear in ``repr``.
     """
 
-    __slots__ = ("_origins", "_values", "provider")
+    __slots__ = ("_layers", "_origins", "_values", "provider")
 
     def __init__(
         self,
         provider: str,
         values: Mapping[str, Any] | None = None,
         origins: Mapping[str, str] | None = None,
+        layers: Mapping[str, SettingsLayer] | None = None,
     ) -> None:
         self.provider = provider
         self._values = dict(values or {})
         self._origins = dict(origins or {})
+        self._layers = dict(layers or {})
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key]
@@ -98,6 +110,18 @@ class ProviderSettings(Mapping[str, Any]):
     def origin(self, key: str) -> str | None:
         """Where the value of ``key`` came from, or None when it is not set."""
         return self._origins.get(key)
+
+    def layer(self, key: str) -> SettingsLayer | None:
+        """Which layer set ``key`` (None when unset); compare two with ``<``.
+
+        A plugin whose settings depend on each other uses it so a value given explicitly is
+        not overridden by a related value from a less explicit layer (Stripe's
+        ``files_base_url`` from a profile against an explicit ``base_url``). Values handed
+        to the constructor without layers count as explicit.
+        """
+        if key not in self._values:
+            return None
+        return self._layers.get(key, SettingsLayer.EXPLICIT)
 
     def __repr__(self) -> str:
         return f"ProviderSettings({self.provider!r}, {_shown(self._values)})"
@@ -262,16 +286,20 @@ def layer_settings(
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    layers: dict[str, SettingsLayer] = {}
     for key, var in env_vars.items():
         if env.get(var):
             values[key] = env[var]
             origins[key] = f"env {var}"
+            layers[key] = SettingsLayer.ENVIRONMENT
     for key, value in profile.providers.get(provider, {}).items():
         values[key] = value
         origins[key] = profile.describe()
+        layers[key] = SettingsLayer.PROFILE
     for key, value in (explicit or {}).items():
         if value is None:
             continue
         values[key] = value
         origins[key] = "settings"
-    return ProviderSettings(provider, values, origins)
+        layers[key] = SettingsLayer.EXPLICIT
+    return ProviderSettings(provider, values, origins, layers)

@@ -2,7 +2,8 @@
 
 Report types become templates whose interval bounds are the type's data availability, so
 an interval Stripe would refuse is refused here first. Result files live on the files host
-(``files_base_url``; a non-default ``base_url`` when unset) and need the key: the generated
+(``files_base_url``; a non-default ``base_url`` when unset or set in a less explicit layer
+than ``base_url``) and need the key: the generated
 client sends it only there.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from report_gateway.config import ProviderSettings
 from report_gateway.errors import (
     NotSupportedError,
     ParameterError,
@@ -116,17 +118,30 @@ def template_of(report_type: models.ReportType) -> ReportTemplate:
     )
 
 
-def files_base_url_for(base_url: str, files_base_url: Any = None) -> str:
+def files_base_url_for(settings: Mapping[str, Any]) -> str:
     """Where result files are fetched: the setting, else the API host when it is not Stripe's.
 
     A proxy or sandbox named in ``base_url`` serves the files itself (and files.stripe.com
     is often unreachable from there); with Stripe's own API host the files host is Stripe's.
+    A ``files_base_url`` from a less explicit layer than ``base_url`` (a profile's files host
+    against ``base_url`` given in code or with ``--base-url``) is ignored: pointing the API
+    somewhere explicitly would otherwise leave the key going to the profile's files host.
     """
-    if files_base_url:
+    base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
+    files_base_url = settings.get("files_base_url")
+    if files_base_url and not _outranked(settings, "files_base_url", "base_url"):
         return str(files_base_url).rstrip("/")
-    if base_url.rstrip("/") == DEFAULT_BASE_URL:
+    if base_url == DEFAULT_BASE_URL:
         return DEFAULT_FILES_BASE_URL
-    return base_url.rstrip("/")
+    return base_url
+
+
+def _outranked(settings: Mapping[str, Any], key: str, other: str) -> bool:
+    """Whether ``other`` was set in a more explicit layer than ``key`` (both set)."""
+    if not isinstance(settings, ProviderSettings):
+        return False
+    mine, theirs = settings.layer(key), settings.layer(other)
+    return mine is not None and theirs is not None and mine < theirs
 
 
 def _timezone_known(name: str) -> bool | None:
@@ -146,7 +161,7 @@ class StripeV1Driver:
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
         self.context = context
         base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
-        self.files_base_url = files_base_url_for(base_url, context.setting("files_base_url"))
+        self.files_base_url = files_base_url_for(context.settings)
         version = context.setting("stripe_version")
         self.client = client or Client(
             base_url,

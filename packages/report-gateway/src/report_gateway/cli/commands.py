@@ -43,7 +43,8 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """Build the Gateway the command line asks for (``extra`` goes to ``Gateway``).
 
     ``--base-url`` and ``--set`` apply to the provider the command names; they are explicit
-    settings, so they win over the config file and the environment.
+    settings, so they win over the config file and the environment (a plugin whose settings
+    depend on each other, like Stripe's files host on ``base_url``, weighs the layers itself).
     """
     from report_gateway.gateway import Gateway
 
@@ -61,19 +62,7 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         **extra,
     }
     settings = {provider: overrides} if overrides and provider is not None else {}
-    gateway = Gateway(settings, **options)
-    if (
-        base_url
-        and provider is not None
-        and "files_base_url" not in overrides
-        and "files_base_url" in gateway.spec(provider).settings_keys
-    ):
-        # The Stripe plugin fetches files from a non-default base_url when files_base_url is
-        # unset, but a files_base_url from the config file or the environment would still win
-        # over the flag: pin it to the flag's host (a sandbox or proxy serves both there).
-        gateway.close()
-        gateway = Gateway({provider: {**overrides, "files_base_url": base_url}}, **options)
-    return gateway
+    return Gateway(settings, **options)
 
 
 class Session:
