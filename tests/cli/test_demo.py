@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -73,3 +75,76 @@ def test_demo_says_which_providers_are_not_installed(
     assert [row[0] for row in rows] == ["stripe", "stripe-v2", "zuora"]
     assert all("not installed" in " ".join(row) for row in rows)
     assert "0 of 3 runs succeeded" in result.out
+
+
+# A third-party distribution, found through its entry point like any installed plugin: it
+# announces the example plugin's toy provider (in memory, so the sandbox's URL goes unused)
+# with a demo, and answers the toy's status words.
+THIRD_PARTY_PLUGIN = """
+import attrs
+from report_gateway import hookimpl
+from report_gateway.provider import DemoSpec
+from report_gateway_example import plugin as example
+
+report_gateway_map_status = example.report_gateway_map_status
+report_gateway_scope_headers = example.report_gateway_scope_headers
+
+
+@hookimpl
+def report_gateway_providers():
+    demo = DemoSpec(
+        report="daily_sales",
+        parameters={"day": "2024-05-01"},
+        settings={"token": "tok_demo", "polls": 1},
+    )
+    return [attrs.evolve(spec, demo=demo) for spec in example.report_gateway_providers()]
+"""
+
+
+def _install_third_party(site: Path) -> None:
+    info = site / "example_demo-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: example-demo\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[report_gateway]\nexample-demo = example_demo\n")
+    (site / "example_demo.py").write_text(THIRD_PARTY_PLUGIN)
+
+
+@needs_stripe
+@needs_zuora
+def test_demo_runs_a_third_party_provider_that_declares_a_demo(
+    demo_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example_plugin: ModuleType
+) -> None:
+    _install_third_party(tmp_path / "site")
+    monkeypatch.syspath_prepend(tmp_path / "site")
+    # The example distribution itself (when installed) announces the same provider name.
+    monkeypatch.setenv("REPORT_GATEWAY_LOAD_PLUGINS", "stripe,zuora,example-demo")
+    folder = tmp_path / "out"
+    result = demo_cli("--json", "demo", "--output-dir", folder, "--rows", "5")
+    assert result.code == 0, result.out + result.err
+    runs = json.loads(result.out)["runs"]
+    assert [r["provider"] for r in runs] == ["stripe", "stripe-v2", "zuora", "example"]
+    assert [r["status"] for r in runs] == ["succeeded"] * 4
+    toy = runs[3]
+    assert toy["report"] == "daily_sales"
+    assert Path(toy["file"]) == folder / "example-daily_sales.csv"
+    assert toy["rows"] == _data_rows(Path(toy["file"])) > 0
+
+
+def test_demo_skips_providers_that_declare_no_demo(
+    demo_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example_plugin: ModuleType
+) -> None:
+    # The example plugin as shipped declares no demo: it is loaded, and left out of the table.
+    if not any(ep.name == "example" for ep in entry_points(group="report_gateway")):
+        pytest.skip("the example plugin is not installed")
+    monkeypatch.setenv("REPORT_GATEWAY_LOAD_PLUGINS", "example")
+    result = demo_cli("demo", "--output-dir", tmp_path / "out")
+    assert result.code == 3
+    rows = [line.split() for line in result.out.splitlines()[1:]]
+    assert [row[0] for row in rows[:3]] == ["stripe", "stripe-v2", "zuora"]
+    assert not any(row and row[0] == "example" for row in rows)
+    assert "0 of 3 runs succeeded" in result.out
+
+
+def _data_rows(path: Path) -> int:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return len(list(csv.reader(fh))) - 1

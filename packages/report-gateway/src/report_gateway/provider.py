@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from .config import Credentials, ProviderSettings
+from .demo import DemoSpec
 from .errors import ScopeError
 from .models import WAITING_FOR_SLOT, ReportRun, ReportTemplate, RunStatus, Scope
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from reporting_runtime import AuthPolicy, RetryConfig, Transport
 
 __all__ = [
+    "DemoSpec",
     "ProviderContext",
     "ProviderDriver",
     "ProviderSpec",
@@ -78,6 +80,8 @@ class ProviderSpec:
       default credentials lookup to succeed (empty: the provider needs none).
     - ``first_poll_interval``/``max_poll_interval``: how fast its runs usually move, so
       waiting neither hammers the API nor sleeps through a quick run.
+    - ``demo``: what ``report-gateway demo`` runs against the embedded sandbox (None: the
+      provider takes no part).
     """
 
     name: str
@@ -88,6 +92,7 @@ class ProviderSpec:
     credential_keys: tuple[str, ...] = ()
     first_poll_interval: float = 0.5
     max_poll_interval: float = 30.0
+    demo: DemoSpec | None = None
 
 
 @runtime_checkable

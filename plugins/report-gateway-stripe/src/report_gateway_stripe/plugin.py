@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from report_gateway import hookimpl
 from report_gateway.errors import ScopeError
 from report_gateway.models import RunStatus, Scope
-from report_gateway.provider import ProviderSpec
+from report_gateway.provider import DemoSpec, ProviderSpec
 
 if TYPE_CHECKING:
     from report_gateway.config import Credentials
@@ -81,6 +81,17 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             # v1 runs take tens of seconds to minutes.
             first_poll_interval=2.0,
             max_poll_interval=30.0,
+            # The sandbox takes any sk_test_ key and serves the files host itself.
+            demo=DemoSpec(
+                report="balance.summary.1",
+                window=("interval_start", "interval_end"),
+                window_as="unix",
+                settings={
+                    "api_key": "sk_test_report_gateway_demo",
+                    "base_url": "{base_url}",
+                    "files_base_url": "{base_url}",
+                },
+            ),
         ),
         ProviderSpec(
             name=STRIPE_V2,
@@ -103,6 +114,12 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             # ~5 s: 2.5x the run's time, and the caller's worker waits all that while).
             first_poll_interval=0.5,
             max_poll_interval=30.0,
+            demo=DemoSpec(
+                report="report_balance_summary",
+                window=("interval_start", "interval_end"),
+                window_as="rfc3339",
+                settings={"api_key": "sk_test_report_gateway_demo", "base_url": "{base_url}"},
+            ),
         ),
     ]
 

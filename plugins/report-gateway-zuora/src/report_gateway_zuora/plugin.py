@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from report_gateway import hookimpl
 from report_gateway.errors import ConfigurationError, ScopeError
 from report_gateway.models import RunStatus, Scope
-from report_gateway.provider import ProviderSpec
+from report_gateway.provider import DemoSpec, ProviderSpec
 
 if TYPE_CHECKING:
     from report_gateway.config import Credentials
@@ -75,6 +75,17 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             # Zuora runs take seconds for small reports and hours for large ones.
             first_poll_interval=1.0,
             max_poll_interval=60.0,
+            # Report ids are per-tenant hex: the demo finds the sandbox's report by name, and
+            # its viewType comes from the template. The pair is the sandbox's documented one.
+            demo=DemoSpec(
+                report="Customer report",
+                search=True,
+                settings={
+                    "api_access_key_id": "sandbox-user@example.com",
+                    "api_secret_access_key": "sandbox-password",
+                    "base_url": "{base_url}/api/rest/v1",
+                },
+            ),
         )
     ]
 

@@ -1,9 +1,11 @@
 """``report-gateway demo``: one report per provider, end to end, against the embedded sandbox.
 
 Nothing outside the process is touched: the sandbox serves the three APIs on a loopback port
-in a thread, the gateway is pointed at it with the sandbox's test credentials, and the
-user's environment and config file are kept out (a real key in STRIPE_API_KEY must never be
-sent to the sandbox, and a profile's settings must not redirect the demo elsewhere).
+in a thread, the gateway is pointed at it with the settings each provider declares on its
+``ProviderSpec.demo`` (test credentials only), and the user's environment and config file are
+kept out (a real key in STRIPE_API_KEY must never be sent to the sandbox, and a profile's
+settings must not redirect the demo elsewhere). Every loaded provider that declares a demo
+takes part, a third-party one included.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import csv
 import re
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ from .exits import exit_code_for
 from .output import table
 
 if TYPE_CHECKING:
+    from report_gateway.demo import DemoSpec
     from report_gateway.gateway import Gateway
     from report_gateway.models import ReportTemplate
 
@@ -31,12 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEMO_PROVIDERS", "DemoResult", "run_demo"]
 
-#: The providers the demo runs, in the order the table shows them.
+#: The providers this project ships: each one missing is shown as "not installed" (with what
+#: to install) rather than silently left out. What they run comes from their specs.
 DEMO_PROVIDERS = ("stripe", "stripe-v2", "zuora")
-
-STRIPE_REPORT = "balance.summary.1"
-STRIPE_V2_REPORT = "report_balance_summary"
-ZUORA_QUERY = "Customer report"
 
 
 @attrs.define
@@ -87,53 +86,46 @@ def _rfc3339(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _stripe(gw: Gateway) -> tuple[str, dict[str, Any]]:
-    template = gw.template("stripe", STRIPE_REPORT)
-    since, until = _window(template.available_from, template.available_until)
-    return STRIPE_REPORT, {
-        "interval_start": int(since.timestamp()),
-        "interval_end": int(until.timestamp()),
-    }
-
-
-def _stripe_v2(gw: Gateway) -> tuple[str, dict[str, Any]]:
-    template = gw.template("stripe-v2", STRIPE_V2_REPORT)
-    spec = template.parameters.get("interval_start")
-    first = _as_datetime(spec.minimum) if spec is not None else None
-    last = _as_datetime(spec.maximum) if spec is not None else None
-    since, until = _window(first, last)
-    return STRIPE_V2_REPORT, {"interval_start": _rfc3339(since), "interval_end": _rfc3339(until)}
-
-
-def _view_type(template: ReportTemplate) -> str:
-    """Zuora's viewType must match the report's kind: from the plugin's schema, else raw."""
-    spec = template.parameters.get("viewType")
-    if spec is not None:
-        if spec.default:
-            return str(spec.default)
-        if spec.allowed_values and len(spec.allowed_values) == 1:
-            return spec.allowed_values[0]
-    raw = template.raw or {}
-    return str(raw.get("reportType") or "Summary")
-
-
-def _zuora(gw: Gateway) -> tuple[str, dict[str, Any]]:
-    found = gw.search("zuora", ZUORA_QUERY)
+def _template(gw: Gateway, provider: str, demo: DemoSpec) -> ReportTemplate:
+    if not demo.search:
+        return gw.template(provider, demo.report, scope=demo.scope)
+    found = gw.search(provider, demo.report, scope=demo.scope)
     if not found:
         from report_gateway.errors import UnknownReportError
 
-        raise UnknownReportError("zuora", ZUORA_QUERY, "search found nothing")
-    exact = [t for t in found if t.name == ZUORA_QUERY]
-    template = (exact or found)[0]
-    return template.id, {"viewType": _view_type(template)}
+        raise UnknownReportError(provider, demo.report, "search found nothing")
+    exact = [t for t in found if t.name == demo.report]
+    return (exact or found)[0]
 
 
-_CHOOSERS: dict[str, Callable[[Gateway], tuple[str, dict[str, Any]]]] = {
-    "stripe": _stripe,
-    "stripe-v2": _stripe_v2,
-    "zuora": _zuora,
-}
-_LABELS = {"stripe": STRIPE_REPORT, "stripe-v2": STRIPE_V2_REPORT, "zuora": ZUORA_QUERY}
+def _parameters(template: ReportTemplate, demo: DemoSpec) -> dict[str, Any]:
+    """The declared parameters, the data window, then what the template itself fixes."""
+    parameters = dict(demo.parameters)
+    if demo.window is not None:
+        first_name, last_name = demo.window
+        spec = template.parameters.get(first_name)
+        first = template.available_from
+        if first is None and spec is not None:
+            first = _as_datetime(spec.minimum)
+        last = template.available_until
+        if last is None and spec is not None:
+            last = _as_datetime(spec.maximum)
+        since, until = _window(first, last)
+        if demo.window_as == "unix":
+            parameters[first_name], parameters[last_name] = (
+                int(since.timestamp()),
+                int(until.timestamp()),
+            )
+        else:
+            parameters[first_name], parameters[last_name] = _rfc3339(since), _rfc3339(until)
+    for name, spec in template.parameters.items():
+        if name in parameters or not spec.required:
+            continue
+        if spec.default is not None:
+            parameters[name] = spec.default
+        elif spec.allowed_values and len(spec.allowed_values) == 1:
+            parameters[name] = spec.allowed_values[0]
+    return parameters
 
 
 def _slug(text: str) -> str:
@@ -173,20 +165,18 @@ def _loadable_plugins() -> tuple[list[str], dict[str, str]]:
     return loadable, broken
 
 
-def _run_one(s: Session, gw: Gateway, provider: str, folder: Path) -> DemoResult:
-    result = DemoResult(provider, _LABELS[provider])
+def _run_one(s: Session, gw: Gateway, provider: str, demo: DemoSpec, folder: Path) -> DemoResult:
+    result = DemoResult(provider, demo.report)
     started = time.monotonic()
     try:
-        report_id, parameters = _CHOOSERS[provider](gw)
-        if provider != "zuora":  # Zuora ids are opaque hex: the name says more
-            result.report = report_id
-        run = gw.start(provider, report_id, parameters)
+        template = _template(gw, provider, demo)
+        parameters = _parameters(template, demo)
+        run = gw.start(provider, template.id, parameters, scope=demo.scope)
         result.run_id = run.id
         result.status = run.status.value
         run = s.wait(run, timeout=300.0)
         result.status = run.status.value
-        label = _LABELS[provider] if provider == "zuora" else report_id
-        target = folder / f"{provider}-{_slug(label)}.csv"
+        target = folder / f"{provider}-{_slug(demo.report)}.csv"
         saved = s.download(run, str(target), unzip=True, raw=False)
         result.file = saved["path"]
         result.bytes = saved["bytes"]
@@ -207,16 +197,22 @@ def _run_one(s: Session, gw: Gateway, provider: str, folder: Path) -> DemoResult
     return result
 
 
+def _demos(environ: dict[str, str]) -> dict[str, DemoSpec | None]:
+    """Every loaded provider's demo (None: it declares none), read before any is configured."""
+    from report_gateway.gateway import Gateway
+
+    with Gateway(environ=environ) as probe:
+        return {name: probe.spec(name).demo for name in probe.providers()}
+
+
+def _not_run(provider: str, status: str, error: str) -> DemoResult:
+    return DemoResult(provider, "", status=status, error=error, exit_code=exits.CONFIG)
+
+
 def run_demo(s: Session) -> int:
     args = s.args
     try:
-        from report_gateway_sandbox import (
-            STRIPE_TEST_KEY,
-            ZUORA_ACCESS_KEY_ID,
-            ZUORA_SECRET_ACCESS_KEY,
-            Sandbox,
-            SandboxConfig,
-        )
+        from report_gateway_sandbox import Sandbox, SandboxConfig
     except ImportError as exc:
         from report_gateway.errors import ConfigurationError
 
@@ -235,38 +231,25 @@ def run_demo(s: Session) -> int:
     config = SandboxConfig(run_seconds=args.run_seconds, result_rows=args.rows)
     results: list[DemoResult] = []
     with Sandbox(config) as sandbox, tempfile.TemporaryDirectory() as empty_home:
-        settings = {
-            "stripe": {
-                "api_key": STRIPE_TEST_KEY,
-                "base_url": sandbox.stripe_base_url,
-                "files_base_url": sandbox.files_base_url,
-            },
-            "stripe-v2": {"api_key": STRIPE_TEST_KEY, "base_url": sandbox.stripe_base_url},
-            "zuora": {
-                "api_access_key_id": ZUORA_ACCESS_KEY_ID,
-                "api_secret_access_key": ZUORA_SECRET_ACCESS_KEY,
-                "base_url": sandbox.zuora_base_url,
-            },
-        }
         # A private environment: only the plugin allow-list, and a config home with no file.
         environ = {LOAD_PLUGINS_ENV: ",".join(loadable), "XDG_CONFIG_HOME": empty_home}
+        declared = _demos(environ)
+        demos = {name: demo for name, demo in declared.items() if demo is not None}
+        settings = {name: demo.settings_for(sandbox.url) for name, demo in demos.items()}
         s.progress.note(f"sandbox serving on {sandbox.url}; writing files to {folder}")
         with Gateway(settings, environ=environ) as gw:
             s.gateway = gw
-            installed = set(gw.providers())
-            for provider in DEMO_PROVIDERS:
-                if provider not in installed:
-                    results.append(
-                        DemoResult(
-                            provider,
-                            _LABELS[provider],
-                            status="not installed",
-                            error=f"no installed plugin provides {provider!r}",
-                            exit_code=exits.CONFIG,
-                        )
-                    )
-                    continue
-                results.append(_run_one(s, gw, provider, folder))
+            # The shipped providers first, in their order, then any other that declares one.
+            for provider in (*DEMO_PROVIDERS, *(p for p in demos if p not in DEMO_PROVIDERS)):
+                demo = demos.get(provider)
+                if provider not in declared:
+                    error = f"no installed plugin provides {provider!r}"
+                    results.append(_not_run(provider, "not installed", error))
+                elif demo is None:
+                    error = f"the {provider!r} plugin declares no demo"
+                    results.append(_not_run(provider, "no demo", error))
+                else:
+                    results.append(_run_one(s, gw, provider, demo, folder))
     failures = [r for r in results if r.exit_code != exits.OK]
     notes = [f"{r.provider}: {r.error}" for r in failures if r.error]
     notes += [f"plugin {name!r} failed to load: {why}" for name, why in broken.items()]
@@ -275,7 +258,7 @@ def run_demo(s: Session) -> int:
         [
             (
                 r.provider,
-                r.report,
+                r.report or None,
                 r.run_id,
                 r.status,
                 r.rows,
