@@ -1,4 +1,5 @@
-"""One sandbox for the fault suite (state and faults reset per test) and gateways aimed at it.
+"""The fault suite's sandbox configuration (the sandbox, reset per test, comes from the
+package's pytest plugin) and gateways aimed at it.
 
 Retries here back off for milliseconds, not seconds: the rules under test are the same, the
 suite just does not sleep through them. Nothing in this folder measures wall time.
@@ -76,19 +77,10 @@ RESULT_OPERATION = {
 PROVIDERS = ("stripe", "stripe-v2", "zuora")
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(**BASE_CONFIG)) as sandbox:
-        yield sandbox
-
-
 @pytest.fixture
-def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
-    """The session's sandbox, with no runs, no statistics and no faults."""
-    sandbox_server.configure(**BASE_CONFIG)
-    sandbox_server.reset()
-    yield sandbox_server
-    sandbox_server.configure(faults=[])
+def sandbox_config() -> SandboxConfig:
+    """What the sandbox plugin's `sandbox` (no runs, no statistics, no faults) starts from."""
+    return SandboxConfig(**BASE_CONFIG)
 
 
 def provider_settings(

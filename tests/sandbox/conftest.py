@@ -1,5 +1,6 @@
-"""One sandbox for the folder (runs, stats and faults reset per test) and a tiny HTTP client
-built on http.client, so these tests depend on nothing but the sandbox itself."""
+"""This folder's sandbox configuration (the sandbox itself, reset per test, comes from the
+package's pytest plugin) and a tiny HTTP client built on http.client, so these tests depend
+on nothing but the sandbox itself."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import base64
 import http.client
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -17,7 +18,6 @@ from report_gateway_sandbox import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
     ZUORA_SECRET_ACCESS_KEY,
-    Sandbox,
     SandboxConfig,
 )
 
@@ -115,23 +115,15 @@ def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def sandbox_server() -> Iterator[Sandbox]:
-    with Sandbox(SandboxConfig(**BASE_CONFIG)) as sandbox:
-        yield sandbox
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    """What the sandbox plugin's `sandbox` and `make_sandbox` start from in this folder."""
+    return SandboxConfig(**BASE_CONFIG)
 
 
 @pytest.fixture
-def sandbox(sandbox_server: Sandbox) -> Iterator[Sandbox]:
-    sandbox_server.configure(**BASE_CONFIG)
-    sandbox_server.reset()
-    yield sandbox_server
-    sandbox_server.configure(faults=[])
-
-
-@pytest.fixture
-def client(sandbox: Sandbox) -> Http:
-    return Http(sandbox.url)
+def client(sandbox_url: str) -> Http:
+    return Http(sandbox_url)
 
 
 def create_v1(client: Http, report_type: str = "balance.summary.1", **headers: str) -> Reply:

@@ -7,10 +7,11 @@ import http.client
 import json
 import socket
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
-from report_gateway_sandbox import FaultRule, Sandbox, SandboxConfig
+from report_gateway_sandbox import FaultRule, Sandbox
 
 from .conftest import (
     STRIPE_AUTH,
@@ -178,10 +179,10 @@ def test_skip_count_and_method_limit_a_rule(client: Http, sandbox: Sandbox) -> N
     assert statuses == [200, 503, 503, 200]
 
 
-def test_rate_rules_are_reproducible_from_the_seed() -> None:
+def test_rate_rules_are_reproducible_from_the_seed(make_sandbox: Callable[..., Sandbox]) -> None:
     def pattern() -> list[int]:
         rule = FaultRule(kind="server_error", path=TYPE_PATH, rate=0.5)
-        with Sandbox(SandboxConfig(seed=7, faults=[rule])) as sb:
+        with make_sandbox(seed=7, faults=[rule]) as sb:
             http_ = Http(sb.url)
             return [http_.get(TYPE_PATH, headers=STRIPE_AUTH).status for _ in range(12)]
 

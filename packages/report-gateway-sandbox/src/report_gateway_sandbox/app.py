@@ -22,7 +22,7 @@ from report_gateway_sandbox.state import SandboxState
 from report_gateway_sandbox.stripe_auth import v1_error, v2_error
 from report_gateway_sandbox.stripe_v1 import StripeV1
 from report_gateway_sandbox.stripe_v2 import StripeV2, presigned_error
-from report_gateway_sandbox.wire import Request, Response, Route, json_response
+from report_gateway_sandbox.wire import HttpError, Request, Response, Route, json_response
 from report_gateway_sandbox.zuora import Zuora
 
 logger = logging.getLogger("report_gateway_sandbox")
@@ -114,28 +114,10 @@ class SandboxApp:
             req.request_id = str(uuid.uuid4())
         else:
             req.request_id = "req_" + os.urandom(7).hex()
-        resp: Response | None = None
         for rule in req.faults:
             if rule.kind == "latency" and rule.phase == "request":
                 time.sleep(rule.latency)
-        for rule in req.faults:
-            if rule.kind == "server_error":
-                resp = self._server_error(req, provider, rule)
-            elif rule.kind == "rate_limit":
-                resp = self._rate_limited(req, provider, rule)
-            if resp is not None:
-                break
-        if resp is None:
-            if route is None:
-                resp = self._not_found(req, provider)
-            else:
-                try:
-                    resp = route.handler(req)
-                except Exception:
-                    logger.exception("sandbox handler %s failed", req.operation)
-                    resp = self._server_error(
-                        req, provider, FaultRule(kind="server_error", status=500)
-                    )
+        resp = self._answer(req, provider, route)
         for rule in req.faults:
             if rule.kind == "latency" and rule.phase == "response":
                 time.sleep(rule.latency)
@@ -164,6 +146,26 @@ class SandboxApp:
                 return route
         return None
 
+    def _answer(self, req: Request, provider: str, route: Route | None) -> Response:
+        """The one place a refusal becomes a response: an injected fault, no route, or an
+        `HttpError` from a route's guard or handler."""
+        try:
+            for rule in req.faults:
+                if rule.kind == "server_error":
+                    raise self._server_error(req, provider, rule)
+                if rule.kind == "rate_limit":
+                    raise self._rate_limited(req, provider, rule)
+            if route is None:
+                raise self._not_found(req, provider)
+            return route.handler(req)
+        except HttpError as refused:
+            return refused.response()
+        except Exception:
+            logger.exception("sandbox handler %s failed", req.operation)
+            return self._server_error(
+                req, provider, FaultRule(kind="server_error", status=500)
+            ).response()
+
     def _decorate(self, req: Request, provider: str, resp: Response) -> None:
         if provider in ("stripe", "stripe-v2"):
             resp.headers.append(("Request-Id", req.request_id))
@@ -178,65 +180,65 @@ class SandboxApp:
                 resp.headers.append(("Zuora-Track-Id", track))
 
     # -- fault responses -------------------------------------------------------------------
-    def _server_error(self, req: Request, provider: str, rule: FaultRule) -> Response:
+    def _server_error(self, req: Request, provider: str, rule: FaultRule) -> HttpError:
         status = rule.status
         if provider == "stripe":
-            resp = v1_error(
+            error = v1_error(
                 req,
                 status,
                 "An unknown error occurred while processing your request. Please try again.",
                 type_="api_error",
             )
         elif provider == "stripe-v2":
-            resp = v2_error(
+            error = v2_error(
                 status,
                 "An unknown error occurred while processing your request.",
                 code="internal_error",
                 type_="api_error",
             )
         elif provider == "zuora":
-            resp = zuora_api.xml_error(
+            error = zuora_api.xml_error(
                 self.state,
                 status,
                 "Internal server error, please try again later.",
                 "ZAN-SERVER-ERROR",
             )
         elif provider == "presigned":
-            resp = presigned_error(status, "We encountered an internal error. Please try again.")
+            error = presigned_error(status, "We encountered an internal error. Please try again.")
         else:
-            resp = Response(status, b"internal error", [("Content-Type", "text/plain")])
+            error = HttpError(status, b"internal error", [("Content-Type", "text/plain")])
         if rule.should_retry is not None and provider in ("stripe", "stripe-v2"):
-            resp.headers.append(("Stripe-Should-Retry", "true" if rule.should_retry else "false"))
-        return resp
+            error.headers.append(("Stripe-Should-Retry", "true" if rule.should_retry else "false"))
+        return error
 
-    def _rate_limited(self, req: Request, provider: str, rule: FaultRule) -> Response:
+    def _rate_limited(self, req: Request, provider: str, rule: FaultRule) -> HttpError:
         message = "Too many requests hit the API too quickly. Please retry after a short delay."
         if provider == "stripe":
-            resp = v1_error(req, 429, message, code="rate_limit")
+            error = v1_error(req, 429, message, code="rate_limit")
         elif provider == "stripe-v2":
-            resp = v2_error(429, message, code="rate_limit", type_="rate_limit")
+            error = v2_error(429, message, code="rate_limit", type_="rate_limit")
         elif provider == "zuora":
-            resp = zuora_api.flat_error(429, message, "LIMIT_EXCEEDED")
-            resp.headers += [
+            error = zuora_api.flat_error(429, message, "LIMIT_EXCEEDED")
+            error.headers += [
                 ("ratelimit-limit", "40"),
                 ("ratelimit-remaining", "0"),
                 ("ratelimit-reset", str(max(1, round(rule.retry_after)))),
             ]
         elif provider == "presigned":
-            resp = presigned_error(429, "Please reduce your request rate.")
+            error = presigned_error(429, "Please reduce your request rate.")
         else:
-            resp = Response(429, b"slow down", [("Content-Type", "text/plain")])
+            error = HttpError(429, b"slow down", [("Content-Type", "text/plain")])
         if rule.retry_after_http_date:
             when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=rule.retry_after)
-            resp.headers.append(("Retry-After", email.utils.format_datetime(when, usegmt=True)))
+            error.headers.append(("Retry-After", email.utils.format_datetime(when, usegmt=True)))
         else:
             value = rule.retry_after
-            resp.headers.append(
+            error.headers.append(
                 ("Retry-After", str(int(value)) if float(value).is_integer() else str(value))
             )
-        return resp
+        return error
 
-    def _not_found(self, req: Request, provider: str) -> Response:
+    def _not_found(self, req: Request, provider: str) -> HttpError:
         if provider == "stripe":
             return v1_error(
                 req,
@@ -252,7 +254,7 @@ class SandboxApp:
             return zuora_api.enveloped_error(
                 self.state, 404, f"No operation at {req.method} {req.path}."
             )
-        return Response(404, b"not found", [("Content-Type", "text/plain")])
+        return HttpError(404, b"not found", [("Content-Type", "text/plain")])
 
     # -- control endpoints -----------------------------------------------------------------
     def _control(self, req: Request) -> Response:

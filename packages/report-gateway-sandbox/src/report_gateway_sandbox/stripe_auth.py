@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from report_gateway_sandbox.credentials import STRIPE_KEY_PREFIX
-from report_gateway_sandbox.wire import Request, Response, json_response
+from report_gateway_sandbox.wire import HttpError, Request
 
 _NO_KEY = (
     "You did not provide an API key. You need to provide your API key in the Authorization "
@@ -52,7 +52,8 @@ def v1_error(
     code: str | None = None,
     param: str | None = None,
     headers: list[tuple[str, str]] | None = None,
-) -> Response:
+) -> HttpError:
+    """Stripe v1's error object (documentation links, the request's log URL)."""
     error: dict[str, Any] = {}
     if code is not None:
         error["code"] = code
@@ -64,7 +65,7 @@ def v1_error(
         f"https://dashboard.stripe.com/test/logs/{req.request_id}?t={int(time.time())}"
     )
     error["type"] = type_
-    return json_response(status, {"error": error}, headers or [])
+    return HttpError.json(status, {"error": error}, headers or [])
 
 
 def v2_error(
@@ -74,21 +75,21 @@ def v2_error(
     code: str,
     type_: str = "invalid_request_error",
     headers: list[tuple[str, str]] | None = None,
-) -> Response:
+) -> HttpError:
     error = {"type": type_, "code": code, "message": message}
-    return json_response(status, {"error": error}, headers or [])
+    return HttpError.json(status, {"error": error}, headers or [])
 
 
-def check_key(req: Request, *, v2: bool) -> Response | None:
-    """None when the request carries an acceptable test key, else the 401 to send."""
+def require_key(req: Request, *, v2: bool) -> str:
+    """The request's acceptable test key; raises the 401 otherwise."""
     key = api_key(req)
     if key is None:
         if v2:
-            return v2_error(401, _NO_KEY, code="not_authenticated")
-        return v1_error(req, 401, _NO_KEY)
+            raise v2_error(401, _NO_KEY, code="not_authenticated")
+        raise v1_error(req, 401, _NO_KEY)
     if not key.startswith(STRIPE_KEY_PREFIX) or len(key) <= len(STRIPE_KEY_PREFIX):
         message = f"Invalid API Key provided: {_masked(key)}"
         if v2:
-            return v2_error(401, message, code="not_authenticated")
-        return v1_error(req, 401, message, code="api_key_invalid")
-    return None
+            raise v2_error(401, message, code="not_authenticated")
+        raise v1_error(req, 401, message, code="api_key_invalid")
+    return key

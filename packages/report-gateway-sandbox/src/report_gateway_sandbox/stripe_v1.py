@@ -12,10 +12,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from report_gateway_sandbox.downloads import file_response
+from report_gateway_sandbox.idempotency import IdempotencyRule, IdempotentCreates
 from report_gateway_sandbox.results import Column, TableFile, run_seed, table_context
 from report_gateway_sandbox.state import SandboxState
-from report_gateway_sandbox.stripe_auth import check_key, v1_error
-from report_gateway_sandbox.wire import Request, Response, Route, json_response
+from report_gateway_sandbox.stripe_auth import require_key, v1_error
+from report_gateway_sandbox.wire import Request, Response, Route, Router, json_response
 
 PROVIDER = "stripe"
 
@@ -243,56 +244,43 @@ def _fmt_day(ts: int) -> str:
 class StripeV1:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
         self.runs: dict[str, V1Run] = {}
         self.order: list[V1Run] = []
         self.files: dict[str, V1Run] = {}
-        self.idempotency: dict[tuple[str, str], tuple[str, bytes, int]] = {}
+        # v1 keys live per account, and the parameters are compared as decoded.
+        self.idempotency = IdempotentCreates(
+            IdempotencyRule(
+                echo_key=True,
+                conflict=lambda req, message: v1_error(
+                    req, 400, message, type_="idempotency_error"
+                ),
+            )
+        )
         self.types = {t.id: t for t in REPORT_TYPES}
 
     def routes(self) -> list[Route]:
         r = "/v1/reporting"
-        return [
-            Route(
-                "GET", f"{r}/report_types", "list_report_types", self.list_types, provider=PROVIDER
-            ),
-            Route(
-                "GET",
-                f"{r}/report_types/{{report_type}}",
-                "retrieve_report_type",
-                self.get_type,
-                provider=PROVIDER,
-            ),
-            Route(
-                "POST", f"{r}/report_runs", "create_report_run", self.create_run, provider=PROVIDER
-            ),
-            Route("GET", f"{r}/report_runs", "list_report_runs", self.list_runs, provider=PROVIDER),
-            Route(
-                "GET",
-                f"{r}/report_runs/{{report_run}}",
-                "retrieve_report_run",
-                self.get_run,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                "/v1/files/{file}/contents",
-                "download_file_contents",
-                self.file_contents,
-                provider=PROVIDER,
-            ),
-        ]
+        router = Router(PROVIDER, self._account)
+        router.add("GET", f"{r}/report_types", "list_report_types", self.list_types)
+        router.add(
+            "GET", f"{r}/report_types/{{report_type}}", "retrieve_report_type", self.get_type
+        )
+        router.add("POST", f"{r}/report_runs", "create_report_run", self.create_run)
+        router.add("GET", f"{r}/report_runs", "list_report_runs", self.list_runs)
+        router.add("GET", f"{r}/report_runs/{{report_run}}", "retrieve_report_run", self.get_run)
+        router.add("GET", "/v1/files/{file}/contents", "download_file_contents", self.file_contents)
+        return router.routes
 
-    # -- shared checks ---------------------------------------------------------------------
-    def _account(self, req: Request) -> tuple[str, Response | None]:
-        denied = check_key(req, v2=False)
-        if denied is not None:
-            return "", denied
+    # -- the guard -------------------------------------------------------------------------
+    def _account(self, req: Request) -> str:
+        """The account a request acts for (a valid key, and Stripe-Account if sent)."""
+        require_key(req, v2=False)
         account = req.header("Stripe-Account")
         if account is None:
-            return "acct_sandbox_platform", None
+            return "acct_sandbox_platform"
         if not account.startswith("acct_") or len(account) < 6:
-            return "", v1_error(
+            raise v1_error(
                 req,
                 403,
                 f"The provided key does not have access to account '{account}' (or that "
@@ -300,7 +288,7 @@ class StripeV1:
                 type_="invalid_request_error",
                 code="account_invalid",
             )
-        return account, None
+        return account
 
     def _type_json(self, t: ReportType) -> dict[str, Any]:
         return {
@@ -363,10 +351,7 @@ class StripeV1:
         }
 
     # -- report types ----------------------------------------------------------------------
-    def list_types(self, req: Request) -> Response:
-        _, denied = self._account(req)
-        if denied:
-            return denied
+    def list_types(self, req: Request, account: str) -> Response:
         return json_response(
             200,
             {
@@ -377,13 +362,10 @@ class StripeV1:
             },
         )
 
-    def get_type(self, req: Request) -> Response:
-        _, denied = self._account(req)
-        if denied:
-            return denied
+    def get_type(self, req: Request, account: str) -> Response:
         t = self.types.get(req.params["report_type"])
         if t is None:
-            return v1_error(
+            raise v1_error(
                 req,
                 404,
                 f"No such report type: '{req.params['report_type']}'",
@@ -393,47 +375,20 @@ class StripeV1:
         return json_response(200, self._type_json(t))
 
     # -- report runs -----------------------------------------------------------------------
-    def create_run(self, req: Request) -> Response:
-        account, denied = self._account(req)
-        if denied:
-            return denied
+    def create_run(self, req: Request, account: str) -> Response:
         pairs = parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)
-        key = req.header("Idempotency-Key")
-        if key is None:
-            return self._create(req, account, pairs)
-        fingerprint = hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest()
-        with self._lock:
-            seen = self.idempotency.get((account, key))
-            if seen is not None:
-                if seen[0] != fingerprint:
-                    return v1_error(
-                        req,
-                        400,
-                        "Keys for idempotent requests can only be used with the same "
-                        "parameters they were first used with. Try using a key other than "
-                        f"'{key}' if you meant to execute a different request.",
-                        type_="idempotency_error",
-                    )
-                return Response(
-                    seen[2],
-                    seen[1],
-                    [
-                        ("Content-Type", "application/json"),
-                        ("Idempotency-Key", key),
-                        ("Idempotent-Replayed", "true"),
-                    ],
-                )
-            resp = self._create(req, account, pairs)
-            if resp.status < 500:
-                self.idempotency[(account, key)] = (fingerprint, resp.body, resp.status)
-            resp.headers.append(("Idempotency-Key", key))
-            return resp
+        return self.idempotency.create(
+            req,
+            account,
+            hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest(),
+            lambda: self._create(req, account, pairs),
+        )
 
     def _create(self, req: Request, account: str, pairs: list[tuple[str, str]]) -> Response:
         form = parse_form(pairs)
         type_id = form.get("report_type")
         if not isinstance(type_id, str) or not type_id:
-            return v1_error(
+            raise v1_error(
                 req,
                 400,
                 "Missing required param: report_type.",
@@ -442,7 +397,7 @@ class StripeV1:
             )
         report_type = self.types.get(type_id)
         if report_type is None:
-            return v1_error(
+            raise v1_error(
                 req,
                 400,
                 f"Invalid report_type: '{type_id}'. No such report type.",
@@ -451,7 +406,7 @@ class StripeV1:
             )
         for name in form:
             if name not in ("report_type", "parameters", "expand"):
-                return v1_error(
+                raise v1_error(
                     req,
                     400,
                     f"Received unknown parameter: {name}",
@@ -460,12 +415,8 @@ class StripeV1:
                 )
         raw = form.get("parameters", {})
         if not isinstance(raw, dict):
-            return v1_error(
-                req, 400, "Invalid object", code="parameter_invalid", param="parameters"
-            )
-        parameters, problem = self._parameters(req, report_type, raw)
-        if problem is not None:
-            return problem
+            raise v1_error(req, 400, "Invalid object", code="parameter_invalid", param="parameters")
+        parameters = self._parameters(req, report_type, raw)
         config = self.state.config
         run_id = self.state.new_id("frr_")
         file_id = self.state.new_id("file_")
@@ -492,12 +443,12 @@ class StripeV1:
 
     def _parameters(
         self, req: Request, report_type: ReportType, raw: Mapping[str, Any]
-    ) -> tuple[dict[str, Any], Response | None]:
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in raw.items():
             param = f"parameters[{name}]"
             if name not in _PARAMETER_NAMES:
-                return out, v1_error(
+                raise v1_error(
                     req,
                     400,
                     f"Received unknown parameter: {param}",
@@ -508,17 +459,17 @@ class StripeV1:
                 try:
                     out[name] = int(value)
                 except (TypeError, ValueError):
-                    return out, v1_error(
+                    raise v1_error(
                         req,
                         400,
                         f"Invalid integer: {value}",
                         param=param,
                         code="parameter_invalid_integer",
-                    )
+                    ) from None
             elif name == "columns":
                 values = value if isinstance(value, list) else [value]
                 if report_type.default_columns is None:
-                    return out, v1_error(
+                    raise v1_error(
                         req,
                         400,
                         f"The report type {report_type.id} does not support the columns parameter.",
@@ -528,7 +479,7 @@ class StripeV1:
                 allowed = [c.name for c in report_type.columns]
                 for column in values:
                     if column not in allowed:
-                        return out, v1_error(
+                        raise v1_error(
                             req,
                             400,
                             f"Invalid column '{column}' for report type {report_type.id}. "
@@ -541,7 +492,7 @@ class StripeV1:
                 out[name] = str(value)
         for name in ("interval_start", "interval_end"):
             if name not in out:
-                return out, v1_error(
+                raise v1_error(
                     req,
                     400,
                     f"Missing required param: parameters[{name}].",
@@ -550,7 +501,7 @@ class StripeV1:
                 )
         start, end = out["interval_start"], out["interval_end"]
         if end <= start:
-            return out, v1_error(
+            raise v1_error(
                 req,
                 400,
                 "parameters[interval_end] must be after parameters[interval_start].",
@@ -560,7 +511,7 @@ class StripeV1:
         first = self.state.config.data_available_start
         last = self.state.data_available_end()
         if start < first:
-            return out, v1_error(
+            raise v1_error(
                 req,
                 400,
                 f"Data for the report type {report_type.id} is only available starting at "
@@ -569,7 +520,7 @@ class StripeV1:
                 param="parameters[interval_start]",
             )
         if end > last:
-            return out, v1_error(
+            raise v1_error(
                 req,
                 400,
                 f"Data for the report type {report_type.id} is only available through "
@@ -577,15 +528,12 @@ class StripeV1:
                 f"{_fmt_day(end)} ({end}).",
                 param="parameters[interval_end]",
             )
-        return dict(sorted(out.items())), None
+        return dict(sorted(out.items()))
 
-    def get_run(self, req: Request) -> Response:
-        account, denied = self._account(req)
-        if denied:
-            return denied
+    def get_run(self, req: Request, account: str) -> Response:
         run = self.runs.get(req.params["report_run"])
         if run is None or run.account != account:
-            return v1_error(
+            raise v1_error(
                 req,
                 404,
                 f"No such report run: '{req.params['report_run']}'",
@@ -594,28 +542,23 @@ class StripeV1:
             )
         return json_response(200, self._run_json(req, run))
 
-    def list_runs(self, req: Request) -> Response:
-        account, denied = self._account(req)
-        if denied:
-            return denied
+    def list_runs(self, req: Request, account: str) -> Response:
         query = parse_form(req.query_pairs)
         try:
             limit = int(query.get("limit", 10))
         except (TypeError, ValueError):
-            return v1_error(
+            raise v1_error(
                 req, 400, "Invalid integer: limit", param="limit", code="parameter_invalid_integer"
-            )
+            ) from None
         if not 1 <= limit <= 100:
-            return v1_error(
+            raise v1_error(
                 req,
                 400,
                 "This value must be greater than or equal to 1 and less than or equal to 100.",
                 param="limit",
                 code="parameter_invalid_integer",
             )
-        bounds, problem = _created_bounds(req, query.get("created"))
-        if problem is not None:
-            return problem
+        bounds = _created_bounds(req, query.get("created"))
         with self._lock:
             runs = [r for r in reversed(self.order) if r.account == account]
         runs = [r for r in runs if all(test(int(r.created_at)) for test in bounds)]
@@ -623,7 +566,7 @@ class StripeV1:
         ids = [r.id for r in runs]
         if isinstance(after, str) and after:
             if after not in self.runs:
-                return v1_error(
+                raise v1_error(
                     req,
                     404,
                     f"No such report run: '{after}'",
@@ -635,7 +578,7 @@ class StripeV1:
             more = pos + limit < len(runs)
         elif isinstance(before, str) and before:
             if before not in self.runs:
-                return v1_error(
+                raise v1_error(
                     req,
                     404,
                     f"No such report run: '{before}'",
@@ -659,17 +602,14 @@ class StripeV1:
         )
 
     # -- files -----------------------------------------------------------------------------
-    def file_contents(self, req: Request) -> Response:
-        account, denied = self._account(req)
-        if denied:
-            return denied
+    def file_contents(self, req: Request, account: str) -> Response:
         run = self.files.get(req.params["file"])
         if (
             run is None
             or run.account != account
             or self._status(run, self.state.now()) != "succeeded"
         ):
-            return v1_error(
+            raise v1_error(
                 req,
                 404,
                 f"No such file upload: '{req.params['file']}'",
@@ -679,9 +619,9 @@ class StripeV1:
         return file_response(req, run.table, content_type="text/csv")
 
 
-def _created_bounds(req: Request, created: Any) -> tuple[list[Any], Response | None]:
+def _created_bounds(req: Request, created: Any) -> list[Any]:
     if created is None:
-        return [], None
+        return []
     tests: list[Any] = []
     try:
         if isinstance(created, str):
@@ -696,7 +636,7 @@ def _created_bounds(req: Request, created: Any) -> tuple[list[Any], Response | N
             }
             for op, raw in created.items():
                 if op not in ops:
-                    return [], v1_error(
+                    raise v1_error(
                         req,
                         400,
                         f"Received unknown parameter: created[{op}]",
@@ -709,11 +649,11 @@ def _created_bounds(req: Request, created: Any) -> tuple[list[Any], Response | N
         else:
             raise ValueError
     except (TypeError, ValueError):
-        return [], v1_error(
+        raise v1_error(
             req,
             400,
             "Invalid timestamp: created",
             param="created",
             code="parameter_invalid_integer",
-        )
-    return tests, None
+        ) from None
+    return tests

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from report_gateway_sandbox.downloads import file_response
+from report_gateway_sandbox.idempotency import IdempotencyRule, IdempotentCreates
 from report_gateway_sandbox.results import (
     Column,
     ResultBody,
@@ -22,8 +23,8 @@ from report_gateway_sandbox.results import (
     table_context,
 )
 from report_gateway_sandbox.state import SandboxState, parse_rfc3339, rfc3339_nanos
-from report_gateway_sandbox.stripe_auth import api_key, check_key, v2_error
-from report_gateway_sandbox.wire import Request, Response, Route, json_response
+from report_gateway_sandbox.stripe_auth import require_key, v2_error
+from report_gateway_sandbox.wire import HttpError, Request, Response, Route, Router, json_response
 
 PROVIDER = "stripe-v2"
 _DOWNLOAD_PREFIX = "/_files/v2/"
@@ -124,56 +125,45 @@ class StripeV2:
         self._lock = threading.Lock()
         self.runs: dict[str, V2Run] = {}
         self.running: dict[str, list[V2Run]] = {}
-        self.idempotency: dict[tuple[str, str], tuple[str, bytes, int]] = {}
+        # v2 keys live per API key and Stripe-Context, and the body is compared as sent.
+        self.idempotency = IdempotentCreates(
+            IdempotencyRule(
+                echo_key=False,
+                conflict=lambda req, message: v2_error(
+                    400, message, code="idempotency_error", type_="idempotency_error"
+                ),
+            )
+        )
         self.reports = {r.id: r for r in REPORTS}
         self._secret = hashlib.sha256(f"sandbox-url-signing-{state.config.seed}".encode()).digest()
 
     def routes(self) -> list[Route]:
-        return [
-            Route(
-                "GET",
-                "/v2/reporting/reports/{id}",
-                "retrieve_report",
-                self.get_report,
-                provider=PROVIDER,
-            ),
-            Route(
-                "POST",
-                "/v2/reporting/report_runs",
-                "create_report_run",
-                self.create_run,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                "/v2/reporting/report_runs/{id}",
-                "retrieve_report_run",
-                self.get_run,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                _DOWNLOAD_PREFIX + "{run}/{filename}",
-                "download_presigned",
-                self.download,
-                provider=PROVIDER,
-                in_spec=False,
-            ),
-        ]
+        router = Router(PROVIDER, self._key)
+        router.add("GET", "/v2/reporting/reports/{id}", "retrieve_report", self.get_report)
+        router.add("POST", "/v2/reporting/report_runs", "create_report_run", self.create_run)
+        router.add("GET", "/v2/reporting/report_runs/{id}", "retrieve_report_run", self.get_run)
+        # The storage host behind pre-signed URLs takes no key: the signature is the check.
+        router.add_open(
+            "GET",
+            _DOWNLOAD_PREFIX + "{run}/{filename}",
+            "download_presigned",
+            self.download,
+            in_spec=False,
+        )
+        return router.routes
 
-    # -- shared checks ---------------------------------------------------------------------
-    def _check(self, req: Request) -> Response | None:
-        denied = check_key(req, v2=True)
-        if denied is not None:
-            return denied
+    # -- the guard -------------------------------------------------------------------------
+    def _key(self, req: Request) -> str:
+        """The request's API key, once it and a Stripe-Version header are acceptable."""
+        key = require_key(req, v2=True)
         if req.header("Stripe-Version") is None:
-            return v2_error(
+            raise v2_error(
                 400,
                 "A Stripe-Version header is required for /v2 endpoints, for example "
                 "'Stripe-Version: 2026-01-28.preview'.",
                 code="invalid_stripe_version",
             )
-        return None
+        return key
 
     def _parameter_schema(self, report: V2Report) -> dict[str, Any]:
         first = rfc3339_nanos(self.state.config.data_available_start)[:-7] + "Z"
@@ -219,13 +209,10 @@ class StripeV2:
         return params
 
     # -- reports ---------------------------------------------------------------------------
-    def get_report(self, req: Request) -> Response:
-        denied = self._check(req)
-        if denied:
-            return denied
+    def get_report(self, req: Request, key: str) -> Response:
         report = self.reports.get(req.params["id"])
         if report is None:
-            return v2_error(404, f"No such report: '{req.params['id']}'", code="not_found")
+            raise v2_error(404, f"No such report: '{req.params['id']}'", code="not_found")
         return json_response(
             200,
             {
@@ -284,70 +271,40 @@ class StripeV2:
             "status_details": details,
         }
 
-    def create_run(self, req: Request) -> Response:
-        denied = self._check(req)
-        if denied:
-            return denied
-        key = api_key(req) or ""
-        idem = req.header("Idempotency-Key")
-        if idem is None:
-            return self._create(req, key)
-        fingerprint = hashlib.sha256(req.body).hexdigest()
-        scope = (key + "|" + (req.header("Stripe-Context") or ""), idem)
-        with self._lock:
-            seen = self.idempotency.get(scope)
-            if seen is not None:
-                if seen[0] != fingerprint:
-                    return v2_error(
-                        400,
-                        "Keys for idempotent requests can only be used with the same "
-                        "parameters they were first used with. Try using a key other than "
-                        f"'{idem}' if you meant to execute a different request.",
-                        code="idempotency_error",
-                        type_="idempotency_error",
-                    )
-                return Response(
-                    seen[2],
-                    seen[1],
-                    [("Content-Type", "application/json"), ("Idempotent-Replayed", "true")],
-                )
-        resp = self._create(req, key)
-        if resp.status < 500 and resp.status != 429:
-            with self._lock:
-                self.idempotency.setdefault(scope, (fingerprint, resp.body, resp.status))
-        return resp
-
-    def _invalid(self, message: str) -> Response:
-        return v2_error(400, message, code="invalid_fields")
+    def create_run(self, req: Request, key: str) -> Response:
+        return self.idempotency.create(
+            req,
+            key + "|" + (req.header("Stripe-Context") or ""),
+            hashlib.sha256(req.body).hexdigest(),
+            lambda: self._create(req, key),
+        )
 
     def _create(self, req: Request, key: str) -> Response:
         try:
             body = json.loads(req.body or b"null")
         except ValueError:
-            return self._invalid("The request body is not valid JSON.")
+            raise _invalid("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
-            return self._invalid("The request body must be a JSON object.")
+            raise _invalid("The request body must be a JSON object.")
         unknown = set(body) - {"report", "report_parameters", "result_options"}
         if unknown:
-            return self._invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+            raise _invalid(f"Unknown field(s): {', '.join(sorted(unknown))}.")
         report_id = body.get("report")
         if not isinstance(report_id, str) or not report_id:
-            return self._invalid("report: this field is required.")
+            raise _invalid("report: this field is required.")
         report = self.reports.get(report_id)
         if report is None:
-            return self._invalid(f"report: no such report '{report_id}'.")
+            raise _invalid(f"report: no such report '{report_id}'.")
         raw = body.get("report_parameters")
         if not isinstance(raw, dict):
-            return self._invalid("report_parameters: this field is required and must be a map.")
+            raise _invalid("report_parameters: this field is required and must be a map.")
         options = body.get("result_options") or {}
         compress = options.get("compress_file", False) if isinstance(options, dict) else None
         if not isinstance(compress, bool) or (
             isinstance(options, dict) and set(options) - {"compress_file"}
         ):
-            return self._invalid("result_options.compress_file: must be a boolean.")
-        parameters, problem = self._validate(report, raw)
-        if problem is not None:
-            return self._invalid(problem)
+            raise _invalid("result_options.compress_file: must be a boolean.")
+        parameters = self._validate(report, raw)
         context = req.header("Stripe-Context")
         config = self.state.config
         now = self.state.now()
@@ -355,7 +312,7 @@ class StripeV2:
             active = [r for r in self.running.get(key, []) if now - r.created_at < r.duration]
             self.running[key] = active
             if len(active) >= config.v2_concurrency_limit:
-                return v2_error(
+                raise v2_error(
                     429,
                     "You have reached the maximum number of concurrently running reports "
                     f"({config.v2_concurrency_limit}). Wait for existing reports to complete "
@@ -393,13 +350,15 @@ class StripeV2:
         self.state.count_run(PROVIDER)
         return json_response(200, self._run_json(req, run))
 
-    def _validate(self, report: V2Report, raw: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    def _validate(self, report: V2Report, raw: dict[str, Any]) -> dict[str, Any]:
         schema = self._parameter_schema(report)
         out: dict[str, Any] = {}
         for name, value in raw.items():
             spec = schema.get(name)
             if spec is None:
-                return out, f"report_parameters.{name}: unknown parameter for report {report.id}."
+                raise _invalid(
+                    f"report_parameters.{name}: unknown parameter for report {report.id}."
+                )
             if isinstance(value, dict) and len(value) == 1:
                 ((wrapper, inner),) = value.items()
                 if wrapper.endswith("_value"):
@@ -407,48 +366,47 @@ class StripeV2:
             kind = spec["type"]
             if kind == "timestamp":
                 if not isinstance(value, str):
-                    return out, f"report_parameters.{name}: must be an RFC 3339 timestamp."
+                    raise _invalid(f"report_parameters.{name}: must be an RFC 3339 timestamp.")
                 try:
                     moment = parse_rfc3339(value)
                 except ValueError:
-                    return out, f"report_parameters.{name}: must be an RFC 3339 timestamp."
+                    raise _invalid(
+                        f"report_parameters.{name}: must be an RFC 3339 timestamp."
+                    ) from None
                 details = spec["timestamp_details"]
                 if not parse_rfc3339(details["min"]) <= moment <= parse_rfc3339(details["max"]):
-                    return out, (
+                    raise _invalid(
                         f"report_parameters.{name}: must be between {details['min']} and "
                         f"{details['max']}."
                     )
             elif kind == "array":
                 allowed = spec["array_details"]["enum_details"]["allowed_values"]
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    return out, f"report_parameters.{name}: must be an array of strings."
+                    raise _invalid(f"report_parameters.{name}: must be an array of strings.")
                 bad = [v for v in value if v not in allowed]
                 if bad or not value:
-                    return out, (
+                    raise _invalid(
                         f"report_parameters.{name}: invalid value(s) {bad}; allowed values "
                         f"are {allowed}."
                     )
             elif kind == "enum":
                 allowed = spec["enum_details"]["allowed_values"]
                 if value not in allowed:
-                    return out, (f"report_parameters.{name}: {value!r} is not one of {allowed}.")
+                    raise _invalid(f"report_parameters.{name}: {value!r} is not one of {allowed}.")
             elif not isinstance(value, str) or not value:
-                return out, f"report_parameters.{name}: must be a non-empty string."
+                raise _invalid(f"report_parameters.{name}: must be a non-empty string.")
             out[name] = value
         for name, spec in schema.items():
             if spec["required"] and name not in out:
-                return out, f"report_parameters.{name}: this parameter is required."
+                raise _invalid(f"report_parameters.{name}: this parameter is required.")
         if parse_rfc3339(out["interval_end"]) <= parse_rfc3339(out["interval_start"]):
-            return out, "report_parameters.interval_end: must be after interval_start."
-        return out, None
+            raise _invalid("report_parameters.interval_end: must be after interval_start.")
+        return out
 
-    def get_run(self, req: Request) -> Response:
-        denied = self._check(req)
-        if denied:
-            return denied
+    def get_run(self, req: Request, key: str) -> Response:
         run = self.runs.get(req.params["id"])
         if run is None or run.context != req.header("Stripe-Context"):
-            return v2_error(404, f"No such report run: '{req.params['id']}'", code="not_found")
+            raise v2_error(404, f"No such report run: '{req.params['id']}'", code="not_found")
         include = [v for k, v in req.query_pairs if k.startswith("include")]
         return json_response(200, self._run_json(req, run, schema="result.file.schema" in include))
 
@@ -458,36 +416,40 @@ class StripeV2:
         path = req.path
         expires_raw, signature = req.query("expires"), req.query("signature")
         if run is None or expires_raw is None or signature is None:
-            return _s3_error(403, "AccessDenied", "Access Denied")
+            raise _s3_error(403, "AccessDenied", "Access Denied")
         try:
             expires = int(expires_raw)
         except ValueError:
-            return _s3_error(403, "AccessDenied", "Access Denied")
+            raise _s3_error(403, "AccessDenied", "Access Denied") from None
         if not hmac.compare_digest(signature, self._sign(path, expires)):
-            return _s3_error(
+            raise _s3_error(
                 403,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided.",
             )
         if expires <= self.state.now() or req.fault("expired_url") is not None:
-            return _s3_error(403, "AccessDenied", "Request has expired")
+            raise _s3_error(403, "AccessDenied", "Request has expired")
         if self._status(run, self.state.now()) != "succeeded":
-            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+            raise _s3_error(404, "NoSuchKey", "The specified key does not exist.")
         body = run.file
         return file_response(
             req, body, content_type="application/zip" if run.compress else "text/csv"
         )
 
 
-def _s3_error(status: int, code: str, message: str) -> Response:
+def _invalid(message: str) -> HttpError:
+    return v2_error(400, message, code="invalid_fields")
+
+
+def _s3_error(status: int, code: str, message: str) -> HttpError:
     """Pre-signed URLs are served by a storage host, which answers in XML, not Stripe JSON."""
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
     ).encode()
-    return Response(status, body, [("Content-Type", "application/xml")])
+    return HttpError(status, body, [("Content-Type", "application/xml")])
 
 
-def presigned_error(status: int, message: str) -> Response:
+def presigned_error(status: int, message: str) -> HttpError:
     code = "SlowDown" if status in (429, 503) else "InternalError"
-    return _s3_error(status, code, message)
+    raise _s3_error(status, code, message)

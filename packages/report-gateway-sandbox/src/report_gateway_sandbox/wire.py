@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 from report_gateway_sandbox.config import FaultRule
@@ -119,6 +119,37 @@ class Response:
         return None
 
 
+class HttpError(Exception):
+    """A refusal, raised from anywhere in a handler (or its guard) and rendered by the app.
+
+    It carries the provider-shaped answer whole (status, body, headers), so the code that
+    detects a problem decides what the client sees, and nothing has to hand the answer back
+    up through return values.
+    """
+
+    def __init__(self, status: int, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers: list[tuple[str, str]] = list(headers)
+
+    @classmethod
+    def json(
+        cls,
+        status: int,
+        payload: Any,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        content_type: str = "application/json",
+        indent: int | None = 2,
+    ) -> HttpError:
+        reply = json_response(status, payload, headers, content_type=content_type, indent=indent)
+        return cls(reply.status, reply.body, reply.headers)
+
+    def response(self) -> Response:
+        return Response(self.status, self.body, self.headers)
+
+
 def json_response(
     status: int,
     payload: Any,
@@ -156,6 +187,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
 
 
 Handler = Callable[[Request], Response]
+Principal = TypeVar("Principal")
 
 
 class Route:
@@ -181,3 +213,39 @@ class Route:
         self.in_spec = in_spec
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         self.pattern = re.compile(regex + r"\Z")
+
+
+class Router(Generic[Principal]):
+    """One provider's routes behind its one guard.
+
+    The guard authenticates a request (raising `HttpError` to refuse it) and returns who is
+    calling: the account, key or user and entity its handlers scope their data by. Handlers
+    receive that as their second argument and never check credentials themselves.
+    """
+
+    def __init__(self, provider: str, guard: Callable[[Request], Principal]) -> None:
+        self.provider = provider
+        self.guard = guard
+        self.routes: list[Route] = []
+
+    def add(
+        self,
+        method: str,
+        template: str,
+        name: str,
+        handler: Callable[[Request, Principal], Response],
+    ) -> None:
+        guard = self.guard
+
+        def serve(req: Request) -> Response:
+            return handler(req, guard(req))
+
+        self.routes.append(Route(method, template, name, serve, provider=self.provider))
+
+    def add_open(
+        self, method: str, template: str, name: str, handler: Handler, *, in_spec: bool = True
+    ) -> None:
+        """A route without the guard: it authenticates by other means (a signed URL)."""
+        self.routes.append(
+            Route(method, template, name, handler, provider=self.provider, in_spec=in_spec)
+        )

@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 from report_gateway_sandbox.downloads import file_response
 from report_gateway_sandbox.results import Column, TableFile, ValueContext, run_seed
 from report_gateway_sandbox.state import SandboxState, zuora_time
-from report_gateway_sandbox.wire import Request, Response, Route, json_response
+from report_gateway_sandbox.wire import HttpError, Request, Response, Route, Router, json_response
 
 PROVIDER = "zuora"
 PREFIX = "/api/rest/v1"
@@ -174,10 +174,10 @@ class ZuoraRun:
 
 def enveloped_error(
     state: SandboxState, status: int, message: str, code: str = USAGE_ERROR
-) -> Response:
+) -> HttpError:
     """The common failure shape: `response` is a JSON document inside a string."""
     inner = json.dumps({"errorId": state.new_hex(), "message": message, "errorCode": code})
-    return json_response(
+    return HttpError.json(
         status,
         {"success": False, "response": inner, "links": None},
         content_type=JSON_TYPE,
@@ -185,13 +185,13 @@ def enveloped_error(
     )
 
 
-def flat_error(status: int, message: str, code: str = USAGE_ERROR) -> Response:
-    return json_response(
+def flat_error(status: int, message: str, code: str = USAGE_ERROR) -> HttpError:
+    return HttpError.json(
         status, {"message": message, "errorCode": code}, content_type=JSON_TYPE, indent=None
     )
 
 
-def xml_error(state: SandboxState, status: int, message: str, code: str) -> Response:
+def xml_error(state: SandboxState, status: int, message: str, code: str) -> HttpError:
     """The zanResponse XML body Zuora sends on some 400/500 answers."""
     inner = json.dumps({"errorId": state.new_hex(), "message": message, "errorCode": code})
     body = (
@@ -201,13 +201,21 @@ def xml_error(state: SandboxState, status: int, message: str, code: str) -> Resp
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">'
         f"{escape(inner)}</response></zanResponse>"
     ).encode()
-    return Response(status, body, [("Content-Type", "application/xml;charset=UTF-8")])
+    return HttpError(status, body, [("Content-Type", "application/xml;charset=UTF-8")])
 
 
 def _ok(payload: Any) -> Response:
     return json_response(
         200, {"success": True, "response": payload}, content_type=JSON_TYPE, indent=None
     )
+
+
+@dataclass(frozen=True)
+class Login:
+    """The caller the guard let in: handlers scope runs by user and entity."""
+
+    user: str
+    entity: str
 
 
 class Zuora:
@@ -219,55 +227,31 @@ class Zuora:
 
     def routes(self) -> list[Route]:
         p = PREFIX
-        return [
-            Route("GET", f"{p}/reports/search", "search_reports", self.search, provider=PROVIDER),
-            Route(
-                "POST",
-                f"{p}/reports/{{reportId}}/reportrun",
-                "run_report",
-                self.run_report,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                f"{p}/reports/{{reportId}}/reportruns/latest",
-                "get_last_completed_report_run",
-                self.latest,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                f"{p}/reportruns/reportdata/{{reportRunId}}",
-                "get_report_data",
-                self.report_data,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                f"{p}/reportruns/export/{{reportRunId}}",
-                "export_report_run",
-                self.export,
-                provider=PROVIDER,
-            ),
-            Route(
-                "GET",
-                f"{p}/reportruns/{{reportRunId}}",
-                "get_report_run",
-                self.get_run,
-                provider=PROVIDER,
-            ),
-            Route(
-                "DELETE",
-                f"{p}/reportruns/{{reportRunId}}",
-                "cancel_report_run",
-                self.cancel,
-                provider=PROVIDER,
-            ),
-        ]
+        router = Router(PROVIDER, self._login)
+        router.add("GET", f"{p}/reports/search", "search_reports", self.search)
+        router.add("POST", f"{p}/reports/{{reportId}}/reportrun", "run_report", self.run_report)
+        router.add(
+            "GET",
+            f"{p}/reports/{{reportId}}/reportruns/latest",
+            "get_last_completed_report_run",
+            self.latest,
+        )
+        router.add(
+            "GET",
+            f"{p}/reportruns/reportdata/{{reportRunId}}",
+            "get_report_data",
+            self.report_data,
+        )
+        router.add(
+            "GET", f"{p}/reportruns/export/{{reportRunId}}", "export_report_run", self.export
+        )
+        router.add("GET", f"{p}/reportruns/{{reportRunId}}", "get_report_run", self.get_run)
+        router.add("DELETE", f"{p}/reportruns/{{reportRunId}}", "cancel_report_run", self.cancel)
+        return router.routes
 
-    # -- auth and entity -------------------------------------------------------------------
-    def _login(self, req: Request) -> tuple[str, str, Response | None]:
-        """(user, entity id) for a request, or the error to send."""
+    # -- the guard: auth and entity --------------------------------------------------------
+    def _login(self, req: Request) -> Login:
+        """Who is calling and in which entity; raises the error Zuora sends otherwise."""
         config = self.state.config
         user = req.header("apiAccessKeyId")
         secret = req.header("apiSecretAccessKey")
@@ -277,47 +261,35 @@ class Zuora:
             or not hmac.compare_digest(user.encode(), config.zuora_access_key_id.encode())
             or not hmac.compare_digest(secret.encode(), config.zuora_secret_access_key.encode())
         ):
-            return "", "", flat_error(401, "Token could not be decrypted.", "loginFailed")
+            raise flat_error(401, "Token could not be decrypted.", "loginFailed")
         entity_id = req.header("entityId")
         entity_name = req.header("entityName")
         if entity_id is not None and entity_name is not None:
-            return (
-                "",
-                "",
-                enveloped_error(
-                    self.state,
-                    400,
-                    "Only one of the entityId and entityName headers can be specified.",
-                ),
+            raise enveloped_error(
+                self.state,
+                400,
+                "Only one of the entityId and entityName headers can be specified.",
             )
         if entity_id is not None:
             if entity_id not in ENTITIES:
-                return (
-                    "",
-                    "",
-                    enveloped_error(
-                        self.state, 400, f"Entity {entity_id} is not accessible by the user."
-                    ),
+                raise enveloped_error(
+                    self.state, 400, f"Entity {entity_id} is not accessible by the user."
                 )
-            return user, entity_id, None
+            return Login(user, entity_id)
         if entity_name is not None:
             for eid, name in ENTITIES.items():
                 if name == entity_name:
-                    return user, eid, None
-            return (
-                "",
-                "",
-                enveloped_error(
-                    self.state, 400, f"Entity {entity_name} is not accessible by the user."
-                ),
+                    return Login(user, eid)
+            raise enveloped_error(
+                self.state, 400, f"Entity {entity_name} is not accessible by the user."
             )
-        return user, HOME_ENTITY, None
+        return Login(user, HOME_ENTITY)
 
-    def _run_for(self, req: Request, entity: str) -> ZuoraRun | Response:
-        """The path's run, or the 404 to send (a run of another entity does not exist here)."""
+    def _run_for(self, req: Request, entity: str) -> ZuoraRun:
+        """The path's run; a run of another entity does not exist here (404)."""
         run = self.runs.get(req.params["reportRunId"])
         if run is None or run.entity != entity:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state, 404, f"Report run {req.params['reportRunId']} does not exist."
             )
         return run
@@ -348,40 +320,34 @@ class Zuora:
             "hidden": False,
         }
 
-    def search(self, req: Request) -> Response:
-        _, _, denied = self._login(req)
-        if denied:
-            return denied
+    def search(self, req: Request, login: Login) -> Response:
         query = req.query("query")
         if query is None or not query.strip():
-            return enveloped_error(self.state, 400, "The query parameter is required.")
+            raise enveloped_error(self.state, 400, "The query parameter is required.")
         try:
             start = int(req.query("searchStart") or 0)
         except ValueError:
-            return enveloped_error(self.state, 400, "searchStart must be an integer.")
+            raise enveloped_error(self.state, 400, "searchStart must be an integer.") from None
         needle = query.strip().lower()
         found = [r for r in REPORTS if needle in r.name.lower()][start : start + MAX_SEARCH]
         return _ok({"reports": [self._report_json(r) for r in found], "count": len(found)})
 
     # -- runs ------------------------------------------------------------------------------
-    def run_report(self, req: Request) -> Response:
-        user, entity, denied = self._login(req)
-        if denied:
-            return denied
+    def run_report(self, req: Request, login: Login) -> Response:
         report = self.reports.get(req.params["reportId"])
         if report is None:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state, 404, f"Report {req.params['reportId']} does not exist."
             )
         view = req.query("viewType")
         if view is None:
-            return enveloped_error(self.state, 400, "The viewType parameter is required.")
+            raise enveloped_error(self.state, 400, "The viewType parameter is required.")
         if view not in ("Summary", "Detail"):
-            return enveloped_error(
+            raise enveloped_error(
                 self.state, 400, f"Invalid viewType {view}: must be Summary or Detail."
             )
         if view != report.report_type:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state,
                 400,
                 f"The viewType {view} does not match the report, which is a "
@@ -392,9 +358,11 @@ class Zuora:
             try:
                 filters = json.loads(req.body)
             except ValueError:
-                return enveloped_error(self.state, 400, "The request body is not valid JSON.")
+                raise enveloped_error(
+                    self.state, 400, "The request body is not valid JSON."
+                ) from None
             if not _valid_filters(filters):
-                return enveloped_error(
+                raise enveloped_error(
                     self.state,
                     400,
                     "The request body must be an array of filter groups with "
@@ -404,15 +372,15 @@ class Zuora:
         run = ZuoraRun(
             id=self.state.new_hex(),
             report=report,
-            entity=entity,
-            user=user,
+            entity=login.entity,
+            user=login.user,
             filters=filters,
             created_at=self.state.now(),
             duration=config.run_seconds,
             fails=req.fault("fail_run") is not None,
             rows=config.result_rows,
             target_bytes=config.result_bytes,
-            seed=run_seed(config.seed, PROVIDER, report.id, view, filters, entity),
+            seed=run_seed(config.seed, PROVIDER, report.id, view, filters, login.entity),
         )
         with self._lock:
             self.runs[run.id] = run
@@ -435,24 +403,17 @@ class Zuora:
             "updatedOn": stamp(since),
         }
 
-    def get_run(self, req: Request) -> Response:
-        _, entity, denied = self._login(req)
-        if denied:
-            return denied
-        run = self._run_for(req, entity)
-        if isinstance(run, Response):
-            return run
+    def get_run(self, req: Request, login: Login) -> Response:
+        run = self._run_for(req, login.entity)
         return _ok(self._run_json(run))
 
-    def latest(self, req: Request) -> Response:
+    def latest(self, req: Request, login: Login) -> Response:
         """Last completed run of this user, in this entity, within 60 days. This answer uses
         epoch milliseconds for its timestamps, the other form Zuora's pages show."""
-        user, entity, denied = self._login(req)
-        if denied:
-            return denied
+        user, entity = login.user, login.entity
         report = self.reports.get(req.params["reportId"])
         if report is None:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state, 404, f"Report {req.params['reportId']} does not exist."
             )
         now = self.state.now()
@@ -466,7 +427,7 @@ class Zuora:
             if best is None or since >= best.status(now)[1]:
                 best = run
         if best is None:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state,
                 200,
                 "The current user has not run this report yet or the report run was more "
@@ -474,27 +435,22 @@ class Zuora:
             )
         return _ok(self._run_json(best, epoch_millis=True))
 
-    def report_data(self, req: Request) -> Response:
-        _, entity, denied = self._login(req)
-        if denied:
-            return denied
-        run = self._run_for(req, entity)
-        if isinstance(run, Response):
-            return run
+    def report_data(self, req: Request, login: Login) -> Response:
+        run = self._run_for(req, login.entity)
         try:
             offset = int(req.query("offset") or "")
             size = int(req.query("pageSize") or "")
         except ValueError:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state, 400, "The offset and pageSize parameters are required integers."
-            )
+            ) from None
         if offset < 0 or not 1 <= size <= MAX_PAGE_SIZE:
-            return enveloped_error(
+            raise enveloped_error(
                 self.state, 400, f"offset must be >= 0 and pageSize between 1 and {MAX_PAGE_SIZE}."
             )
         status, _ = run.status(self.state.now())
         if status != "COMPLETED":
-            return enveloped_error(
+            raise enveloped_error(
                 self.state,
                 400,
                 f"Report run {run.id} is {status}; data is available once it is COMPLETED.",
@@ -506,35 +462,27 @@ class Zuora:
         page = [dict(zip(keys, table.row_values(i))) for i in range(first, last)]
         return _ok({"page": page, "size": len(page), "offset": offset, "total": table.rows + 1})
 
-    def export(self, req: Request) -> Response:
-        _, entity, denied = self._login(req)
-        if denied:
-            return denied
+    def export(self, req: Request, login: Login) -> Response:
         run = self.runs.get(req.params["reportRunId"])
-        if run is None or run.entity != entity:
-            return flat_error(404, f"Report run {req.params['reportRunId']} does not exist.")
+        if run is None or run.entity != login.entity:
+            raise flat_error(404, f"Report run {req.params['reportRunId']} does not exist.")
         pivoted = req.query("pivoted")
         if pivoted is not None and pivoted not in ("true", "false"):
-            return flat_error(400, "pivoted must be true or false.")
+            raise flat_error(400, "pivoted must be true or false.")
         status, _ = run.status(self.state.now())
         if status != "COMPLETED":
-            return flat_error(
+            raise flat_error(
                 400, f"Report run {run.id} is {status}; it can be exported once it is COMPLETED."
             )
         return file_response(req, run.table, content_type="text/csv;charset=utf-16")
 
-    def cancel(self, req: Request) -> Response:
-        _, entity, denied = self._login(req)
-        if denied:
-            return denied
-        run = self._run_for(req, entity)
-        if isinstance(run, Response):
-            return run
+    def cancel(self, req: Request, login: Login) -> Response:
+        run = self._run_for(req, login.entity)
         now = self.state.now()
         with self._lock:
             status, _ = run.status(now)
             if status in ("COMPLETED", "ERROR", "INVALID"):
-                return enveloped_error(
+                raise enveloped_error(
                     self.state,
                     200,
                     f"The report run {run.id} is {status} and cannot be canceled.",
