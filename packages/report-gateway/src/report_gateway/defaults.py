@@ -21,11 +21,18 @@ if TYPE_CHECKING:
 __all__ = ["BuiltinHooks"]
 
 
-class BuiltinHooks:
-    """Answers from the provider's spec; ``spec_of`` finds it by provider name."""
+_NO_SPEC = ProviderSpec(name="", factory=lambda context: None)  # type: ignore[arg-type,return-value]
 
-    def __init__(self, spec_of: Callable[[str], ProviderSpec]) -> None:
-        self._spec_of = spec_of
+
+class BuiltinHooks:
+    """Answers from the provider's spec; ``find_spec`` finds it by name (None: unknown)."""
+
+    def __init__(self, find_spec: Callable[[str], ProviderSpec | None]) -> None:
+        self._find_spec = find_spec
+
+    def _spec_of(self, provider: str) -> ProviderSpec:
+        """The provider's spec; an unknown provider declares nothing (no keys, no table)."""
+        return self._find_spec(provider) or _NO_SPEC
 
     @hookimpl(trylast=True)
     def report_gateway_credentials(

@@ -99,7 +99,7 @@ class Gateway:
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
         self._registry = PluginRegistry(
-            defaults=BuiltinHooks(self.spec),
+            defaults=BuiltinHooks(lambda name: self._registry.specs().get(name)),
             plugins=list(plugins or ()),
             load_entrypoints=load_entrypoints,
             environ=environ,

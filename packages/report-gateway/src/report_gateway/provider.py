@@ -213,8 +213,9 @@ class ProviderSpec:
       default credentials lookup to succeed (empty: the provider needs none).
     - ``first_poll_interval``/``max_poll_interval``: how fast its runs usually move, so
       waiting neither hammers the API nor sleeps through a quick run.
-    - ``statuses``: the provider's status words -> ``RunStatus`` (matched exactly, then
-      ignoring case and surrounding blanks); other words fall back to the neutral ones.
+    - ``statuses``: the provider's status words -> ``RunStatus``, matched exactly, or after
+      ``normalize_status`` (``str.upper`` for a provider that is loose about case); other
+      words fall back to the neutral ones (``succeeded``...), then warn.
     - ``scope_headers``: ``Scope`` field -> the header carrying it (``{"account":
       "Stripe-Account"}``); any other field set is a ScopeError before a request. Those
       fields are also the ones ``BaseDriver.resolve_scope`` fills from the settings.
@@ -233,20 +234,15 @@ class ProviderSpec:
     first_poll_interval: float = 0.5
     max_poll_interval: float = 30.0
     statuses: Mapping[str, RunStatus] = attrs.field(factory=dict, repr=False)
+    normalize_status: Callable[[str], str] | None = attrs.field(default=None, repr=False)
     scope_headers: Mapping[str, str] = attrs.field(factory=dict, validator=_scope_fields)
     check_scope: Callable[[Scope], None] | None = attrs.field(default=None, repr=False)
     auth: Callable[[Credentials], AuthPolicy] | None = attrs.field(default=None, repr=False)
 
     def status_of(self, raw_status: str) -> RunStatus | None:
         """The provider's own meaning of a status word, or None when ``statuses`` lacks it."""
-        status = self.statuses.get(raw_status)
-        if status is not None:
-            return status
-        word = raw_status.strip().casefold()
-        for known, mapped in self.statuses.items():
-            if known.strip().casefold() == word:
-                return mapped
-        return None
+        key = raw_status if self.normalize_status is None else self.normalize_status(raw_status)
+        return self.statuses.get(key)
 
     def headers_for(self, scope: Scope) -> dict[str, str] | None:
         """The headers aiming a request at ``scope`` (None: the spec declares no scoping).
