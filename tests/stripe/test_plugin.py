@@ -96,12 +96,8 @@ def test_auth_is_bearer_for_stripe_only() -> None:
 
 
 def test_scope_headers_per_provider() -> None:
-    assert SPECS["stripe"].headers_for(Scope(account="acct_1")) == {
-        "Stripe-Account": "acct_1"
-    }
-    assert SPECS["stripe-v2"].headers_for(Scope(context="ctx_1")) == {
-        "Stripe-Context": "ctx_1"
-    }
+    assert SPECS["stripe"].headers_for(Scope(account="acct_1")) == {"Stripe-Account": "acct_1"}
+    assert SPECS["stripe-v2"].headers_for(Scope(context="ctx_1")) == {"Stripe-Context": "ctx_1"}
     assert SPECS["stripe"].headers_for(Scope()) == {}
 
 

@@ -103,9 +103,7 @@ def test_scope_headers(plugin: ModuleType) -> None:
 def test_auth_is_the_header_pair_and_hides_the_secret(plugin: ModuleType) -> None:
     secret = "s3cr3t-zuora-password"
     (spec,) = plugin.report_gateway_providers()
-    auth = spec.make_auth(
-        Credentials({"api_access_key_id": "me", "api_secret_access_key": secret})
-    )
+    auth = spec.make_auth(Credentials({"api_access_key_id": "me", "api_secret_access_key": secret}))
     assert dict(auth.auth_headers()) == {"apiAccessKeyId": "me", "apiSecretAccessKey": secret}
     assert secret not in repr(auth)
     with pytest.raises(ConfigurationError, match="ZUORA_API_SECRET_ACCESS_KEY"):

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     )
     from .gateway import Gateway
     from .hookspecs import hookimpl
-    from .plugins import PluginInfo
     from .models import (
         ParameterSpec,
         ReportRun,
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
         Scope,
         StartProgress,
     )
+    from .plugins import PluginInfo
     from .provider import BaseDriver, ProviderContext, ProviderDriver, ProviderSpec
 
 __version__ = "0.1.0"

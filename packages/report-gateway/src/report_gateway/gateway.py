@@ -392,4 +392,3 @@ class Gateway:
         )
         content_type = run.result.content_type
         return self._iterate(run.provider, lambda: iter_rows(body, content_type))
-

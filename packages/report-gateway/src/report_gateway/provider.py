@@ -174,7 +174,10 @@ def start_reporter(
         except Exception:
             # A broken progress display must not abort a start that may be about to succeed.
             logging.getLogger("report_gateway").warning(
-                "%s: on_progress for start of %s raised; ignored", provider, report_id, exc_info=True
+                "%s: on_progress for start of %s raised; ignored",
+                provider,
+                report_id,
+                exc_info=True,
             )
 
     return report
@@ -477,7 +480,7 @@ class BaseDriver(abc.ABC):
       with the reason ``unsupported`` gives (method name -> (what, why));
     - ``search`` matches names with ``match_templates`` over ``templates``;
     - ``validate`` checks the parameters against ``template`` with ``validate_parameters``
-      (timestamps sent as ``timestamp_format`` makes them);
+      (timestamps sent as the ``timestamp_format`` method makes them);
     - ``resolve_scope`` fills an empty scope from the settings; ``scope_headers`` gives a
       scope's headers through the hooks (pass them as the client's ``extra_headers=``);
     - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status.
@@ -487,8 +490,6 @@ class BaseDriver(abc.ABC):
 
     #: Method name -> (what is not supported, why / what to do instead).
     unsupported: ClassVar[Mapping[str, tuple[str, str]]] = {}
-    #: The wire form of timestamps for the default ``validate``.
-    timestamp_format: ClassVar[TimestampFormat] = staticmethod(format_rfc3339)
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
@@ -496,6 +497,11 @@ class BaseDriver(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider!r})"
+
+    def timestamp_format(self, moment: datetime) -> Any:
+        """The wire form of a timestamp for the default ``validate`` (RFC 3339 here;
+        ``format_unix`` for an API that takes unix seconds)."""
+        return format_rfc3339(moment)
 
     def not_supported(self, method: str) -> NotSupportedError:
         """The error for an operation the provider lacks (``unsupported`` names the reason)."""
@@ -571,7 +577,7 @@ class BaseDriver(abc.ABC):
     def make_run(
         self,
         *,
-        id: str,  # noqa: A002 - the ReportRun field's name
+        id: str,
         report_id: str,
         raw_status: str,
         scope: Scope,

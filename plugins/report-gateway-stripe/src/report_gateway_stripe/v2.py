@@ -219,9 +219,7 @@ class StripeV2Driver(StripeDriver):
 
         self.client = client or build(context.retry)
         self.create_client = client or build(_create_retry(context.retry))
-        self.admission: AdmissionQueue = queue_for(
-            (STRIPE_V2, base_url, context.credential_id)
-        )
+        self.admission: AdmissionQueue = queue_for((STRIPE_V2, base_url, context.credential_id))
         self.rate_limit_interval = RATE_LIMIT_INTERVAL
         self.compress_file = _flag(context.setting("compress_file", False), "compress_file")
         try:

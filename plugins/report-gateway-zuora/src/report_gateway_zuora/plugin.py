@@ -31,9 +31,9 @@ __all__ = [
     "SETTINGS_KEYS",
     "STATUSES",
     "check_scope",
-    "status_word",
     "header_pair_auth",
     "report_gateway_providers",
+    "status_word",
 ]
 
 PROVIDER = "zuora"
