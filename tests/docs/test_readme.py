@@ -72,3 +72,27 @@ def test_cli_run_example_writes_the_file(
     assert main(argv) == 0
     header = (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[0]
     assert "," in header
+
+
+def test_plugin_guide_provider_runs_through_a_gateway(tmp_path: Path) -> None:
+    """The BaseDriver provider in the plugin guide is a working plugin, as printed."""
+    import textwrap
+    import types
+    import warnings
+
+    from report_gateway import Gateway, RunStatus, Scope
+
+    (block,) = [b for b in _blocks("python") if "class LedgerDriver(BaseDriver)" in b]
+    module = types.ModuleType("readme_ledger")
+    exec(compile(textwrap.dedent(block), "README.md", "exec"), module.__dict__)  # noqa: S102
+    settings = {"ledger": {"token": "t", "account": "main"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the statuses are mapped: no UnknownStatusWarning
+        with Gateway(settings, plugins=[module], load_entrypoints=False, environ={}) as gw:
+            assert [t.id for t in gw.search("ledger", "journal")] == ["journal"]
+            run = gw.start("ledger", "journal")
+            assert run.status is RunStatus.PENDING
+            assert run.scope == Scope(account="main")
+            done = gw.wait(run, sleep=lambda _: None)
+    assert done.status is RunStatus.SUCCEEDED
+    assert module.Ledger.runs[run.id] == ("journal", {"X-Ledger-Book": "main"})

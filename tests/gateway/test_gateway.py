@@ -31,7 +31,12 @@ from report_gateway import (
     WaitTimeoutError,
     hookimpl,
 )
-from report_gateway.provider import ProviderContext, UnknownStatusWarning
+from report_gateway.provider import (
+    ProviderContext,
+    StartReporter,
+    UnknownStatusWarning,
+    no_progress,
+)
 
 MakeGateway = Callable[..., Gateway]
 
@@ -358,28 +363,24 @@ def test_duplicate_provider_is_a_configuration_error(
         make_gateway(plugins=[example_plugin, Clash()]).providers()
 
 
-# Start progress: a driver reports through its context, only while a start runs ------------
+# Start progress: a driver reports through the ``progress`` its start is given -------------
 
 
 class WaitingDriver(RecordingDriver):
-    """Says it waits for a slot in ``start``, and tries to say so outside a start too."""
-
-    def validate(
-        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
-    ) -> dict[str, Any]:
-        self.context.report_start_progress(waited_seconds=99.0, reason="not a start")
-        return super().validate(report_id, parameters, scope=scope)
+    """Says it waits for a slot in ``start``, through the reporter the gateway passes."""
 
     def start(
-        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope, idempotency_key: str
+        self,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        scope: Scope,
+        idempotency_key: str,
+        progress: StartReporter = no_progress,
     ) -> ReportRun:
-        self.context.report_start_progress(waited_seconds=0.0, position=2, reason="limit")
-        self.context.report_start_progress(waited_seconds=1.5, position=1, reason="limit")
+        progress(waited_seconds=0.0, position=2, reason="limit")
+        progress(waited_seconds=1.5, position=1, reason="limit")
         return RecordingDriver.get(self, "r1", scope=scope)
-
-    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
-        self.context.report_start_progress(waited_seconds=99.0, reason="not a start")
-        return super().get(run_id, scope=scope)
 
 
 class WaitingProvider(FakeProvider):
@@ -433,8 +434,15 @@ def test_a_driver_that_never_reports_starts_as_before(make_gateway: MakeGateway)
     assert events == []
 
 
-def test_report_start_progress_outside_any_start_is_a_no_op(make_gateway: MakeGateway) -> None:
-    provider = WaitingProvider()
+def test_a_driver_whose_start_takes_no_progress_is_called_without_it(
+    make_gateway: MakeGateway,
+) -> None:
+    provider = FakeProvider()
     gw = make_gateway(plugins=[provider])
-    gw.driver("fake")
-    provider.created[0].context.report_start_progress(waited_seconds=1.0)
+    events: list[StartProgress] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownStatusWarning)
+        run = gw.start("fake", "rep", on_progress=events.append)
+    assert run.id == "r1"
+    assert provider.created[0].calls[-1][0] == "start"
+    assert events == []

@@ -27,6 +27,9 @@ from reporting_runtime import BearerAuth
 
 MakeGateway = Callable[..., Gateway]
 
+#: What the plugin announces; its status words, scope headers and auth are data on them.
+SPECS = {spec.name: spec for spec in plugin.report_gateway_providers()}
+
 
 def test_entry_point_names_the_plugin_module() -> None:
     found = [ep for ep in entry_points(group="report_gateway") if ep.name == "stripe"]
@@ -73,33 +76,29 @@ def test_importing_the_plugin_does_not_import_the_clients() -> None:
     ],
 )
 def test_status_words_map(provider: str, word: str, status: RunStatus) -> None:
-    assert plugin.report_gateway_map_status(provider, word) is status
+    assert SPECS[provider].status_of(word) is status
 
 
 def test_unknown_status_words_and_other_providers_are_left_alone() -> None:
-    assert plugin.report_gateway_map_status("stripe", "queued") is None
-    assert plugin.report_gateway_map_status("stripe-v2", "pending") is None
-    assert plugin.report_gateway_map_status("zuora", "succeeded") is None
+    assert SPECS["stripe"].status_of("queued") is None
+    assert SPECS["stripe-v2"].status_of("pending") is None
+    assert SPECS["stripe"].status_of("running") is None  # v2's word, not v1's
+    assert set(SPECS) == {"stripe", "stripe-v2"}
 
 
 def test_auth_is_bearer_for_stripe_only() -> None:
     credentials = Credentials({"api_key": "sk_test_hook"}, source="test")
-    auth = plugin.report_gateway_auth("stripe-v2", credentials)
+    auth = SPECS["stripe-v2"].make_auth(credentials)
     assert isinstance(auth, BearerAuth)
     assert auth.auth_headers() == {"Authorization": "Bearer sk_test_hook"}
     assert "sk_test_hook" not in repr(auth)
-    assert plugin.report_gateway_auth("zuora", credentials) is None
+    assert isinstance(SPECS["stripe"].make_auth(credentials), BearerAuth)
 
 
 def test_scope_headers_per_provider() -> None:
-    assert plugin.report_gateway_scope_headers("stripe", Scope(account="acct_1")) == {
-        "Stripe-Account": "acct_1"
-    }
-    assert plugin.report_gateway_scope_headers("stripe-v2", Scope(context="ctx_1")) == {
-        "Stripe-Context": "ctx_1"
-    }
-    assert plugin.report_gateway_scope_headers("stripe", Scope()) == {}
-    assert plugin.report_gateway_scope_headers("zuora", Scope(entity_id="e")) is None
+    assert SPECS["stripe"].headers_for(Scope(account="acct_1")) == {"Stripe-Account": "acct_1"}
+    assert SPECS["stripe-v2"].headers_for(Scope(context="ctx_1")) == {"Stripe-Context": "ctx_1"}
+    assert SPECS["stripe"].headers_for(Scope()) == {}
 
 
 @pytest.mark.parametrize(
@@ -113,7 +112,7 @@ def test_scope_headers_per_provider() -> None:
 )
 def test_foreign_scope_fields_refused(provider: str, scope: Scope) -> None:
     with pytest.raises(ScopeError, match="not supported"):
-        plugin.report_gateway_scope_headers(provider, scope)
+        SPECS[provider].headers_for(scope)
 
 
 @pytest.mark.parametrize("provider", ["stripe", "stripe-v2"])
@@ -197,4 +196,4 @@ DOCUMENTED_WORDS = {
 def test_unknown_words_are_never_guessed(word: str) -> None:
     for provider, words in DOCUMENTED_WORDS.items():
         if word not in words:
-            assert plugin.report_gateway_map_status(provider, word) is None
+            assert SPECS[provider].status_of(word) is None

@@ -44,7 +44,7 @@ def test_gateway_finds_the_plugin_through_its_entry_point(environ: dict[str, str
         assert gateway.providers() == ["zuora"]
         (info,) = [p for p in gateway.plugins() if p.name == "zuora"]
         assert (info.distribution, info.version) == ("report-gateway-zuora", "0.1.0")
-        assert "report_gateway_scope_headers" in info.hooks
+        assert "report_gateway_providers" in info.hooks
 
 
 def test_importing_the_plugin_loads_no_client() -> None:
@@ -75,39 +75,39 @@ def test_provider_spec(plugin: ModuleType) -> None:
 
 @pytest.mark.parametrize(("word", "status"), sorted(ALL_STATUSES.items()))
 def test_every_documented_status_maps(plugin: ModuleType, word: str, status: RunStatus) -> None:
-    assert plugin.report_gateway_map_status("zuora", word) is status
-    assert plugin.report_gateway_map_status("zuora", word.lower()) is status
+    (spec,) = plugin.report_gateway_providers()
+    assert spec.status_of(word) is status
+    assert spec.status_of(word.lower()) is status
 
 
 def test_unknown_status_and_other_providers_are_left_alone(plugin: ModuleType) -> None:
-    assert plugin.report_gateway_map_status("zuora", "ARCHIVED") is None
-    assert plugin.report_gateway_map_status("stripe", "COMPLETED") is None
+    (spec,) = plugin.report_gateway_providers()
+    assert spec.status_of("ARCHIVED") is None
+    assert spec.name == "zuora"  # the table is zuora's alone: no other provider reads it
 
 
 def test_scope_headers(plugin: ModuleType) -> None:
-    hook = plugin.report_gateway_scope_headers
-    assert hook("zuora", Scope()) == {}
-    assert hook("zuora", Scope(entity_id="8ad0")) == {"entityId": "8ad0"}
-    assert hook("zuora", Scope(entity_name="EuropeanBU")) == {"entityName": "EuropeanBU"}
-    assert hook("stripe", Scope(account="acct_1")) is None
+    (spec,) = plugin.report_gateway_providers()
+    hook = spec.headers_for
+    assert hook(Scope()) == {}
+    assert hook(Scope(entity_id="8ad0")) == {"entityId": "8ad0"}
+    assert hook(Scope(entity_name="EuropeanBU")) == {"entityName": "EuropeanBU"}
     with pytest.raises(ScopeError, match="not both"):
-        hook("zuora", Scope(entity_id="8ad0", entity_name="EuropeanBU"))
+        hook(Scope(entity_id="8ad0", entity_name="EuropeanBU"))
     with pytest.raises(ScopeError, match="account"):
-        hook("zuora", Scope(account="acct_1"))
+        hook(Scope(account="acct_1"))
     with pytest.raises(ScopeError, match="context"):
-        hook("zuora", Scope(context="org_1"))
+        hook(Scope(context="org_1"))
 
 
 def test_auth_is_the_header_pair_and_hides_the_secret(plugin: ModuleType) -> None:
     secret = "s3cr3t-zuora-password"
-    auth = plugin.report_gateway_auth(
-        "zuora", Credentials({"api_access_key_id": "me", "api_secret_access_key": secret})
-    )
+    (spec,) = plugin.report_gateway_providers()
+    auth = spec.make_auth(Credentials({"api_access_key_id": "me", "api_secret_access_key": secret}))
     assert dict(auth.auth_headers()) == {"apiAccessKeyId": "me", "apiSecretAccessKey": secret}
     assert secret not in repr(auth)
-    assert plugin.report_gateway_auth("stripe", Credentials({"api_key": "x"})) is None
     with pytest.raises(ConfigurationError, match="ZUORA_API_SECRET_ACCESS_KEY"):
-        plugin.report_gateway_auth("zuora", Credentials({"api_access_key_id": "me"}, source="x"))
+        spec.make_auth(Credentials({"api_access_key_id": "me"}, source="x"))
 
 
 def _base_url(make_gateway: Callable[..., Gateway], **settings: Any) -> str:

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
         UnknownReportError,
         WaitTimeoutError,
     )
-    from .gateway import Gateway, PluginInfo, hookimpl
+    from .gateway import Gateway
+    from .hookspecs import hookimpl
     from .models import (
         ParameterSpec,
         ReportRun,
@@ -41,14 +42,15 @@ if TYPE_CHECKING:
         Scope,
         StartProgress,
     )
-    from .provider import ProviderContext, ProviderDriver, ProviderSpec
+    from .plugins import PluginInfo
+    from .provider import BaseDriver, ProviderContext, ProviderDriver, ProviderSpec
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
     "Gateway": "gateway",
-    "PluginInfo": "gateway",
-    "hookimpl": "gateway",
+    "PluginInfo": "plugins",
+    "hookimpl": "hookspecs",
     "RunStatus": "models",
     "Scope": "models",
     "ReportRun": "models",
@@ -59,6 +61,7 @@ _LAZY: dict[str, str] = {
     "ProviderSpec": "provider",
     "ProviderContext": "provider",
     "ProviderDriver": "provider",
+    "BaseDriver": "provider",
     "Credentials": "config",
     "ProviderSettings": "config",
     "GatewayError": "errors",
@@ -81,6 +84,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "BaseDriver",
     "ConfigurationError",
     "Credentials",
     "CredentialsError",

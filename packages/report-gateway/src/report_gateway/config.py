@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import enum
 import os
+import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ __all__ = [
     "ProfileFile",
     "ProviderSettings",
     "SettingsLayer",
+    "SettingsSource",
     "default_config_path",
     "is_secret_key",
     "layer_settings",
@@ -114,14 +117,22 @@ class ProviderSettings(Mapping[str, Any]):
     def layer(self, key: str) -> SettingsLayer | None:
         """Which layer set ``key`` (None when unset); compare two with ``<``.
 
-        A plugin whose settings depend on each other uses it so a value given explicitly is
-        not overridden by a related value from a less explicit layer (Stripe's
-        ``files_base_url`` from a profile against an explicit ``base_url``). Values handed
-        to the constructor without layers count as explicit.
+        Values handed to the constructor without layers count as explicit; plugins compare
+        two settings with ``outranks``.
         """
         if key not in self._values:
             return None
         return self._layers.get(key, SettingsLayer.EXPLICIT)
+
+    def outranks(self, key: str, other: str) -> bool:
+        """Whether ``key`` was set in a more explicit layer than ``other`` (both set).
+
+        For settings that depend on each other: a value given explicitly (``base_url`` in
+        code or with ``--base-url``) is not overridden by a related value from a less
+        explicit layer (Stripe's ``files_base_url`` from a profile).
+        """
+        mine, theirs = self.layer(key), self.layer(other)
+        return mine is not None and theirs is not None and mine > theirs
 
     def __repr__(self) -> str:
         return f"ProviderSettings({self.provider!r}, {_shown(self._values)})"
@@ -303,3 +314,49 @@ def layer_settings(
         origins[key] = "settings"
         layers[key] = SettingsLayer.EXPLICIT
     return ProviderSettings(provider, values, origins, layers)
+
+
+class SettingsSource:
+    """The three layers a Gateway reads settings from; the profile file is read once."""
+
+    def __init__(
+        self,
+        explicit: Mapping[str, Mapping[str, Any]] | None,
+        *,
+        config_file: str | os.PathLike[str] | None,
+        profile: str | None,
+        environ: Mapping[str, str] | None,
+    ) -> None:
+        self._explicit = {name: dict(values) for name, values in (explicit or {}).items()}
+        self._config_file = config_file
+        self._profile_name = profile
+        self.environ = environ
+        self._profile: ProfileFile | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def profile(self) -> ProfileFile | None:
+        """The profile file, once read (None before the first ``for_provider``)."""
+        return self._profile
+
+    def for_provider(
+        self, provider: str, env_vars: Mapping[str, str], known: tuple[str, ...] = ()
+    ) -> ProviderSettings:
+        """The provider's layered settings; keys outside ``known`` (when given) warn: typos."""
+        with self._lock:
+            if self._profile is None:
+                self._profile = load_profile(self._config_file, self._profile_name, self.environ)
+            profile = self._profile
+        resolved = layer_settings(
+            provider,
+            explicit=self._explicit.get(provider),
+            profile=profile,
+            env_vars=env_vars,
+            environ=self.environ,
+        )
+        unknown = sorted(set(resolved) - set(known)) if known else []
+        if unknown:
+            warnings.warn(
+                f"{provider}: unknown settings {unknown} (known: {list(known)})", stacklevel=3
+            )
+        return resolved

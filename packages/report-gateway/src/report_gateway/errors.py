@@ -7,7 +7,9 @@ only from names, ids and provider reasons.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ __all__ = [
     "UnknownProviderError",
     "UnknownReportError",
     "WaitTimeoutError",
+    "provider_errors",
 ]
 
 
@@ -236,3 +239,24 @@ class RunLimitError(GatewayError):
             f"{provider}: {limit} run(s) of this process are still active ({shown}); no slot "
             f"freed within {waited:.0f}s (max_active_runs); no run was created"
         )
+
+
+@contextlib.contextmanager
+def provider_errors(provider: str) -> Iterator[None]:
+    """Turn runtime errors raised inside the block into ``ProviderError`` (gateway errors
+    and anything else pass through unchanged)."""
+    try:
+        yield
+    except GatewayError:
+        raise
+    except Exception as exc:
+        if _is_runtime_error(exc):
+            raise ProviderError(exc, provider=provider) from exc
+        raise
+
+
+def _is_runtime_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from reporting_runtime (checked without importing it)."""
+    runtime = sys.modules.get("reporting_runtime")
+    base = getattr(runtime, "ReportingError", None)
+    return isinstance(base, type) and isinstance(exc, base)

@@ -1,6 +1,7 @@
 """Every hook the gateway calls, in one place: the whole plugin surface.
 
-Plugins implement any of these with ``@report_gateway.hookimpl`` and register through the
+Plugins implement any of these with ``@hookimpl`` (from this module; ``report_gateway.hookimpl``
+is the same object) and register through the
 ``report_gateway`` entry-point group (or ``Gateway(plugins=[...])``). Hooks marked
 *firstresult* stop at the first implementation returning something other than None; later
 registered plugins are asked first, and the gateway's built-in defaults are ``trylast``, so
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 PROJECT = "report_gateway"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's hook implementation; importing it loads pluggy only, not the gateway.
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 
 @hookspec
@@ -58,8 +63,9 @@ def report_gateway_auth(provider: str, credentials: Credentials) -> AuthPolicy |
     """Build the ``reporting_runtime.AuthPolicy`` that signs the provider's API requests.
 
     Called once, when the provider's driver is created, after the credentials are found;
-    the result reaches the driver as ``ProviderContext.auth``. Return None when the provider
-    is not yours. Stops at first non-None result.
+    the result reaches the driver as ``ProviderContext.auth``. The built-in answer (trylast)
+    calls the provider's ``ProviderSpec.auth``; implement this hook only to override it (and
+    return None for providers you leave alone). Stops at first non-None result.
     """
 
 
@@ -69,8 +75,11 @@ def report_gateway_scope_headers(provider: str, scope: Scope) -> Mapping[str, st
 
     Called by drivers (``ProviderContext.scope_headers``) before each scoped request. Raise
     ``ScopeError`` for a scope the provider cannot accept (Zuora entity id AND name, say), so
-    nothing is sent. Return None when the provider is not yours; if nobody answers, an empty
-    scope means no headers and a non-empty one is a ScopeError. Stops at first non-None result.
+    nothing is sent. The built-in answer (trylast) follows the provider's
+    ``ProviderSpec.scope_headers`` and ``check_scope``; a plugin answering first may add
+    headers of its own (routing, tracing) and returns None for scopes it leaves alone. If
+    nobody answers, an empty scope means no headers and a non-empty one is a ScopeError.
+    Stops at first non-None result.
     """
 
 
@@ -78,9 +87,10 @@ def report_gateway_scope_headers(provider: str, scope: Scope) -> Mapping[str, st
 def report_gateway_map_status(provider: str, raw_status: str) -> RunStatus | None:
     """Map a provider's status word (``pending``, ``PROCESSINGDATA``...) to a ``RunStatus``.
 
-    Called by drivers (``ProviderContext.map_status``) for every run snapshot. Return None
-    for a word you do not know: when no plugin knows it, the built-in fallback accepts the
-    RunStatus values themselves, and anything else warns once and counts as RUNNING.
+    Called by drivers (``ProviderContext.map_status``) for every run snapshot. The built-in
+    answer (trylast) looks the word up in the provider's ``ProviderSpec.statuses``, then
+    accepts the RunStatus values themselves; anything else warns once and counts as
+    RUNNING. A plugin answering first returns None for a word it does not know.
     Stops at first non-None result.
     """
 

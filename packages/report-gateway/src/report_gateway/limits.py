@@ -15,12 +15,21 @@ finished ones, and otherwise waits for one, up to a bound.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from .models import ReportRun
+from .errors import RunLimitError, RunNotFoundError
+from .models import ReportRun, Scope
 
-__all__ = ["RunSlots", "credential_id", "slots_for"]
+if TYPE_CHECKING:
+    from .provider import ProviderSpec, StartReporter
+
+__all__ = ["ActiveRunCap", "RunSlots", "SlotWaitReport", "credential_id", "slots_for"]
+
+logger = logging.getLogger("report_gateway")
 
 
 class RunSlots:
@@ -84,3 +93,108 @@ def slots_for(provider: str, key_id: str) -> RunSlots:
         if slots is None:
             slots = _POOLS[(provider, key_id)] = RunSlots()
         return slots
+
+
+#: ``report(waited_seconds, reason)``: a start is waiting for a slot.
+SlotWaitReport = Callable[[float, str], None]
+
+
+class ActiveRunCap:
+    """``Gateway(max_active_runs=, slot_timeout=)``: which providers are capped, and how
+    a start takes a slot (re-reading the runs that hold them while none is free)."""
+
+    def __init__(
+        self, max_active_runs: int | Mapping[str, int] | None, slot_timeout: float
+    ) -> None:
+        self.max_active_runs = max_active_runs
+        self.slot_timeout = slot_timeout
+
+    def limit(self, provider: str) -> int | None:
+        cap = self.max_active_runs
+        if cap is None or isinstance(cap, int):
+            return cap
+        return cap.get(provider)
+
+    def slots(self, provider: str, key_id: str) -> RunSlots | None:
+        """The process-wide slots for this provider and key, if a cap applies to it."""
+        if self.limit(provider) is None:
+            return None
+        return slots_for(provider, key_id)
+
+    def seen(self, run: ReportRun, key_id: str) -> ReportRun:
+        """Free the run's slot once it is seen finished."""
+        if run.status.is_terminal:
+            slots = self.slots(run.provider, key_id)
+            if slots is not None:
+                slots.release(run.id)
+        return run
+
+    def admit(
+        self,
+        spec: ProviderSpec,
+        key_id: str,
+        *,
+        get: Callable[[str, Scope], ReportRun],
+        create: Callable[[], ReportRun],
+        progress: StartReporter,
+    ) -> ReportRun:
+        """``create()`` a run in a free slot when a cap applies (waiting for one, reporting
+        the wait to ``progress``), or at once when none does."""
+        slots = self.slots(spec.name, key_id)
+        if slots is None:
+            return create()
+        self.take(
+            spec.name,
+            slots,
+            get,
+            first_interval=spec.first_poll_interval,
+            max_interval=spec.max_poll_interval,
+            report=lambda waited, reason: progress(waited_seconds=waited, reason=reason),
+        )
+        try:
+            created = create()
+        except BaseException:
+            slots.cancel_reservation()
+            raise
+        slots.confirm(created)
+        return created
+
+    def take(
+        self,
+        provider: str,
+        slots: RunSlots,
+        get: Callable[[str, Scope], ReportRun],
+        *,
+        first_interval: float,
+        max_interval: float,
+        report: SlotWaitReport | None = None,
+    ) -> None:
+        """Reserve a slot, re-reading the runs that hold them (``get``) while none is free."""
+        limit = self.limit(provider)
+        assert limit is not None
+        started = time.monotonic()
+        delay = first_interval
+        while not slots.try_reserve(limit):
+            for held in slots.holders():
+                try:
+                    fresh = get(held.id, held.scope)
+                except RunNotFoundError:
+                    slots.release(held.id)  # gone (deleted, expired): it holds nothing
+                    continue
+                if fresh.status.is_terminal:
+                    slots.release(held.id)
+            if slots.try_reserve(limit):
+                return
+            waited = time.monotonic() - started
+            if waited >= self.slot_timeout:
+                raise RunLimitError(provider, limit, [r.id for r in slots.holders()], waited)
+            logger.info(
+                "%s: %d run(s) active, the max_active_runs limit; waiting %.1fs for one to end",
+                provider,
+                limit,
+                delay,
+            )
+            if report is not None:
+                report(waited, f"max_active_runs={limit} reached")
+            time.sleep(min(delay, max(0.0, self.slot_timeout - waited)))
+            delay = min(delay * 1.5, max_interval)

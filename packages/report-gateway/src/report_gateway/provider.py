@@ -1,71 +1,209 @@
-"""The contract between the gateway and a provider plugin: what a driver implements.
+"""The one module a provider plugin imports from: the contract and what helps keep it.
 
 A provider plugin answers ``report_gateway_providers()`` with ``ProviderSpec`` objects. The
 gateway calls ``spec.factory(context)`` once, the first time the provider is used, and then
-calls the returned ``ProviderDriver`` from any thread. The gateway does the provider-neutral
-work (settings layering, credentials lookup, plugin hooks, validation-before-create, one
+calls the returned driver from any thread. The gateway does the provider-neutral work
+(settings layering, credentials lookup, plugin hooks, validation-before-create, one
 idempotency key per start, waiting, downloading, rows, error wrapping); the driver only
-translates between the provider's API and the neutral models.
+translates between the provider's API and the neutral models. Subclass ``BaseDriver``: it
+holds the defaults (NotSupported operations, scope fallback from the settings, search by
+name, validation against the template, building a ``ReportRun``).
 
-Keep heavy imports (the generated client, urllib3, cattrs) inside the factory, not at the top
-of the plugin module: entry points are loaded when any provider is first used, and
+What differs per provider and is plain data goes on the ``ProviderSpec`` (status words,
+scope headers, auth factory), not into hooks: the gateway's built-in hook answers read it,
+and a third-party plugin can still override any of them by implementing the hook.
+
+Everything a plugin needs is re-exported here (models, errors, ``Credentials``,
+``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``). Keep heavy
+imports (the generated client, urllib3, cattrs) inside the factory, not at the top of the
+plugin module: entry points are loaded when any provider is first used, and
 ``report-gateway providers`` should not pay for clients it does not call.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import abc
+import inspect
 import logging
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
 from .config import Credentials, ProviderSettings
 from .demo import DemoSpec
-from .errors import ScopeError
-from .models import WAITING_FOR_SLOT, ReportRun, ReportTemplate, RunStatus, Scope
+from .errors import (
+    ConfigurationError,
+    DownloadError,
+    NotSupportedError,
+    ParameterError,
+    RunMayExistError,
+    RunNotFoundError,
+    ScopeError,
+    UnknownReportError,
+)
+from .hookspecs import hookimpl
+from .limits import credential_id
+from .models import (
+    CONTENT_CSV,
+    CONTENT_TSV_UTF16,
+    CONTENT_ZIP,
+    WAITING_FOR_SLOT,
+    ParameterSpec,
+    ReportRun,
+    ReportTemplate,
+    ResultFile,
+    RunStatus,
+    Scope,
+    StartProgress,
+)
+from .parameters import (
+    TIMESTAMP_FORMS,
+    TimestampFormat,
+    format_rfc3339,
+    format_unix,
+    iso,
+    parse_timestamp,
+    validate_parameters,
+)
 
 if TYPE_CHECKING:
     from reporting_runtime import AuthPolicy, RetryConfig, Transport
 
 __all__ = [
+    "CONTENT_CSV",
+    "CONTENT_TSV_UTF16",
+    "CONTENT_ZIP",
+    "TIMESTAMP_FORMS",
+    "WAITING_FOR_SLOT",
+    "BaseDriver",
+    "ConfigurationError",
+    "Credentials",
     "DemoSpec",
+    "DownloadError",
+    "NotSupportedError",
+    "ParameterError",
+    "ParameterSpec",
     "ProviderContext",
     "ProviderDriver",
+    "ProviderSettings",
     "ProviderSpec",
+    "ReportRun",
+    "ReportTemplate",
+    "ResultFile",
     "ResultResponse",
+    "RunMayExistError",
+    "RunNotFoundError",
+    "RunStatus",
+    "Scope",
+    "ScopeError",
+    "StartReporter",
+    "TimestampFormat",
+    "UnknownReportError",
     "UnknownStatusWarning",
+    "accepts_progress",
+    "credential_id",
+    "format_rfc3339",
+    "format_unix",
+    "hookimpl",
+    "iso",
     "match_templates",
+    "no_progress",
+    "parse_timestamp",
+    "start_reporter",
+    "validate_parameters",
 ]
 
-
-#: ``report(state, waited_seconds, position, reason)`` for the start running in this context.
-StartReporter = Callable[[str, float, "int | None", str], None]
-
-# Set by the gateway around ``driver.start`` only, so a driver reports progress without a
-# new parameter on ``start`` (drivers written before it keep working) and a report made
-# outside a start (or from another start's thread) goes nowhere.
-_START_REPORTER: contextvars.ContextVar[StartReporter | None] = contextvars.ContextVar(
-    "report_gateway_start_reporter", default=None
-)
+_SCOPE_FIELDS = frozenset(field.name for field in attrs.fields(Scope))
 
 
-@contextlib.contextmanager
-def start_progress_to(report: StartReporter | None) -> Iterator[None]:
-    """Route ``ProviderContext.report_start_progress`` to ``report`` inside the block."""
-    token = _START_REPORTER.set(report)
+class StartReporter(Protocol):
+    """How a driver's ``start`` tells the caller why it is not done yet (``progress=``).
+
+    Call it when the start waits (for a free slot under a concurrency limit, say): once when
+    the wait begins, then now and then (about once a second at most). It reaches the
+    ``on_progress`` given to ``Gateway.start`` as a ``StartProgress``, or nothing when the
+    caller gave none; it never raises.
+    """
+
+    def __call__(
+        self,
+        *,
+        waited_seconds: float,
+        position: int | None = None,
+        reason: str = "",
+        state: str = WAITING_FOR_SLOT,
+    ) -> None: ...
+
+
+def no_progress(
+    *,
+    waited_seconds: float,
+    position: int | None = None,
+    reason: str = "",
+    state: str = WAITING_FOR_SLOT,
+) -> None:
+    """The reporter a start gets when nobody listens."""
+
+
+def start_reporter(
+    provider: str, report_id: str, on_progress: Callable[[StartProgress], None] | None
+) -> StartReporter:
+    """The route from a driver's ``progress`` to a ``Gateway.start(on_progress=)``."""
+    if on_progress is None:
+        return no_progress
+
+    def report(
+        *,
+        waited_seconds: float,
+        position: int | None = None,
+        reason: str = "",
+        state: str = WAITING_FOR_SLOT,
+    ) -> None:
+        event = StartProgress(
+            provider=provider,
+            report_id=report_id,
+            state=state,
+            waited_seconds=waited_seconds,
+            position=position,
+            reason=reason,
+        )
+        try:
+            on_progress(event)
+        except Exception:
+            # A broken progress display must not abort a start that may be about to succeed.
+            logging.getLogger("report_gateway").warning(
+                "%s: on_progress for start of %s raised; ignored",
+                provider,
+                report_id,
+                exc_info=True,
+            )
+
+    return report
+
+
+def accepts_progress(start: Callable[..., Any]) -> bool:
+    """Whether a driver's ``start`` takes ``progress=`` (drivers written before it did not)."""
     try:
-        yield
-    finally:
-        _START_REPORTER.reset(token)
+        parameters = inspect.signature(start).parameters
+    except (TypeError, ValueError):
+        return False
+    return "progress" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
 
 
 class UnknownStatusWarning(UserWarning):
     """A provider reported a status no plugin maps; the run is treated as still running."""
+
+
+def _scope_fields(instance: Any, attribute: Any, value: Mapping[str, str]) -> None:
+    unknown = sorted(set(value) - _SCOPE_FIELDS)
+    if unknown:
+        raise ValueError(f"scope_headers: {unknown} are not Scope fields ({sorted(_SCOPE_FIELDS)})")
 
 
 @attrs.frozen(kw_only=True)
@@ -82,6 +220,16 @@ class ProviderSpec:
       waiting neither hammers the API nor sleeps through a quick run.
     - ``demo``: what ``report-gateway demo`` runs against the embedded sandbox (None: the
       provider takes no part).
+    - ``statuses``: the provider's status words -> ``RunStatus``, matched exactly, or after
+      ``normalize_status`` (``str.upper`` for a provider that is loose about case); other
+      words fall back to the neutral ones (``succeeded``...), then warn.
+    - ``scope_headers``: ``Scope`` field -> the header carrying it (``{"account":
+      "Stripe-Account"}``); any other field set is a ScopeError before a request. Those
+      fields are also the ones ``BaseDriver.resolve_scope`` fills from the settings.
+    - ``check_scope``: more rules on a scope (raise ``ScopeError``), e.g. two fields that
+      exclude each other.
+    - ``auth``: builds the ``reporting_runtime.AuthPolicy`` from the credentials (import
+      the runtime inside it, not at the top of the plugin module).
     """
 
     name: str
@@ -93,6 +241,43 @@ class ProviderSpec:
     first_poll_interval: float = 0.5
     max_poll_interval: float = 30.0
     demo: DemoSpec | None = None
+    statuses: Mapping[str, RunStatus] = attrs.field(factory=dict, repr=False)
+    normalize_status: Callable[[str], str] | None = attrs.field(default=None, repr=False)
+    scope_headers: Mapping[str, str] = attrs.field(factory=dict, validator=_scope_fields)
+    check_scope: Callable[[Scope], None] | None = attrs.field(default=None, repr=False)
+    auth: Callable[[Credentials], AuthPolicy] | None = attrs.field(default=None, repr=False)
+
+    def status_of(self, raw_status: str) -> RunStatus | None:
+        """The provider's own meaning of a status word, or None when ``statuses`` lacks it."""
+        key = raw_status if self.normalize_status is None else self.normalize_status(raw_status)
+        return self.statuses.get(key)
+
+    def headers_for(self, scope: Scope) -> dict[str, str] | None:
+        """The headers aiming a request at ``scope`` (None: the spec declares no scoping).
+
+        A field the provider cannot send would be silently dropped otherwise, and the report
+        would describe the wrong account: it is a ScopeError instead.
+        """
+        if not self.scope_headers and self.check_scope is None:
+            return None
+        given = scope.fields()
+        unsupported = sorted(set(given) - set(self.scope_headers))
+        if unsupported:
+            accepted = " or ".join(f"Scope({field}=...)" for field in self.scope_headers)
+            sent = ", ".join(self.scope_headers.values())
+            raise ScopeError(
+                f"{self.name}: scope field(s) {unsupported} not supported; "
+                + (f"only {accepted} is accepted (sent as {sent})" if accepted else "none is")
+            )
+        if self.check_scope is not None:
+            self.check_scope(scope)
+        return {
+            header: given[field] for field, header in self.scope_headers.items() if given.get(field)
+        }
+
+    def make_auth(self, credentials: Credentials) -> AuthPolicy | None:
+        """The auth policy from ``auth`` (None when the provider signs nothing)."""
+        return None if self.auth is None else self.auth(credentials)
 
 
 @runtime_checkable
@@ -197,25 +382,11 @@ class ProviderContext:
             )
         return RunStatus.RUNNING
 
-    def report_start_progress(
-        self,
-        *,
-        waited_seconds: float,
-        position: int | None = None,
-        reason: str = "",
-        state: str = WAITING_FOR_SLOT,
-    ) -> None:
-        """Tell whoever called ``Gateway.start`` why the start in progress is not done yet.
-
-        Call it from ``start`` (in its own thread: the route is a context variable; copy
-        the context with ``contextvars.copy_context()`` for a worker thread) when the start
-        waits, e.g. for a free slot under a concurrency limit; once when the wait begins,
-        then now and then (about once a second at most). Outside a start, or when the
-        caller gave no ``on_progress``, it does nothing, so a driver may always call it.
-        """
-        report = _START_REPORTER.get()
-        if report is not None:
-            report(state, waited_seconds, position, reason)
+    @property
+    def credential_id(self) -> str:
+        """A stable name for this provider's credentials that reveals nothing about them
+        (to share per-key state across Gateways, as the run slots do)."""
+        return credential_id(self.credentials)
 
 
 class ProviderDriver(Protocol):
@@ -226,7 +397,8 @@ class ProviderDriver(Protocol):
     a report, ``ParameterError``, ``ScopeError``, ``RunMayExistError``); let
     ``reporting_runtime`` errors propagate otherwise (the gateway wraps them in
     ``ProviderError``). ``scope`` is always a ``Scope`` (empty when the user gave none): fall
-    back to the scope in the settings (``account``, ``context``, ``entity_id``) yourself.
+    back to the scope in the settings (``account``, ``context``, ``entity_id``) yourself
+    (``BaseDriver.resolve_scope`` does).
     """
 
     def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
@@ -258,12 +430,15 @@ class ProviderDriver(Protocol):
         *,
         scope: Scope,
         idempotency_key: str,
+        progress: StartReporter = no_progress,
     ) -> ReportRun:
         """Create a run from validated parameters.
 
         ``idempotency_key`` is fixed for this start call (retries reuse it): send it where
         the provider supports it. Where it does not, on an ambiguous failure look for the
         run you may have created, or raise ``RunMayExistError``; never create blindly twice.
+        ``progress`` tells the caller why the start waits (see ``StartReporter``); a driver
+        whose ``start`` has no such parameter is called without it.
         """
         ...
 
@@ -299,6 +474,140 @@ class ProviderDriver(Protocol):
         restarts. Raise for non-2xx answers.
         """
         ...
+
+
+class BaseDriver(abc.ABC):
+    """The base of a provider driver: subclass it, write what the provider does differently.
+
+    Required: ``template``, ``start``, ``get``, ``open_result``. Defaults:
+
+    - ``templates``, ``cancel``, ``runs``, ``last_completed`` raise ``NotSupportedError``
+      with the reason ``unsupported`` gives (method name -> (what, why));
+    - ``search`` matches names with ``match_templates`` over ``templates``;
+    - ``validate`` checks the parameters against ``template`` with ``validate_parameters``
+      (timestamps sent as the ``timestamp_format`` method makes them);
+    - ``resolve_scope`` fills an empty scope from the settings; ``scope_headers`` gives a
+      scope's headers through the hooks (pass them as the client's ``extra_headers=``);
+    - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status.
+
+    One instance serves every thread of a Gateway: keep per-call state local.
+    """
+
+    #: Method name -> (what is not supported, why / what to do instead).
+    unsupported: ClassVar[Mapping[str, tuple[str, str]]] = {}
+
+    def __init__(self, context: ProviderContext) -> None:
+        self.context = context
+        self.provider = context.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.provider!r})"
+
+    def timestamp_format(self, moment: datetime) -> Any:
+        """The wire form of a timestamp for the default ``validate`` (RFC 3339 here;
+        ``format_unix`` for an API that takes unix seconds)."""
+        return format_rfc3339(moment)
+
+    def not_supported(self, method: str) -> NotSupportedError:
+        """The error for an operation the provider lacks (``unsupported`` names the reason)."""
+        what, why = self.unsupported.get(method, (method, ""))
+        return NotSupportedError(self.provider, what, why or None)
+
+    # -- scope -----------------------------------------------------------------------------
+
+    def resolve_scope(self, scope: Scope) -> Scope:
+        """``scope``, or when it sets none of the provider's scope fields (the spec's
+        ``scope_headers``), those fields from the settings of the same names."""
+        fields = tuple(self.context.spec.scope_headers)
+        if not fields or any(getattr(scope, field) for field in fields):
+            return scope
+        configured = {f: str(v) for f in fields if (v := self.context.setting(f))}
+        return attrs.evolve(scope, **configured) if configured else scope
+
+    def scope_headers(self, scope: Scope) -> dict[str, str]:
+        """Every header the hooks give for ``scope`` (a bad scope raises ScopeError here)."""
+        return self.context.scope_headers(scope)
+
+    # -- templates -------------------------------------------------------------------------
+
+    def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
+        raise self.not_supported("templates")
+
+    @abc.abstractmethod
+    def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
+        """One report with its parameter schema; ``UnknownReportError`` if there is none."""
+
+    def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
+        return match_templates(self.templates(scope=scope), query)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def validate(
+        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
+    ) -> dict[str, Any]:
+        template = self.template(report_id, scope=scope)
+        return validate_parameters(template, parameters, timestamp_format=self.timestamp_format)
+
+    @abc.abstractmethod
+    def start(
+        self,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        scope: Scope,
+        idempotency_key: str,
+        progress: StartReporter = no_progress,
+    ) -> ReportRun:
+        """Create a run (see ``ProviderDriver.start``)."""
+
+    @abc.abstractmethod
+    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+        """A fresh snapshot of a run, in one request."""
+
+    def cancel(self, run: ReportRun) -> ReportRun:
+        raise self.not_supported("cancel")
+
+    def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
+        raise self.not_supported("runs")
+
+    def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
+        raise self.not_supported("last_completed")
+
+    @abc.abstractmethod
+    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+        """The result's bytes from ``offset`` on (see ``ProviderDriver.open_result``)."""
+
+    # -- mapping ---------------------------------------------------------------------------
+
+    def make_run(
+        self,
+        *,
+        id: str,
+        report_id: str,
+        raw_status: str,
+        scope: Scope,
+        parameters: Mapping[str, Any] | None = None,
+        created_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        result: ResultFile | None = None,
+        error: str | None = None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> ReportRun:
+        """A ``ReportRun`` of this provider, its status mapped through the hooks."""
+        return ReportRun(
+            provider=self.provider,
+            id=id,
+            report_id=report_id,
+            status=self.context.map_status(raw_status),
+            raw_status=raw_status,
+            created_at=created_at,
+            finished_at=finished_at,
+            parameters=dict(parameters or {}),
+            scope=scope,
+            result=result,
+            error=error,
+            raw=raw,
+        )
 
 
 def match_templates(templates: Iterable[ReportTemplate], query: str) -> list[ReportTemplate]:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from zuora_reporting_client._generated import models
-from zuora_reporting_client._generated.client import OPERATIONS, Client
+from zuora_reporting_client._generated.client import OPERATIONS, USER_AGENT, Client
 from zuora_reporting_client.data_centers import DATA_CENTERS, DEFAULT_DATA_CENTER
 
-__all__ = ["DATA_CENTERS", "DEFAULT_DATA_CENTER", "OPERATIONS", "Client", "models"]
+__all__ = ["DATA_CENTERS", "DEFAULT_DATA_CENTER", "OPERATIONS", "USER_AGENT", "Client", "models"]

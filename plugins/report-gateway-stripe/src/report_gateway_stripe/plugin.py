@@ -1,8 +1,9 @@
-"""The hook implementations: this module is the plugin the ``report_gateway`` entry point names.
+"""The module the ``report_gateway`` entry point names: it announces the two providers.
 
-It only announces the two providers and answers the small hooks (auth, scope headers,
-status words); the drivers and the generated clients are imported by the factories, the
-first time a provider is used, so ``report-gateway providers`` stays quick.
+What differs per provider and is plain data (status words, the scope header, Bearer auth)
+is on each ``ProviderSpec``; the gateway's built-in hooks read it. The drivers and the
+generated clients are imported by the factories, the first time a provider is used, so
+``report-gateway providers`` stays quick.
 """
 
 from __future__ import annotations
@@ -10,25 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from report_gateway import hookimpl
-from report_gateway.errors import ScopeError
-from report_gateway.models import RunStatus, Scope
-from report_gateway.provider import DemoSpec, ProviderSpec
+from report_gateway.provider import Credentials, DemoSpec, ProviderSpec, RunStatus, hookimpl
 
 if TYPE_CHECKING:
-    from report_gateway.config import Credentials
     from report_gateway.provider import ProviderContext, ProviderDriver
     from reporting_runtime import AuthPolicy
 
-__all__ = [
-    "API_KEY_ENV",
-    "STRIPE",
-    "STRIPE_V2",
-    "report_gateway_auth",
-    "report_gateway_map_status",
-    "report_gateway_providers",
-    "report_gateway_scope_headers",
-]
+__all__ = ["API_KEY_ENV", "STATUSES", "STRIPE", "STRIPE_V2", "report_gateway_providers"]
 
 STRIPE = "stripe"
 STRIPE_V2 = "stripe-v2"
@@ -48,11 +37,12 @@ STATUSES: Mapping[str, Mapping[str, RunStatus]] = {
     },
 }
 
-#: The one scope field each provider understands, and the header that carries it.
-SCOPE_FIELDS: Mapping[str, tuple[str, str]] = {
-    STRIPE: ("account", "Stripe-Account"),
-    STRIPE_V2: ("context", "Stripe-Context"),
-}
+
+def bearer_auth(credentials: Credentials) -> AuthPolicy:
+    """Stripe takes the secret (or restricted) key as a Bearer token, for v1 and v2 alike."""
+    from reporting_runtime import BearerAuth
+
+    return BearerAuth(credentials["api_key"])
 
 
 def _make_v1(context: ProviderContext) -> ProviderDriver:
@@ -92,6 +82,9 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
                     "files_base_url": "{base_url}",
                 },
             ),
+            statuses=STATUSES[STRIPE],
+            scope_headers={"account": "Stripe-Account"},
+            auth=bearer_auth,
         ),
         ProviderSpec(
             name=STRIPE_V2,
@@ -120,46 +113,8 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
                 window_as="rfc3339",
                 settings={"api_key": "sk_test_report_gateway_demo", "base_url": "{base_url}"},
             ),
+            statuses=STATUSES[STRIPE_V2],
+            scope_headers={"context": "Stripe-Context"},
+            auth=bearer_auth,
         ),
     ]
-
-
-@hookimpl
-def report_gateway_auth(provider: str, credentials: Credentials) -> AuthPolicy | None:
-    """Stripe takes the secret (or restricted) key as a Bearer token, for v1 and v2 alike."""
-    if provider not in SCOPE_FIELDS:
-        return None
-    from reporting_runtime import BearerAuth
-
-    return BearerAuth(credentials["api_key"])
-
-
-@hookimpl
-def report_gateway_scope_headers(provider: str, scope: Scope) -> Mapping[str, str] | None:
-    """``Stripe-Account`` for v1, ``Stripe-Context`` for v2; any other field is refused.
-
-    A field the provider cannot send would be silently dropped otherwise, and the report
-    would describe the wrong account.
-    """
-    wanted = SCOPE_FIELDS.get(provider)
-    if wanted is None:
-        return None
-    field, header = wanted
-    given = scope.fields()
-    unsupported = sorted(set(given) - {field})
-    if unsupported:
-        raise ScopeError(
-            f"{provider}: scope field(s) {unsupported} not supported; "
-            f"{provider} accepts Scope({field}=...) only (sent as {header})"
-        )
-    value = given.get(field)
-    return {header: value} if value else {}
-
-
-@hookimpl
-def report_gateway_map_status(provider: str, raw_status: str) -> RunStatus | None:
-    """Stripe's status words; None for other providers and for words Stripe may add."""
-    table = STATUSES.get(provider)
-    if table is None:
-        return None
-    return table.get(raw_status)

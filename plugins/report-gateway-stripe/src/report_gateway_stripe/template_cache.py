@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Hashable
 
-from report_gateway.models import ReportTemplate
+from report_gateway.provider import ReportTemplate
 
 __all__ = ["TemplateCache"]
 

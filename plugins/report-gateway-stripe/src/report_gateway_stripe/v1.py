@@ -14,31 +14,33 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from report_gateway.config import ProviderSettings
-from report_gateway.errors import (
+from report_gateway.provider import (
+    CONTENT_CSV,
     NotSupportedError,
     ParameterError,
-    RunNotFoundError,
-    UnknownReportError,
-)
-from report_gateway.models import (
-    CONTENT_CSV,
     ParameterSpec,
+    ProviderContext,
+    ProviderSettings,
     ReportRun,
     ReportTemplate,
     ResultFile,
+    ResultResponse,
+    RunNotFoundError,
     RunStatus,
     Scope,
+    StartReporter,
+    UnknownReportError,
+    format_unix,
+    no_progress,
+    parse_timestamp,
+    validate_parameters,
 )
-from report_gateway.provider import ProviderContext, ResultResponse, match_templates
 from reporting_runtime import BadRequestError, NotFoundError
 from reporting_runtime.converter import unstructure
-from stripe_reporting_client.v1 import Client, models
-from stripe_reporting_client.v1._generated.client import USER_AGENT
+from stripe_reporting_client.v1 import USER_AGENT, Client, models
 
-from .parameters import format_unix, parse_timestamp, validate_parameters
 from .plugin import STRIPE
-from .scoping import ExtraHeadersPolicy, ScopedHeaders, resolve_scope
+from .scoping import StripeDriver
 from .template_cache import TemplateCache
 
 __all__ = [
@@ -129,19 +131,14 @@ def files_base_url_for(settings: Mapping[str, Any]) -> str:
     """
     base_url = str(settings.get("base_url") or DEFAULT_BASE_URL).rstrip("/")
     files_base_url = settings.get("files_base_url")
-    if files_base_url and not _outranked(settings, "files_base_url", "base_url"):
+    outranked = isinstance(settings, ProviderSettings) and settings.outranks(
+        "base_url", "files_base_url"
+    )
+    if files_base_url and not outranked:
         return str(files_base_url).rstrip("/")
     if base_url == DEFAULT_BASE_URL:
         return DEFAULT_FILES_BASE_URL
     return base_url
-
-
-def _outranked(settings: Mapping[str, Any], key: str, other: str) -> bool:
-    """Whether ``other`` was set in a more explicit layer than ``key`` (both set)."""
-    if not isinstance(settings, ProviderSettings):
-        return False
-    mine, theirs = settings.layer(key), settings.layer(other)
-    return mine is not None and theirs is not None and mine < theirs
 
 
 def _timezone_known(name: str) -> bool | None:
@@ -155,11 +152,15 @@ def _timezone_known(name: str) -> bool | None:
     return True
 
 
-class StripeV1Driver:
+class StripeV1Driver(StripeDriver):
     """``ProviderDriver`` for Stripe Reporting v1; one per Gateway, safe across threads."""
 
+    unsupported = {
+        "cancel": ("cancel", "Stripe report runs cannot be canceled; they finish on their own")
+    }
+
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
-        self.context = context
+        super().__init__(context)
         base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
         self.files_base_url = files_base_url_for(context.settings)
         version = context.setting("stripe_version")
@@ -169,35 +170,29 @@ class StripeV1Driver:
             files_base_url=self.files_base_url,
             stripe_version=str(version) if version else None,
             transport=context.transport,
-            policies=(ExtraHeadersPolicy(),),
             retry=context.retry,
             user_agent=f"{context.user_agent} {USER_AGENT}",
         )
         self.templates_for_validation = TemplateCache()
 
-    # -- scope -----------------------------------------------------------------------------
-
-    def _scope(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
-        return resolve_scope(self.context, STRIPE, scope)
-
     # -- templates -------------------------------------------------------------------------
 
     def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
-        _, headers = self._scope(scope)
-        with headers.applied():
-            listing = self.client.list_report_types(stripe_account=headers.value)
+        _, headers = self.scoped(scope)
+        listing = self.client.list_report_types(
+            stripe_account=headers.value, extra_headers=headers.extra
+        )
         templates = [template_of(report_type) for report_type in listing.data]
         for template in templates:
             self.templates_for_validation.put(headers.cache_key(template.id), template)
         return templates
 
     def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
-        _, headers = self._scope(scope)
+        _, headers = self.scoped(scope)
         try:
-            with headers.applied():
-                report_type = self.client.retrieve_report_type(
-                    report_id, stripe_account=headers.value
-                )
+            report_type = self.client.retrieve_report_type(
+                report_id, stripe_account=headers.value, extra_headers=headers.extra
+            )
         except NotFoundError as exc:
             raise UnknownReportError(
                 STRIPE, report_id, "list them with `report-gateway templates stripe`"
@@ -206,15 +201,12 @@ class StripeV1Driver:
         self.templates_for_validation.put(headers.cache_key(report_id), template)
         return template
 
-    def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
-        return match_templates(self.templates(scope=scope), query)
-
     # -- runs ------------------------------------------------------------------------------
 
     def validate(
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
-        _, headers = self._scope(scope)
+        _, headers = self.scoped(scope)
         template = self.templates_for_validation.get(
             headers.cache_key(report_id), lambda: self.template(report_id, scope=scope)
         )
@@ -254,8 +246,9 @@ class StripeV1Driver:
         *,
         scope: Scope,
         idempotency_key: str,
+        progress: StartReporter = no_progress,
     ) -> ReportRun:
-        where, headers = self._scope(scope)
+        where, headers = self.scoped(scope)
         values = dict(parameters)
         for name in ("interval_start", "interval_end"):
             if name in values:
@@ -265,10 +258,12 @@ class StripeV1Driver:
             parameters=models.CreateReportRunParameters(**values) if values else None,
         )
         try:
-            with headers.applied():
-                run = self.client.create_report_run(
-                    body=body, stripe_account=headers.value, idempotency_key=idempotency_key
-                )
+            run = self.client.create_report_run(
+                body=body,
+                stripe_account=headers.value,
+                idempotency_key=idempotency_key,
+                extra_headers=headers.extra,
+            )
         except BadRequestError as exc:
             refused = _parameter_error(exc, report_id)
             if refused is None:
@@ -277,29 +272,27 @@ class StripeV1Driver:
         return self._run(run, where)
 
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
-        where, headers = self._scope(scope)
+        where, headers = self.scoped(scope)
         try:
-            with headers.applied():
-                run = self.client.retrieve_report_run(run_id, stripe_account=headers.value)
+            run = self.client.retrieve_report_run(
+                run_id, stripe_account=headers.value, extra_headers=headers.extra
+            )
         except NotFoundError as exc:
             raise RunNotFoundError(f"{STRIPE}: no report run {run_id!r} ({exc.message})") from exc
         return self._run(run, where)
 
-    def cancel(self, run: ReportRun) -> ReportRun:
-        raise NotSupportedError(
-            STRIPE, "cancel", "Stripe report runs cannot be canceled; they finish on their own"
-        )
-
     def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
-        where, headers = self._scope(scope)
+        where, headers = self.scoped(scope)
         remaining = limit
         after: str | None = None
         while remaining is None or remaining > 0:
             size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
-            with headers.applied():
-                page = self.client.list_report_runs(
-                    limit=size, starting_after=after, stripe_account=headers.value
-                )
+            page = self.client.list_report_runs(
+                limit=size,
+                starting_after=after,
+                stripe_account=headers.value,
+                extra_headers=headers.extra,
+            )
             for item in page.data[:size]:
                 yield self._run(item, where)
             if remaining is not None:
@@ -323,7 +316,7 @@ class StripeV1Driver:
 
     def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
         file_id = _file_id(run)
-        _, headers = self._scope(run.scope)
+        _, headers = self.scoped(run.scope)
         extra = dict(headers.extra)
         if offset > 0:
             extra["Range"] = f"bytes={offset}-"
@@ -334,20 +327,17 @@ class StripeV1Driver:
     # -- mapping ---------------------------------------------------------------------------
 
     def _run(self, run: models.ReportRun, scope: Scope) -> ReportRun:
-        raw_status = str(run.status.value)
         raw = run.raw_payload or {}
         parameters = raw.get("parameters")
         if not isinstance(parameters, Mapping):
             parameters = unstructure(run.parameters)
-        return ReportRun(
-            provider=STRIPE,
+        return self.make_run(
             id=run.id,
             report_id=run.report_type,
-            status=self.context.map_status(raw_status),
-            raw_status=raw_status,
+            raw_status=str(run.status.value),
             created_at=run.created,
             finished_at=run.succeeded_at,
-            parameters=dict(parameters),
+            parameters=parameters,
             scope=scope,
             result=self._result(run.result) if run.result is not None else None,
             error=run.error,

@@ -23,39 +23,39 @@ What v2 does differently, and how this driver meets it:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
-from report_gateway.errors import (
-    ConfigurationError,
-    DownloadError,
-    NotSupportedError,
-    ParameterError,
-    RunNotFoundError,
-    UnknownReportError,
-)
-from report_gateway.limits import credential_id
-from report_gateway.models import (
+from report_gateway.provider import (
     CONTENT_CSV,
     CONTENT_ZIP,
+    ConfigurationError,
+    DownloadError,
+    ParameterError,
     ParameterSpec,
+    ProviderContext,
     ReportRun,
     ReportTemplate,
     ResultFile,
+    ResultResponse,
+    RunNotFoundError,
     Scope,
+    StartReporter,
+    UnknownReportError,
+    format_rfc3339,
+    match_templates,
+    no_progress,
+    validate_parameters,
 )
-from report_gateway.provider import ProviderContext, ResultResponse, match_templates
 from reporting_runtime import NotFoundError, RateLimitError, Request, Response, RetryConfig
-from stripe_reporting_client.v2 import Client, models
-from stripe_reporting_client.v2._generated.client import USER_AGENT
+from stripe_reporting_client.v2 import USER_AGENT, Client, models
 
 from .admission import AdmissionQueue, queue_for
-from .parameters import format_rfc3339, validate_parameters
 from .plugin import STRIPE_V2
-from .scoping import ExtraHeadersPolicy, ScopedHeaders, resolve_scope
+from .scoping import StripeDriver
 from .template_cache import TemplateCache
 
 __all__ = [
@@ -177,15 +177,28 @@ def _report_ids(value: Any) -> list[str]:
     return [str(item).strip() for item in items if str(item).strip()]
 
 
-class StripeV2Driver:
+class StripeV2Driver(StripeDriver):
     """``ProviderDriver`` for Stripe Reports v2; one per Gateway, safe across threads.
 
     ``clock`` and ``now`` are the waiting and expiry clocks (replaceable in tests).
     ``client`` (tests) serves creates too, with whatever retries it was built with.
     """
 
+    unsupported = {
+        "templates": (
+            "listing reports",
+            "the v2 API has no list endpoint: name the report ids you use in the "
+            "setting 'reports' (settings={'stripe-v2': {'reports': ['report_...']}}) or "
+            "fetch one with template(report_id); Stripe lists the ids under "
+            "'Supported reports'",
+        ),
+        "cancel": ("cancel", "Stripe v2 report runs cannot be canceled"),
+        "runs": ("listing runs", "the v2 API has no list endpoint; keep the run ids"),
+        "last_completed": ("last_completed", "the v2 API cannot list runs; keep the run ids"),
+    }
+
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
-        self.context = context
+        super().__init__(context)
         #: Sent by the API clients and by the bare pre-signed download alike.
         self.user_agent = f"{context.user_agent} {USER_AGENT}"
         base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
@@ -199,7 +212,6 @@ class StripeV2Driver:
                 base_url,
                 auth=context.auth,
                 transport=context.transport,
-                policies=(ExtraHeadersPolicy(),),
                 retry=retry,
                 user_agent=self.user_agent,
                 **options,
@@ -207,9 +219,7 @@ class StripeV2Driver:
 
         self.client = client or build(context.retry)
         self.create_client = client or build(_create_retry(context.retry))
-        self.admission: AdmissionQueue = queue_for(
-            (STRIPE_V2, base_url, credential_id(context.credentials))
-        )
+        self.admission: AdmissionQueue = queue_for((STRIPE_V2, base_url, context.credential_id))
         self.rate_limit_interval = RATE_LIMIT_INTERVAL
         self.compress_file = _flag(context.setting("compress_file", False), "compress_file")
         try:
@@ -224,33 +234,22 @@ class StripeV2Driver:
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.templates_for_validation = TemplateCache()
 
-    # -- scope -----------------------------------------------------------------------------
-
-    def _scope(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
-        return resolve_scope(self.context, STRIPE_V2, scope)
-
     # -- templates -------------------------------------------------------------------------
 
     def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
         if not self.report_ids:
-            raise NotSupportedError(
-                STRIPE_V2,
-                "listing reports",
-                "the v2 API has no list endpoint: name the report ids you use in the "
-                "setting 'reports' (settings={'stripe-v2': {'reports': ['report_...']}}) or "
-                "fetch one with template(report_id); Stripe lists the ids under "
-                "'Supported reports'",
-            )
+            raise self.not_supported("templates")
         return [self._retrieve(report_id, scope, listed=True) for report_id in self.report_ids]
 
     def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
         return self._retrieve(report_id, scope)
 
     def _retrieve(self, report_id: str, scope: Scope, *, listed: bool = False) -> ReportTemplate:
-        _, headers = self._scope(scope)
+        _, headers = self.scoped(scope)
         try:
-            with headers.applied():
-                report = self.client.retrieve_report(report_id, stripe_context=headers.value)
+            report = self.client.retrieve_report(
+                report_id, stripe_context=headers.value, extra_headers=headers.extra
+            )
         except NotFoundError as exc:
             hint = "listed in the setting 'reports'" if listed else None
             raise UnknownReportError(STRIPE_V2, report_id, hint) from exc
@@ -274,7 +273,7 @@ class StripeV2Driver:
     def validate(
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
-        where, headers = self._scope(scope)
+        where, headers = self.scoped(scope)
         values = dict(parameters)
         options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
         template = self.templates_for_validation.get(
@@ -325,8 +324,9 @@ class StripeV2Driver:
         *,
         scope: Scope,
         idempotency_key: str,
+        progress: StartReporter = no_progress,
     ) -> ReportRun:
-        where, headers = self._scope(scope)
+        where, headers = self.scoped(scope)
         values = dict(parameters)
         options = values.pop(RESULT_OPTIONS, None) or {}
         compress = options.get("compress_file", self.compress_file)
@@ -339,10 +339,12 @@ class StripeV2Driver:
         account = where.context or "the key's own account"
 
         def create() -> models.ReportRun:
-            with headers.applied():
-                return self.create_client.create_report_run(
-                    body=body, stripe_context=headers.value, idempotency_key=idempotency_key
-                )
+            return self.create_client.create_report_run(
+                body=body,
+                stripe_context=headers.value,
+                idempotency_key=idempotency_key,
+                extra_headers=headers.extra,
+            )
 
         def on_event(event: str, ahead: int) -> None:
             extra = {"admission": event, "stripe_context": where.context}
@@ -361,7 +363,7 @@ class StripeV2Driver:
                 logger.debug("%s: %s for %s got a slot", STRIPE_V2, report_id, account, extra=extra)
 
         def on_wait(ahead: int, waited: float) -> None:
-            self.context.report_start_progress(
+            progress(
                 waited_seconds=waited,
                 position=ahead + 1,
                 reason="the key is at Stripe's limit of concurrent report runs",
@@ -380,10 +382,11 @@ class StripeV2Driver:
         return self._run(run, where)
 
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
-        where, headers = self._scope(scope)
+        where, headers = self.scoped(scope)
         try:
-            with headers.applied():
-                run = self.client.retrieve_report_run(run_id, stripe_context=headers.value)
+            run = self.client.retrieve_report_run(
+                run_id, stripe_context=headers.value, extra_headers=headers.extra
+            )
         except NotFoundError as exc:
             raise RunNotFoundError(
                 f"{STRIPE_V2}: no report run {run_id!r} ({exc.message}); a run made with a "
@@ -393,19 +396,6 @@ class StripeV2Driver:
         if mapped.status.is_terminal:
             self.admission.wake()  # its slot is free: the head of the line may have it
         return mapped
-
-    def cancel(self, run: ReportRun) -> ReportRun:
-        raise NotSupportedError(STRIPE_V2, "cancel", "Stripe v2 report runs cannot be canceled")
-
-    def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
-        raise NotSupportedError(
-            STRIPE_V2, "listing runs", "the v2 API has no list endpoint; keep the run ids"
-        )
-
-    def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
-        raise NotSupportedError(
-            STRIPE_V2, "last_completed", "the v2 API cannot list runs; keep the run ids"
-        )
 
     # -- results ---------------------------------------------------------------------------
 
@@ -463,19 +453,16 @@ class StripeV2Driver:
     # -- mapping ---------------------------------------------------------------------------
 
     def _run(self, run: models.ReportRun, scope: Scope) -> ReportRun:
-        raw_status = str(run.status.value)
         raw = run.raw_payload or {}
         parameters = raw.get("report_parameters")
         if not isinstance(parameters, Mapping):
             parameters = dict(run.report_parameters)
-        return ReportRun(
-            provider=STRIPE_V2,
+        return self.make_run(
             id=run.id,
             report_id=run.report,
-            status=self.context.map_status(raw_status),
-            raw_status=raw_status,
+            raw_status=str(run.status.value),
             created_at=run.created,
-            parameters=dict(parameters),
+            parameters=parameters,
             scope=scope,
             result=_result(run),
             error=_failure(run),

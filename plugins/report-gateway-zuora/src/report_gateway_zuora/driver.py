@@ -12,27 +12,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from report_gateway.errors import (
-    ConfigurationError,
-    NotSupportedError,
-    ParameterError,
-    RunMayExistError,
-    RunNotFoundError,
-    UnknownReportError,
-)
-from report_gateway.models import (
+from report_gateway.provider import (
     CONTENT_TSV_UTF16,
+    BaseDriver,
+    ConfigurationError,
+    ParameterError,
+    ProviderContext,
     ReportRun,
     ReportTemplate,
     ResultFile,
+    ResultResponse,
+    RunMayExistError,
+    RunNotFoundError,
     RunStatus,
     Scope,
+    StartReporter,
+    UnknownReportError,
+    no_progress,
 )
-from report_gateway.provider import ProviderContext, ResultResponse
 from reporting_runtime import (
     ApiError,
     BadRequestError,
@@ -81,8 +82,20 @@ def _seconds(value: Any) -> float:
         ) from None
 
 
-class ZuoraDriver:
+class ZuoraDriver(BaseDriver):
     """One per Gateway; thread-safe (the only shared state is the report-type cache)."""
+
+    unsupported = {
+        "templates": (
+            "templates",
+            "Zuora's Reporting API has no list of reports and its search needs a query; "
+            'use search("zuora", "part of the report name")',
+        ),
+        "runs": (
+            "runs",
+            'Zuora\'s Reporting API has no list of runs; use last_completed("zuora", report_id)',
+        ),
+    }
 
     def __init__(
         self,
@@ -93,7 +106,7 @@ class ZuoraDriver:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.context = context
+        super().__init__(context)
         self.client = client
         self.create_lookup_seconds = create_lookup_seconds
         self._sleep = sleep
@@ -131,41 +144,14 @@ class ZuoraDriver:
     def __repr__(self) -> str:
         return f"ZuoraDriver(base_url={self.client.base_url!r})"
 
-    # -- scope ----------------------------------------------------------------------------
-
-    def _scope(self, scope: Scope) -> Scope:
-        """The scope given, or the entity from the settings when it names no entity."""
-        if scope.entity_id or scope.entity_name:
-            return scope
-        settings = self.context.settings
-        return Scope(
-            account=scope.account,
-            context=scope.context,
-            entity_id=settings.get("entity_id") or None,
-            entity_name=settings.get("entity_name") or None,
-        )
-
-    def _headers(self, scope: Scope) -> dict[str, str]:
-        """The scope's headers, all of them: this plugin's hook answers entityId/entityName,
-        but another plugin's hook may add its own, and those must reach Zuora too."""
-        return self.context.scope_headers(scope)
-
     # -- templates --------------------------------------------------------------------------
-
-    def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
-        raise NotSupportedError(
-            PROVIDER,
-            "templates",
-            "Zuora's Reporting API has no list of reports and its search needs a query; "
-            'use search("zuora", "part of the report name")',
-        )
 
     def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
         if not query.strip():
             raise ParameterError(
                 "query", "Zuora's report search needs part of a report name", provider=PROVIDER
             )
-        headers = self._headers(self._scope(scope))
+        headers = self.scope_headers(self.resolve_scope(scope))
         found: dict[str, ReportTemplate] = {}
         start: int | None = None
         for _ in range(_MAX_SEARCH_PAGES):
@@ -213,7 +199,7 @@ class ZuoraDriver:
             known = self._templates.get(report_id)
         if known is not None:
             return known
-        headers = self._headers(self._scope(scope))
+        headers = self.scope_headers(self.resolve_scope(scope))
         view: str | None = None
         raw: Mapping[str, Any] | None = None
         try:
@@ -256,11 +242,12 @@ class ZuoraDriver:
         *,
         scope: Scope,
         idempotency_key: str,
+        progress: StartReporter = no_progress,
     ) -> ReportRun:
         """POST once. Zuora has no idempotency key (``idempotency_key`` is not sent), so an
         answer lost on the way back is followed up by ``_recover``, never by a second POST."""
-        where = self._scope(scope)
-        headers = self._headers(where)
+        where = self.resolve_scope(scope)
+        headers = self.scope_headers(where)
         view = str(parameters[VIEW_TYPE])
         filters = parameters.get(FILTERS)
         body = None
@@ -303,14 +290,12 @@ class ZuoraDriver:
         with self._lock:
             self._view_types.setdefault(report_id, view)
         self._remember_started(run_id)
-        return ReportRun(
-            provider=PROVIDER,
+        return self.make_run(
             id=run_id,
             report_id=report_id,
-            status=self.context.map_status("STARTED"),
             raw_status="STARTED",
             created_at=before,
-            parameters=dict(parameters),
+            parameters=parameters,
             scope=where,
             raw=answer.raw_payload,
         )
@@ -337,7 +322,7 @@ class ZuoraDriver:
         already get from an earlier start; it is polled for ``create_lookup_seconds``. A run
         still going after that is invisible: ``RunMayExistError`` says how to find it later.
         """
-        headers = self._headers(scope)
+        headers = self.scope_headers(scope)
         view = parameters.get(VIEW_TYPE)
         deadline = time.monotonic() + self.create_lookup_seconds
         delay = 0.25
@@ -397,18 +382,18 @@ class ZuoraDriver:
         ) from cause
 
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
-        where = self._scope(scope)
+        where = self.resolve_scope(scope)
         try:
-            answer = self.client.get_report_run(run_id, extra_headers=self._headers(where))
+            answer = self.client.get_report_run(run_id, extra_headers=self.scope_headers(where))
         except NotFoundError as exc:
             raise RunNotFoundError(f"zuora: no report run {run_id} ({exc.message})") from exc
         return self._run(answer.response, where)
 
     def cancel(self, run: ReportRun) -> ReportRun:
         """DELETE the run, then read it back; a run that already ended is returned as is."""
-        where = self._scope(run.scope)
+        where = self.resolve_scope(run.scope)
         try:
-            self.client.cancel_report_run(run.id, extra_headers=self._headers(where))
+            self.client.cancel_report_run(run.id, extra_headers=self.scope_headers(where))
         except NotFoundError as exc:
             raise RunNotFoundError(f"zuora: no report run {run.id} ({exc.message})") from exc
         except ApiError:
@@ -418,18 +403,11 @@ class ZuoraDriver:
             raise
         return self.get(run.id, scope=where)
 
-    def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
-        raise NotSupportedError(
-            PROVIDER,
-            "runs",
-            'Zuora\'s Reporting API has no list of runs; use last_completed("zuora", report_id)',
-        )
-
     def last_completed(self, report_id: str, *, scope: Scope) -> ReportRun:
-        where = self._scope(scope)
+        where = self.resolve_scope(scope)
         try:
             answer = self.client.get_last_completed_report_run(
-                report_id, extra_headers=self._headers(where)
+                report_id, extra_headers=self.scope_headers(where)
             )
         except NotFoundError as exc:
             raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
@@ -447,7 +425,7 @@ class ZuoraDriver:
     def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
         """The export, streamed (UTF-16 tab-separated; the gateway decodes it); a resumed
         download asks for the rest with a Range header."""
-        headers = dict(self._headers(self._scope(run.scope)))
+        headers = dict(self.scope_headers(self.resolve_scope(run.scope)))
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
         return self.client.export_report_run(run.id, extra_headers=headers)
@@ -479,11 +457,9 @@ class ZuoraDriver:
         params: dict[str, Any] = dict(parameters or {})
         if view and VIEW_TYPE not in params:
             params[VIEW_TYPE] = view
-        return ReportRun(
-            provider=PROVIDER,
+        return self.make_run(
             id=run.id,
             report_id=run.report_id or "",
-            status=status,
             raw_status=raw_status,
             created_at=run.started_on,
             finished_at=run.updated_on if status.is_terminal else None,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from report_gateway.errors import ConfigurationError
+from report_gateway.provider import ConfigurationError
 
 __all__ = ["ALIASES", "canonical_name", "resolve_base_url"]
 

@@ -12,8 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from report_gateway.errors import ParameterError
-from report_gateway.models import ParameterSpec
+from report_gateway.provider import ParameterError, ParameterSpec
 
 __all__ = [
     "FILTERS",

@@ -1,7 +1,9 @@
-"""The hook implementations for provider ``zuora``: the module the entry point names.
+"""The module the ``report_gateway`` entry point names: it announces provider ``zuora``.
 
-Only cheap imports here: the gateway imports every entry point when any provider is first
-used, so the generated client, urllib3 and cattrs load in the driver factory instead.
+Zuora's status words, entity headers and header-pair auth are data on its ``ProviderSpec``,
+read by the gateway's built-in hooks. Only cheap imports here: the gateway imports every
+entry point when any provider is first used, so the generated client, urllib3 and cattrs
+load in the driver factory instead.
 """
 
 from __future__ import annotations
@@ -9,17 +11,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from report_gateway import hookimpl
-from report_gateway.errors import ConfigurationError, ScopeError
-from report_gateway.models import RunStatus, Scope
-from report_gateway.provider import DemoSpec, ProviderSpec
+from report_gateway.provider import (
+    ConfigurationError,
+    Credentials,
+    DemoSpec,
+    ProviderSpec,
+    RunStatus,
+    Scope,
+    ScopeError,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
-    from report_gateway.config import Credentials
     from report_gateway.provider import ProviderContext, ProviderDriver
     from reporting_runtime import AuthPolicy
 
-__all__ = ["ENV_VARS", "PROVIDER", "SETTINGS_KEYS", "STATUSES"]
+__all__ = [
+    "ENV_VARS",
+    "PROVIDER",
+    "SETTINGS_KEYS",
+    "STATUSES",
+    "check_scope",
+    "header_pair_auth",
+    "report_gateway_providers",
+    "status_word",
+]
 
 PROVIDER = "zuora"
 
@@ -86,15 +102,22 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
                     "base_url": "{base_url}/api/rest/v1",
                 },
             ),
+            statuses=STATUSES,
+            normalize_status=status_word,
+            scope_headers={"entity_id": "entityId", "entity_name": "entityName"},
+            check_scope=check_scope,
+            auth=header_pair_auth,
         )
     ]
 
 
-@hookimpl
-def report_gateway_auth(provider: str, credentials: Credentials) -> AuthPolicy | None:
+def status_word(raw_status: str) -> str:
+    """Zuora's words are upper case; some tools print them otherwise."""
+    return raw_status.strip().upper()
+
+
+def header_pair_auth(credentials: Credentials) -> AuthPolicy:
     """The zconnect hosts' header pair; Zuora's Reporting API takes no Basic or Bearer."""
-    if provider != PROVIDER:
-        return None
     missing = [k for k in ("api_access_key_id", "api_secret_access_key") if not credentials.get(k)]
     if missing:
         raise ConfigurationError(
@@ -111,36 +134,11 @@ def report_gateway_auth(provider: str, credentials: Credentials) -> AuthPolicy |
     )
 
 
-@hookimpl
-def report_gateway_scope_headers(provider: str, scope: Scope) -> Mapping[str, str] | None:
-    """``entityId`` or ``entityName``; both at once, or a Stripe field, never leaves here.
-
-    Zuora answers "Only one of the entityId and entityName headers can be specified" only
-    after a round trip; a Stripe account or context would be silently meaningless.
-    """
-    if provider != PROVIDER:
-        return None
-    if scope.account or scope.context:
-        given = sorted(k for k in ("account", "context") if getattr(scope, k))
-        raise ScopeError(
-            f"{PROVIDER}: scope {given} is a Stripe concept; Zuora scopes by entity "
-            "(Scope(entity_id=...) or Scope(entity_name=...))"
-        )
+def check_scope(scope: Scope) -> None:
+    """``entityId`` or ``entityName``, never both: Zuora answers "Only one of the entityId
+    and entityName headers can be specified" only after a round trip."""
     if scope.entity_id and scope.entity_name:
         raise ScopeError(
             f"{PROVIDER}: give entity_id or entity_name, not both (Zuora rejects a request "
             "carrying both entityId and entityName)"
         )
-    if scope.entity_id:
-        return {"entityId": scope.entity_id}
-    if scope.entity_name:
-        return {"entityName": scope.entity_name}
-    return {}
-
-
-@hookimpl
-def report_gateway_map_status(provider: str, raw_status: str) -> RunStatus | None:
-    """Zuora's words (case-insensitive); None for a word Zuora never documented."""
-    if provider != PROVIDER:
-        return None
-    return STATUSES.get(raw_status.strip().upper())

@@ -7,6 +7,6 @@ anything hand-written for this API belongs in this package beside that folder.
 from __future__ import annotations
 
 from stripe_reporting_client.v2._generated import models
-from stripe_reporting_client.v2._generated.client import OPERATIONS, Client
+from stripe_reporting_client.v2._generated.client import OPERATIONS, USER_AGENT, Client
 
-__all__ = ["OPERATIONS", "Client", "models"]
+__all__ = ["OPERATIONS", "USER_AGENT", "Client", "models"]

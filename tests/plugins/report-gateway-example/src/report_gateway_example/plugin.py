@@ -5,12 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from report_gateway import ReportRun, RunStatus, Scope, ScopeError, hookimpl
-from report_gateway.config import Credentials, ProviderSettings
-from report_gateway.provider import ProviderContext, ProviderDriver, ProviderSpec
+from report_gateway.provider import (
+    Credentials,
+    ProviderContext,
+    ProviderDriver,
+    ProviderSettings,
+    ProviderSpec,
+    ReportRun,
+    RunStatus,
+    hookimpl,
+)
 
 CREDENTIALS_ENV = "REPORT_GATEWAY_EXAMPLE_CREDENTIALS"
 PROVIDER = "example"
@@ -20,8 +27,8 @@ logger = logging.getLogger("report_gateway_example")
 #: Every change observed, as (run id, previous status or None, new status), in order.
 CHANGES: list[tuple[str, RunStatus | None, RunStatus]] = []
 
-# The toy provider's own status words; the gateway learns them through map_status.
-_STATUSES = {
+# The toy provider's own status words; the gateway maps them through its ProviderSpec.
+STATUSES = {
     "queued": RunStatus.PENDING,
     "working": RunStatus.RUNNING,
     "done": RunStatus.SUCCEEDED,
@@ -74,23 +81,8 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             credential_keys=("token",),
             first_poll_interval=0.1,
             max_poll_interval=1.0,
+            statuses=STATUSES,
+            # The toy understands an account only; other scope fields are refused up front.
+            scope_headers={"account": "X-Example-Account"},
         )
     ]
-
-
-@hookimpl
-def report_gateway_map_status(provider: str, raw_status: str) -> RunStatus | None:
-    """The toy's words; None for other providers or words it does not know."""
-    if provider != PROVIDER:
-        return None
-    return _STATUSES.get(raw_status)
-
-
-@hookimpl
-def report_gateway_scope_headers(provider: str, scope: Scope) -> Mapping[str, str] | None:
-    """The toy understands an account only; other scope fields are refused up front."""
-    if provider != PROVIDER:
-        return None
-    if scope.context or scope.entity_id or scope.entity_name:
-        raise ScopeError("example: only Scope(account=...) is supported")
-    return {"X-Example-Account": scope.account} if scope.account else {}

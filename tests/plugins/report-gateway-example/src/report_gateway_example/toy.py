@@ -2,8 +2,8 @@
 
 Runs move ``queued -> working -> done`` as they are polled (``polls`` setting, default 2),
 the ``broken`` report fails with a reason, results are CSV bytes served from memory with
-Range support. It implements every ``ProviderDriver`` method, so it doubles as a template
-for a real plugin.
+Range support. It is written on ``BaseDriver`` and implements every operation (cancel, runs,
+last completed), so it doubles as a template for a real plugin.
 """
 
 from __future__ import annotations
@@ -15,19 +15,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
-from report_gateway import (
+from report_gateway.provider import (
+    BaseDriver,
     NotSupportedError,
-    ParameterError,
     ParameterSpec,
+    ProviderContext,
     ReportRun,
     ReportTemplate,
     ResultFile,
     RunNotFoundError,
     RunStatus,
     Scope,
+    StartReporter,
     UnknownReportError,
+    no_progress,
 )
-from report_gateway.provider import ProviderContext, match_templates
 
 _CURRENCIES = ("usd", "eur")
 
@@ -90,13 +92,12 @@ class _Run:
     canceled: bool = False
 
 
-class ToyDriver:
+class ToyDriver(BaseDriver):
     """One in-memory "account" per driver; thread-safe."""
 
     def __init__(self, context: ProviderContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.polls_needed = int(context.setting("polls", 2))
-        self.default_account: str | None = context.setting("account")
         self._runs: dict[str, _Run] = {}
         self._keys: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -105,48 +106,27 @@ class ToyDriver:
     # Templates ---------------------------------------------------------------------------
 
     def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
-        self.context.scope_headers(scope)
+        self.scope_headers(scope)  # a scope the spec refuses fails here, as a request would
         return list(TEMPLATES.values())
 
     def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
-        self.context.scope_headers(scope)
+        self.scope_headers(scope)
         try:
             return TEMPLATES[report_id]
         except KeyError:
             raise UnknownReportError("example", report_id, f"known: {sorted(TEMPLATES)}") from None
 
-    def search(self, query: str, *, scope: Scope) -> Sequence[ReportTemplate]:
-        return match_templates(self.templates(scope=scope), query)
+    # search (by name, over templates) comes from BaseDriver.
 
     # Runs --------------------------------------------------------------------------------
 
     def validate(
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
+        """BaseDriver's checks (unknown, required, dates, allowed values), defaults filled."""
         template = self.template(report_id, scope=scope)
-        unknown = sorted(set(parameters) - set(template.parameters))
-        if unknown:
-            raise ParameterError(
-                unknown[0], "unknown parameter", allowed=sorted(template.parameters) or "none"
-            )
-        clean: dict[str, Any] = {}
-        for name, spec in template.parameters.items():
-            value = parameters.get(name, spec.default)
-            if value is None:
-                if spec.required:
-                    raise ParameterError(name, "is required", allowed="an ISO date")
-                continue
-            if spec.type == "date":
-                try:
-                    value = dt.date.fromisoformat(str(value)).isoformat()
-                except ValueError:
-                    raise ParameterError(
-                        name, f"{value!r} is not a date", allowed="YYYY-MM-DD"
-                    ) from None
-            if spec.allowed_values and value not in spec.allowed_values:
-                raise ParameterError(name, f"{value!r} is not allowed", allowed=spec.allowed_values)
-            clean[name] = value
-        return clean
+        defaults = {n: p.default for n, p in template.parameters.items() if p.default is not None}
+        return super().validate(report_id, {**defaults, **parameters}, scope=scope)
 
     def start(
         self,
@@ -155,8 +135,9 @@ class ToyDriver:
         *,
         scope: Scope,
         idempotency_key: str,
+        progress: StartReporter = no_progress,
     ) -> ReportRun:
-        self.context.scope_headers(scope)
+        self.scope_headers(scope)
         with self._lock:
             existing = self._keys.get(idempotency_key)
             if existing is not None:
@@ -165,7 +146,7 @@ class ToyDriver:
                 id=f"exrun_{next(self._ids)}",
                 report_id=report_id,
                 parameters=dict(parameters),
-                scope=self._scope(scope),
+                scope=self.resolve_scope(scope),
                 created_at=dt.datetime.now(dt.UTC),
             )
             self._runs[run.id] = run
@@ -187,7 +168,7 @@ class ToyDriver:
             return self._snapshot(state)
 
     def runs(self, *, limit: int | None, scope: Scope) -> Iterator[ReportRun]:
-        where = self._scope(scope)
+        where = self.resolve_scope(scope)
         with self._lock:
             newest_first = [r for r in reversed(self._runs.values()) if r.scope == where]
             snapshots = [self._snapshot(r) for r in newest_first[:limit]]
@@ -207,15 +188,9 @@ class ToyDriver:
 
     # Internals ---------------------------------------------------------------------------
 
-    def _scope(self, scope: Scope) -> Scope:
-        """An empty scope means the account from the settings, as a real driver would do."""
-        if scope.is_empty and self.default_account:
-            return Scope(account=self.default_account)
-        return scope
-
     def _find(self, run_id: str, scope: Scope) -> _Run:
         run = self._runs.get(run_id)
-        if run is None or run.scope != self._scope(scope):
+        if run is None or run.scope != self.resolve_scope(scope):
             raise RunNotFoundError(f"example: no run {run_id!r}")
         return run
 
@@ -240,9 +215,20 @@ class ToyDriver:
 
     def _snapshot(self, run: _Run) -> ReportRun:
         raw = self._raw_status(run)
-        status = self.context.map_status(raw)
+        snapshot = self.make_run(
+            id=run.id,
+            report_id=run.report_id,
+            raw_status=raw,
+            created_at=run.created_at,
+            parameters=run.parameters,
+            scope=run.scope,
+            error="toy failure: the broken report always fails" if raw == "error" else None,
+            raw={"id": run.id, "status": raw, "polls": run.polls},
+        )
+        if not snapshot.status.is_terminal:
+            return snapshot
         result = None
-        if status is RunStatus.SUCCEEDED:
+        if snapshot.status is RunStatus.SUCCEEDED:
             data = self._csv(run)
             result = ResultFile(
                 url=f"memory://example/{run.id}.csv",
@@ -250,17 +236,4 @@ class ToyDriver:
                 filename=f"{run.id}.csv",
                 needs_auth=True,
             )
-        return ReportRun(
-            provider="example",
-            id=run.id,
-            report_id=run.report_id,
-            status=status,
-            raw_status=raw,
-            created_at=run.created_at,
-            finished_at=run.created_at if status.is_terminal else None,
-            parameters=dict(run.parameters),
-            scope=run.scope,
-            result=result,
-            error="toy failure: the broken report always fails" if raw == "error" else None,
-            raw={"id": run.id, "status": raw, "polls": run.polls},
-        )
+        return attrs.evolve(snapshot, finished_at=run.created_at, result=result)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from report_gateway import ParameterError, ParameterSpec, ReportTemplate
-from report_gateway_stripe.parameters import (
+from report_gateway.provider import (
     format_rfc3339,
     format_unix,
     parse_timestamp,

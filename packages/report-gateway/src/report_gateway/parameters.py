@@ -1,11 +1,12 @@
 """Checking run parameters against a report's schema before a run is created.
 
-Stripe refuses a bad run late (a 400 after the request, and for v2 after a rate-limit slot
+A provider refuses a bad run late (a 400 after the request, for some after a rate-limit slot
 was asked for); these checks refuse it early, naming the parameter and what it accepts.
 Everything here works on the neutral ``ReportTemplate``/``ParameterSpec`` so it needs no
-client and no network, and v1 and v2 share the rules: required, type, allowed values,
+client and no network, and every driver shares the rules: required, type, allowed values,
 timestamp bounds. Timestamps come in as unix seconds, ISO dates or ISO datetimes (naive
-means UTC) and leave as what the API wants: unix seconds (v1) or RFC 3339 ``Z`` (v2).
+means UTC) and leave as the API wants them (``format_unix``, ``format_rfc3339``, or any
+``TimestampFormat``). Plugins import these from ``report_gateway.provider``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from report_gateway.errors import ParameterError
-from report_gateway.models import ParameterSpec, ReportTemplate
+from .errors import ParameterError
+from .models import ParameterSpec, ReportTemplate
 
 __all__ = [
     "TIMESTAMP_FORMS",
@@ -88,12 +89,12 @@ def iso(moment: datetime) -> str:
 
 
 def format_unix(moment: datetime) -> int:
-    """Stripe v1's wire form: whole unix seconds."""
+    """Whole unix seconds (Stripe v1's wire form)."""
     return math.floor(moment.timestamp())
 
 
 def format_rfc3339(moment: datetime) -> str:
-    """Stripe v2's wire form, as its documentation prints it: ``2025-06-25T00:00:00.000Z``."""
+    """RFC 3339 with milliseconds and ``Z`` (Stripe v2's form): ``2025-06-25T00:00:00.000Z``."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{moment.microsecond // 1000:03d}Z"
 
@@ -146,7 +147,9 @@ class _Checker:
             return self.array(spec, value)
         if kind == "string":
             return self.string(spec, value)
-        # A kind Stripe adds later: pass it through untouched rather than refuse it.
+        if kind == "date":
+            return self.date(spec, value)
+        # A kind a provider adds later: pass it through untouched rather than refuse it.
         return value
 
     def timestamp(self, spec: ParameterSpec, value: Any) -> Any:
@@ -166,6 +169,13 @@ class _Checker:
                 _range_text(low, high),
             )
         return self.timestamp_format(moment)
+
+    def date(self, spec: ParameterSpec, value: Any) -> str:
+        """An ISO date (``2025-01-31``), sent as such."""
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise self.error(spec.name, f"{value!r} is not a date", "YYYY-MM-DD") from None
 
     def string(self, spec: ParameterSpec, value: Any) -> str:
         allowed = spec.allowed_values

@@ -1,0 +1,153 @@
+"""Finding plugins: entry points (once, on first use, honouring the allow-list), the plugin
+manager that holds them, the provider specs they announce, and the listing
+``report-gateway plugins`` prints."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import threading
+from collections.abc import Mapping, Sequence
+
+import attrs
+import pluggy
+
+from . import __version__, hookspecs
+from .errors import ConfigurationError, UnknownProviderError
+from .hookspecs import PROJECT
+from .provider import ProviderSpec
+
+__all__ = ["DEFAULT_PLUGIN_NAME", "LOAD_PLUGINS_ENV", "PluginInfo", "PluginRegistry"]
+
+#: Comma-separated entry-point names to load (empty: none); unset loads every plugin.
+LOAD_PLUGINS_ENV = "REPORT_GATEWAY_LOAD_PLUGINS"
+DEFAULT_PLUGIN_NAME = "report_gateway.defaults"
+
+
+@attrs.frozen
+class PluginInfo:
+    """One registered plugin, as ``report-gateway plugins`` lists it.
+
+    ``version`` and ``distribution`` come from the installed distribution's metadata for
+    entry-point plugins; they are None for objects passed with ``Gateway(plugins=[...])``.
+    """
+
+    name: str
+    version: str | None
+    hooks: tuple[str, ...]
+    distribution: str | None = None
+
+
+class PluginRegistry:
+    """The plugin manager, loaded once (thread-safe), and the providers its plugins add."""
+
+    def __init__(
+        self,
+        *,
+        defaults: object,
+        plugins: Sequence[object] = (),
+        load_entrypoints: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.pm.register(defaults, name=DEFAULT_PLUGIN_NAME)
+        self._extra = list(plugins)
+        self._load_entrypoints = load_entrypoints
+        self._environ = environ
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._specs: dict[str, ProviderSpec] = {}
+        self._distributions: dict[str, tuple[str, str]] = {}
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def specs(self) -> dict[str, ProviderSpec]:
+        """Every announced provider by name (loading the plugins the first time)."""
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    self._load()
+        return self._specs
+
+    def spec(self, provider: str) -> ProviderSpec:
+        specs = self.specs()
+        try:
+            return specs[provider]
+        except KeyError:
+            raise UnknownProviderError(provider, specs) from None
+
+    def _load(self) -> None:
+        """Register extra plugins and entry points once, then collect the provider specs."""
+        for plugin in self._extra:
+            if not self.pm.is_registered(plugin):
+                self.pm.register(plugin)
+        if self._load_entrypoints:
+            self._load_entry_points()
+        self.pm.check_pending()
+        specs: dict[str, ProviderSpec] = {}
+        for answer in reversed(self.pm.hook.report_gateway_providers()):
+            for spec in answer or ():
+                if spec.name in specs:
+                    raise ConfigurationError(f"two plugins register the provider {spec.name!r}")
+                specs[spec.name] = spec
+        self._specs = specs
+        self._loaded = True
+
+    def _load_entry_points(self) -> None:
+        """Import and register each ``report_gateway`` entry point (honouring the allow-list).
+
+        A plugin that fails to import is a ConfigurationError naming it, rather than a bare
+        ImportError from deep inside the plugin manager.
+        """
+        env = os.environ if self._environ is None else self._environ
+        allowed = env.get(LOAD_PLUGINS_ENV)
+        wanted = None
+        if allowed is not None:
+            wanted = {name.strip() for name in allowed.split(",") if name.strip()}
+        for entry_point in importlib.metadata.entry_points(group=PROJECT):
+            name = entry_point.name
+            if wanted is not None and name not in wanted:
+                continue
+            if self.pm.get_plugin(name) is not None or self.pm.is_blocked(name):
+                continue
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:
+                dist = entry_point.dist.name if entry_point.dist else "unknown distribution"
+                raise ConfigurationError(
+                    f"plugin {name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}; "
+                    f"uninstall it or set {LOAD_PLUGINS_ENV} to the plugins to load"
+                ) from exc
+            self.pm.register(plugin, name=name)
+            if entry_point.dist is not None:
+                self._distributions[name] = (entry_point.dist.name, entry_point.dist.version)
+
+    def hooks_of(self, plugin: object) -> tuple[str, ...]:
+        return tuple(sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ()))
+
+    def implementing(self, hook: str) -> list[str]:
+        """Names of the registered plugins (not the built-in defaults) implementing ``hook``."""
+        return [
+            name
+            for name, plugin in self.pm.list_name_plugin()
+            if name != DEFAULT_PLUGIN_NAME and plugin is not None and hook in self.hooks_of(plugin)
+        ]
+
+    def listing(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution version and the hooks it implements."""
+        self.specs()
+        listing: list[PluginInfo] = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = self.hooks_of(plugin)
+            if name in self._distributions:
+                dist_name, version = self._distributions[name]
+                info = PluginInfo(name, version, hooks, dist_name)
+            elif name == DEFAULT_PLUGIN_NAME:
+                info = PluginInfo(name, __version__, hooks, "report-gateway")
+            else:
+                info = PluginInfo(name, None, hooks)
+            listing.append(info)
+        return sorted(listing, key=lambda info: info.name)
