@@ -79,15 +79,12 @@ def test_demo_says_which_providers_are_not_installed(
 
 # A third-party distribution, found through its entry point like any installed plugin: it
 # announces the example plugin's toy provider (in memory, so the sandbox's URL goes unused)
-# with a demo, and answers the toy's status words.
+# with a demo; its status words travel on the spec it re-announces.
 THIRD_PARTY_PLUGIN = """
 import attrs
 from report_gateway import hookimpl
 from report_gateway.provider import DemoSpec
 from report_gateway_example import plugin as example
-
-report_gateway_map_status = example.report_gateway_map_status
-report_gateway_scope_headers = example.report_gateway_scope_headers
 
 
 @hookimpl
