@@ -19,8 +19,17 @@ from reporting_runtime import (
     RetryConfig,
     ServerError,
 )
-from reporting_runtime.error_bodies import api_error
+from reporting_runtime.error_bodies import ErrorReader, api_error
 from reporting_runtime.messages import Headers, Request, Response
+from stripe_reporting_client.errors import ERROR_READER as STRIPE_ERROR_READER
+from zuora_reporting_client.errors import ERROR_READER as ZUORA_ERROR_READER
+
+# The readers live beside each generated client; the runtime turns what they find into errors.
+READERS: dict[str, ErrorReader] = {
+    "stripe": STRIPE_ERROR_READER,
+    "stripe-v2": STRIPE_ERROR_READER,
+    "zuora": ZUORA_ERROR_READER,
+}
 
 OP = Operation(operation_id="get_report_run", method="GET", path="/reportruns/{id}")
 
@@ -33,7 +42,7 @@ def error_for(
     response = Response(
         None, request=request, status=status, headers=Headers((headers or {}).items()), content=data
     )
-    return api_error(response, data, error_format)
+    return api_error(response, data, READERS[error_format])
 
 
 # Stripe v1 and v2.
@@ -207,7 +216,10 @@ def test_zuora_plain_text_response_member() -> None:
 
 def zuora_client(server: Any) -> ApiClient:
     return ApiClient(
-        provider="zuora", base_url=server.url, error_format="zuora", retry=RetryConfig(total=0)
+        provider="zuora",
+        base_url=server.url,
+        error_reader=ZUORA_ERROR_READER,
+        retry=RetryConfig(total=0),
     )
 
 

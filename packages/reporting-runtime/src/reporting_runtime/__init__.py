@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from reporting_runtime.auth import AuthPolicy, BasicAuth, BearerAuth, HeaderPairAuth
 from reporting_runtime.client import ApiClient, Operation
+from reporting_runtime.error_bodies import (
+    ErrorDetails,
+    ErrorReader,
+    JsonErrorReader,
+    api_error,
+    html_title,
+    text_value,
+)
 from reporting_runtime.errors import (
     ApiError,
     AuthenticationError,
@@ -64,12 +72,15 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "EpochMillisOrRfc3339",
+    "ErrorDetails",
+    "ErrorReader",
     "FlexibleTime",
     "HeaderPairAuth",
     "Headers",
     "HeadersPolicy",
     "IdempotencyKeyPolicy",
     "Int64String",
+    "JsonErrorReader",
     "LoggingPolicy",
     "NotFoundError",
     "OpenEnum",
@@ -92,8 +103,11 @@ __all__ = [
     "TransportError",
     "UnixTime",
     "UserAgentPolicy",
+    "api_error",
     "converter",
+    "html_title",
     "structure",
+    "text_value",
     "unstructure",
 ]
 
