@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pluggy
+from reporting_runtime.errors import ReportingError
 
 from . import hookspecs
 from .config import (
@@ -730,7 +730,5 @@ class Gateway:
 
 
 def _is_runtime_error(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from reporting_runtime (checked without importing it)."""
-    runtime = sys.modules.get("reporting_runtime")
-    base = getattr(runtime, "ReportingError", None)
-    return isinstance(base, type) and isinstance(exc, base)
+    """Whether ``exc`` is the runtime's report of a failed request (wrapped in ProviderError)."""
+    return isinstance(exc, ReportingError)

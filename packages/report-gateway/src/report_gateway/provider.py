@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from .config import Credentials, ProviderSettings
-from .errors import ScopeError
+from .errors import ScopeError, UnknownStatusWarning
 from .models import WAITING_FOR_SLOT, ReportRun, ReportTemplate, RunStatus, Scope
 
 if TYPE_CHECKING:
@@ -60,10 +60,6 @@ def start_progress_to(report: StartReporter | None) -> Iterator[None]:
         yield
     finally:
         _START_REPORTER.reset(token)
-
-
-class UnknownStatusWarning(UserWarning):
-    """A provider reported a status no plugin maps; the run is treated as still running."""
 
 
 @attrs.frozen(kw_only=True)
