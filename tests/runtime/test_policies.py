@@ -236,3 +236,12 @@ def test_logging_shows_allow_listed_headers_and_elapsed(caplog: pytest.LogCaptur
     assert "'Authorization': 'REDACTED'" in out
     assert "200 in 250.0 ms (request id req_1)" in back
     assert "'Content-Type': 'text/csv'" in back
+
+
+def test_idempotency_key_goes_in_the_header_the_api_names() -> None:
+    policy = IdempotencyKeyPolicy(header="Acme-Replay-Token")
+    sent = run(policy, req("POST"))
+    assert sent.header("Acme-Replay-Token")
+    assert sent.header("Idempotency-Key") is None
+    assert sent.idempotent
+    assert not run(policy, req("GET")).idempotent

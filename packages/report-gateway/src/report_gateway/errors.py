@@ -31,15 +31,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-# Only the runtime's error module loads here (no urllib3, no attrs): the gateway depends on
-# the runtime, and these are the classes its drivers raise.
-from reporting_runtime.errors import (
-    AuthenticationError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-)
-
 if TYPE_CHECKING:
     from .models import ReportRun, RunStatus
 
@@ -202,19 +193,27 @@ class ProviderError(GatewayError):
         """Seconds the provider asked to wait (a 429's Retry-After), if it said."""
         return getattr(self.cause, "retry_after", None)
 
+    # The runtime's classes are imported when asked, not with this module: a plugin's
+    # hook module imports the gateway's errors and must not load the runtime on the way.
     @property
     def rate_limited(self) -> bool:
         """Too many requests or runs (HTTP 429): try again later, after ``retry_after``."""
+        from reporting_runtime.errors import RateLimitError
+
         return isinstance(self.cause, RateLimitError) or self.status == 429
 
     @property
     def not_found(self) -> bool:
         """No such object, or not visible to these credentials (HTTP 404)."""
+        from reporting_runtime.errors import NotFoundError
+
         return isinstance(self.cause, NotFoundError) or self.status == 404
 
     @property
     def auth_failed(self) -> bool:
         """The credentials were refused or may not do this (401, 403, a failed login)."""
+        from reporting_runtime.errors import AuthenticationError, PermissionDeniedError
+
         return isinstance(self.cause, AuthenticationError | PermissionDeniedError) or (
             self.status in (401, 403)
         )

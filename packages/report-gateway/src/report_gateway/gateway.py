@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pluggy
-from reporting_runtime.errors import ReportingError
 
 from . import hookspecs
 from .config import (
@@ -730,5 +729,11 @@ class Gateway:
 
 
 def _is_runtime_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the runtime's report of a failed request (wrapped in ProviderError)."""
+    """Whether ``exc`` is the runtime's report of a failed request (wrapped in ProviderError).
+
+    Imported here, on the error path: a plugin's hook module imports this package and must
+    not load the runtime on the way (tests/zuora/test_hooks.py holds it to that).
+    """
+    from reporting_runtime.errors import ReportingError
+
     return isinstance(exc, ReportingError)
