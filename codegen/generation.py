@@ -175,6 +175,33 @@ def _distribution_version(root: Path, package_dir: PurePosixPath) -> str:
     return "0"
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _optional_header_name(document: Mapping[str, Any], key: str, target: Target) -> str | None:
+    """A header name the spec declares at its root (`x-idempotency-header: Idempotency-Key`),
+    or None when the API has no such header."""
+    value = document.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _HEADER_NAME.fullmatch(value):
+        raise SpecError(f"{target.spec}: {key} must be a header name, got {value!r}")
+    return value
+
+
+def _error_reader_import(target: Target) -> dict[str, str] | None:
+    """The target's `module:NAME` error reader as the generated client imports it."""
+    if target.error_reader is None:
+        return None
+    module, _, name = target.error_reader.partition(":")
+    if not all(_IDENTIFIER.fullmatch(part) for part in [*module.split("."), name]):
+        raise SpecError(
+            f"{target.spec}: error_reader must be 'module:NAME', got {target.error_reader!r}"
+        )
+    return {"module": module, "name": name}
+
+
 def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
     """The files of one target's `_generated/` folder, formatted."""
     document = load_spec(root / target.spec)
@@ -196,9 +223,11 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
     provider = document.get("x-provider", target.provider)
     if provider != target.provider:
         raise SpecError(f"{target.spec}: x-provider {provider!r}, expected {target.provider!r}")
-    error_format = document.get("x-error-format")
-    if not isinstance(error_format, str):
-        raise SpecError(f"{target.spec}: set x-error-format at the root")
+    wire_headers = {
+        key: _optional_header_name(document, key, target)
+        for key in ("x-idempotency-header", "x-retry-verdict-header")
+    }
+    error_reader = _error_reader_import(target)
     description = (info.get("description") or "").strip()
     title = str(info.get("title", target.provider))
     client_doc = title
@@ -225,7 +254,9 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
             )
         ],
         provider=provider,
-        error_format=error_format,
+        error_reader=error_reader,
+        idempotency_header=wire_headers["x-idempotency-header"],
+        retry_verdict_header=wire_headers["x-retry-verdict-header"],
         operations=[_operation_view(op) for op in ops],
     )
     init_source = env.get_template("package_init.py.jinja2").render(

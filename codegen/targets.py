@@ -21,6 +21,11 @@ class Target:
     """The distribution that ships the client: its name and version make the User-Agent."""
     client_headers: tuple[str, ...] = ()
     """Header parameters set once on the client (a constructor argument) instead of per call."""
+    error_reader: str | None = None
+    """``module:NAME`` of the hand-written ``reporting_runtime.ErrorReader`` beside the
+    package's ``_generated/`` folder that reads this API's error bodies; None takes the
+    runtime's ``JsonErrorReader``. (Wire facts, such as the idempotency header, are in the
+    spec: ``x-idempotency-header``, ``x-retry-verdict-header`` at its root.)"""
 
 
 TARGETS: tuple[Target, ...] = (
@@ -32,6 +37,7 @@ TARGETS: tuple[Target, ...] = (
         provider="stripe",
         distribution="stripe-reporting-client",
         client_headers=("Stripe-Version",),
+        error_reader="stripe_reporting_client.errors:ERROR_READER",
     ),
     Target(
         spec=PurePosixPath("specs/stripe-reporting-v2.yaml"),
@@ -41,11 +47,13 @@ TARGETS: tuple[Target, ...] = (
         provider="stripe-v2",
         distribution="stripe-reporting-client",
         client_headers=("Stripe-Version",),
+        error_reader="stripe_reporting_client.errors:ERROR_READER",
     ),
     Target(
         spec=PurePosixPath("specs/zuora-reporting.yaml"),
         package_dir=PurePosixPath("packages/zuora-reporting-client/src/zuora_reporting_client"),
         provider="zuora",
         distribution="zuora-reporting-client",
+        error_reader="zuora_reporting_client.errors:ERROR_READER",
     ),
 )

@@ -206,7 +206,7 @@ def test_constructor_comes_from_servers_security_and_root_extensions(
     source = generated["client.py"]
     assert 'DEFAULT_BASE_URL = "https://api.widgets.test"' in source
     assert "auth = BearerAuth(api_key)" in source
-    assert 'error_format="stripe"' in source
+    assert 'idempotency_header="Idempotency-Key"' in source
 
 
 def test_check_mode_reports_drift_as_a_diff(

@@ -13,6 +13,7 @@ import pytest
 from reporting_runtime import ApiClient, Operation
 from reporting_runtime.encoding import encode_form, encode_query, expand_path
 from reporting_runtime.types import OpenEnum, UnixTime
+from zuora_reporting_client.errors import ERROR_READER as ZUORA_ERROR_READER
 
 
 def test_path_parameters_are_percent_encoded_slash_included() -> None:
@@ -118,7 +119,7 @@ def test_attrs_body_json_encoded_without_none(server: Any) -> None:
 
 def test_list_of_models_json_body(server: Any) -> None:
     op = Operation(operation_id="run", method="POST", path="/run", body_encoding="json")
-    ApiClient(provider="zuora", base_url=server.url, error_format="zuora").request(
+    ApiClient(provider="zuora", base_url=server.url, error_reader=ZUORA_ERROR_READER).request(
         op, body=[Parameters(columns=["x"])], query={"viewType": "Summary"}
     )
     assert json.loads(server.seen[0].body) == [{"columns": ["x"]}]

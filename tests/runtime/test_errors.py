@@ -19,8 +19,17 @@ from reporting_runtime import (
     RetryConfig,
     ServerError,
 )
-from reporting_runtime.error_bodies import api_error
+from reporting_runtime.error_bodies import ErrorDetails, ErrorReader, JsonErrorReader, api_error
 from reporting_runtime.messages import Headers, Request, Response
+from stripe_reporting_client.errors import ERROR_READER as STRIPE_ERROR_READER
+from zuora_reporting_client.errors import ERROR_READER as ZUORA_ERROR_READER
+
+# The readers live beside each generated client; the runtime turns what they find into errors.
+READERS: dict[str, ErrorReader] = {
+    "stripe": STRIPE_ERROR_READER,
+    "stripe-v2": STRIPE_ERROR_READER,
+    "zuora": ZUORA_ERROR_READER,
+}
 
 OP = Operation(operation_id="get_report_run", method="GET", path="/reportruns/{id}")
 
@@ -33,7 +42,7 @@ def error_for(
     response = Response(
         None, request=request, status=status, headers=Headers((headers or {}).items()), content=data
     )
-    return api_error(response, data, error_format)
+    return api_error(response, data, READERS[error_format])
 
 
 # Stripe v1 and v2.
@@ -207,7 +216,10 @@ def test_zuora_plain_text_response_member() -> None:
 
 def zuora_client(server: Any) -> ApiClient:
     return ApiClient(
-        provider="zuora", base_url=server.url, error_format="zuora", retry=RetryConfig(total=0)
+        provider="zuora",
+        base_url=server.url,
+        error_reader=ZUORA_ERROR_READER,
+        retry=RetryConfig(total=0),
     )
 
 
@@ -253,3 +265,49 @@ def test_api_error_pickles() -> None:
     assert type(copy) is RateLimitError
     assert str(copy) == str(err)
     assert copy.retry_after == 2.0
+
+
+# The mechanism: a client of a new API brings its own reader; the runtime has no list.
+
+
+class EnvelopeReader:
+    """An imaginary API: `{"ok": false, "problem": {"why", "kind"}}`, "denied" is auth."""
+
+    checks_success = True
+
+    def read(self, status: int, data: Any, text: str) -> ErrorDetails | None:
+        problem = data.get("problem") if isinstance(data, dict) else None
+        if not isinstance(problem, dict):
+            return None
+        kind = problem.get("kind")
+        return ErrorDetails(
+            message=problem.get("why"),
+            code=kind,
+            error_class=AuthenticationError if kind == "denied" else None,
+        )
+
+    def failed(self, data: Any) -> bool:
+        return isinstance(data, dict) and data.get("ok") is False
+
+
+def test_a_new_apis_reader_needs_no_runtime_change(server: Any) -> None:
+    body = {"ok": False, "problem": {"why": "key revoked", "kind": "denied"}}
+    server.reply(200, json.dumps(body), headers={"Acme-Request-Id": "acme-7"})
+    client = ApiClient(
+        provider="acme",
+        base_url=server.url,
+        error_reader=EnvelopeReader(),
+        retry=RetryConfig(total=0),
+    )
+    with pytest.raises(AuthenticationError, match="key revoked") as info:
+        client.request(OP, path={"id": "r1"})
+    assert (info.value.code, info.value.request_id) == ("denied", "acme-7")
+
+
+def test_without_a_reader_the_common_json_shape_is_read() -> None:
+    request = Request(method="GET", url="https://x/y", operation="op", provider="p")
+    body = b'{"message": "slow down", "code": "busy"}'
+    response = Response(None, request=request, status=429, headers=Headers(), content=body)
+    err = api_error(response, body, JsonErrorReader())
+    assert type(err) is RateLimitError
+    assert (err.code, err.message) == ("busy", "slow down")

@@ -27,6 +27,7 @@ from reporting_runtime import (
     UserAgentPolicy,
 )
 from reporting_runtime.messages import Headers
+from zuora_reporting_client.errors import ERROR_READER as ZUORA_ERROR_READER
 
 SECRET = "sk_live_PLANTEDsecret0123456789"
 ZUORA_SECRET = "zuora-PLANTED-secret-value"
@@ -140,7 +141,7 @@ def client_for(server: Any, auth: Any) -> ApiClient:
         base_url=server.url,
         auth=auth,
         retry=RetryConfig(total=0),
-        error_format="zuora",
+        error_reader=ZUORA_ERROR_READER,
     )
 
 
@@ -206,7 +207,7 @@ def test_no_secret_reaches_any_log_record(
         base_url=server.url,
         auth=auth,
         retry=RetryConfig(total=2, backoff_base=0.0),
-        error_format="zuora",
+        error_reader=ZUORA_ERROR_READER,
     )
     client.request(GET, query={"token": SECRET, "limit": 5}, headers={"X-Custom": SECRET})
     assert len(other_server.seen) == 1
@@ -235,3 +236,12 @@ def test_logging_shows_allow_listed_headers_and_elapsed(caplog: pytest.LogCaptur
     assert "'Authorization': 'REDACTED'" in out
     assert "200 in 250.0 ms (request id req_1)" in back
     assert "'Content-Type': 'text/csv'" in back
+
+
+def test_idempotency_key_goes_in_the_header_the_api_names() -> None:
+    policy = IdempotencyKeyPolicy(header="Acme-Replay-Token")
+    sent = run(policy, req("POST"))
+    assert sent.header("Acme-Replay-Token")
+    assert sent.header("Idempotency-Key") is None
+    assert sent.idempotent
+    assert not run(policy, req("GET")).idempotent

@@ -57,7 +57,8 @@ def make_client(
         provider="stripe",
         base_url=server.url,
         retry=policy,
-        idempotency_keys=idempotency_keys,
+        idempotency_header="Idempotency-Key" if idempotency_keys else None,
+        retry_verdict_header="Stripe-Should-Retry",
     )
 
 

@@ -3,12 +3,32 @@
 Each error carries what a user or support needs (the provider, the run id, the parameter and
 its allowed values, the provider's request id) and never a credential: messages are built
 only from names, ids and provider reasons.
+
+The tree (``except GatewayError`` catches every one)::
+
+    GatewayError
+    ├── ConfigurationError
+    │   ├── CredentialsError
+    │   └── UnknownProviderError
+    ├── UnknownReportError, RunNotFoundError (also LookupError), NotSupportedError
+    ├── ParameterError (also ValueError), ScopeError (also ValueError)
+    ├── ProviderError: the API refused or failed a request; reads status, code, message,
+    │     request_id, track_id, retry_after, rate_limited, not_found, auth_failed and
+    │     request_sent from ``cause``, the ``reporting_runtime`` error (ApiError with its
+    │     status subclasses, or TransportError), so nothing is copied and nothing is lost
+    ├── RunFailedError, RunCanceledError, WaitTimeoutError (also TimeoutError)
+    ├── DownloadError
+    │   ├── IntegrityError
+    │   └── ResultFormatError
+    ├── RunMayExistError
+    └── RunLimitError
+
+    UnknownStatusWarning (a UserWarning, not an error): a status no plugin maps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +44,7 @@ __all__ = [
     "NotSupportedError",
     "ParameterError",
     "ProviderError",
+    "ResultFormatError",
     "RunCanceledError",
     "RunFailedError",
     "RunLimitError",
@@ -32,6 +53,7 @@ __all__ = [
     "ScopeError",
     "UnknownProviderError",
     "UnknownReportError",
+    "UnknownStatusWarning",
     "WaitTimeoutError",
     "provider_errors",
 ]
@@ -123,21 +145,89 @@ class ScopeError(GatewayError, ValueError):
 class ProviderError(GatewayError):
     """The provider's API refused or failed a request (after the runtime's retries).
 
-    ``cause`` is the ``reporting_runtime`` error; ``status``, ``code`` and ``request_id`` are
-    copied from it because support asks for them first.
+    ``cause`` is the ``reporting_runtime`` error; what support and retry logic ask for
+    (status, code, message, request id, Retry-After, the kind of failure) reads through to
+    it, so a caller never needs to dig into ``cause``, and nothing is copied.
     """
 
     def __init__(self, cause: BaseException, *, provider: str | None = None) -> None:
         self.cause = cause
-        self.status: int | None = getattr(cause, "status", None)
-        self.code: str | None = getattr(cause, "code", None)
-        self.request_id: str | None = getattr(cause, "request_id", None)
-        self.provider = provider or getattr(cause, "provider", None)
-        self.operation: str | None = getattr(cause, "operation", None)
+        self.provider: str | None = provider or getattr(cause, "provider", None)
         text = str(cause) or type(cause).__name__
         if self.provider and not text.startswith(self.provider):
             text = f"{self.provider}: {text}"
         super().__init__(text)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_provider_error, (self.cause, self.provider))
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status; None when no response came (a connection or TLS failure)."""
+        return getattr(self.cause, "status", None)
+
+    @property
+    def code(self) -> str | None:
+        """The provider's error code (``resource_missing``, ``ZAN-USAGE-REST-ERROR``...)."""
+        return getattr(self.cause, "code", None)
+
+    @property
+    def message(self) -> str:
+        """The provider's own message, without the status and ids around it."""
+        own = getattr(self.cause, "message", None)
+        return own if isinstance(own, str) and own else str(self.cause)
+
+    @property
+    def request_id(self) -> str | None:
+        """The provider's request id: quote it to their support."""
+        return getattr(self.cause, "request_id", None)
+
+    @property
+    def track_id(self) -> str | None:
+        return getattr(self.cause, "track_id", None)
+
+    @property
+    def operation(self) -> str | None:
+        return getattr(self.cause, "operation", None)
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the provider asked to wait (a 429's Retry-After), if it said."""
+        return getattr(self.cause, "retry_after", None)
+
+    # The runtime's classes are imported when asked, not with this module: a plugin's
+    # hook module imports the gateway's errors and must not load the runtime on the way.
+    @property
+    def rate_limited(self) -> bool:
+        """Too many requests or runs (HTTP 429): try again later, after ``retry_after``."""
+        from reporting_runtime.errors import RateLimitError
+
+        return isinstance(self.cause, RateLimitError) or self.status == 429
+
+    @property
+    def not_found(self) -> bool:
+        """No such object, or not visible to these credentials (HTTP 404)."""
+        from reporting_runtime.errors import NotFoundError
+
+        return isinstance(self.cause, NotFoundError) or self.status == 404
+
+    @property
+    def auth_failed(self) -> bool:
+        """The credentials were refused or may not do this (401, 403, a failed login)."""
+        from reporting_runtime.errors import AuthenticationError, PermissionDeniedError
+
+        return isinstance(self.cause, AuthenticationError | PermissionDeniedError) or (
+            self.status in (401, 403)
+        )
+
+    @property
+    def request_sent(self) -> bool:
+        """False only when the request certainly never left (a refused connection)."""
+        return bool(getattr(self.cause, "request_sent", True))
+
+
+def _rebuild_provider_error(cause: BaseException, provider: str | None) -> ProviderError:
+    return ProviderError(cause, provider=provider)
 
 
 class RunFailedError(GatewayError):
@@ -192,6 +282,14 @@ class DownloadError(GatewayError):
 
 class IntegrityError(DownloadError):
     """The bytes received do not match what the provider announced (size or checksum)."""
+
+
+class ResultFormatError(DownloadError):
+    """The result's text cannot be read as a table (broken quoting, an oversized cell)."""
+
+
+class UnknownStatusWarning(UserWarning):
+    """A provider reported a status no plugin maps; the run is treated as still running."""
 
 
 class RunMayExistError(GatewayError):
@@ -256,7 +354,11 @@ def provider_errors(provider: str) -> Iterator[None]:
 
 
 def _is_runtime_error(exc: BaseException) -> bool:
-    """Whether ``exc`` comes from reporting_runtime (checked without importing it)."""
-    runtime = sys.modules.get("reporting_runtime")
-    base = getattr(runtime, "ReportingError", None)
-    return isinstance(base, type) and isinstance(exc, base)
+    """Whether ``exc`` is the runtime's report of a failed request (wrapped in ProviderError).
+
+    Imported here, on the error path: a plugin's hook module imports this package and must
+    not load the runtime on the way (tests/zuora/test_hooks.py holds it to that).
+    """
+    from reporting_runtime.errors import ReportingError
+
+    return isinstance(exc, ReportingError)

@@ -44,6 +44,7 @@ from .errors import (
     RunNotFoundError,
     ScopeError,
     UnknownReportError,
+    UnknownStatusWarning,
 )
 from .hookspecs import hookimpl
 from .limits import credential_id
@@ -194,10 +195,6 @@ def accepts_progress(start: Callable[..., Any]) -> bool:
     return "progress" in parameters or any(
         p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
     )
-
-
-class UnknownStatusWarning(UserWarning):
-    """A provider reported a status no plugin maps; the run is treated as still running."""
 
 
 def _scope_fields(instance: Any, attribute: Any, value: Mapping[str, str]) -> None:

@@ -23,15 +23,11 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from .errors import DownloadError
+from .errors import ResultFormatError
 from .models import CONTENT_TSV_UTF16, CONTENT_ZIP
 from .transfer import CHUNK_SIZE, ResultBody
 
 __all__ = ["ResultFormatError", "iter_rows", "rows_from_text"]
-
-
-class ResultFormatError(DownloadError):
-    """The result's text cannot be read as a table (broken quoting, an oversized cell)."""
 
 
 class _ChunkReader(io.RawIOBase):

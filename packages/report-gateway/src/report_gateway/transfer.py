@@ -15,6 +15,8 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 
+from reporting_runtime.errors import TransportError
+
 from .errors import DownloadError, IntegrityError
 from .provider import ResultResponse
 
@@ -33,10 +35,7 @@ def network_errors() -> tuple[type[BaseException], ...]:
     urllib3_exceptions = sys.modules.get("urllib3.exceptions")
     if urllib3_exceptions is not None:
         errors.append(urllib3_exceptions.HTTPError)
-    runtime = sys.modules.get("reporting_runtime")
-    transport_error = getattr(runtime, "TransportError", None)
-    if isinstance(transport_error, type) and issubclass(transport_error, BaseException):
-        errors.append(transport_error)
+    errors.append(TransportError)
     return tuple(errors)
 
 

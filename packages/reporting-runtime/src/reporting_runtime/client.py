@@ -11,7 +11,7 @@ import attrs
 
 from reporting_runtime.auth import AuthPolicy
 from reporting_runtime.encoding import QueryStyle, encode_form, encode_query, expand_path
-from reporting_runtime.error_bodies import ErrorFormat, api_error, is_zuora_failure
+from reporting_runtime.error_bodies import ErrorReader, JsonErrorReader, api_error
 from reporting_runtime.errors import ResponseFormatError
 from reporting_runtime.messages import Request, Response, body_excerpt, with_header
 from reporting_runtime.pipeline import Pipeline, Policy
@@ -62,9 +62,14 @@ class ApiClient:
     """Builds the pipeline once, then turns `request(op, ...)` calls into HTTP exchanges.
 
     Pipeline order: user agent, default headers, caller policies (scope headers...), auth,
-    idempotency key (Stripe formats only: Zuora does not document the header, so a POST
-    there is never retried), redirects, retry, logging (closest to the wire, so it logs
-    what is really sent, after auth, with the secrets redacted).
+    idempotency key (only when the API documents one: ``idempotency_header`` names it, and
+    without it a POST is never retried), redirects, retry, logging (closest to the wire, so
+    it logs what is really sent, after auth, with the secrets redacted).
+
+    What differs per API is passed in, never looked up by provider name: ``error_reader``
+    reads the API's error bodies, ``idempotency_header`` and ``retry_verdict_header`` name
+    the headers it documents. A generated client passes what its spec and the hand-written
+    module beside its ``_generated/`` folder declare.
     """
 
     def __init__(
@@ -79,14 +84,15 @@ class ApiClient:
         retry: RetryConfig | RetryPolicy | None = None,
         user_agent: str = "reporting-runtime",
         default_headers: Mapping[str, str | None] | None = None,
-        error_format: ErrorFormat = "stripe",
-        idempotency_keys: bool | None = None,
+        error_reader: ErrorReader | None = None,
+        idempotency_header: str | None = None,
+        retry_verdict_header: str | None = None,
         logger_name: str = "reporting_runtime.http",
     ) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.servers = {name: url.rstrip("/") for name, url in (servers or {}).items()}
-        self.error_format: ErrorFormat = error_format
+        self.error_reader: ErrorReader = error_reader or JsonErrorReader()
         self.auth = auth
         self.transport = transport or Transport()
         secret_names = sorted(auth.secret_header_names) if auth is not None else []
@@ -97,10 +103,13 @@ class ApiClient:
         ]
         if auth is not None:
             chain.append(auth)
-        if idempotency_keys if idempotency_keys is not None else error_format != "zuora":
-            chain.append(IdempotencyKeyPolicy())
+        if idempotency_header is not None:
+            chain.append(IdempotencyKeyPolicy(header=idempotency_header))
         chain.append(RedirectPolicy(secret_headers=secret_names))
-        chain.append(retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry))
+        retry_policy = retry if isinstance(retry, RetryPolicy) else RetryPolicy(retry)
+        if retry_verdict_header is not None:
+            retry_policy = retry_policy.with_verdict_header(retry_verdict_header)
+        chain.append(retry_policy)
         chain.append(LoggingPolicy(logging.getLogger(logger_name), secret_headers=secret_names))
         self.pipeline = Pipeline(chain, self.transport)
 
@@ -166,20 +175,21 @@ class ApiClient:
         body: Any = None,
         stream: bool = False,
     ) -> Response:
-        """Send `op`; a non-2xx answer (or Zuora's success false) raises an ApiError."""
+        """Send `op`; a non-2xx answer (or a 2xx the error reader calls failed) raises an
+        ApiError."""
         request = self.build_request(op, path=path, query=query, headers=headers, body=body)
         stream = stream or op.streaming
         response = self.pipeline.send(request, stream=stream)
         if not response.ok:
             raise self._error(response)
-        if self.error_format == "zuora" and self._may_be_zuora_failure(response, stream):
+        if self.error_reader.checks_success and self._may_report_failure(response, stream):
             body_bytes = response.read()
             try:
                 data = json.loads(body_bytes)
             except (ValueError, UnicodeDecodeError):
                 data = None
-            if is_zuora_failure(data):
-                raise api_error(response, body_bytes, self.error_format)
+            if self.error_reader.failed(data):
+                raise api_error(response, body_bytes, self.error_reader)
         return response
 
     def call(
@@ -209,7 +219,7 @@ class ApiClient:
                 excerpt=body_excerpt(response.read()),
             ) from None
 
-    def _may_be_zuora_failure(self, response: Response, stream: bool) -> bool:
+    def _may_report_failure(self, response: Response, stream: bool) -> bool:
         # A streamed export is only peeked at when it says it is JSON (a CSV never is).
         return not stream or "json" in response.content_type.lower()
 
@@ -224,7 +234,7 @@ class ApiClient:
             pass
         finally:
             response.close()
-        return api_error(response, body, self.error_format)
+        return api_error(response, body, self.error_reader)
 
     def close(self) -> None:
         self.transport.close()

@@ -1,8 +1,11 @@
-"""Reading the providers' error bodies into ApiError, one reader per `error_format`.
+"""Turning an error response into an ApiError: the runtime's half of the job.
 
-Zuora alone has six failure shapes (see the reference's "Envelope"); each reader returns
-what it found and the caller falls back to the HTTP reason phrase, so a body we cannot
-read still becomes the right ApiError subclass, never a parser traceback.
+Each API writes its failures its own way (an ``{"error": {...}}`` object, an envelope that
+says ``success: false`` with a 200, an XML or HTML page), so the reading belongs to the
+client that knows the API: a generated client passes its own ``ErrorReader`` (written beside
+its ``_generated/`` folder). The runtime only turns what the reader found into the right
+ApiError subclass, falling back to the HTTP reason phrase, so a body nobody can read still
+becomes a useful error, never a parser traceback.
 """
 
 from __future__ import annotations
@@ -12,113 +15,73 @@ import http
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import attrs
 
-from reporting_runtime.errors import (
-    ApiError,
-    AuthenticationError,
-    BadRequestError,
-    RateLimitError,
-    api_error_class,
-)
+from reporting_runtime.errors import ApiError, BadRequestError, RateLimitError, api_error_class
 from reporting_runtime.messages import Response, body_excerpt
 from reporting_runtime.redaction import scrub_text
 from reporting_runtime.retry import parse_retry_after
 
-__all__ = ["ErrorFormat", "api_error", "is_zuora_failure"]
+__all__ = [
+    "ErrorDetails",
+    "ErrorReader",
+    "JsonErrorReader",
+    "api_error",
+    "html_title",
+    "text_value",
+]
 
-ErrorFormat = Literal["stripe", "stripe-v2", "zuora"]
-
-_ZAN_RESPONSE = re.compile(r"<response\b([^>]*)>(.*?)</response\s*>", re.DOTALL | re.IGNORECASE)
-_ZAN_ATTRIBUTE = re.compile(r"""(\w+)\s*=\s*["']([^"']*)["']""")
 _HTML_TITLE = re.compile(r"<(title|h1)\b[^>]*>(.*?)</\1\s*>", re.DOTALL | re.IGNORECASE)
 _TAGS = re.compile(r"<[^>]+>")
-# Zuora codes that say more than the HTTP status they arrive with (often 200 or 400).
-_ZUORA_CODE_CLASSES: dict[str, type[ApiError]] = {"loginFailed": AuthenticationError}
 
 
-@attrs.frozen
-class _Found:
+@attrs.frozen(kw_only=True)
+class ErrorDetails:
+    """What a reader found in an error body; anything left None falls back to the status.
+
+    ``error_class`` names a kind the status does not tell (an API that reports a failed
+    login with a 200 or a 400, say); None means "by HTTP status".
+    """
+
     message: str | None = None
     code: str | None = None
     param: str | None = None
     error_type: str | None = None
+    error_class: type[ApiError] | None = None
 
 
-def _text(value: Any) -> str | None:
+class ErrorReader(Protocol):
+    """How one API writes its failures. A generated client passes its own to ApiClient.
+
+    ``checks_success`` says whether a 2xx answer may still be a failure (an envelope with
+    ``success: false``); only then does the client read 2xx JSON bodies and ask ``failed``.
+    """
+
+    @property
+    def checks_success(self) -> bool: ...
+
+    def read(self, status: int, data: Any, text: str) -> ErrorDetails | None:
+        """What the body says: ``data`` is the parsed JSON (None when the body is not JSON),
+        ``text`` the body as text when it is not JSON (an XML or HTML page), else ""."""
+        ...
+
+    def failed(self, data: Any) -> bool:
+        """Whether a 2xx JSON body nevertheless reports a failure (then it is read as one)."""
+        ...
+
+
+def text_value(value: Any) -> str | None:
+    """A scalar as stripped text; objects, lists, blanks and None as None."""
     if value is None or isinstance(value, Mapping | list):
         return None
     text = str(value).strip()
     return text or None
 
 
-def _stripe(data: Any) -> _Found | None:
-    error = data.get("error") if isinstance(data, Mapping) else None
-    if not isinstance(error, Mapping):
-        return None
-    return _Found(
-        message=_text(error.get("message")) or _text(error.get("user_message")),
-        code=_text(error.get("code")),
-        param=_text(error.get("param")),
-        error_type=_text(error.get("type")),
-    )
-
-
-def _zuora_flat(data: Mapping[str, Any]) -> _Found:
-    reasons = data.get("reasons")
-    if isinstance(reasons, list) and reasons and isinstance(reasons[0], Mapping):
-        first = reasons[0]
-        return _Found(message=_text(first.get("message")), code=_text(first.get("code")))
-    return _Found(
-        message=_text(data.get("message"))
-        or _text(data.get("errorMessage"))
-        or _text(data.get("error")),
-        code=_text(data.get("errorCode")) or _text(data.get("code")),
-    )
-
-
-def _zuora_inner(inner: Any) -> _Found | None:
-    """The `response` member of a failed envelope: an object, or JSON in a string, or text."""
-    if isinstance(inner, str):
-        stripped = inner.strip()
-        if stripped.startswith("{"):
-            try:
-                inner = json.loads(stripped)
-            except ValueError:
-                return _Found(message=stripped)
-        else:
-            return _Found(message=stripped) if stripped else None
-    if isinstance(inner, Mapping):
-        return _zuora_flat(inner)
-    return None
-
-
-def _zuora(data: Any, text: str) -> _Found | None:
-    if isinstance(data, Mapping):
-        if "response" in data and (data.get("success") is False or not data.get("response")):
-            found = _zuora_inner(data.get("response"))
-            if found is not None and (found.message or found.code):
-                return found
-        found = _zuora_flat(data)
-        return found if (found.message or found.code) else None
-    if "<zanresponse" in text[:500].lower():
-        match = _ZAN_RESPONSE.search(text)
-        if match is None:
-            return None
-        attributes = dict(_ZAN_ATTRIBUTE.findall(match.group(1)))
-        found = _zuora_inner(html.unescape(match.group(2)))
-        if found is None:
-            found = _Found()
-        return _Found(
-            message=found.message or attributes.get("message"),
-            code=found.code or attributes.get("errorCode"),
-        )
-    return _html(text)
-
-
-def _html(text: str) -> _Found | None:
+def html_title(text: str) -> str | None:
+    """The title (or first h1) of an HTML page: what a proxy's or gateway's error page says."""
     head = text[:200].lower()
     if "<html" not in head and "<!doctype" not in head:
         return None
@@ -126,16 +89,43 @@ def _html(text: str) -> _Found | None:
     if match is None:
         return None
     title = " ".join(html.unescape(_TAGS.sub(" ", match.group(2))).split())
-    return _Found(message=title) if title else None
+    return title or None
 
 
-def is_zuora_failure(data: Any) -> bool:
-    """A Zuora envelope that says it failed, whatever the HTTP status (200 happens)."""
-    return isinstance(data, Mapping) and data.get("success") is False
+@attrs.frozen
+class JsonErrorReader:
+    """The common shape: ``{"error": {"message", "code", "param", "type"}}``, or ``message``
+    and ``code`` at the top; an HTML page gives its title. ``failed`` is always False.
+
+    The default for a client that declares no reader of its own.
+    """
+
+    checks_success: bool = attrs.field(default=False, init=False)
+
+    def read(self, status: int, data: Any, text: str) -> ErrorDetails | None:
+        if isinstance(data, Mapping):
+            error = data.get("error")
+            if isinstance(error, Mapping):
+                return ErrorDetails(
+                    message=text_value(error.get("message")),
+                    code=text_value(error.get("code")),
+                    param=text_value(error.get("param")),
+                    error_type=text_value(error.get("type")),
+                )
+            found = ErrorDetails(
+                message=text_value(data.get("message")) or text_value(error),
+                code=text_value(data.get("code")),
+            )
+            return found if (found.message or found.code) else None
+        title = html_title(text)
+        return ErrorDetails(message=title) if title else None
+
+    def failed(self, data: Any) -> bool:
+        return False
 
 
-def api_error(response: Response, body: bytes, error_format: ErrorFormat) -> ApiError:
-    """The ApiError subclass for an error response (or a Zuora 200 with success false)."""
+def api_error(response: Response, body: bytes, reader: ErrorReader) -> ApiError:
+    """The ApiError subclass for an error response (or a 2xx the reader calls a failure)."""
     status = response.status
     data: Any = None
     text = ""  # read only when the body is not JSON (an XML or HTML page)
@@ -143,12 +133,11 @@ def api_error(response: Response, body: bytes, error_format: ErrorFormat) -> Api
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         text = body[:65536].decode("utf-8", errors="replace")
-    found = _zuora(data, text) if error_format == "zuora" else _stripe(data) or _html(text)
-    found = found or _Found()
+    found = reader.read(status, data, text) or ErrorDetails()
 
     cls = api_error_class(status)
-    if found.code in _ZUORA_CODE_CLASSES and error_format == "zuora":
-        cls = _ZUORA_CODE_CLASSES[found.code]
+    if found.error_class is not None:
+        cls = found.error_class
     elif status < 400:
         cls = BadRequestError
     message = found.message or _reason(status)
@@ -164,7 +153,7 @@ def api_error(response: Response, body: bytes, error_format: ErrorFormat) -> Api
         "operation": response.request.operation,
         "raw_body_excerpt": body_excerpt(body),
     }
-    if cls is RateLimitError:
+    if issubclass(cls, RateLimitError):
         retry_after = response.headers.get("Retry-After") or response.headers.get("RateLimit-Reset")
         kwargs["retry_after"] = parse_retry_after(retry_after) if retry_after else None
     return cls(**kwargs)

@@ -80,6 +80,9 @@ class Request:
     body: bytes | None = attrs.field(default=None, repr=False)
     operation: str = ""
     provider: str = ""
+    #: Set by IdempotencyKeyPolicy: the request carries the API's idempotency key, so
+    #: sending it again cannot act twice (RetryPolicy then retries a POST too).
+    idempotent: bool = False
     #: Set by RetryPolicy; the transport hands it to urllib3, which runs the retry loop.
     retries: Retry | None = attrs.field(default=None, repr=False, eq=False)
 
@@ -152,11 +155,25 @@ class Response:
 
     @property
     def request_id(self) -> str | None:
-        return self.headers.get("Request-Id") or self.headers.get("Zuora-Request-Id")
+        """``Request-Id``, else a vendor-prefixed ``<Vendor>-Request-Id``: what support asks for."""
+        return self._id_header("request-id")
 
     @property
     def track_id(self) -> str | None:
-        return self.headers.get("Zuora-Track-Id")
+        """A vendor-prefixed ``<Vendor>-Track-Id`` (a trace id spanning several requests)."""
+        return self._id_header("track-id")
+
+    def _id_header(self, kind: str) -> str | None:
+        exact = self.headers.get(kind)
+        if exact:
+            return exact
+        suffix = "-" + kind
+        for name in self.headers:
+            if name.lower().endswith(suffix):
+                value = self.headers[name]
+                if value:
+                    return value
+        return None
 
     @property
     def content_type(self) -> str:

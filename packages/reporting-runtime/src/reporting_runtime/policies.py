@@ -49,20 +49,29 @@ class UserAgentPolicy(HeadersPolicy):
 
 
 class IdempotencyKeyPolicy(Policy):
-    """Gives every POST without one a fresh uuid4 `Idempotency-Key`.
+    """Gives every POST without one a fresh uuid4 key in ``header`` (the API's own name for
+    it, ``Idempotency-Key`` by default) and marks the request ``idempotent``.
 
     It sits above the retry policy, so all retries of one call carry the same key and the
-    provider can recognise a repeat; that key is also what lets RetryPolicy retry a POST.
+    provider can recognise a repeat; the mark is also what lets RetryPolicy retry a POST.
+    A key the caller set is kept.
     """
 
-    def __init__(self, methods: Iterable[str] = ("POST",)) -> None:
+    def __init__(
+        self, methods: Iterable[str] = ("POST",), *, header: str = "Idempotency-Key"
+    ) -> None:
         self.methods = frozenset(m.upper() for m in methods)
+        self.header = header
 
     def on_request(self, request: Request) -> Request:
-        if request.method.upper() not in self.methods or request.header("Idempotency-Key"):
+        if request.method.upper() not in self.methods:
             return request
+        if request.header(self.header):
+            return attrs.evolve(request, idempotent=True)
         return attrs.evolve(
-            request, headers={**request.headers, "Idempotency-Key": str(uuid.uuid4())}
+            request,
+            headers={**request.headers, self.header: str(uuid.uuid4())},
+            idempotent=True,
         )
 
 

@@ -2,14 +2,16 @@
 urllib3's own loop does the rest (count, drain, sleep, resend).
 
 What the subclass adds to `urllib3.util.Retry`: full-jitter capped exponential backoff,
-Stripe-Should-Retry (a server's "true" forces a retry, "false" forbids one), Retry-After
-as seconds or HTTP-date, a time budget besides the attempt budget, POST retried only with
-an Idempotency-Key, and no retry of a failed TLS verification. When no retry is left the
+a server's retry verdict header when the API documents one (its "true" forces a retry,
+"false" forbids one), Retry-After as seconds or HTTP-date, a time budget besides the
+attempt budget, POST retried only with an idempotency key, and no retry of a failed TLS
+verification. When no retry is left the
 last response is returned (not MaxRetryError), so the caller can turn it into an ApiError.
 """
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import logging
 import random
@@ -78,9 +80,11 @@ class BackoffRetry(Retry):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        verdict_header: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.verdict_header = verdict_header
         self.deadline = deadline
         self.next_sleep = next_sleep
         self.sleeper = sleeper
@@ -95,10 +99,11 @@ class BackoffRetry(Retry):
         kw.setdefault("clock", self.clock)
         kw.setdefault("wall_clock", self.wall_clock)
         kw.setdefault("rng", self.rng)
+        kw.setdefault("verdict_header", self.verdict_header)
         return super().new(**kw)
 
     # urllib3 asks is_retry without the headers; the verdict that needs them
-    # (Stripe-Should-Retry) is taken in increment, which sees the response.
+    # (the verdict header) is taken in increment, which sees the response.
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if not self._is_method_retryable(method):
             return False
@@ -136,7 +141,8 @@ class BackoffRetry(Retry):
         return new
 
     def _worth_retrying(self, response: BaseHTTPResponse) -> bool:
-        verdict = (response.headers.get("Stripe-Should-Retry") or "").strip().lower()
+        header = self.verdict_header
+        verdict = (response.headers.get(header) or "").strip().lower() if header else ""
         if verdict == "true":
             return True
         if verdict == "false":
@@ -180,8 +186,9 @@ class RetryPolicy(Policy):
     """Attaches a fresh BackoffRetry to each request (the transport hands it to urllib3).
 
     Put it below IdempotencyKeyPolicy: a POST is retried only if it carries a key, and
-    all its retries carry the same one. `sleep`, `clock`, `wall_clock` and `rng` are
-    injectable so tests run without waiting.
+    all its retries carry the same one. `verdict_header` is the API's header saying whether
+    a retry is safe, if it has one. `sleep`, `clock`, `wall_clock` and `rng` are injectable
+    so tests run without waiting.
     """
 
     def __init__(
@@ -192,17 +199,28 @@ class RetryPolicy(Policy):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
+        verdict_header: str | None = None,
     ) -> None:
         self.config = config or RetryConfig()
+        self.verdict_header = verdict_header
         self._sleep = sleep
         self._clock = clock
         self._wall_clock = wall_clock
         self._rng = rng
 
+    def with_verdict_header(self, header: str) -> RetryPolicy:
+        """This policy reading ``header`` as the server's verdict (a caller's own RetryPolicy
+        keeps its clocks; one that already names a header keeps it)."""
+        if self.verdict_header is not None:
+            return self
+        policy = copy.copy(self)
+        policy.verdict_header = header
+        return policy
+
     def build_retry(self, request: Request) -> BackoffRetry:
         config = self.config
         methods = set(Retry.DEFAULT_ALLOWED_METHODS)
-        if request.header("Idempotency-Key"):
+        if request.idempotent:
             methods |= {"POST", "PATCH"}
         return BackoffRetry(
             total=config.total,
@@ -218,6 +236,7 @@ class RetryPolicy(Policy):
             clock=self._clock,
             wall_clock=self._wall_clock,
             rng=self._rng,
+            verdict_header=self.verdict_header,
         )
 
     def on_request(self, request: Request) -> Request:

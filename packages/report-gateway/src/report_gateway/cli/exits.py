@@ -6,7 +6,7 @@ part of the public contract: the help epilog and README show this same table.
 
 from __future__ import annotations
 
-import sys
+from reporting_runtime.errors import ReportingError
 
 __all__ = [
     "CONFIG",
@@ -85,8 +85,6 @@ def exit_code_for(exc: BaseException) -> int:
         return CONFIG if exc.status in (401, 403) else PROVIDER
     if isinstance(exc, errors.GatewayError):  # RunMayExistError among others
         return PROVIDER
-    runtime = sys.modules.get("reporting_runtime")
-    base = getattr(runtime, "ReportingError", None)
-    if isinstance(base, type) and isinstance(exc, base):
+    if isinstance(exc, ReportingError):
         return CONFIG if getattr(exc, "status", None) in (401, 403) else PROVIDER
     return INTERNAL

@@ -20,6 +20,8 @@ from reporting_runtime import (
     Transport,
 )
 
+from zuora_reporting_client.errors import ERROR_READER
+
 from . import models
 
 USER_AGENT = "zuora-reporting-client/0.1.0"
@@ -135,7 +137,9 @@ class Client(ApiClient):
             retry=retry,
             user_agent=user_agent,
             default_headers=headers,
-            error_format="zuora",
+            error_reader=ERROR_READER,
+            idempotency_header=None,
+            retry_verdict_header=None,
         )
 
     def search_reports(

@@ -19,6 +19,8 @@ from reporting_runtime import (
     Transport,
 )
 
+from stripe_reporting_client.errors import ERROR_READER
+
 from . import models
 
 USER_AGENT = "stripe-reporting-client/0.1.0"
@@ -93,7 +95,9 @@ class Client(ApiClient):
             retry=retry,
             user_agent=user_agent,
             default_headers=headers,
-            error_format="stripe-v2",
+            error_reader=ERROR_READER,
+            idempotency_header="Idempotency-Key",
+            retry_verdict_header="Stripe-Should-Retry",
         )
 
     def retrieve_report(
