@@ -27,6 +27,10 @@ FORMAT_TYPES: Mapping[str, str] = {
     "epoch-millis-or-rfc3339": "FlexibleTime",
 }
 STRING_INT64_TYPE = "Int64String"
+ABSENT_UNLESS_OBJECT = "x-absent-unless-object"
+"""On a property: a non-object value (`false`, null) means the member is absent."""
+DEEP_ARRAY_STYLE = "x-deep-array-style"
+"""On a deepObject query parameter: `indexed` sends array members as `name[0]=...`."""
 
 JSON_MEDIA = re.compile(r"^application/([\w.+-]+\+)?json\b")
 FORM_MEDIA = "application/x-www-form-urlencoded"
@@ -142,6 +146,14 @@ def _pin_quirk_types(schema: Any) -> None:
     quirk = _quirk_type(schema)
     if quirk is not None:
         _pin_quirk(schema, quirk)
+    if schema.get(ABSENT_UNLESS_OBJECT) is True and isinstance(schema.get("anyOf"), list):
+        # The non-object readings (`false`) are what the converter turns into "absent": the
+        # model field keeps the object-or-None type.
+        schema["anyOf"] = [
+            branch
+            for branch in schema["anyOf"]
+            if not isinstance(branch, dict) or "$ref" in branch or "const" not in branch
+        ]
     if isinstance(schema.get("description"), str):
         schema["description"] = schema["description"].strip()
     schema.pop("default", None)
@@ -203,7 +215,9 @@ class OperationSpec:
     response_annotation: str | None = None  # None with streaming=False: no body
     streaming: bool = False
     deprecated: bool = False
-    query_style: str = "form"  # "deep" when a query parameter is a deepObject (Stripe)
+    # "deep" when a query parameter is a deepObject (Stripe), "deep-indexed" when its arrays
+    # are sent as `name[0]=` (x-deep-array-style: indexed, Stripe v2's `include`).
+    query_style: str = "form"
     hoisted: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -374,9 +388,12 @@ def operations(
             p for p in params if p.location != "path"
         ]
 
-        deep = any(
-            p.get("in") == "query" and p.get("style") == "deepObject" for p in merged.values()
-        )
+        deep_params = [
+            p for p in merged.values() if p.get("in") == "query" and p.get("style") == "deepObject"
+        ]
+        indexed = any(p.get(DEEP_ARRAY_STYLE) == "indexed" for p in deep_params)
+        if indexed and not all(p.get(DEEP_ARRAY_STYLE) == "indexed" for p in deep_params):
+            raise SpecError(f"{operation_id}: mixes indexed and bracketed deepObject arrays")
         op = OperationSpec(
             operation_id=operation_id,
             method=method.upper(),
@@ -386,7 +403,7 @@ def operations(
             description=raw.get("description"),
             parameters=params,
             deprecated=bool(raw.get("deprecated")),
-            query_style="deep" if deep else "form",
+            query_style="deep-indexed" if indexed else "deep" if deep_params else "form",
         )
 
         body = raw.get("requestBody")

@@ -28,7 +28,7 @@ class CreateTokenRequest:
 
     client_id: str
     """The OAuth client's id (36 characters)."""
-    client_secret: str
+    client_secret: str = attrs.field(repr=False)
     """The secret shown once when the OAuth client was created (at most 42 characters)."""
     grant_type: CreateTokenRequestGrantType
     raw_payload: Mapping[str, Any] | None = attrs.field(
@@ -126,7 +126,7 @@ class LogicalOperator:
 class OAuthToken:
     """A bearer token and how long it lives."""
 
-    access_token: str
+    access_token: str = attrs.field(repr=False)
     """The token to send as `Authorization: Bearer <access_token>`."""
     expires_in: int
     """Seconds the token stays valid (3599 in Zuora's sample)."""
