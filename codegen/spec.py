@@ -163,6 +163,11 @@ def _pin_quirk_types(schema: Any) -> None:
         if key == "properties" and isinstance(value, dict):
             for prop in value.values():
                 _pin_quirk_types(prop)
+                if isinstance(prop, dict) and prop.get("x-python-type") == "Any":
+                    # datamodel-code-generator reads a lone `anyOf` member as that member's
+                    # type; an explicit `Any` property keeps only its annotation.
+                    for composite in ("anyOf", "oneOf", "$ref"):
+                        prop.pop(composite, None)
         else:
             _pin_quirk_types(value)
 

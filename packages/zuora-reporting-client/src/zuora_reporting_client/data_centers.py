@@ -34,9 +34,9 @@ __all__ = [
     "ENDPOINT_FAMILIES",
     "PATH_PREFIXES",
     "TOKEN_PATH",
+    "ZUORA_DATA_CENTERS",
     "DataCenter",
     "EndpointFamily",
-    "ZUORA_DATA_CENTERS",
     "base_url",
     "client_urls",
 ]
@@ -49,7 +49,7 @@ PATH_PREFIXES: Mapping[EndpointFamily, str] = MappingProxyType(
 )
 """What each family puts between the host and the operation paths of the spec."""
 
-TOKEN_PATH = "/oauth/token"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a credential
 """create_token's path, at the REST host root (not under the Reporting prefix)."""
 
 DEFAULT_DATA_CENTER = "us-cloud-2-production"

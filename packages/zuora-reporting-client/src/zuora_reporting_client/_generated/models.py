@@ -44,10 +44,14 @@ class CreateTokenRequestGrantType(OpenEnum):
 class FilterClause:
     """One condition of a filter group."""
 
-    field: FilterField
+    field: Any
+    """
+    The field tested (an object on both Zuora pages). Generated code types it as any
+    JSON value so a caller's own shorthand passes through until it is normalised.
+    """
     value: str
     """The value to compare with, as text (dates as "2018-03-31")."""
-    operator: FilterOperator | Any
+    operator: Any
     """
     The comparison: an object such as {"name": "contains", "value": "contains"} or
     {"name": "is greater than", "value": ">"} (docs.zuora.com); developer.zuora.com's
@@ -83,9 +87,11 @@ class FilterGroup:
     """Filter clauses joined by one logical operator."""
 
     filter_clauses: list[FilterClause] = attrs.field(metadata={"json": "filterClauses"})
-    logical_operator: LogicalOperator | None = attrs.field(
-        default=None, metadata={"json": "logicalOperator"}
-    )
+    logical_operator: Any | None = attrs.field(default=None, metadata={"json": "logicalOperator"})
+    """
+    How the clauses combine (an object on both Zuora pages). Generated code types it
+    as any JSON value so a caller's own shorthand passes through until normalised.
+    """
     raw_payload: Mapping[str, Any] | None = attrs.field(
         default=None, repr=False, eq=False, metadata={"raw": True}
     )
