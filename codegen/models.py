@@ -63,6 +63,8 @@ def generate_models(document: Mapping[str, Any], *, header: str) -> str:
             use_double_quotes=True,
             capitalise_enum_members=True,
             allow_remote_refs=False,
+            # Read by the dataclass template (as `x_absent_unless_object`, `x_secret`).
+            field_extra_keys={"x-absent-unless-object", "x-secret"},
         )
     if not isinstance(output, str):
         raise TypeError("datamodel-code-generator returned several modules for one spec")

@@ -27,6 +27,10 @@ FORMAT_TYPES: Mapping[str, str] = {
     "epoch-millis-or-rfc3339": "FlexibleTime",
 }
 STRING_INT64_TYPE = "Int64String"
+ABSENT_UNLESS_OBJECT = "x-absent-unless-object"
+"""On a property: a non-object value (`false`, null) means the member is absent."""
+DEEP_ARRAY_STYLE = "x-deep-array-style"
+"""On a deepObject query parameter: `indexed` sends array members as `name[0]=...`."""
 
 JSON_MEDIA = re.compile(r"^application/([\w.+-]+\+)?json\b")
 FORM_MEDIA = "application/x-www-form-urlencoded"
@@ -142,6 +146,14 @@ def _pin_quirk_types(schema: Any) -> None:
     quirk = _quirk_type(schema)
     if quirk is not None:
         _pin_quirk(schema, quirk)
+    if schema.get(ABSENT_UNLESS_OBJECT) is True and isinstance(schema.get("anyOf"), list):
+        # The non-object readings (`false`) are what the converter turns into "absent": the
+        # model field keeps the object-or-None type.
+        schema["anyOf"] = [
+            branch
+            for branch in schema["anyOf"]
+            if not isinstance(branch, dict) or "$ref" in branch or "const" not in branch
+        ]
     if isinstance(schema.get("description"), str):
         schema["description"] = schema["description"].strip()
     schema.pop("default", None)
@@ -151,6 +163,11 @@ def _pin_quirk_types(schema: Any) -> None:
         if key == "properties" and isinstance(value, dict):
             for prop in value.values():
                 _pin_quirk_types(prop)
+                if isinstance(prop, dict) and prop.get("x-python-type") == "Any":
+                    # datamodel-code-generator reads a lone `anyOf` member as that member's
+                    # type; an explicit `Any` property keeps only its annotation.
+                    for composite in ("anyOf", "oneOf", "$ref"):
+                        prop.pop(composite, None)
         else:
             _pin_quirk_types(value)
 
@@ -203,7 +220,9 @@ class OperationSpec:
     response_annotation: str | None = None  # None with streaming=False: no body
     streaming: bool = False
     deprecated: bool = False
-    query_style: str = "form"  # "deep" when a query parameter is a deepObject (Stripe)
+    # "deep" when a query parameter is a deepObject (Stripe), "deep-indexed" when its arrays
+    # are sent as `name[0]=` (x-deep-array-style: indexed, Stripe v2's `include`).
+    query_style: str = "form"
     hoisted: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -374,9 +393,12 @@ def operations(
             p for p in params if p.location != "path"
         ]
 
-        deep = any(
-            p.get("in") == "query" and p.get("style") == "deepObject" for p in merged.values()
-        )
+        deep_params = [
+            p for p in merged.values() if p.get("in") == "query" and p.get("style") == "deepObject"
+        ]
+        indexed = any(p.get(DEEP_ARRAY_STYLE) == "indexed" for p in deep_params)
+        if indexed and not all(p.get(DEEP_ARRAY_STYLE) == "indexed" for p in deep_params):
+            raise SpecError(f"{operation_id}: mixes indexed and bracketed deepObject arrays")
         op = OperationSpec(
             operation_id=operation_id,
             method=method.upper(),
@@ -386,7 +408,7 @@ def operations(
             description=raw.get("description"),
             parameters=params,
             deprecated=bool(raw.get("deprecated")),
-            query_style="deep" if deep else "form",
+            query_style="deep-indexed" if indexed else "deep" if deep_params else "form",
         )
 
         body = raw.get("requestBody")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from reporting_runtime import Operation
 from stripe_reporting_client import v1, v2
-from zuora_reporting_client import DATA_CENTERS
+from zuora_reporting_client import DATA_CENTERS, base_url
 from zuora_reporting_client import OPERATIONS as ZUORA_OPERATIONS
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
@@ -25,7 +25,15 @@ CLIENTS = {
         {"default": "https://api.stripe.com", "files": "https://files.stripe.com"},
     ),
     "stripe-v2": (v2.OPERATIONS, {"default": "https://api.stripe.com"}),
-    "zuora": (ZUORA_OPERATIONS, {"default": DATA_CENTERS["us-cloud-2-sandbox"]}),
+    # Either family may carry an operation's documented example.
+    "zuora": (
+        ZUORA_OPERATIONS,
+        {
+            "default": DATA_CENTERS["us-cloud-2-sandbox"],
+            "rest": base_url("us-cloud-2-sandbox"),
+            "oauth": "https://rest.apisandbox.zuora.com",
+        },
+    ),
 }
 
 
@@ -40,8 +48,9 @@ def _requests(provider: str) -> list[tuple[str, str]]:
 
 
 def _pattern(op: Operation, servers: dict[str, str]) -> re.Pattern[str]:
-    template = re.escape(servers[op.server] + op.path)
-    return re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", template) + "$")
+    bases = [servers[op.server]] + ([servers["rest"]] if "rest" in servers else [])
+    templates = "|".join(re.escape(base + op.path) for base in bases)
+    return re.compile("(?:" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", templates) + ")$")
 
 
 CASES = [

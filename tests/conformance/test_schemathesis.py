@@ -63,10 +63,14 @@ def _schema(provider: str) -> Any:
 
 
 SCHEMAS = {provider: _schema(provider) for provider in SPEC_FILES}
+# Issue 11: Zuora's token operation is in the spec before the sandbox emulates OAuth (a later
+# change on the sandbox); drop this entry when the sandbox serves it.
+NOT_YET_SERVED = {("zuora", "POST /oauth/token")}
 OPERATIONS = [
-    (provider, result.ok())
+    (provider, op)
     for provider, schema in SCHEMAS.items()
-    for result in schema.get_all_operations()
+    for op in (result.ok() for result in schema.get_all_operations())
+    if (provider, op.label) not in NOT_YET_SERVED
 ]
 
 

@@ -145,3 +145,14 @@ def test_a_body_for_an_operation_without_one_is_refused() -> None:
     client = ApiClient(provider="p", base_url="http://127.0.0.1:9")
     with pytest.raises(TypeError, match="takes no request body"):
         client.request(Operation(operation_id="g", method="GET", path="/"), body={"a": 1})
+
+
+def test_deep_indexed_query_numbers_array_members() -> None:
+    # Stripe's published v2 description: `include` is a deepObject, sent as include[0]=...
+    assert encode_query({"include": ["result.file.schema", "a"], "x": None}, "deep-indexed") == (
+        "include[0]=result.file.schema&include[1]=a"
+    )
+    # The bracketed form the v1 endpoints are sent stays as it was.
+    assert encode_query({"include": ["result.file.schema"]}, "deep") == (
+        "include[]=result.file.schema"
+    )

@@ -92,12 +92,9 @@ def test_stripe_fixtures_fit_the_v1_schemas(
     assert schemas.errors(schemas.component(schema), fixture) == []
 
 
-def test_stripe_published_v2_examples_fit_except_the_known_enum_details_quirk(
-    spec_schemas: SchemasFor,
-) -> None:
-    """Stripe's published preview examples validate; its report example prints
-    `"enum_details": false` for an array parameter, which no Stripe page describes
-    (documented as null or an object). That single value is the only deviation."""
+def test_stripe_published_v2_examples_fit_the_spec(spec_schemas: SchemasFor) -> None:
+    """Stripe's published preview examples validate as printed, including the report
+    example's `"enum_details": false` for an array parameter (a non-object means absent)."""
     fragment = _shared("v2_reporting_fragment.json")
     schemas = spec_schemas("stripe-v2")
     checked = 0
@@ -112,11 +109,42 @@ def test_stripe_published_v2_examples_fit_except_the_known_enum_details_quirk(
             for example in media.get("examples", {}).values():
                 errors = schemas.errors(schemas.response(op_id, 200), example["value"])
                 checked += 1
-                assert errors in (
-                    [],
-                    [f"parameters/columns/enum_details: False {NOT_ANY}"],
-                ), errors
+                assert errors == [], errors
     assert checked == 5
+
+
+def test_stripe_published_report_example_parses_with_enum_details_false() -> None:
+    """The plugin retrieves the report before every create: Stripe's own example must parse."""
+    from reporting_runtime.converter import structure
+    from stripe_reporting_client.v2 import models
+
+    fragment = _shared("v2_reporting_fragment.json")
+    op = fragment["paths"]["/v2/reporting/reports/{id}"]["get"]
+    examples = op["responses"]["200"]["content"]["application/json"]["examples"]
+    falses = 0
+    for example in examples.values():
+        report = structure(example["value"], models.Report)
+        for name, raw in example["value"]["parameters"].items():
+            parameter = report.parameters[name]
+            if raw.get("enum_details") is False:
+                falses += 1
+                assert parameter.enum_details is None
+                # The rest of the parameter is read as usual, and what Stripe sent is kept.
+                assert parameter.array_details is not None
+                assert parameter.array_details.enum_details is not None
+                assert parameter.array_details.enum_details.allowed_values
+                assert parameter.raw_payload == raw
+    assert falses == 1
+
+
+def test_stripe_v2_details_refuse_a_non_object_other_than_false(spec_schemas: SchemasFor) -> None:
+    schemas = spec_schemas("stripe-v2")
+    validator = schemas.component("ReportParameter")
+    base = {"required": True, "type": "enum"}
+    assert schemas.errors(validator, {**base, "enum_details": False}) == []
+    assert schemas.errors(validator, {**base, "enum_details": None}) == []
+    assert schemas.errors(validator, {**base, "enum_details": "x"})
+    assert schemas.errors(validator, {**base, "enum_details": True})
 
 
 # ---- the check can fail: wrong payloads are refused --------------------------------------

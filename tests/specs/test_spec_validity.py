@@ -37,6 +37,7 @@ CONTRACT_OPERATIONS = {
         "get_report_data",
         "export_report_run",
         "cancel_report_run",
+        "create_token",
     },
 }
 CONTRACT_SCHEMAS = {
@@ -178,13 +179,33 @@ def test_stripe_v2_requires_stripe_version_with_the_preview_default() -> None:
 
 def test_zuora_servers_security_and_entity_headers() -> None:
     spec = _load("zuora")
-    hosts = {s["url"] for s in spec["servers"]}
-    assert len(hosts) == 10
-    assert all(url.endswith("/api/rest/v1") for url in hosts)
-    assert spec["servers"][0]["url"] == "https://zconnect.zuora.com/api/rest/v1"
-    assert [s for s in spec["servers"] if s.get("x-default")] == [spec["servers"][0]]
-    # One requirement object holding both keys: they are sent together.
-    assert spec["security"] == [{"apiAccessKeyId": [], "apiSecretAccessKey": []}]
-    for op_id, op in _operations(spec).items():
-        assert {"entityId", "entityName"} <= _header_names(spec, op), op_id
+    families: dict[str, set[str]] = {}
+    for server in spec["servers"]:
+        families.setdefault(server["x-endpoint-family"], set()).add(server["url"])
+    # Each data center once per family: REST hosts under /reporting/api/rest/v1 (the
+    # default family, Zuora's current endpoints), deprecated zconnect under /api/rest/v1.
+    assert {len(urls) for urls in families.values()} == {10}
+    assert all(url.endswith(".zuora.com/reporting/api/rest/v1") for url in families["rest"])
+    assert all("zconnect" in url and url.endswith("/api/rest/v1") for url in families["zconnect"])
+    default = [s for s in spec["servers"] if s.get("x-default")]
+    assert [s["url"] for s in default] == ["https://rest.zuora.com/reporting/api/rest/v1"]
+    # OAuth, or one requirement object holding both keys: they are sent together.
+    assert spec["security"] == [{"oauth2": []}, {"apiAccessKeyId": [], "apiSecretAccessKey": []}]
+    flows = spec["components"]["securitySchemes"]["oauth2"]["flows"]
+    assert flows["clientCredentials"]["tokenUrl"] == "https://rest.zuora.com/oauth/token"
+    ops = _operations(spec)
+    for op_id, op in ops.items():
+        headers = _header_names(spec, op)
+        assert {"Zuora-Entity-Ids", "Zuora-Track-Id"} <= headers, op_id
+        assert ("Idempotency-Key" in headers) == (op_id == "run_report"), op_id
+        if op_id != "create_token":
+            assert {"entityId", "entityName"} <= headers, op_id
+            documented = op["x-documented-as"]
+            assert documented["rest"].split(" ", 1)[1].startswith("/reporting/api/rest/v1/")
+            assert documented["zconnect"].split(" ", 1)[1].startswith("/api/rest/v1/")
     assert "delete" in spec["paths"]["/reportruns/{reportRunId}"]
+    token = spec["paths"]["/oauth/token"]
+    assert token["servers"][0]["url"] == "https://rest.zuora.com"
+    assert token["post"]["security"] == []
+    body = token["post"]["requestBody"]["content"]["application/x-www-form-urlencoded"]
+    assert body["schema"] == {"$ref": "#/components/schemas/CreateTokenRequest"}

@@ -79,6 +79,35 @@ def _wire_overrides(cls: type, raw_name: str | None) -> dict[str, Any]:
     return overrides
 
 
+def _absent_unless_object(cls: type) -> frozenset[str]:
+    """Wire names of the fields a spec marks `x-absent-unless-object`."""
+    return frozenset(
+        str(field.metadata.get("json", field.name))
+        for field in attrs.fields(cls)
+        if field.metadata.get("absent_unless_object")
+    )
+
+
+def _dropping_non_objects(
+    structure_fn: Callable[[Any, Any], Any], wire_names: frozenset[str]
+) -> Callable[[Any, Any], Any]:
+    """Structure as if members whose value is not an object were absent (Stripe's published
+    v2 example sends `"enum_details": false`); `raw_payload` still gets the dict as sent."""
+
+    def structure(data: Any, tp: Any) -> Any:
+        if isinstance(data, Mapping) and any(
+            name in data and not isinstance(data[name], Mapping) for name in wire_names
+        ):
+            data = {
+                key: value
+                for key, value in data.items()
+                if key not in wire_names or isinstance(value, Mapping)
+            }
+        return structure_fn(data, tp)
+
+    return structure
+
+
 def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     """A converter with every quirk registered (a fresh one, for tests or a variant)."""
     conv = cattrs.Converter(detailed_validation=detailed_validation)
@@ -103,7 +132,9 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     def structure_attrs(cls: type) -> Callable[[Any, Any], Any]:
         raw_name = _raw_field(cls)
         overrides = _wire_overrides(cls, raw_name)
-        base: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **overrides)
+        made: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, conv, **overrides)
+        tolerant = _absent_unless_object(cls)
+        base = made if not tolerant else _dropping_non_objects(made, tolerant)
         if raw_name is None:
             return base
 

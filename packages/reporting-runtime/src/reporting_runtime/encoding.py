@@ -16,7 +16,9 @@ from urllib.parse import quote
 
 __all__ = ["QueryStyle", "encode_form", "encode_query", "expand_path", "flatten_deep"]
 
-QueryStyle = Literal["form", "deep"]
+QueryStyle = Literal["form", "deep", "deep-indexed"]
+"""`deep-indexed` is `deep` with scalar array members numbered (`include[0]=...`), as
+Stripe's published v2 description and SDKs encode a deepObject array."""
 
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 
@@ -32,20 +34,24 @@ def scalar(value: Any) -> str:
     return str(value)
 
 
-def flatten_deep(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """Stripe deep-object pairs: dicts as `a[b]`, scalar lists as `a[]`, lists of objects
-    as `a[0][b]`. None is left out (Stripe reads an empty string as "unset")."""
+def flatten_deep(
+    value: Any, prefix: str = "", *, indexed: bool = False
+) -> Iterator[tuple[str, str]]:
+    """Stripe deep-object pairs: dicts as `a[b]`, scalar lists as `a[]` (`a[0]` when
+    `indexed`), lists of objects as `a[0][b]`. None is left out (Stripe reads an empty
+    string as "unset")."""
     if value is None:
         return
     if isinstance(value, Mapping):
         for key, item in value.items():
-            yield from flatten_deep(item, f"{prefix}[{key}]" if prefix else str(key))
+            name = f"{prefix}[{key}]" if prefix else str(key)
+            yield from flatten_deep(item, name, indexed=indexed)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             if isinstance(item, Mapping | list | tuple):
-                yield from flatten_deep(item, f"{prefix}[{index}]")
+                yield from flatten_deep(item, f"{prefix}[{index}]", indexed=indexed)
             elif item is not None:
-                yield f"{prefix}[]", scalar(item)
+                yield f"{prefix}[{index if indexed else ''}]", scalar(item)
     else:
         yield prefix, scalar(value)
 
@@ -72,8 +78,9 @@ def _join(pairs: Iterator[tuple[str, str]]) -> str:
 
 def encode_query(query: Mapping[str, Any], style: QueryStyle = "form") -> str:
     """The query string (without "?"); None values are left out."""
-    if style == "deep":
-        return _join(flatten_deep({k: v for k, v in query.items() if v is not None}))
+    if style in ("deep", "deep-indexed"):
+        present = {k: v for k, v in query.items() if v is not None}
+        return _join(flatten_deep(present, indexed=style == "deep-indexed"))
     return _join(_form_pairs(query))
 
 

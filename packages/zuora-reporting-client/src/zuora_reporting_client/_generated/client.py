@@ -25,7 +25,7 @@ from zuora_reporting_client.errors import ERROR_READER
 from . import models
 
 USER_AGENT = "zuora-reporting-client/0.1.0"
-DEFAULT_BASE_URL = "https://zconnect.zuora.com/api/rest/v1"
+DEFAULT_BASE_URL = "https://rest.zuora.com/reporting/api/rest/v1"
 
 SEARCH_REPORTS = Operation(
     operation_id="search_reports",
@@ -83,6 +83,14 @@ EXPORT_REPORT_RUN = Operation(
     body_encoding=None,
     streaming=True,
 )
+CREATE_TOKEN = Operation(
+    operation_id="create_token",
+    method="POST",
+    path="/oauth/token",
+    server="oauth",
+    body_encoding="form",
+    streaming=False,
+)
 
 OPERATIONS: Mapping[str, Operation] = {
     "search_reports": SEARCH_REPORTS,
@@ -92,6 +100,7 @@ OPERATIONS: Mapping[str, Operation] = {
     "get_last_completed_report_run": GET_LAST_COMPLETED_REPORT_RUN,
     "get_report_data": GET_REPORT_DATA,
     "export_report_run": EXPORT_REPORT_RUN,
+    "create_token": CREATE_TOKEN,
 }
 
 
@@ -107,6 +116,7 @@ class Client(ApiClient):
         *,
         api_access_key_id: str | None = None,
         api_secret_access_key: str | None = None,
+        oauth_base_url: str = "https://rest.zuora.com",
         auth: AuthPolicy | None = None,
         transport: Transport | None = None,
         policies: Sequence[Policy] = (),
@@ -130,7 +140,7 @@ class Client(ApiClient):
         super().__init__(
             provider="zuora",
             base_url=base_url,
-            servers={},
+            servers={"oauth": oauth_base_url},
             auth=auth,
             transport=transport,
             policies=policies,
@@ -149,6 +159,8 @@ class Client(ApiClient):
         search_start: int | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> models.SearchReportsResponse:
         """Find reports whose name contains the query (case-insensitive).
@@ -160,15 +172,23 @@ class Client(ApiClient):
         Args:
             query: Part of the report name, matched case-insensitively (URL-encoded on the wire).
             search_start: Index of the first result to return, for paging past the first 50.
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             SEARCH_REPORTS,
             models.SearchReportsResponse,
             query={"query": query, "searchStart": search_start},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
         )
 
     def run_report(
@@ -177,21 +197,29 @@ class Client(ApiClient):
         *,
         view_type: str,
         body: list[models.FilterGroup] | None = None,
+        idempotency_key: str | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> models.RunReportResponse:
         """Start a run of a report and get the id of the run.
 
         `viewType` must match how the report was built (Summary or Detail). The optional
         JSON body, a list of filter groups, replaces the report's saved filters for this run;
-        without a body the saved filters apply.
+        without a body the saved filters apply. On the REST hosts an `Idempotency-Key` makes
+        a retried run safe (Zuora recognises the retry and starts no second run); the
+        zconnect pages document no such header.
 
         Args:
             report_id: The report's internal id (the `id` from search_reports).
             view_type: `Summary` or `Detail`, as the report definition says.
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            idempotency_key: REST hosts: a unique key (at most 255 characters) that makes a retried run safe; reuse it on every retry of the same run.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
@@ -199,7 +227,14 @@ class Client(ApiClient):
             models.RunReportResponse,
             path={"reportId": report_id},
             query={"viewType": view_type},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "Idempotency-Key": idempotency_key,
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
             body=body,
         )
 
@@ -209,6 +244,8 @@ class Client(ApiClient):
         *,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRunResponse:
         """Get a report run, to follow its status.
@@ -218,15 +255,23 @@ class Client(ApiClient):
 
         Args:
             report_run_id: The report run's internal id (the `reportRunId` from run_report).
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             GET_REPORT_RUN,
             models.ReportRunResponse,
             path={"reportRunId": report_run_id},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
         )
 
     def cancel_report_run(
@@ -235,6 +280,8 @@ class Client(ApiClient):
         *,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> models.CancelReportRunResponse:
         """Cancel a report run that has not finished.
@@ -245,15 +292,23 @@ class Client(ApiClient):
 
         Args:
             report_run_id: The report run's internal id (the `reportRunId` from run_report).
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             CANCEL_REPORT_RUN,
             models.CancelReportRunResponse,
             path={"reportRunId": report_run_id},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
         )
 
     def get_last_completed_report_run(
@@ -262,6 +317,8 @@ class Client(ApiClient):
         *,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportRunResponse:
         """Get the last completed run of a report by the current user.
@@ -271,15 +328,23 @@ class Client(ApiClient):
 
         Args:
             report_id: The report's internal id.
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
             GET_LAST_COMPLETED_REPORT_RUN,
             models.ReportRunResponse,
             path={"reportId": report_id},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
         )
 
     def get_report_data(
@@ -290,6 +355,8 @@ class Client(ApiClient):
         page_size: int,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> models.ReportDataResponse:
         """Read one page of a completed run's rows as JSON.
@@ -302,8 +369,10 @@ class Client(ApiClient):
             report_run_id: The report run's internal id (the `reportRunId` from run_report).
             offset: Index of the first row to return (usually starts at 1).
             page_size: Number of rows to return.
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.call(
@@ -311,7 +380,13 @@ class Client(ApiClient):
             models.ReportDataResponse,
             path={"reportRunId": report_run_id},
             query={"offset": offset, "pageSize": page_size},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
         )
 
     def export_report_run(
@@ -321,6 +396,8 @@ class Client(ApiClient):
         pivoted: bool | None = None,
         entity_id: str | None = None,
         entity_name: str | None = None,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
         """Download a completed run's results as a tab-separated UTF-16 file.
@@ -332,14 +409,53 @@ class Client(ApiClient):
         Args:
             report_run_id: The report run's internal id (the `reportRunId` from run_report).
             pivoted: For Summary reports, whether to export the pivoted layout. Optional on one Zuora page, required on another: optional here.
-            entity_id: Entity to act in (multi-entity tenants). Never together with entityName.
-            entity_name: Entity to act in, by name (multi-entity tenants). Never together with entityId.
+            entity_id: zconnect hosts - entity to act in (multi-entity tenants). Never together with entityName.
+            entity_name: zconnect hosts - entity to act in, by name (multi-entity tenants). Never together with entityId.
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
         """
         return self.request(
             EXPORT_REPORT_RUN,
             path={"reportRunId": report_run_id},
             query={"pivoted": pivoted},
-            headers={"entityId": entity_id, "entityName": entity_name, **(extra_headers or {})},
+            headers={
+                "entityId": entity_id,
+                "entityName": entity_name,
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
             stream=True,
+        )
+
+    def create_token(
+        self,
+        *,
+        body: models.CreateTokenRequest,
+        zuora_entity_ids: str | None = None,
+        zuora_track_id: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> models.OAuthToken:
+        """Create an OAuth bearer token from an OAuth client's id and secret.
+
+        Client-credentials grant: the answer's `access_token` goes in `Authorization: Bearer`
+        on the REST-host operations until `expires_in` seconds have passed. Send no other
+        credentials with this call. Zuora asks for each token to be used until it expires
+        (the endpoint is rate limited by IP address, 429 when asked too often).
+
+        Args:
+            zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
+            zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
+            extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+        """
+        return self.call(
+            CREATE_TOKEN,
+            models.OAuthToken,
+            headers={
+                "Zuora-Entity-Ids": zuora_entity_ids,
+                "Zuora-Track-Id": zuora_track_id,
+                **(extra_headers or {}),
+            },
+            body=body,
         )

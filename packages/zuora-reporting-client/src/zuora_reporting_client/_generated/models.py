@@ -23,15 +23,60 @@ class CancelReportRunResponse:
 
 
 @attrs.frozen(kw_only=True)
+class CreateTokenRequest:
+    """The form body of create_token (client credentials)."""
+
+    client_id: str
+    """The OAuth client's id (36 characters)."""
+    client_secret: str = attrs.field(repr=False)
+    """The secret shown once when the OAuth client was created (at most 42 characters)."""
+    grant_type: CreateTokenRequestGrantType
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+class CreateTokenRequestGrantType(OpenEnum):
+    CLIENT_CREDENTIALS = "client_credentials"
+
+
+@attrs.frozen(kw_only=True)
 class FilterClause:
     """One condition of a filter group."""
 
-    field: str
-    """The field to test, as the report names it (for example `Account.Currency`)."""
+    field: Any
+    """
+    The field tested (an object on both Zuora pages). Generated code types it as any
+    JSON value so a caller's own shorthand passes through until it is normalised.
+    """
     value: str
-    """The value to compare with."""
-    operator: str
-    """The comparison, as Zuora's report filters name it."""
+    """The value to compare with, as text (dates as "2018-03-31")."""
+    operator: Any
+    """
+    The comparison: an object such as {"name": "contains", "value": "contains"} or
+    {"name": "is greater than", "value": ">"} (docs.zuora.com); developer.zuora.com's
+    sample sends the bare value ("="), accepted too.
+    """
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class FilterField:
+    """
+    The field a clause tests, as the report builder describes it; `id` is the
+    data-source-qualified name (`Product.Name`). Zuora's page copies the whole field
+    description (label, flags, order...); those extra members are passed along as given.
+    """
+
+    id: str
+    """Data source and field, for example `Account.Currency`."""
+    name: str | None = attrs.field(default=None)
+    label: str | None = attrs.field(default=None)
+    type: str | None = attrs.field(default=None)
+    """The field's type as the report builder names it (`text`, `date`, `Text`)."""
+    data_source_name: str | None = attrs.field(default=None, metadata={"json": "dataSourceName"})
     raw_payload: Mapping[str, Any] | None = attrs.field(
         default=None, repr=False, eq=False, metadata={"raw": True}
     )
@@ -42,8 +87,61 @@ class FilterGroup:
     """Filter clauses joined by one logical operator."""
 
     filter_clauses: list[FilterClause] = attrs.field(metadata={"json": "filterClauses"})
-    logical_operator: str | None = attrs.field(default=None, metadata={"json": "logicalOperator"})
-    """How the clauses combine, for example `AND` or `OR`."""
+    logical_operator: Any | None = attrs.field(default=None, metadata={"json": "logicalOperator"})
+    """
+    How the clauses combine (an object on both Zuora pages). Generated code types it
+    as any JSON value so a caller's own shorthand passes through until normalised.
+    """
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class FilterOperator:
+    """A comparison as the report builder names it."""
+
+    value: str
+    """The comparison itself, for example `contains`, `=` or `>`."""
+    name: str | None = attrs.field(default=None)
+    """The builder's name for it, for example `contains` or `is greater than`."""
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class LogicalOperator:
+    """
+    How a group's clauses combine: {"value": "OR", "label": "OPERATOR_OR", "name": "or"}
+    (docs.zuora.com) or {"value": "AND"} (developer.zuora.com's sample).
+    """
+
+    value: str
+    """`AND` or `OR`."""
+    label: str | None = attrs.field(default=None)
+    """For example `OPERATOR_OR`."""
+    name: str | None = attrs.field(default=None)
+    """For example `or`."""
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
+class OAuthToken:
+    """A bearer token and how long it lives."""
+
+    access_token: str = attrs.field(repr=False)
+    """The token to send as `Authorization: Bearer <access_token>`."""
+    expires_in: int
+    """Seconds the token stays valid (3599 in Zuora's sample)."""
+    token_type: str | None = attrs.field(default=None)
+    """`bearer`."""
+    scope: str | None = attrs.field(default=None)
+    """Space-separated grants (user, entities, services, tenant)."""
+    jti: str | None = attrs.field(default=None)
+    """The token's id."""
     raw_payload: Mapping[str, Any] | None = attrs.field(
         default=None, repr=False, eq=False, metadata={"raw": True}
     )

@@ -49,6 +49,7 @@ RETRIEVE_REPORT_RUN = Operation(
     server="default",
     body_encoding=None,
     streaming=False,
+    query_style="deep-indexed",
 )
 
 OPERATIONS: Mapping[str, Operation] = {
@@ -169,7 +170,7 @@ class Client(ApiClient):
         Poll this until `status` is terminal. On `succeeded`, `result.file.download_url`
         holds a pre-signed URL valid for five minutes; on `failed`, `status_details.failed`
         says why (`file_size_above_limit`, `internal_error`). Pass
-        `include=result.file.schema` to get the column names and types of the file.
+        `include[0]=result.file.schema` to get the column names and types of the file.
 
         Args:
             id: The report run id, `reprun_...`.

@@ -16,7 +16,10 @@ class ArrayDetails:
     """Element type of an array parameter, with allowed values for enum elements."""
 
     element_type: ArrayElementType
-    enum_details: EnumDetails | None = attrs.field(default=None)
+    enum_details: EnumDetails | None = attrs.field(
+        default=None, metadata={"absent_unless_object": True}
+    )
+    """The allowed values of enum elements; a non-object (false, null) means absent."""
     raw_payload: Mapping[str, Any] | None = attrs.field(
         default=None, repr=False, eq=False, metadata={"raw": True}
     )
@@ -135,12 +138,18 @@ class ReportParameter:
     type: ReportParameterType
     description: str | None = attrs.field(default=None)
     """What the parameter means."""
-    array_details: ArrayDetails | None = attrs.field(default=None)
-    """For `array` parameters, the type of the elements."""
-    enum_details: EnumDetails | None = attrs.field(default=None)
-    """For `enum` parameters, the allowed values."""
-    timestamp_details: TimestampDetails | None = attrs.field(default=None)
-    """For `timestamp` parameters, the earliest and latest allowed values."""
+    array_details: ArrayDetails | None = attrs.field(
+        default=None, metadata={"absent_unless_object": True}
+    )
+    """For `array` parameters, the type of the elements. A non-object (false, null) means absent."""
+    enum_details: EnumDetails | None = attrs.field(
+        default=None, metadata={"absent_unless_object": True}
+    )
+    """For `enum` parameters, the allowed values. A non-object (false, null) means absent."""
+    timestamp_details: TimestampDetails | None = attrs.field(
+        default=None, metadata={"absent_unless_object": True}
+    )
+    """For `timestamp` parameters, the earliest and latest allowed values. A non-object (false, null) means absent."""
     raw_payload: Mapping[str, Any] | None = attrs.field(
         default=None, repr=False, eq=False, metadata={"raw": True}
     )
