@@ -54,7 +54,7 @@ from .provider import (
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
 
-    from .download import DownloadProgress
+    from .download import DownloadProgress, ZipLimits
     from .limits import RunSlots
     from .polling import ProgressCallback
 
@@ -667,16 +667,21 @@ class Gateway:
 
     # -- results --------------------------------------------------------------------------
 
-    def _opener(self, run: ReportRun) -> Callable[[int], ResultResponse]:
+    def _opener(self, run: ReportRun) -> Callable[..., ResultResponse]:
         if run.status is not RunStatus.SUCCEEDED or run.result is None:
             raise DownloadError(
                 f"{run.provider} run {run.id} has no result yet (status {run.raw_status}); "
                 "wait for it first"
             )
         driver = self.driver(run.provider)
+        from .transfer import accepts_if_range
 
-        def open_result(offset: int) -> ResultResponse:
+        validated = accepts_if_range(driver.open_result)
+
+        def open_result(offset: int, if_range: str | None = None) -> ResultResponse:
             with self._wrapped(run.provider):
+                if if_range is not None and validated:
+                    return driver.open_result(run, offset=offset, if_range=if_range)  # type: ignore[call-arg]
                 return driver.open_result(run, offset=offset)
 
         return open_result
@@ -691,12 +696,14 @@ class Gateway:
         overwrite: bool = True,
         on_progress: DownloadProgress | None = None,
         durable: bool = True,
+        zip_limits: ZipLimits | None = None,
     ) -> Path:
         """Save the result atomically and verified; return the path written.
 
         ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export is converted to UTF-8
         CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer; ``durable=False``
-        skips the fsyncs (still atomic, not crash-safe).
+        skips the fsyncs (still atomic, not crash-safe); ``zip_limits`` bounds what a ZIP
+        member may expand to (``ZipLimits()`` defaults).
         """
         from .download import download
 
@@ -711,6 +718,7 @@ class Gateway:
                 overwrite=overwrite,
                 on_progress=on_progress,
                 durable=durable,
+                zip_limits=zip_limits,
             )
 
     def rows(self, run: ReportRun) -> Iterator[dict[str, str]]:
