@@ -332,7 +332,7 @@ def finishes_within(seconds: float, call: Callable[[], Any]) -> tuple[bool, Any]
     def target() -> None:
         try:
             outcome.append(("ok", call()))
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
+        except BaseException as exc:
             outcome.append(("error", exc))
 
     thread = threading.Thread(target=target, daemon=True)
@@ -346,7 +346,7 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
     """A target folder with a sibling, so an escape is seen."""
     folder = tmp_path / "target"
     folder.mkdir()
-    yield folder
+    return folder
 
 
 @pytest.fixture

@@ -28,9 +28,10 @@ GOOD = codecs.BOM_UTF16_LE + TSV.encode("utf-16-le")
 EXPORTS = {
     "utf16-cut-mid-row": GOOD[:-21] + b"",  # ends inside the last row, even byte count
     "utf16-odd-byte-count": GOOD + b"\x41",
-    "utf16-lone-surrogate": GOOD + "x\t".encode("utf-16-le") + b"\x00\xd8" + "y\n".encode(
-        "utf-16-le"
-    ),
+    "utf16-lone-surrogate": GOOD
+    + "x\t".encode("utf-16-le")
+    + b"\x00\xd8"
+    + "y\n".encode("utf-16-le"),
     "utf16-really-utf8": TSV.encode("utf-8"),
     "utf16-utf8-bom": codecs.BOM_UTF8 + TSV.encode("utf-8"),
     "utf16-unclosed-quote": GOOD + '"z_x\topen\nmore\tstuff\n'.encode("utf-16-le"),
@@ -118,7 +119,9 @@ def _encrypted() -> bytes:
     data = _zip({"report.csv": b"id,amount\nr,1\n"}, zipfile.ZIP_STORED)
     # Set the "encrypted" flag bit in the local and central headers.
     data = _patched(data, b"PK\x03\x04\x14\x00\x00\x00", b"PK\x03\x04\x14\x00\x01\x00")
-    return _patched(data, b"PK\x01\x02\x14\x03\x14\x00\x00\x00", b"PK\x01\x02\x14\x03\x14\x00\x01\x00")
+    return _patched(
+        data, b"PK\x01\x02\x14\x03\x14\x00\x00\x00", b"PK\x01\x02\x14\x03\x14\x00\x01\x00"
+    )
 
 
 def _unknown_method() -> bytes:
@@ -229,7 +232,9 @@ def test_read_only_target_path_component(kit: Any, workdir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name,ok", [("n" * 249, True), ("n" * 300, False)], ids=["target-name-249", "target-name-300"]
+    ("name", "ok"),
+    [("n" * 249, True), ("n" * 300, False)],
+    ids=["target-name-249", "target-name-300"],
 )
 def test_long_target_names(name: str, ok: bool, kit: Any, workdir: Path) -> None:
     with kit.provider_server("stripe", kit.fixed(kit.CSV), size=len(kit.CSV)) as s:
@@ -305,12 +310,28 @@ def test_full_disk_is_exit_7(kit: Any, workdir: Path) -> None:
     body = kit.CSV * 100
     with kit.provider_server("stripe", kit.fixed(body), size=len(body)) as s:
         done = subprocess.run(
-            [sys.executable, "-c", script, "--set", f"api_key={kit.STRIPE_KEY}", "--base-url",
-             s.base, "download", "stripe", kit.RUN_ID["stripe"], "-o", str(workdir / "o.csv")],
-            capture_output=True, text=True, timeout=30, check=False,
+            [
+                sys.executable,
+                "-c",
+                script,
+                "--set",
+                f"api_key={kit.STRIPE_KEY}",
+                "--base-url",
+                s.base,
+                "download",
+                "stripe",
+                kit.RUN_ID["stripe"],
+                "-o",
+                str(workdir / "o.csv"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     assert done.returncode == 7, done.stderr
-    assert "o.csv" in done.stderr and "Traceback" not in done.stderr
+    assert "o.csv" in done.stderr
+    assert "Traceback" not in done.stderr
     assert kit.files_in(workdir) == []
 
 

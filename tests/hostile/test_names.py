@@ -38,7 +38,8 @@ def _assert_contained(workdir: Path, before: set[Path], written: Path | None) ->
         assert written.parent == workdir
         assert not written.name.startswith(".")
         assert len(os.fsencode(written.name)) <= 240
-        assert "\x00" not in written.name and "/" not in written.name
+        assert "\x00" not in written.name
+        assert "/" not in written.name
 
 
 @pytest.mark.parametrize("name", list(NAMES.values()), ids=list(NAMES))
@@ -63,7 +64,7 @@ RUN_IDS = {
 }
 
 
-@pytest.mark.parametrize("provider,run_id", list(RUN_IDS.values()), ids=list(RUN_IDS))
+@pytest.mark.parametrize(("provider", "run_id"), list(RUN_IDS.values()), ids=list(RUN_IDS))
 def test_run_id_used_as_a_name_stays_inside(
     provider: str, run_id: str, kit: Any, workdir: Path
 ) -> None:

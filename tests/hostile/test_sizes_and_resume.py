@@ -58,7 +58,7 @@ SIZE_ATTACKS = {
 }
 
 
-@pytest.mark.parametrize("provider,make", list(SIZE_ATTACKS.values()), ids=list(SIZE_ATTACKS))
+@pytest.mark.parametrize(("provider", "make"), list(SIZE_ATTACKS.values()), ids=list(SIZE_ATTACKS))
 def test_oversize_body_stops_at_the_announced_size(
     provider: str, make: Any, kit: Any, workdir: Path
 ) -> None:
@@ -145,7 +145,7 @@ RESUMES = {
 
 
 @pytest.mark.parametrize(
-    "second,first_headers,expected", list(RESUMES.values()), ids=list(RESUMES)
+    ("second", "first_headers", "expected"), list(RESUMES.values()), ids=list(RESUMES)
 )
 @pytest.mark.parametrize("provider", ["stripe", "stripe-v2"])
 def test_resume_never_splices(
