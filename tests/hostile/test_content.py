@@ -173,7 +173,7 @@ def test_bad_zip_rows_yield_nothing(body: bytes, kit: Any) -> None:
 def test_two_csv_members_are_named(kit: Any, workdir: Path) -> None:
     with _v2_zip(kit, ZIPS["zip-two-csvs"]) as s:
         gw = kit.gateway_for("stripe-v2", s)
-        with pytest.raises(IntegrityError, match="'a.csv', 'b.csv'"):
+        with pytest.raises(IntegrityError, match=r"'a\.csv', 'b\.csv'"):
             gw.download(gw.get("stripe-v2", kit.RUN_ID["stripe-v2"]), workdir, unzip=True)
 
 
@@ -216,7 +216,7 @@ def test_read_only_folder(kit: Any, workdir: Path) -> None:
     try:
         with kit.provider_server("stripe", kit.fixed(kit.CSV), size=len(kit.CSV)) as s:
             gw, run = _run(kit, s)
-            with pytest.raises(DownloadError, match="out.csv"):
+            with pytest.raises(DownloadError, match=r"out\.csv"):
                 gw.download(run, workdir / "out.csv")
     finally:
         workdir.chmod(0o700)
