@@ -149,7 +149,7 @@ def rows_from_text(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[di
         first = next(reader, None)
         while first is not None and not first:
             first = next(reader, None)
-        if first is None or ended[0]:
+        if first is None or end.ended[0]:
             if first is not None and first != ["\x00"]:
                 raise _unclosed("the result", reader.line_num)
             return
