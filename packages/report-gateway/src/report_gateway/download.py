@@ -490,7 +490,7 @@ def _tsv_utf16_to_csv(source: Path, destination: TextIO) -> None:
     with source.open("rb") as peek:
         encoding = utf16_encoding(peek.read(2))
     with source.open("r", encoding=encoding, errors="strict", newline="") as text:
-        lines = utf16_lines(text, "the export")
+        lines = utf16_lines(text, "the export", strip_nul=False)
         csv.writer(destination, lineterminator="\n").writerows(
             guarded_reader(lines, delimiter="\t", what="the export")
         )

@@ -181,8 +181,11 @@ def rows_from_text(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[di
         ) from None
 
 
-def utf16_lines(text: Iterable[str], what: str = "the result") -> Iterator[str]:
-    """Lines of a strictly decoded UTF-16 export, NUL-free, each ending on a line boundary.
+def utf16_lines(
+    text: Iterable[str], what: str = "the result", *, strip_nul: bool = True
+) -> Iterator[str]:
+    """Lines of a strictly decoded UTF-16 export (NUL-free for rows), each ending on a line
+    boundary.
 
     The export has no length and may come without chunking: a line with no line break can
     only be the last one, cut short, so it is refused before it is read as a row.
@@ -194,7 +197,7 @@ def utf16_lines(text: Iterable[str], what: str = "the result") -> Iterator[str]:
                     f"{what} does not end on a line boundary: it was cut mid-row "
                     f"({len(line)} characters after the last line break)"
                 )
-            yield line.replace("\x00", "") if "\x00" in line else line
+            yield line.replace("\x00", "") if strip_nul and "\x00" in line else line
     except UnicodeDecodeError as exc:
         raise IntegrityError(f"{what} is not valid UTF-16 ({exc.reason})") from None
 
