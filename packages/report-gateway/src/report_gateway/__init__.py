@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Credentials, ProviderSettings
+    from .download import ZipLimits
     from .errors import (
         ConfigurationError,
         CredentialsError,
@@ -81,6 +82,7 @@ _LAZY: dict[str, str] = {
     "IntegrityError": "errors",
     "RunMayExistError": "errors",
     "RunLimitError": "errors",
+    "ZipLimits": "download",
 }
 
 __all__ = [
@@ -116,6 +118,7 @@ __all__ = [
     "UnknownProviderError",
     "UnknownReportError",
     "WaitTimeoutError",
+    "ZipLimits",
     "hookimpl",
 ]
 

@@ -12,6 +12,15 @@ a plainly created file would get in that folder (``0o666`` less the umask).
 
 Plain CSV takes the fast path: 1 MiB chunks written as they arrive, no per-byte work.
 
+What a server says never decides where bytes go: a provider's file name (or run id) used
+inside a target folder goes through ``safe_name`` (no separators, no ``..``, no control
+characters, short enough for the temporary suffix), and the final path must sit directly
+in the folder the caller named; otherwise the call fails before anything is written. Every
+file-system failure (read-only folder, full disk, a name too long) is a ``DownloadError``
+naming the target. Temporaries are named ``.<name>.<8 hex>.part`` and hold an exclusive
+``flock`` while alive, so the next download into the same folder removes the ones a killed
+process left (their lock died with it) and never touches a live one.
+
 Every temporary file is written through the descriptor that created it (``O_EXCL``), never
 reopened with ``"wb"``: reopening truncates, and on ext4 (``auto_da_alloc``, the default) a
 file truncated to zero starts writeback of all its dirty pages when it is closed. That made
@@ -25,18 +34,46 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import re
 import secrets
 import stat
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO
+
+import attrs
 
 from .errors import DownloadError, IntegrityError
 from .models import CONTENT_TSV_UTF16, CONTENT_ZIP, ReportRun
 from .provider import ResultResponse
 from .transfer import CHUNK_SIZE, ResultBody
 
-__all__ = ["DownloadProgress", "download", "utf16_encoding"]
+__all__ = ["DownloadProgress", "ZipLimits", "download", "safe_name", "utf16_encoding"]
+
+
+@attrs.frozen(kw_only=True)
+class ZipLimits:
+    """What one ZIP member may expand to before it is refused (an ``IntegrityError``).
+
+    ``max_size``: bytes once unpacked (default 16 GiB); ``max_ratio``: unpacked bytes per
+    compressed byte (default 200; report CSVs compress 5-20x, a ZIP bomb about 1000x).
+    Both are checked against the member's header before anything is unpacked and again
+    while it unpacks, so a header that lies gains nothing.
+    """
+
+    max_size: int = 16 << 30
+    max_ratio: float = 200.0
+
+
+DEFAULT_ZIP_LIMITS = ZipLimits()
+
+#: Longest file name most file systems take (bytes); ``pathconf`` refines it per folder.
+NAME_MAX = 255
+#: What a temporary adds to a name: ``.`` + name + ``.`` + 8 hex digits + ``.part``.
+_TEMPORARY_EXTRA = 15
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.part\Z", re.DOTALL)
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
 
 #: ``on_progress(bytes_received, total_or_None)``, called after every chunk.
 DownloadProgress = Callable[[int, int | None], None]
@@ -52,6 +89,7 @@ def download(
     overwrite: bool = True,
     on_progress: DownloadProgress | None = None,
     durable: bool = True,
+    zip_limits: ZipLimits | None = None,
 ) -> Path:
     """Write ``run``'s result to ``path`` atomically and return the final path.
 
@@ -64,64 +102,175 @@ def download(
     result = run.result
     if result is None:
         raise DownloadError(f"{run.provider} run {run.id} has no result ({run.raw_status})")
-    target = Path(path)
-    if target.is_dir():
-        target = target / (result.filename or f"{run.id}.{_extension(result.content_type)}")
-    if target.exists() and not overwrite:
-        raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
+    unpack = unzip and result.content_type == CONTENT_ZIP
+    decode = result.content_type == CONTENT_TSV_UTF16 and not raw
+    target = _target(run, path, unpack=unpack)
     folder = target.parent
-    if not folder.is_dir():
-        raise DownloadError(f"folder {folder} does not exist")
-
-    body = ResultBody(
-        open_result,
-        expected_size=result.size,
-        description=f"{run.provider} run {run.id} result",
-    )
-    temporaries: list[Path] = []
     try:
-        fetched, fd = _new_temporary(folder, target.name, temporaries)
-        unpack = unzip and result.content_type == CONTENT_ZIP
-        decode = result.content_type == CONTENT_TSV_UTF16 and not raw
-        with open(fd, "wb") as out:
-            _copy(
-                body,
-                out,
-                on_progress,
-                early_writeback=durable and not (unpack or decode or result.checksum),
-            )
-        if result.checksum:
-            _verify_checksum(fetched, result.checksum, body.description)
-        final = fetched
-        if unpack:
-            final, fd = _new_temporary(folder, target.name, temporaries)
-            with open(fd, "wb") as unpacked:
-                _unzip(fetched, unpacked)
-        elif decode:
-            final, fd = _new_temporary(folder, target.name, temporaries)
-            with open(fd, "w", encoding="utf-8", newline="") as converted:
-                _tsv_utf16_to_csv(fetched, converted)
-        os.chmod(final, _final_mode(target, folder, temporaries))
-        if durable:
-            with final.open("r+b") as fh:
-                os.fsync(fh.fileno())
-        os.replace(final, target)
-        temporaries.remove(final)
-        if durable:
-            _sync_folder(folder)
-    finally:
-        for leftover in temporaries:
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+        if target.exists() and not overwrite:
+            raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
+        _remove_abandoned_temporaries(folder)
+        body = ResultBody(
+            open_result,
+            expected_size=result.size,
+            description=f"{run.provider} run {run.id} result",
+        )
+        temporaries = _Temporaries()
+        try:
+            fetched, fd = _new_temporary(folder, target.name, temporaries)
+            with open(fd, "wb") as out:
+                _copy(
+                    body,
+                    out,
+                    on_progress,
+                    early_writeback=durable and not (unpack or decode or result.checksum),
+                )
+            if result.checksum:
+                _verify_checksum(fetched, result.checksum, body.description)
+            final = fetched
+            if unpack:
+                final, fd = _new_temporary(folder, target.name, temporaries)
+                with open(fd, "wb") as unpacked:
+                    _unzip(fetched, unpacked, zip_limits or DEFAULT_ZIP_LIMITS)
+            elif decode:
+                final, fd = _new_temporary(folder, target.name, temporaries)
+                with open(fd, "w", encoding="utf-8", newline="") as converted:
+                    _tsv_utf16_to_csv(fetched, converted)
+            os.chmod(final, _final_mode(target, folder, temporaries))
+            if durable:
+                with final.open("r+b") as fh:
+                    os.fsync(fh.fileno())
+            os.replace(final, target)
+            temporaries.remove(final)
+            if durable:
+                _sync_folder(folder)
+        finally:
+            temporaries.discard()
+    except OSError as exc:
+        # Read-only folder, full disk, a name too long: said with the target, never a bare
+        # OSError (the CLI then exits 7, a download error, not 1).
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise DownloadError(f"download to {str(target)!r} failed: {reason}") from exc
     return target
+
+
+def safe_name(name: str, *, fallback: str = "result.csv", name_max: int = NAME_MAX) -> str:
+    """A server-chosen file name made safe to use inside a folder, or ``fallback``.
+
+    Separators, control characters (NUL included) and ``:`` become ``_``; leading dots and
+    spaces go (no ``..``, no hidden files); the name is cut (its extension kept) so that it
+    and its temporary's 15 extra characters fit ``name_max`` bytes.
+    """
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).strip().lstrip(". ")
+    cleaned = cleaned.rstrip(". ")
+    if not cleaned:
+        cleaned = fallback
+    limit = max(16, name_max - _TEMPORARY_EXTRA)
+    if len(os.fsencode(cleaned)) > limit:
+        stem, dot, extension = cleaned.rpartition(".")
+        if not dot or len(extension) > 8:
+            stem, extension = cleaned, ""
+        suffix = f".{extension}" if extension else ""
+        room = limit - len(suffix.encode())
+        stem_bytes = os.fsencode(stem)[:room]
+        cleaned = stem_bytes.decode("utf-8", errors="ignore").rstrip(". ") + suffix
+    return cleaned
+
+
+def _target(run: ReportRun, path: str | os.PathLike[str], *, unpack: bool) -> Path:
+    """The final path: the caller's, or a safe name inside the caller's folder.
+
+    Raises before anything is written when the path cannot be used.
+    """
+    target = Path(path)
+    try:
+        if "\x00" in os.fspath(target):
+            raise DownloadError(f"cannot write {os.fspath(target)!r}: the path holds a NUL")
+        if target.is_dir():
+            assert run.result is not None
+            fallback = safe_name(f"{run.id}.{_extension(run.result.content_type)}")
+            name = safe_name(run.result.filename or fallback, fallback=fallback)
+            if unpack:
+                stem, dot, extension = name.rpartition(".")
+                name = f"{stem}.csv" if dot and extension.lower() == "zip" else f"{name}.csv"
+            folder = target
+            target = folder / name
+            if target.parent != folder or target.name != name:
+                raise DownloadError(f"unsafe result file name {name!r}")
+        folder = target.parent
+        if not folder.is_dir():
+            raise DownloadError(f"folder {folder} does not exist")
+        limit = _name_max(folder)
+        if len(os.fsencode(target.name)) > limit:
+            raise DownloadError(
+                f"cannot write {str(target)!r}: the file name is longer than {limit} bytes"
+            )
+    except (OSError, ValueError) as exc:
+        raise DownloadError(f"cannot write {os.fspath(path)!r}: {exc}") from exc
+    return target
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX
+
+
+def _remove_abandoned_temporaries(folder: Path) -> None:
+    """Remove our temporaries that no live download holds (a killed process left them).
+
+    Only names of our own pattern; only files whose ``flock`` can be taken (a live
+    download holds its own); an empty one younger than a minute is left alone (it may be
+    a download that created it and has not locked it yet).
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: nothing can tell live from dead
+        return
+    import time
+
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not _TEMPORARY.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    info = os.fstat(fd)
+                    if info.st_size == 0 and time.time() - info.st_mtime < 60:
+                        continue
+                    os.unlink(entry.path)
+                finally:
+                    os.close(fd)
 
 
 def _extension(content_type: str) -> str:
     return "zip" if content_type == CONTENT_ZIP else "csv"
 
 
+class _Temporaries(list[Path]):
+    """This download's temporary files, and the descriptors holding their locks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locks: list[int] = []
+
+    def discard(self) -> None:
+        """Remove what is left, then let go of the locks (in that order: no window)."""
+        for leftover in self:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        for fd in self.locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.clear()
+        self.locks.clear()
+
+
 def _new_temporary(
-    folder: Path, name: str, registry: list[Path], *, mode: int = 0o600
+    folder: Path, name: str, registry: _Temporaries, *, mode: int = 0o600
 ) -> tuple[Path, int]:
     """A fresh hidden file beside the target, registered for cleanup, and its open descriptor.
 
@@ -130,18 +279,35 @@ def _new_temporary(
     no second lookup of a name in a shared folder, and no truncation (see the module notes).
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    short = safe_name(name, name_max=_name_max(folder))
     for _ in range(100):
-        path = folder / f".{name}.{secrets.token_hex(4)}.part"
+        path = folder / f".{short}.{secrets.token_hex(4)}.part"
         try:
             fd = os.open(path, flags, mode)
         except FileExistsError:
             continue
         registry.append(path)
+        _hold(fd, registry)
         return path, fd
     raise DownloadError(f"cannot create a temporary file in {folder}")
 
 
-def _final_mode(target: Path, folder: Path, registry: list[Path]) -> int:
+def _hold(fd: int, registry: _Temporaries) -> None:
+    """Mark a temporary as alive until the download ends (or its process dies).
+
+    The lock sits on a duplicate descriptor, so closing the writer (before unpacking,
+    converting or renaming) keeps it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        registry.locks.append(os.dup(fd))
+
+
+def _final_mode(target: Path, folder: Path, registry: _Temporaries) -> int:
     """Permission bits for the finished file: the replaced target's, else a fresh file's.
 
     A fresh file's bits come from really creating one (the umask cannot be read without
@@ -175,12 +341,21 @@ def _copy(
     """
     write = out.write
     advise = getattr(os, "posix_fadvise", None) if early_writeback else None
+    written = flushed = 0
+
+    def restart() -> None:
+        # The server sent a whole (possibly new) body: what was written goes.
+        nonlocal written, flushed
+        out.seek(0)
+        out.truncate()
+        written = flushed = 0
+
+    body.on_restart = restart
     if advise is None and on_progress is None:
         for chunk in body.chunks():
             write(chunk)
         return
     fd = out.fileno()
-    written = flushed = 0
     for chunk in body.chunks():
         write(chunk)
         written += len(chunk)
@@ -222,42 +397,100 @@ def _verify_checksum(path: Path, checksum: str, description: str) -> None:
         raise IntegrityError(f"{description}: {algorithm} checksum does not match")
 
 
-def _unzip(archive: Path, destination: BinaryIO) -> None:
-    """Extract the report's CSV: the only member, else the first ``.csv`` member."""
-    import shutil
+def choose_member(archive: Any, limits: ZipLimits) -> Any:
+    """The ZIP member holding the report, checked before a byte of it is unpacked.
+
+    The only member, else the only ``.csv`` member. Several CSV members are refused with
+    their names (which one is "the" report is not ours to guess); so is an encrypted
+    member, or one whose announced size or expansion ratio is beyond ``limits``.
+    """
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    csvs = [m for m in members if m.filename.lower().endswith(".csv")]
+    if len(members) == 1:
+        chosen = members[0]
+    elif len(csvs) == 1:
+        chosen = csvs[0]
+    else:
+        names = ", ".join(repr(m.filename) for m in (csvs or members)) or "nothing"
+        what = "several CSV files" if csvs else "no single CSV file"
+        raise IntegrityError(f"ZIP result holds {what} (found {names}); refusing to pick one")
+    if chosen.flag_bits & 0x1:
+        raise IntegrityError(f"ZIP member {chosen.filename!r} is encrypted")
+    if chosen.file_size > limits.max_size:
+        raise IntegrityError(
+            f"ZIP member {chosen.filename!r} would unpack to {chosen.file_size} bytes, "
+            f"beyond the limit of {limits.max_size} (ZipLimits.max_size)"
+        )
+    if chosen.file_size > limits.max_ratio * max(chosen.compress_size, 1):
+        raise IntegrityError(
+            f"ZIP member {chosen.filename!r} expands {chosen.file_size} / "
+            f"{chosen.compress_size} times, beyond {limits.max_ratio:g} (ZipLimits.max_ratio)"
+        )
+    return chosen
+
+
+def zip_errors() -> tuple[type[BaseException], ...]:
+    """What zipfile and its codecs raise for a damaged or unreadable member."""
+    import zipfile
+    import zlib
+
+    return (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
+
+
+def member_chunks(member: IO[bytes], limits: ZipLimits, name: str) -> Iterator[bytes]:
+    """A member's bytes, bounded by ``limits.max_size`` whatever its header said."""
+    unpacked = 0
+    while chunk := member.read(CHUNK_SIZE):
+        unpacked += len(chunk)
+        if unpacked > limits.max_size:
+            raise IntegrityError(
+                f"ZIP member {name!r} unpacks beyond {limits.max_size} bytes (ZipLimits.max_size)"
+            )
+        yield chunk
+
+
+def _unzip(archive: Path, destination: BinaryIO, limits: ZipLimits) -> None:
+    """Extract the report's CSV (see ``choose_member``); its CRC is checked at the end."""
     import zipfile
 
+    damaged = zip_errors()
     try:
         with zipfile.ZipFile(archive) as zf:
-            members = [m for m in zf.infolist() if not m.is_dir()]
-            csvs = [m for m in members if m.filename.lower().endswith(".csv")]
-            chosen = members[0] if len(members) == 1 else (csvs[0] if csvs else None)
-            if chosen is None:
-                names = ", ".join(m.filename for m in members) or "nothing"
-                raise DownloadError(f"ZIP result holds no single CSV file (found {names})")
+            chosen = choose_member(zf, limits)
             with zf.open(chosen) as src:
-                shutil.copyfileobj(src, destination, CHUNK_SIZE)
-    except zipfile.BadZipFile as exc:
+                for chunk in member_chunks(src, limits, chosen.filename):
+                    destination.write(chunk)
+    except damaged as exc:
         raise IntegrityError(f"result is not a valid ZIP file: {exc}") from None
 
 
 def utf16_encoding(head: bytes) -> str:
-    """The codec for a UTF-16 export: its BOM decides, little-endian without one."""
+    """The codec for a UTF-16 export: its BOM decides, little-endian without one.
+
+    Without a BOM the export must start with a character of U+0000..U+00FF (its header is
+    column names): a UTF-8 file read as UTF-16 would otherwise become CJK mojibake.
+    """
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    if head.startswith(codecs.BOM_UTF8) or (len(head) >= 2 and head[1] != 0):
+        raise IntegrityError("the export is not UTF-16 text (it looks like UTF-8 or binary)")
     return "utf-16-le"
 
 
 def _tsv_utf16_to_csv(source: Path, destination: TextIO) -> None:
-    """Zuora's UTF-16 tab-separated export as UTF-8 comma-separated CSV (cells unchanged)."""
+    """Zuora's UTF-16 tab-separated export as UTF-8 comma-separated CSV (cells unchanged).
+
+    Decoded strictly and required to end on a line boundary (``utf16_lines``); a quote
+    left open at the end is an error, not one giant cell.
+    """
     import csv
+
+    from .rows import guarded_reader, utf16_lines
 
     with source.open("rb") as peek:
         encoding = utf16_encoding(peek.read(2))
-    with source.open("r", encoding=encoding, errors="replace", newline="") as src:
-        try:
-            csv.writer(destination, lineterminator="\n").writerows(
-                csv.reader(src, dialect="excel-tab")
-            )
-        except csv.Error as exc:
-            raise DownloadError(f"cannot convert the tab-separated export: {exc}") from None
+    with source.open("r", encoding=encoding, errors="strict", newline="") as text:
+        lines = utf16_lines(text, "the export", strip_nul=False)
+        csv.writer(destination, lineterminator="\n").writerows(
+            guarded_reader(lines, delimiter="\t", what="the export")
+        )

@@ -284,8 +284,12 @@ class IntegrityError(DownloadError):
     """The bytes received do not match what the provider announced (size or checksum)."""
 
 
-class ResultFormatError(DownloadError):
-    """The result's text cannot be read as a table (broken quoting, an oversized cell)."""
+class ResultFormatError(IntegrityError):
+    """The result's text cannot be read as a table (broken quoting, an oversized cell).
+
+    An ``IntegrityError`` (so a ``DownloadError``): the bytes arrived but cannot be vouched
+    for as the table they claim to be.
+    """
 
 
 class UnknownStatusWarning(UserWarning):

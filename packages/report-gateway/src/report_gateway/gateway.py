@@ -38,12 +38,12 @@ from .provider import (
     start_reporter,
 )
 from .rows import iter_rows
-from .transfer import ResultBody
+from .transfer import ResultBody, accepts_if_range
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
 
-    from .download import DownloadProgress
+    from .download import DownloadProgress, ZipLimits
     from .polling import ProgressCallback
 
 __all__ = ["LOAD_PLUGINS_ENV", "Gateway", "PluginInfo", "hookimpl"]
@@ -337,7 +337,7 @@ class Gateway:
 
     # -- results --------------------------------------------------------------------------
 
-    def _opener(self, run: ReportRun) -> Callable[[int], ResultResponse]:
+    def _opener(self, run: ReportRun) -> Callable[..., ResultResponse]:
         if run.status is not RunStatus.SUCCEEDED or run.result is None:
             raise DownloadError(
                 f"{run.provider} run {run.id} has no result yet (status {run.raw_status}); "
@@ -345,8 +345,12 @@ class Gateway:
             )
         driver = self.driver(run.provider)
 
-        def open_result(offset: int) -> ResultResponse:
+        validated = accepts_if_range(driver.open_result)
+
+        def open_result(offset: int, if_range: str | None = None) -> ResultResponse:
             with provider_errors(run.provider):
+                if if_range is not None and validated:
+                    return driver.open_result(run, offset=offset, if_range=if_range)  # type: ignore[call-arg]
                 return driver.open_result(run, offset=offset)
 
         return open_result
@@ -361,12 +365,14 @@ class Gateway:
         overwrite: bool = True,
         on_progress: DownloadProgress | None = None,
         durable: bool = True,
+        zip_limits: ZipLimits | None = None,
     ) -> Path:
         """Save the result atomically and verified; return the path written.
 
         ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export is converted to UTF-8
         CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer; ``durable=False``
-        skips the fsyncs (still atomic, not crash-safe).
+        skips the fsyncs (still atomic, not crash-safe); ``zip_limits`` bounds what a ZIP
+        member may expand to (``ZipLimits()`` defaults).
         """
         opener = self._opener(run)
         with provider_errors(run.provider):
@@ -379,6 +385,7 @@ class Gateway:
                 overwrite=overwrite,
                 on_progress=on_progress,
                 durable=durable,
+                zip_limits=zip_limits,
             )
 
     def rows(self, run: ReportRun) -> Iterator[dict[str, str]]:

@@ -468,7 +468,10 @@ class ProviderDriver(Protocol):
         a pre-signed URL); when a pre-signed URL has expired (403/410 or past
         ``expires_at``), retrieve the run again and use the fresh URL. With ``offset > 0``
         send ``Range: bytes=OFFSET-``; answering 200 (whole body) is fine: the gateway then
-        restarts. Raise for non-2xx answers.
+        restarts. Raise for non-2xx answers. A driver may also accept a keyword
+        ``if_range: str | None`` (the first answer's ETag or Last-Modified) and send it as
+        ``If-Range`` with the Range header; the gateway passes it only to drivers that take
+        it, and checks the validator of every resumed answer either way.
         """
         ...
 

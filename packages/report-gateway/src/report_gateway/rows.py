@@ -7,27 +7,33 @@ Bytes flow from the response through a buffered reader and an incremental decode
 Tolerant results for imperfect files (documented in README):
 
 - NUL characters are removed (they are padding, never data, in the providers' files).
-- Bytes that are not valid text in the file's encoding become U+FFFD.
+- Bytes that are not valid UTF-8 become U+FFFD. Zuora's UTF-16 export is decoded
+  strictly and must end on a line boundary: anything else (an odd byte count, invalid
+  data, a UTF-8 file, a cut mid-row) is an ``IntegrityError``.
 - A UTF-8 BOM is dropped; blank lines are skipped.
 - A short row is completed with ``""`` for the missing columns.
 - Cells beyond the header go under ``_extra_1``, ``_extra_2``, ... (by position; empty ones,
   such as a trailing comma, are left out).
 - A repeated header name gets a suffix: ``Amount``, ``Amount_2``, ``Amount_3``.
 - A file with no header row yields nothing.
-- Malformed quoting that ``csv`` cannot read raises ``ResultFormatError`` with the line.
+- Malformed quoting that ``csv`` cannot read raises ``ResultFormatError`` with the line; so
+  does a quote still open at the end of the file (it would swallow the rest into one cell).
+- A ZIP result's member is read through once (CRC checked) before its first row is
+  yielded, so no row of a damaged member is ever handed out.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterable, Iterator
 
-from .errors import ResultFormatError
+from .errors import IntegrityError, ResultFormatError
 from .models import CONTENT_TSV_UTF16, CONTENT_ZIP
 from .transfer import CHUNK_SIZE, ResultBody
 
-__all__ = ["ResultFormatError", "iter_rows", "rows_from_text"]
+__all__ = ["ResultFormatError", "guarded_reader", "iter_rows", "rows_from_text", "utf16_lines"]
 
 
 class _ChunkReader(io.RawIOBase):
@@ -77,18 +83,75 @@ def _unique(header: list[str]) -> list[str]:
     return names
 
 
+class _End:
+    """One last line after the text: a lone NUL (never data: NULs are stripped before).
+
+    Read as its own row, the file ended cleanly; swallowed into a cell, a quote was still
+    open at the end. ``ended[0]`` turns true once it has been handed to ``csv``.
+    """
+
+    LINE = "\x00\n"
+
+    def __init__(self) -> None:
+        self.ended = [False]
+
+    def __iter__(self) -> _End:
+        return self
+
+    def __next__(self) -> str:
+        if self.ended[0]:
+            raise StopIteration
+        self.ended[0] = True
+        return self.LINE
+
+
+def _unclosed(what: str, line: int) -> ResultFormatError:
+    return ResultFormatError(
+        f"cannot read {what} as CSV: a quoted cell is still open at the end of the file "
+        f"(line {line}); the file is truncated or its quoting is broken"
+    )
+
+
+def guarded_reader(
+    lines: Iterable[str], *, delimiter: str = ",", what: str = "the result"
+) -> Iterator[list[str]]:
+    """``csv.reader`` rows, with a quote left open at the end an error, not one giant cell."""
+    end = _End()
+    ended = end.ended
+    reader = csv.reader(itertools.chain(lines, end), delimiter=delimiter)
+    try:
+        for row in reader:
+            if ended[0]:
+                if row == ["\x00"]:
+                    return
+                raise _unclosed(what, reader.line_num)
+            yield row
+    except csv.Error as exc:
+        raise ResultFormatError(
+            f"cannot read {what} as CSV at line {reader.line_num}: {exc}"
+        ) from None
+
+
 def rows_from_text(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[dict[str, str]]:
     """Rows from an iterable of text lines (newline-preserving), with the tolerant rules."""
-    reader = csv.reader(lines, delimiter=delimiter)
+    end = _End()
+    ended = end.ended
+    reader = csv.reader(itertools.chain(lines, end), delimiter=delimiter)
     try:
         first = next(reader, None)
         while first is not None and not first:
             first = next(reader, None)
-        if first is None:
+        if first is None or end.ended[0]:
+            if first is not None and first != ["\x00"]:
+                raise _unclosed("the result", reader.line_num)
             return
         header = _unique(first)
         width = len(header)
         for row in reader:
+            if ended[0]:
+                if row == ["\x00"]:
+                    return
+                raise _unclosed("the result", reader.line_num)
             if len(row) == width:
                 yield dict(zip(header, row))
             elif not row:
@@ -110,9 +173,25 @@ def rows_from_text(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[di
         ) from None
 
 
-def _strip_nul_lines(lines: Iterable[str]) -> Iterator[str]:
-    for line in lines:
-        yield line.replace("\x00", "") if "\x00" in line else line
+def utf16_lines(
+    text: Iterable[str], what: str = "the result", *, strip_nul: bool = True
+) -> Iterator[str]:
+    """Lines of a strictly decoded UTF-16 export (NUL-free for rows), each ending on a line
+    boundary.
+
+    The export has no length and may come without chunking: a line with no line break can
+    only be the last one, cut short, so it is refused before it is read as a row.
+    """
+    try:
+        for line in text:
+            if line[-1] not in "\r\n":
+                raise IntegrityError(
+                    f"{what} does not end on a line boundary: it was cut mid-row "
+                    f"({len(line)} characters after the last line break)"
+                )
+            yield line.replace("\x00", "") if strip_nul and "\x00" in line else line
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"{what} is not valid UTF-16 ({exc.reason})") from None
 
 
 def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
@@ -129,8 +208,8 @@ def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
         from .download import utf16_encoding
 
         encoding = utf16_encoding(buffered.peek(2)[:2])
-        text = io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")
-        yield from rows_from_text(_strip_nul_lines(text), delimiter="\t")
+        text = io.TextIOWrapper(buffered, encoding=encoding, errors="strict", newline="")
+        yield from rows_from_text(utf16_lines(text), delimiter="\t")
 
 
 def _csv_rows(chunks: Iterator[bytes]) -> Iterator[dict[str, str]]:
@@ -142,22 +221,32 @@ def _csv_rows(chunks: Iterator[bytes]) -> Iterator[dict[str, str]]:
 
 
 def _zip_rows(body: ResultBody) -> Iterator[dict[str, str]]:
-    """A ZIP cannot be read front to back (its index is at the end): spool it, then stream."""
+    """A ZIP cannot be read front to back (its index is at the end): spool it, check the
+    member through once (its CRC is only known at its end), then stream its rows."""
     import tempfile
     import zipfile
 
+    from .download import DEFAULT_ZIP_LIMITS, choose_member, member_chunks, zip_errors
+
+    limits = DEFAULT_ZIP_LIMITS
+    damaged = zip_errors()
     with tempfile.TemporaryFile() as spool:
         for chunk in body.chunks():
             spool.write(chunk)
         spool.seek(0)
         try:
             archive = zipfile.ZipFile(spool)
-        except zipfile.BadZipFile as exc:
+        except damaged as exc:
             raise ResultFormatError(f"result is not a valid ZIP file: {exc}") from None
         with archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            csvs = [m for m in members if m.filename.lower().endswith(".csv")] or members
-            if not csvs:
+            if not [m for m in archive.infolist() if not m.is_dir()]:
                 return
-            with archive.open(csvs[0]) as member:
-                yield from _csv_rows(iter(lambda: member.read(CHUNK_SIZE), b""))
+            try:
+                chosen = choose_member(archive, limits)
+                with archive.open(chosen) as member:
+                    for _ in member_chunks(member, limits, chosen.filename):
+                        pass
+            except damaged as exc:
+                raise ResultFormatError(f"result is not a valid ZIP file: {exc}") from None
+            with archive.open(chosen) as member:
+                yield from _csv_rows(member_chunks(member, limits, chosen.filename))

@@ -2,10 +2,18 @@
 
 Both ``download`` and ``rows`` consume ``ResultBody.chunks()``: it reopens the result after a
 connection drops or a body ends short, asking for the rest with a Range request
-(``open_result(offset=N)``). A server that answers 200 instead of 206 sends everything
-again, and the bytes already delivered are skipped, so a consumer never sees a byte twice.
-Attempts are bounded; the final check compares the byte count with the size the provider
-announced.
+(``open_result(offset=N)``), with ``If-Range`` carrying the first response's validator (a
+strong ETag, else its Last-Modified) when the opener takes one. Bytes from two versions of a
+file are never spliced: a resumed answer that is a whole body (200), or whose validator
+differs from the first response's, means "start again": a consumer that can rewind
+(``download`` truncates its temporary file; ``on_restart``) gets the whole body again from
+byte zero; one that cannot (``rows`` has already yielded rows) gets the rest only when both
+answers carry the same strong ETag, else an ``IntegrityError``.
+
+Reading stops at the announced size: a body longer than its Content-Length, or a result
+longer than the size the provider announced, is an ``IntegrityError`` before the first
+byte past that size reaches the consumer (a counter check per chunk, no copy). Attempts
+are bounded; the final check compares the byte count with the announced size.
 """
 
 from __future__ import annotations
@@ -13,16 +21,19 @@ from __future__ import annotations
 import http.client
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from reporting_runtime.errors import TransportError
 
 from .errors import DownloadError, IntegrityError
 from .provider import ResultResponse
 
-__all__ = ["CHUNK_SIZE", "ResultBody", "network_errors"]
+__all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors"]
 
 CHUNK_SIZE = 1 << 20
+_WHOLE = -1
+_REOPEN = -2
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
 
 
@@ -43,13 +54,17 @@ class ResultBody:
     """One pass over a result's bytes, resumed after interruptions.
 
     ``open_result(offset)`` returns a streaming response starting at ``offset`` (206) or at
-    zero (200). ``expected_size`` is the provider's announced size, if any; ``received`` and
-    ``total`` are readable for progress display.
+    zero (200); when resuming with a validator it is called as
+    ``open_result(offset, if_range=validator)`` (openers that take no ``if_range`` are
+    never given one unless the first answer carried a validator). ``expected_size`` is the
+    provider's announced size, if any; ``received`` and ``total`` are readable for progress
+    display. ``on_restart``, when set, is called before the body starts again from byte
+    zero (the consumer discards what it has).
     """
 
     def __init__(
         self,
-        open_result: Callable[[int], ResultResponse],
+        open_result: Callable[..., ResultResponse],
         *,
         expected_size: int | None,
         description: str,
@@ -63,16 +78,36 @@ class ResultBody:
         self.description = description
         self.max_attempts = max(1, max_attempts)
         self.chunk_size = chunk_size
+        self.on_restart: Callable[[], None] | None = None
+        self._etag: str | None = None
+        self._last_modified: str | None = None
+
+    def _call_open(self) -> ResultResponse:
+        validator = self._etag or self._last_modified
+        if self.received and validator:
+            return self._open(self.received, if_range=validator)
+        return self._open(self.received)
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the bytes in order, each exactly once; raise DownloadError/IntegrityError."""
         retryable = network_errors()
         failures = 0
+        limit = self.expected_size
         while True:
-            response = self._open(self.received)
+            response = self._call_open()
             short = False
             try:
                 skip, body_length = self._position(response)
+                if skip == _REOPEN:
+                    failures += 1
+                    if failures >= self.max_attempts:
+                        raise IntegrityError(
+                            f"{self.description}: the result kept changing on the server "
+                            "while it was being read"
+                        )
+                    continue
+                if skip == _WHOLE:
+                    skip = self._restart(response)
                 got = 0
                 try:
                     for chunk in response.iter_bytes(self.chunk_size):
@@ -83,6 +118,16 @@ class ResultBody:
                                 continue
                             chunk = chunk[skip:]
                             skip = 0
+                        if limit is not None and self.received + len(chunk) > limit:
+                            raise IntegrityError(
+                                f"{self.description}: the server sent more than the "
+                                f"{limit} bytes announced; stopped reading"
+                            )
+                        if body_length is not None and got > body_length:
+                            raise IntegrityError(
+                                f"{self.description}: the body is longer than its "
+                                f"Content-Length ({body_length}); stopped reading"
+                            )
                         self.received += len(chunk)
                         yield chunk
                 except retryable as exc:
@@ -111,12 +156,54 @@ class ResultBody:
                 )
             return
 
+    def _restart(self, response: ResultResponse) -> int:
+        """The resumed answer is not the rest of the same bytes: start again or refuse.
+
+        Skipping the first ``received`` bytes of a whole new body is only sound when the
+        server vouches that it is the same file (the same strong ETag); otherwise a consumer
+        that cannot rewind would splice two versions.
+        """
+        headers = response.headers
+        if self.on_restart is None:
+            if self._etag is not None and _strong_etag(headers) == self._etag:
+                return self.received
+            raise IntegrityError(
+                f"{self.description}: the server could not resume at byte {self.received} "
+                "and cannot vouch that the result is unchanged; download it instead"
+            )
+        self._rewind()
+        self._etag = _strong_etag(headers)
+        self._last_modified = headers.get("Last-Modified") or None
+        if self.total is None:
+            self.total = response.content_length
+        return 0
+
+    def _rewind(self) -> None:
+        assert self.on_restart is not None
+        self.on_restart()
+        self.received = 0
+        self.total = self.expected_size
+        self._etag = self._last_modified = None
+
     def _position(self, response: ResultResponse) -> tuple[int, int | None]:
-        """How many leading bytes of this response to skip, and how long its body should be."""
+        """Bytes of this response to skip, and how long its body should be.
+
+        ``_WHOLE``: a whole body answered a ranged request; ``_REOPEN``: a ranged answer from
+        another version, already rewound, so the caller reopens from byte zero.
+        """
         status = response.status
         length = response.content_length
+        headers = response.headers
+        if self.received == 0 and status != 206:
+            if 200 <= status < 300:
+                self._etag = _strong_etag(headers)
+                self._last_modified = headers.get("Last-Modified") or None
+                if self.total is None and length is not None:
+                    self.total = length
+                return 0, length
+            raise DownloadError(f"{self.description}: unexpected HTTP status {status}")
         if status == 206:
-            match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
+            match = _CONTENT_RANGE.search(headers.get("Content-Range", ""))
             if match is None:
                 raise DownloadError(f"{self.description}: partial response without Content-Range")
             start = int(match.group(1))
@@ -126,9 +213,44 @@ class ResultBody:
                 raise DownloadError(
                     f"{self.description}: server resumed at byte {start}, expected {self.received}"
                 )
+            if self._changed(headers):
+                if self.on_restart is None:
+                    raise IntegrityError(
+                        f"{self.description}: the result changed on the server while it was "
+                        "being read (its validator differs); read it again"
+                    )
+                self._rewind()
+                return _REOPEN, length
             return self.received - start, length
         if 200 <= status < 300:
-            if self.total is None and length is not None:
-                self.total = length
-            return self.received, length
+            return _WHOLE, length
         raise DownloadError(f"{self.description}: unexpected HTTP status {status}")
+
+    def _changed(self, headers: Mapping[str, str]) -> bool:
+        """Whether a ranged answer belongs to another version than the first answer."""
+        if self._etag is not None:
+            return _strong_etag(headers) != self._etag
+        if self._last_modified is not None:
+            return (headers.get("Last-Modified") or None) != self._last_modified
+        return False
+
+
+def _strong_etag(headers: Mapping[str, str]) -> str | None:
+    """A strong ETag (the only kind If-Range may carry); a weak one says nothing of bytes."""
+    etag = headers.get("ETag")
+    if not etag or etag.startswith(("W/", "w/")):
+        return None
+    return etag
+
+
+def accepts_if_range(function: Callable[..., Any]) -> bool:
+    """Whether a driver's ``open_result`` takes ``if_range`` (older drivers do not)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return "if_range" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )

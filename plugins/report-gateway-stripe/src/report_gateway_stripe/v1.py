@@ -314,12 +314,16 @@ class StripeV1Driver(StripeDriver):
 
     # -- results ---------------------------------------------------------------------------
 
-    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+    def open_result(
+        self, run: ReportRun, *, offset: int = 0, if_range: str | None = None
+    ) -> ResultResponse:
         file_id = _file_id(run)
         _, headers = self.scoped(run.scope)
         extra = dict(headers.extra)
         if offset > 0:
             extra["Range"] = f"bytes={offset}-"
+            if if_range:
+                extra["If-Range"] = if_range
         return self.client.download_file_contents(
             file_id, stripe_account=headers.value, extra_headers=extra
         )

@@ -399,7 +399,9 @@ class StripeV2Driver(StripeDriver):
 
     # -- results ---------------------------------------------------------------------------
 
-    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+    def open_result(
+        self, run: ReportRun, *, offset: int = 0, if_range: str | None = None
+    ) -> ResultResponse:
         """GET the pre-signed URL with no key; refresh it when it has expired."""
         current = run
         refreshes = 0
@@ -413,7 +415,7 @@ class StripeV2Driver(StripeDriver):
                 and refreshes == 0
             )
             if not stale:
-                response = self._fetch(result.url, offset)
+                response = self._fetch(result.url, offset, if_range)
                 if response.status not in (403, 410):
                     return self._checked(response, run)
                 response.close()
@@ -426,10 +428,12 @@ class StripeV2Driver(StripeDriver):
             self.context.logger.info("%s run %s: fetching a fresh download URL", STRIPE_V2, run.id)
             current = self.get(run.id, scope=run.scope)
 
-    def _fetch(self, url: str, offset: int) -> Response:
+    def _fetch(self, url: str, offset: int, if_range: str | None = None) -> Response:
         headers = {"User-Agent": self.user_agent, "Accept": "*/*"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
+            if if_range:
+                headers["If-Range"] = if_range
         request = Request(
             method="GET",
             url=url,

@@ -422,12 +422,17 @@ class ZuoraDriver(BaseDriver):
 
     # -- results ----------------------------------------------------------------------------
 
-    def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
+    def open_result(
+        self, run: ReportRun, *, offset: int = 0, if_range: str | None = None
+    ) -> ResultResponse:
         """The export, streamed (UTF-16 tab-separated; the gateway decodes it); a resumed
-        download asks for the rest with a Range header."""
+        download asks for the rest with a Range header (and If-Range: the first answer's
+        validator, so a changed export comes back whole)."""
         headers = dict(self.scope_headers(self.resolve_scope(run.scope)))
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
+            if if_range:
+                headers["If-Range"] = if_range
         return self.client.export_report_run(run.id, extra_headers=headers)
 
     # -- mapping ----------------------------------------------------------------------------
