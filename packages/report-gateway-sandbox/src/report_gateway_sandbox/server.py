@@ -35,6 +35,8 @@ KEEPALIVE_IDLE_SECONDS = 300.0
 #: past it, closing is cheaper.
 _DRAIN_LIMIT = 1 << 20
 _NO_BODY_STATUSES = frozenset({204, 304})
+#: A head and a body piece up to this size leave in one send().
+_COALESCE_LIMIT = 64 * 1024
 
 
 class _RequestBody:
@@ -111,6 +113,7 @@ class _ServerHandler(ServerHandler):
         self.chunked = False
         self.failed = False
         self.complete = False
+        self._held: list[bytes] | None = None
 
     def log_exception(self, exc_info: Any) -> None:
         self.failed = True
@@ -134,29 +137,51 @@ class _ServerHandler(ServerHandler):
         if not self.keep_alive:
             headers["Connection"] = "close"
 
+    def _write(self, data: bytes) -> None:
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            super()._write(data)
+
+    def _head(self) -> bytes:
+        """The status line and headers as one piece (wsgiref writes them in several)."""
+        self._held = []
+        try:
+            self.send_headers()
+        finally:
+            held, self._held = self._held, None
+        return b"".join(held)
+
     def write(self, data: bytes) -> None:
-        # BaseHandler.write, plus chunk framing when the length was not known up front.
+        # BaseHandler.write, plus chunk framing when the length was not known up front, and
+        # the head sent with a small body in one send: separate small writes on a kept-alive
+        # connection meet the client's delayed ACK.
         if not self.status:
             raise AssertionError("write() before start_response()")
-        if not self.headers_sent:
-            self.bytes_sent = len(data)
-            self.send_headers()
-        else:
+        pieces = []
+        if self.headers_sent:
             self.bytes_sent += len(data)
-        if self.chunked:
-            if data:
-                self._write(b"%X\r\n" % len(data))
-                self._write(data)
-                self._write(b"\r\n")
         else:
-            self._write(data)
+            self.bytes_sent = len(data)
+            pieces.append(self._head())
+        if not self.chunked:
+            pieces.append(data)
+        elif data:
+            pieces += [b"%X\r\n" % len(data), data, b"\r\n"]
+        if sum(map(len, pieces)) <= _COALESCE_LIMIT:
+            self._write(b"".join(pieces))
+        else:
+            for piece in pieces:
+                self._write(piece)
         self._flush()
 
     def finish_content(self) -> None:
-        super().finish_content()
-        if self.chunked:
+        if not self.headers_sent:
+            self.headers.setdefault("Content-Length", "0")
+            self._write(self._head())
+        elif self.chunked:
             self._write(b"0\r\n\r\n")
-            self._flush()
+        self._flush()
 
     def close(self) -> None:
         # BaseHandler.close forgets status, headers and the byte count: judge first.
@@ -178,6 +203,8 @@ class _RequestHandler(WSGIRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Responses are written whole or in large pieces; never hold a small tail back.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.track(self.connection, add=True)
         self._served = 0
 
