@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler
 from socketserver import ThreadingMixIn
 from types import TracebackType
 from typing import Any, BinaryIO
+from wsgiref.headers import Headers
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from report_gateway_sandbox.app import RAW_HEADERS_KEY, SOCKET_KEY, ConnectionDropped, SandboxApp
@@ -105,6 +106,11 @@ class _ServerHandler(ServerHandler):
 
     server_software = "report-gateway-sandbox"
     http_version = "1.1"
+    # Set by BaseHandler while it runs; typeshed does not declare them.
+    status: str | None
+    headers: Headers | None
+    headers_sent: bool
+    bytes_sent: int
 
     def __init__(self, *args: Any, keep_alive: bool, head: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,6 +134,7 @@ class _ServerHandler(ServerHandler):
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
         headers = self.headers
+        assert headers is not None
         if "Content-Length" not in headers and not self._no_body():
             if self.keep_alive:
                 headers["Transfer-Encoding"] = "chunked"
@@ -177,6 +184,7 @@ class _ServerHandler(ServerHandler):
 
     def finish_content(self) -> None:
         if not self.headers_sent:
+            assert self.headers is not None
             self.headers.setdefault("Content-Length", "0")
             self._write(self._head())
         elif self.chunked:
@@ -261,8 +269,8 @@ class _RequestHandler(WSGIRequestHandler):
             length = 0
         body = _RequestBody(self.rfile, length)  # type: ignore[arg-type]
         handler = _ServerHandler(
-            body,  # type: ignore[arg-type]
-            self.wfile,  # type: ignore[arg-type]
+            body,
+            self.wfile,
             sys.stderr,
             self.get_environ(),
             multithread=True,
@@ -270,7 +278,9 @@ class _RequestHandler(WSGIRequestHandler):
             head=self.command == "HEAD",
         )
         handler.request_handler = self  # type: ignore[attr-defined]
-        handler.run(self.server.get_app())
+        app = self.server.get_app()
+        assert app is not None
+        handler.run(app)
         if not handler.complete or not body.drain():
             self.close_connection = True
 
