@@ -16,7 +16,22 @@ from .suite import BENCHMARKS, Bench, Sizes
 from .table import Row, render
 
 MiB = 1 << 20
-RUN_ORDER = ("download", "scale", "rows", "memory", "overhead", "fanout", "startup")
+RUN_ORDER = (
+    "download",
+    "scale",
+    "rows",
+    "memory",
+    "zuora",
+    "chunks",
+    "overhead",
+    "fanout",
+    "waiting",
+    "startup",
+)
+
+
+def _size(size: int) -> str:
+    return f"{size / MiB:.0f} MiB" if size < 1024 * MiB else f"{size / (1024 * MiB):.1f} GiB"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.only or list(BENCHMARKS)
     workdir = Path(tempfile.mkdtemp(prefix="report-gateway-bench-", dir=args.tmp))
     free = shutil.disk_usage(workdir).free
-    if free < 3 * sizes.big:
+    need = 3 * sizes.big + sizes.busy_file
+    if free < need:
         print(
-            f"need {3 * sizes.big // MiB} MiB free in {workdir}, have {free // MiB}",
+            f"need {need // MiB} MiB free in {workdir}, have {free // MiB}",
             file=sys.stderr,
         )
         return 2
@@ -77,7 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(f"report-gateway benchmarks ({mode}; {elapsed:.0f} s)")
-    print(render(sorted(results, key=lambda pair: pair[0])))
+    print(
+        f"method: median of {sizes.pairs} alternating pairs per ratio (min-max in brackets),"
+        f" {sizes.idle:g} s idle before every timed part, no os.sync, no best-of-N;"
+        f" busy = another process allocating {_size(sizes.busy_alloc)} and writing"
+        f" {_size(sizes.busy_file)} files in a loop"
+    )
+    print(
+        f"command: python -m nox -s bench -- {' '.join(argv if argv is not None else sys.argv[1:])}"
+    )
+    print(render(sorted(results, key=lambda pair: int(pair[0]))))
     missed = [row for _, row in results if row.ok is False]
     if broken:
         print(f"\n{len(broken)} benchmark(s) failed to run: {', '.join(broken)}")

@@ -3,6 +3,10 @@
 A fresh interpreter per measurement makes peak RSS (``ru_maxrss``) belong to that one task,
 and keeps the sandbox (another process) off this process's GIL. The task prints one JSON
 line: what it measured, plus ``maxrss_mib``.
+
+Every transfer and parse task does its setup first, then sleeps ``args["idle"]`` seconds,
+then starts its clock: subject and baseline get the same setup and the same pause (see
+``method.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ def _maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _idle(args: dict[str, Any]) -> None:
+    time.sleep(float(args.get("idle", 0.0)))
+
+
 def _gateway(settings: dict[str, Any]) -> Any:
     from report_gateway import Gateway
 
@@ -41,6 +49,7 @@ def gateway_download(args: dict[str, Any]) -> dict[str, Any]:
     """``Gateway.download`` of a finished run (the run is fetched before the clock starts)."""
     gw = _gateway(args["settings"])
     run = _run(gw, args)
+    _idle(args)
     start = time.perf_counter()
     path = gw.download(run, args["path"], durable=args["durable"], raw=args.get("raw", False))
     seconds = time.perf_counter() - start
@@ -48,10 +57,11 @@ def gateway_download(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def bare_download(args: dict[str, Any]) -> dict[str, Any]:
-    """The limit: urllib3 streaming the same URL to disk in the same chunk size."""
+    """The limit: urllib3 streaming the same URL to disk in the same chunk size, no fsync."""
     import urllib3
 
     pool = urllib3.PoolManager()
+    _idle(args)
     start = time.perf_counter()
     response = pool.request("GET", args["url"], headers=args["headers"], preload_content=False)
     if response.status != 200:
@@ -61,15 +71,62 @@ def bare_download(args: dict[str, Any]) -> dict[str, Any]:
         for chunk in response.stream(CHUNK):
             out.write(chunk)
             size += len(chunk)
-        if args["fsync"]:
-            out.flush()
-            os.fsync(out.fileno())
     response.release_conn()
-    if args["fsync"]:
-        # The same durability the gateway gives: the rename's folder entry on disk too.
-        fd = os.open(os.path.dirname(args["path"]), os.O_RDONLY)
-        os.fsync(fd)
-        os.close(fd)
+    return {"seconds": time.perf_counter() - start, "bytes": size}
+
+
+def bare_readinto(args: dict[str, Any]) -> dict[str, Any]:
+    """The copy with no allocation on the hot path: ``readinto`` one preallocated buffer of
+    ``args["chunk"]`` bytes, write from a view of it (issue 12's candidate design).
+
+    urllib3's own ``HTTPResponse.readinto`` reads a fresh bytes object and copies it, so the
+    loop reads from the underlying ``http.client`` response, which fills the buffer from the
+    socket directly. Bench-only use of a private attribute: this measures the design.
+    """
+    import urllib3
+
+    pool = urllib3.PoolManager()
+    buffer = bytearray(int(args["chunk"]))
+    view = memoryview(buffer)
+    _idle(args)
+    start = time.perf_counter()
+    response = pool.request(
+        "GET", args["url"], headers=args["headers"], preload_content=False, decode_content=False
+    )
+    if response.status != 200:
+        raise SystemExit(f"bare readinto: HTTP {response.status}")
+    raw = response._fp
+    assert raw is not None
+    size = 0
+    with open(args["path"], "wb") as out:
+        while count := raw.readinto(view):
+            out.write(view[:count])
+            size += count
+    response.release_conn()
+    return {"seconds": time.perf_counter() - start, "bytes": size}
+
+
+def bare_utf16(args: dict[str, Any]) -> dict[str, Any]:
+    """The limit for Zuora's conversion: stream the export, decode UTF-16 with ``codecs``,
+    write UTF-8 (cells and separators untouched, which the gateway must also rewrite)."""
+    import codecs
+
+    import urllib3
+
+    pool = urllib3.PoolManager()
+    decoder = codecs.getincrementaldecoder("utf-16")()
+    _idle(args)
+    start = time.perf_counter()
+    response = pool.request("GET", args["url"], headers=args["headers"], preload_content=False)
+    if response.status != 200:
+        raise SystemExit(f"bare utf16: HTTP {response.status}")
+    size = 0
+    with open(args["path"], "wb") as out:
+        for chunk in response.stream(CHUNK):
+            out.write(decoder.decode(chunk).encode("utf-8"))
+            size += len(chunk)
+        out.write(decoder.decode(b"", final=True).encode("utf-8"))
+    response.release_conn()
     return {"seconds": time.perf_counter() - start, "bytes": size}
 
 
@@ -77,6 +134,7 @@ def gateway_rows(args: dict[str, Any]) -> dict[str, Any]:
     """Every row of a result through ``Gateway.rows`` (counted, not kept)."""
     gw = _gateway(args["settings"])
     run = _run(gw, args)
+    _idle(args)
     start = time.perf_counter()
     count = 0
     for _row in gw.rows(run):
@@ -88,6 +146,7 @@ def dictreader_rows(args: dict[str, Any]) -> dict[str, Any]:
     """The standard library over the same bytes on local disk."""
     import csv
 
+    _idle(args)
     start = time.perf_counter()
     count = 0
     with open(args["path"], encoding=args["encoding"], newline="") as fh:
@@ -97,9 +156,11 @@ def dictreader_rows(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def call_overhead(args: dict[str, Any]) -> dict[str, Any]:
-    """start + get per client, interleaved in rounds so drift hits every client alike.
+    """start + get per client over kept-alive connections, interleaved in rounds (who goes
+    first rotates) so drift hits every client alike.
 
-    Returns each client's median seconds per (create, retrieve) pair.
+    Returns, per client, the median seconds of each round's (create, retrieve) pairs: the
+    bench takes the ratio within each round.
     """
     import urllib3
 
@@ -162,7 +223,7 @@ def call_overhead(args: dict[str, Any]) -> dict[str, Any]:
     for call in clients.values():
         for _ in range(args["warmup"]):
             call()
-    samples: dict[str, list[float]] = {name: [] for name in clients}
+    samples: dict[str, list[list[float]]] = {name: [] for name in clients}
     names = list(clients)
     rounds = args["rounds"]
     per_round = max(1, args["iterations"] // rounds)
@@ -171,17 +232,37 @@ def call_overhead(args: dict[str, Any]) -> dict[str, Any]:
         order = names[index % len(names) :] + names[: index % len(names)]
         for name in order:
             call = clients[name]
+            times = []
             for _ in range(per_round):
                 start = clock()
                 call()
-                samples[name].append(clock() - start)
-    return {name: statistics.median(values) for name, values in samples.items()} | {
-        "iterations": per_round * rounds
+                times.append(clock() - start)
+            samples[name].append(times)
+    # Connections opened by the bare client: 1 means every call rode one kept-alive socket.
+    bare_connections = sum(p.num_connections for p in pool.pools._container.values())
+    return {
+        "rounds": {name: [statistics.median(t) for t in rows] for name, rows in samples.items()},
+        "iterations": per_round * rounds,
+        "bare_connections": bare_connections,
     }
 
 
+def _peak_sampler(stop: Any, peaks: dict[str, float]) -> None:
+    """Peak RSS and thread count while the work runs (ru_maxrss alone misses threads)."""
+    import threading
+
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.1):
+        peaks["rss_mib"] = max(peaks.get("rss_mib", 0.0), me.memory_info().rss / (1 << 20))
+        peaks["threads"] = max(peaks.get("threads", 0), threading.active_count())
+
+
 def fanout(args: dict[str, Any]) -> dict[str, Any]:
-    """Many runs over many Stripe-Context accounts through ONE Gateway from a thread pool."""
+    """Many runs over many Stripe-Context accounts through ONE Gateway from a thread pool;
+    run i is started in context ``i % contexts``."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     from report_gateway import Scope
@@ -191,16 +272,20 @@ def fanout(args: dict[str, Any]) -> dict[str, Any]:
     gw.providers()
     report = args["report"]
     parameters = args["parameters"]
+    contexts = args["contexts"]
 
     def one(index: int) -> str:
-        run = gw.start(
-            "stripe-v2", report, parameters, scope=Scope(context=f"acct_bench{index:08d}")
-        )
+        scope = Scope(context=f"acct_bench{index % contexts:08d}")
+        run = gw.start("stripe-v2", report, parameters, scope=scope)
         return gw.wait(run, timeout=args["timeout"]).status.value  # type: ignore[no-any-return]
 
     surfaced_429 = 0
     errors: dict[str, int] = {}
     succeeded = 0
+    peaks: dict[str, float] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_peak_sampler, args=(stop, peaks), daemon=True)
+    sampler.start()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=args["workers"]) as pool:
         futures = [pool.submit(one, i) for i in range(args["runs"])]
@@ -215,21 +300,81 @@ def fanout(args: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(cause, ApiError) and cause.status == 429:
                     surfaced_429 += 1
     wall = time.perf_counter() - start
+    stop.set()
+    sampler.join()
     return {
         "wall": wall,
         "succeeded": succeeded,
         "errors": errors,
         "surfaced_429": surfaced_429,
+        "peak_rss_mib": peaks.get("rss_mib", 0.0),
+        "peak_threads": peaks.get("threads", 0),
+    }
+
+
+def waiting_runs(args: dict[str, Any]) -> dict[str, Any]:
+    """Memory of N runs being waited on at once, one ``Gateway.wait`` thread each (how a
+    caller without an async API waits on many): RSS before the waits start and at their
+    peak. The runs outlast the hold, so every wait is still waiting when it times out."""
+    import threading
+
+    import psutil
+    from report_gateway import Scope, WaitTimeoutError
+
+    gw = _gateway(args["settings"])
+    contexts = args["contexts"]
+    runs = [
+        gw.start(
+            "stripe-v2",
+            args["report"],
+            args["parameters"],
+            scope=Scope(context=f"acct_wait{i % contexts:08d}"),
+        )
+        for i in range(args["runs"])
+    ]
+    me = psutil.Process()
+    before = me.memory_info().rss / (1 << 20)
+    timed_out = 0
+    lock = threading.Lock()
+
+    def wait(run: Any) -> None:
+        nonlocal timed_out
+        try:
+            gw.wait(run, timeout=args["hold"], poll_interval=args["poll_interval"])
+        except WaitTimeoutError:
+            with lock:
+                timed_out += 1
+
+    peaks: dict[str, float] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_peak_sampler, args=(stop, peaks), daemon=True)
+    sampler.start()
+    threads = [threading.Thread(target=wait, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    sampler.join()
+    return {
+        "runs": len(runs),
+        "rss_before_waits_mib": before,
+        "peak_rss_mib": peaks.get("rss_mib", before),
+        "peak_threads": peaks.get("threads", 0),
+        "timed_out": timed_out,
     }
 
 
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "gateway_download": gateway_download,
     "bare_download": bare_download,
+    "bare_readinto": bare_readinto,
+    "bare_utf16": bare_utf16,
     "gateway_rows": gateway_rows,
     "dictreader_rows": dictreader_rows,
     "call_overhead": call_overhead,
     "fanout": fanout,
+    "waiting_runs": waiting_runs,
 }
 
 

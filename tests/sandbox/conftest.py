@@ -58,7 +58,7 @@ class Reply:
 
 
 class Http:
-    """Requests against one base URL; a fresh connection each time (the server closes)."""
+    """Requests against one base URL; a fresh connection each time."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url

@@ -3,6 +3,7 @@ Stripe's own Python SDK working against it."""
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import threading
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox, operations
+from report_gateway_sandbox.server import make_server
 
 from .conftest import STRIPE_AUTH, Http, wait_until
 
@@ -109,3 +111,73 @@ def test_stripe_python_sdk_works_against_the_sandbox(sandbox: Sandbox) -> None:
     finally:
         stripe.api_base = "https://api.stripe.com"
         stripe.api_key = None
+
+
+def test_one_connection_serves_many_requests(sandbox: Sandbox) -> None:
+    """HTTP/1.1 keep-alive, as the real services: per-call costs measured against the
+    sandbox must not include a new connection per request."""
+    conn = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+    try:
+        replies = []
+        for method, path, body in (
+            ("GET", "/v1/reporting/report_types", None),
+            ("POST", "/v1/reporting/report_runs", b"report_type=balance.summary.1"),
+            ("HEAD", "/v1/reporting/report_types", None),
+            ("GET", "/v1/reporting/report_types/balance.summary.1", None),
+        ):
+            headers = dict(STRIPE_AUTH)
+            if body is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            replies.append((resp.version, resp.status, resp.getheader("Connection")))
+            sock = conn.sock
+            assert sock is not None, f"{method} {path} closed the connection"
+        assert [r[0] for r in replies] == [11] * 4
+        assert all(r[2] is None for r in replies)
+        assert replies[1][1] == 400  # parameters missing: an error answer keeps it too
+    finally:
+        conn.close()
+
+
+def test_a_body_of_unknown_length_is_sent_chunked() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"first ", b"", b"second"])
+
+    server = make_server("127.0.0.1", 0, app)  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        for _ in range(2):
+            conn.request("GET", "/")
+            resp = conn.getresponse()
+            assert resp.getheader("Transfer-Encoding") == "chunked"
+            assert resp.read() == b"first second"
+        conn.request("GET", "/", headers={"Connection": "close"})
+        resp = conn.getresponse()
+        assert resp.getheader("Transfer-Encoding") is None
+        assert resp.getheader("Connection") == "close"
+        assert resp.read() == b"first second"
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_stopping_ends_kept_alive_connections() -> None:
+    with Sandbox() as sb:
+        conn = http.client.HTTPConnection("127.0.0.1", sb.port, timeout=10)
+        conn.request("GET", "/_sandbox/health")
+        assert conn.getresponse().read()
+
+    def again() -> bytes:
+        conn.request("GET", "/_sandbox/health")
+        return conn.getresponse().read()
+
+    with pytest.raises((OSError, http.client.HTTPException)):
+        again()
+    conn.close()
