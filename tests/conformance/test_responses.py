@@ -474,7 +474,9 @@ CASES: list[Case] = [
     ),
 ]
 
-OPERATIONS = operations()
+# Zuora's REST-host family (the same operation names under /reporting/api/rest/v1, and
+# /oauth/token) is left out until its cases are written against the spec (issue 11).
+OPERATIONS = [op for op in operations() if op["family"] != "rest"]
 BY_NAME: dict[str, dict[str, Any]] = {f"{op['provider']}:{op['name']}": op for op in OPERATIONS}
 
 

@@ -7,6 +7,7 @@ import time
 import zipfile
 from typing import Any
 
+import pytest
 from report_gateway_sandbox import Sandbox
 
 from .conftest import V2_HEADERS, V2_INTERVAL, Http, create_v2, finished_v2, wait_until
@@ -210,3 +211,79 @@ def test_file_size_above_limit_fails_the_run(client: Http, sandbox: Sandbox) -> 
     assert done["status"] == "failed"
     assert done["status_details"]["failed"]["error_code"] == "file_size_above_limit"
     assert done["result"] is None
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["2026-01-28", "latest", "2026-02-30.preview", "2026-01-28.tulip", "2099-01-01.preview"],
+    ids=["no-release", "word", "bad-date", "unknown-release", "future"],
+)
+def test_unknown_or_malformed_stripe_version_is_refused(client: Http, version: str) -> None:
+    reply = client.get(
+        "/v2/reporting/reports/report_balance_summary",
+        headers={**V2_HEADERS, "Stripe-Version": version},
+    )
+    assert reply.status == 400
+    error = reply.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "invalid_stripe_version"
+    assert version in error["message"]
+    assert reply.header("Stripe-Version") != version
+    known = client.get("/v2/reporting/reports/report_balance_summary", headers=V2_HEADERS)
+    assert known.header("Stripe-Version") == V2_HEADERS["Stripe-Version"]
+
+
+def test_unknown_query_parameters_are_refused(client: Http) -> None:
+    run_id = create_v2(client).json()["id"]
+    finished_v2(client, run_id)
+    for path in (
+        f"{RUNS}/{run_id}?expand[]=result",
+        f"{RUNS}/{run_id}?includes=result.file.schema",
+        "/v2/reporting/reports/report_balance_summary?include[0]=result.file.schema",
+    ):
+        reply = client.get(path, headers=V2_HEADERS)
+        assert reply.status == 400, path
+        error = reply.json()["error"]
+        assert error["code"] == "parameter_unknown"
+        assert "Received unknown parameter" in error["message"]
+    posted = client.post(
+        f"{RUNS}?dry_run=true",
+        headers=V2_HEADERS,
+        json_body={"report": "report_balance_summary", "report_parameters": V2_INTERVAL},
+    )
+    assert posted.status == 400
+    assert posted.json()["error"]["code"] == "parameter_unknown"
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["include[0]=result.file.schema", "include[]=result.file.schema", "include=result.file.schema"],
+    ids=["deep-object", "brackets", "plain"],
+)
+def test_include_is_read_in_each_form(client: Http, query: str) -> None:
+    run_id = create_v2(client).json()["id"]
+    finished_v2(client, run_id)
+    plain = client.get(f"{RUNS}/{run_id}", headers=V2_HEADERS).json()
+    assert "schema" not in plain["result"]["file"]
+    reply = client.get(f"{RUNS}/{run_id}?{query}", headers=V2_HEADERS)
+    assert reply.status == 200
+    assert reply.json()["result"]["file"]["schema"][0]["name"] == "category"
+
+
+def test_a_report_shaped_like_stripes_published_example(client: Http) -> None:
+    """Stripe's Retrieve a Report example sends `"enum_details": false` and null details."""
+    reply = client.get("/v2/reporting/reports/report_payouts_reconciliation", headers=V2_HEADERS)
+    assert reply.status == 200
+    params = reply.json()["parameters"]
+    assert params["columns"]["enum_details"] is False
+    assert params["columns"]["timestamp_details"] is None
+    assert params["columns"]["array_details"]["enum_details"]["allowed_values"]
+    assert params["interval_start"]["enum_details"] is None
+    assert params["interval_start"]["array_details"] is None
+    body = {
+        "report": "report_payouts_reconciliation",
+        "report_parameters": {**V2_INTERVAL, "columns": ["gross", "net"]},
+    }
+    run = create_v2(client, body)
+    assert run.status == 200, run.body
+    assert finished_v2(client, run.json()["id"])["status"] == "succeeded"

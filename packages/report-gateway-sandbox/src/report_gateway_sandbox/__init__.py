@@ -12,16 +12,22 @@ from report_gateway_sandbox.config import FAULT_KINDS, FaultRule, SandboxConfig
 from report_gateway_sandbox.credentials import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
+    ZUORA_CLIENT_ID,
+    ZUORA_CLIENT_SECRET,
     ZUORA_SECRET_ACCESS_KEY,
 )
 from report_gateway_sandbox.server import Sandbox, make_server
 from report_gateway_sandbox.zuora import ENTITIES as ZUORA_ENTITIES
+from report_gateway_sandbox.zuora import REST_PREFIX as ZUORA_REST_PREFIX
 
 __all__ = [
     "FAULT_KINDS",
     "STRIPE_TEST_KEY",
     "ZUORA_ACCESS_KEY_ID",
+    "ZUORA_CLIENT_ID",
+    "ZUORA_CLIENT_SECRET",
     "ZUORA_ENTITIES",
+    "ZUORA_REST_PREFIX",
     "ZUORA_SECRET_ACCESS_KEY",
     "FaultRule",
     "Sandbox",

@@ -11,10 +11,12 @@ from report_gateway_sandbox.config import SandboxConfig
 from report_gateway_sandbox.credentials import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
+    ZUORA_CLIENT_ID,
+    ZUORA_CLIENT_SECRET,
     ZUORA_SECRET_ACCESS_KEY,
 )
 from report_gateway_sandbox.server import make_server
-from report_gateway_sandbox.zuora import PREFIX
+from report_gateway_sandbox.zuora import PREFIX, REST_PREFIX
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--v2-concurrency-limit", type=int, default=100)
     parser.add_argument("--zuora-access-key-id", default=ZUORA_ACCESS_KEY_ID)
     parser.add_argument("--zuora-secret-access-key", default=ZUORA_SECRET_ACCESS_KEY)
+    parser.add_argument("--zuora-client-id", default=ZUORA_CLIENT_ID)
+    parser.add_argument("--zuora-client-secret", default=ZUORA_CLIENT_SECRET)
+    parser.add_argument(
+        "--zuora-token-seconds", type=float, default=3599.0, help="OAuth token life"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
@@ -44,12 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         v2_concurrency_limit=args.v2_concurrency_limit,
         zuora_access_key_id=args.zuora_access_key_id,
         zuora_secret_access_key=args.zuora_secret_access_key,
+        zuora_client_id=args.zuora_client_id,
+        zuora_client_secret=args.zuora_client_secret,
+        zuora_token_seconds=args.zuora_token_seconds,
     )
     server = make_server(args.host, args.port, SandboxApp(config))
     url = f"http://{args.host}:{server.server_address[1]}"
     print(f"report-gateway-sandbox serving on {url}", flush=True)
     print(f"  Stripe v1/v2 base URL: {url}   (any sk_test_... key, e.g. {STRIPE_TEST_KEY})")
     print(f"  Zuora base URL:        {url}{PREFIX}   (apiAccessKeyId {args.zuora_access_key_id})")
+    print(f"  Zuora REST base URL:   {url}{REST_PREFIX}   (OAuth client {args.zuora_client_id})")
     print(f"  control:               {url}/_sandbox/config, {url}/_sandbox/stats", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

@@ -21,7 +21,7 @@ from report_gateway_sandbox.config import FaultRule, SandboxConfig
 from report_gateway_sandbox.state import SandboxState
 from report_gateway_sandbox.stripe_auth import v1_error, v2_error
 from report_gateway_sandbox.stripe_v1 import StripeV1
-from report_gateway_sandbox.stripe_v2 import StripeV2, presigned_error
+from report_gateway_sandbox.stripe_v2 import StripeV2, known_stripe_version, presigned_error
 from report_gateway_sandbox.wire import HttpError, Request, Response, Route, json_response
 from report_gateway_sandbox.zuora import Zuora
 
@@ -44,7 +44,10 @@ def _provider_of(path: str) -> str:
         return "stripe-v2"
     if path.startswith("/_files/v2/"):
         return "presigned"
-    if path.startswith(zuora_api.PREFIX + "/"):
+    if (
+        path.startswith((zuora_api.PREFIX + "/", zuora_api.REST_PREFIX + "/"))
+        or path == zuora_api.TOKEN_PATH
+    ):
         return "zuora"
     if path.startswith("/v1/"):
         return "stripe"
@@ -94,6 +97,10 @@ class SandboxApp:
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def expire_tokens(self) -> int:
+        """End the life of every Zuora bearer token now; returns how many were alive."""
+        return self.zuora.expire_tokens()
 
     def routes(self) -> list[Route]:
         return list(self._routes)
@@ -169,9 +176,10 @@ class SandboxApp:
     def _decorate(self, req: Request, provider: str, resp: Response) -> None:
         if provider in ("stripe", "stripe-v2"):
             resp.headers.append(("Request-Id", req.request_id))
-            resp.headers.append(
-                ("Stripe-Version", req.header("Stripe-Version") or DEFAULT_STRIPE_VERSION)
-            )
+            version = req.header("Stripe-Version") or DEFAULT_STRIPE_VERSION
+            if provider == "stripe-v2" and not known_stripe_version(version):
+                version = DEFAULT_STRIPE_VERSION  # a refused version is not echoed
+            resp.headers.append(("Stripe-Version", version))
             resp.headers.append(("Cache-Control", "no-cache, no-store"))
         elif provider == "zuora":
             resp.headers.append(("Zuora-Request-Id", req.request_id))
@@ -272,6 +280,8 @@ class SandboxApp:
                 if req.query("log") == "false":
                     stats.pop("request_log")
                 return json_response(200, stats)
+            if name == "zuora/expire_tokens" and req.method == "POST":
+                return json_response(200, {"expired": self.expire_tokens()})
             if name == "reset" and req.method == "POST":
                 self.reset()
                 return json_response(200, {"reset": True})
@@ -371,7 +381,9 @@ def _raw_headers(environ: Mapping[str, Any], req: Request) -> dict[str, str]:
 
 
 def operations_of(routes: Iterable[Route]) -> list[dict[str, Any]]:
-    """Every operation served, for tests that check responses against specs/*.yaml."""
+    """Every operation served, for tests that check responses against specs/*.yaml. Zuora's
+    operations come twice, once per endpoint family (`family`: "zconnect" or "rest"), under
+    the same names."""
     return [
         {
             "provider": r.provider,
@@ -379,6 +391,7 @@ def operations_of(routes: Iterable[Route]) -> list[dict[str, Any]]:
             "path": r.template,
             "name": r.name,
             "in_spec": r.in_spec,
+            "family": r.family,
         }
         for r in routes
     ]

@@ -7,7 +7,12 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from report_gateway_sandbox.credentials import ZUORA_ACCESS_KEY_ID, ZUORA_SECRET_ACCESS_KEY
+from report_gateway_sandbox.credentials import (
+    ZUORA_ACCESS_KEY_ID,
+    ZUORA_CLIENT_ID,
+    ZUORA_CLIENT_SECRET,
+    ZUORA_SECRET_ACCESS_KEY,
+)
 
 FaultKind = Literal[
     "latency",
@@ -91,6 +96,11 @@ class SandboxConfig:
     data_available_end: int | None = None
     zuora_access_key_id: str = ZUORA_ACCESS_KEY_ID
     zuora_secret_access_key: str = dataclasses.field(default=ZUORA_SECRET_ACCESS_KEY, repr=False)
+    # The OAuth client of the REST-host paths (POST /oauth/token) and the life of the bearer
+    # tokens it issues (Zuora's: one hour, `expires_in` 3599); 0 issues tokens already expired.
+    zuora_client_id: str = ZUORA_CLIENT_ID
+    zuora_client_secret: str = dataclasses.field(default=ZUORA_CLIENT_SECRET, repr=False)
+    zuora_token_seconds: float = 3599.0
     chunk_size: int = 1 << 20
     header_log_size: int = 10_000
     faults: list[FaultRule] = dataclasses.field(default_factory=list)
@@ -103,6 +113,7 @@ class SandboxConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["zuora_secret_access_key"] = "***"  # noqa: S105
+        data["zuora_client_secret"] = "***"  # noqa: S105
         return data
 
     def updated(self, changes: Mapping[str, Any]) -> SandboxConfig:

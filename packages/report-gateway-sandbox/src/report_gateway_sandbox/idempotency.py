@@ -1,17 +1,21 @@
-"""Stripe's idempotent creates, emulated once for both API versions.
+"""Idempotent creates, emulated once for Stripe v1, Stripe v2 and Zuora's Run a report.
 
 A create sent with an `Idempotency-Key` is answered once; the same key with the same
-request again gets the stored answer back (`Idempotent-Replayed: true`), with different
-parameters a 400. What the versions differ in is data, given by the caller:
+request again gets the stored answer back, with different parameters an error. What the
+APIs differ in is data, given by the caller:
 
-- the scope a key lives in (v1: the account; v2: the API key and the Stripe-Context),
-- the request's fingerprint (v1: the decoded form, order-insensitive; v2: the raw body),
-- whether the key is echoed on the answer (v1 does, v2 does not),
-- the error shape of a key reused with other parameters (each version's own `conflict`).
+- the scope a key lives in (v1: the account; v2: the API key and the Stripe-Context;
+  Zuora: the user and the entity),
+- the request's fingerprint (v1: the decoded form, order-insensitive; v2 and Zuora: the
+  raw body, with Zuora's query string),
+- whether the key is echoed on the answer (v1 does, v2 and Zuora do not) and whether a
+  replay says so (`Idempotent-Replayed: true`: Stripe does, Zuora documents no such header),
+- the error of a key reused with other parameters (Stripe: 400; Zuora: 422),
+- what a second request with a key still in progress gets: Stripe's waits for the first
+  (two concurrent sends create one run, never two); Zuora documents a 409 instead.
 
 Answers are kept unless the request may succeed when repeated: a 5xx (nothing was decided)
-or a 429 (a limit that frees up). A request with a key waits for another one with the same
-key in the same scope, so two concurrent sends create one run, never two.
+or a 429 (a limit that frees up).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 class IdempotencyRule:
     echo_key: bool
     conflict: Callable[[Request, str], HttpError]
+    replayed_header: bool = True
+    # None: wait for the request in progress; else the refusal a concurrent one gets.
+    in_progress: Callable[[Request, str], HttpError] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class _Answer:
     fingerprint: str
     status: int
     body: bytes
+    content_type: str
 
 
 class IdempotentCreates:
@@ -60,36 +68,52 @@ class IdempotentCreates:
         slot = (scope, key)
         with self._lock:
             key_lock = self._key_locks.setdefault(slot, threading.Lock())
-        echo = [(IDEMPOTENCY_HEADER, key)] if self.rule.echo_key else []
-        with key_lock:
-            seen = self._answers.get(slot)
-            if seen is not None:
-                if seen.fingerprint != fingerprint:
-                    raise self.rule.conflict(
-                        req,
-                        "Keys for idempotent requests can only be used with the same "
-                        "parameters they were first used with. Try using a key other than "
-                        f"'{key}' if you meant to execute a different request.",
-                    )
-                return Response(
-                    seen.status,
-                    seen.body,
-                    [
-                        ("Content-Type", "application/json"),
-                        *echo,
-                        ("Idempotent-Replayed", "true"),
-                    ],
-                )
-            try:
-                answer = create()
-            except HttpError as refused:
-                self._keep(slot, fingerprint, refused.status, refused.body)
-                refused.headers += echo
-                raise
-            self._keep(slot, fingerprint, answer.status, answer.body)
-            answer.headers += echo
-            return answer
+        if self.rule.in_progress is None:
+            key_lock.acquire()
+        elif not key_lock.acquire(blocking=False):
+            raise self.rule.in_progress(
+                req, f"A request with the idempotency key '{key}' is still in progress."
+            )
+        try:
+            return self._answer(req, slot, key, fingerprint, create)
+        finally:
+            key_lock.release()
 
-    def _keep(self, slot: tuple[str, str], fingerprint: str, status: int, body: bytes) -> None:
-        if status < 500 and status != 429:
-            self._answers[slot] = _Answer(fingerprint, status, body)
+    def _answer(
+        self,
+        req: Request,
+        slot: tuple[str, str],
+        key: str,
+        fingerprint: str,
+        create: Callable[[], Response],
+    ) -> Response:
+        echo = [(IDEMPOTENCY_HEADER, key)] if self.rule.echo_key else []
+        seen = self._answers.get(slot)
+        if seen is not None:
+            if seen.fingerprint != fingerprint:
+                raise self.rule.conflict(
+                    req,
+                    "Keys for idempotent requests can only be used with the same "
+                    "parameters they were first used with. Try using a key other than "
+                    f"'{key}' if you meant to execute a different request.",
+                )
+            replayed = [("Idempotent-Replayed", "true")] if self.rule.replayed_header else []
+            return Response(
+                seen.status,
+                seen.body,
+                [("Content-Type", seen.content_type), *echo, *replayed],
+            )
+        try:
+            answer = create()
+        except HttpError as refused:
+            self._keep(slot, fingerprint, refused.response())
+            refused.headers += echo
+            raise
+        self._keep(slot, fingerprint, answer)
+        answer.headers += echo
+        return answer
+
+    def _keep(self, slot: tuple[str, str], fingerprint: str, answer: Response) -> None:
+        if answer.status < 500 and answer.status != 429:
+            content_type = answer.get_header("Content-Type") or "application/json"
+            self._answers[slot] = _Answer(fingerprint, answer.status, answer.body, content_type)

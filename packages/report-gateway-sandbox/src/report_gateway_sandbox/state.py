@@ -26,6 +26,7 @@ class SandboxState:
         self._rng = random.Random(config.seed)
         self.faults = FaultInjector(config.faults, config.seed)
         self.runs_created: Counter[str] = Counter()
+        self.tokens_issued: Counter[str] = Counter()
         self.requests: Counter[str] = Counter()
         self.requests_by_provider: dict[str, Counter[str]] = {}
         self.request_log: deque[dict[str, Any]] = deque(maxlen=config.header_log_size)
@@ -58,6 +59,10 @@ class SandboxState:
         with self.lock:
             self.runs_created[provider] += 1
 
+    def count_token(self, provider: str) -> None:
+        with self.lock:
+            self.tokens_issued[provider] += 1
+
     def log_request(self, entry: dict[str, Any]) -> None:
         with self.lock:
             self.requests[entry["operation"]] += 1
@@ -71,6 +76,7 @@ class SandboxState:
                 "runs_created": {
                     p: self.runs_created.get(p, 0) for p in ("stripe", "stripe-v2", "zuora")
                 },
+                "tokens_issued": {"zuora": self.tokens_issued.get("zuora", 0)},
                 "requests": dict(self.requests),
                 "requests_by_provider": {p: dict(c) for p, c in self.requests_by_provider.items()},
                 "faults_injected": dict(self.faults.injected),

@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,26 @@ PROVIDER = "stripe-v2"
 _DOWNLOAD_PREFIX = "/_files/v2/"
 
 
+#: `Stripe-Version` as Stripe names its releases: a date and a release name (the preview and
+#: private-preview channels included). Anything else is refused as Stripe does, not echoed.
+STRIPE_RELEASES = frozenset({"acacia", "basil", "clover", "dahlia", "preview", "private"})
+_VERSION = re.compile(r"(\d{4})-(\d{2})-(\d{2})\.([a-z]+)")
+_FIRST_V2_VERSION = dt.date(2024, 9, 30)  # the first release with /v2 endpoints (acacia)
+
+
+def known_stripe_version(value: str, today: dt.date | None = None) -> bool:
+    """A real-looking version for /v2: a valid date, not before v2 existed and not in the
+    future, and a known release name."""
+    found = _VERSION.fullmatch(value)
+    if found is None or found.group(4) not in STRIPE_RELEASES:
+        return False
+    try:
+        date = dt.date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    except ValueError:
+        return False
+    return _FIRST_V2_VERSION <= date <= (today or dt.datetime.now(dt.UTC).date())
+
+
 @dataclass(frozen=True)
 class V2Report:
     id: str
@@ -37,6 +58,9 @@ class V2Report:
     columns: tuple[Column, ...]
     extra_parameters: tuple[str, ...]
     aggregatable: bool
+    # Parameters printed with the `*_details` Stripe's Retrieve a Report example sends for
+    # fields that do not apply: `"enum_details": false` and nulls, not absent keys.
+    published_nulls: bool = False
 
 
 _BALANCE_COLUMNS = (
@@ -71,7 +95,18 @@ REPORTS: tuple[V2Report, ...] = (
         ("columns", "connected_account"),
         False,
     ),
+    # Shaped like Stripe's published Retrieve a Report example: `columns` carries
+    # `"enum_details": false`, the other parameters null `*_details`.
+    V2Report(
+        "report_payouts_reconciliation",
+        "Payout reconciliation",
+        _ACTIVITY_COLUMNS,
+        ("columns",),
+        False,
+        published_nulls=True,
+    ),
 )
+_DETAILS = ("array_details", "enum_details", "timestamp_details")
 _SCHEMA_TYPES = {"amount": "double", "count": "bigint", "utc": "timestamp", "unix": "bigint"}
 
 
@@ -156,11 +191,19 @@ class StripeV2:
     def _key(self, req: Request) -> str:
         """The request's API key, once it and a Stripe-Version header are acceptable."""
         key = require_key(req, v2=True)
-        if req.header("Stripe-Version") is None:
+        version = req.header("Stripe-Version")
+        if version is None:
             raise v2_error(
                 400,
                 "A Stripe-Version header is required for /v2 endpoints, for example "
                 "'Stripe-Version: 2026-01-28.preview'.",
+                code="invalid_stripe_version",
+            )
+        if not known_stripe_version(version):
+            raise v2_error(
+                400,
+                f"Invalid Stripe API version: {version}. Use a version such as "
+                "'2026-01-28.preview'.",
                 code="invalid_stripe_version",
             )
         return key
@@ -206,10 +249,17 @@ class StripeV2:
                 "type": "enum",
                 "enum_details": {"allowed_values": ["concatenated_report", "aggregated_report"]},
             }
+        if report.published_nulls:
+            for spec in params.values():
+                for details in _DETAILS:
+                    spec.setdefault(details, None)
+            if "columns" in params:
+                params["columns"]["enum_details"] = False
         return params
 
     # -- reports ---------------------------------------------------------------------------
     def get_report(self, req: Request, key: str) -> Response:
+        _refuse_unknown_query(req, ())
         report = self.reports.get(req.params["id"])
         if report is None:
             raise v2_error(404, f"No such report: '{req.params['id']}'", code="not_found")
@@ -272,6 +322,7 @@ class StripeV2:
         }
 
     def create_run(self, req: Request, key: str) -> Response:
+        _refuse_unknown_query(req, ())
         return self.idempotency.create(
             req,
             key + "|" + (req.header("Stripe-Context") or ""),
@@ -407,7 +458,7 @@ class StripeV2:
         run = self.runs.get(req.params["id"])
         if run is None or run.context != req.header("Stripe-Context"):
             raise v2_error(404, f"No such report run: '{req.params['id']}'", code="not_found")
-        include = [v for k, v in req.query_pairs if k.startswith("include")]
+        include = _refuse_unknown_query(req, ("include",))
         return json_response(200, self._run_json(req, run, schema="result.file.schema" in include))
 
     # -- pre-signed downloads (no key) ------------------------------------------------------
@@ -435,6 +486,22 @@ class StripeV2:
         return file_response(
             req, body, content_type="application/zip" if run.compress else "text/csv"
         )
+
+
+_ARRAY_KEY = re.compile(r"(\w+)(?:\[(\d*)\])?")
+
+
+def _refuse_unknown_query(req: Request, arrays: tuple[str, ...]) -> list[str]:
+    """The values of the array parameters the operation takes, in any of the forms Stripe
+    reads (`include[0]=`, `include[]=`, and for now the plain `include=`); any other query
+    parameter is refused with `parameter_unknown`, as Stripe does."""
+    values: list[str] = []
+    for name, value in req.query_pairs:
+        found = _ARRAY_KEY.fullmatch(name)
+        if found is None or found.group(1) not in arrays:
+            raise v2_error(400, f"Received unknown parameter: {name}", code="parameter_unknown")
+        values.append(value)
+    return values
 
 
 def _invalid(message: str) -> HttpError:

@@ -191,9 +191,20 @@ Principal = TypeVar("Principal")
 
 
 class Route:
-    """One served operation: method, OpenAPI-style path template, name, handler."""
+    """One served operation: method, OpenAPI-style path template, name, handler, and the
+    endpoint family when a provider serves the same operations on two (Zuora: "zconnect"
+    under /api/rest/v1, "rest" under /reporting/api/rest/v1 with OAuth)."""
 
-    __slots__ = ("handler", "in_spec", "method", "name", "pattern", "provider", "template")
+    __slots__ = (
+        "family",
+        "handler",
+        "in_spec",
+        "method",
+        "name",
+        "pattern",
+        "provider",
+        "template",
+    )
 
     def __init__(
         self,
@@ -204,6 +215,7 @@ class Route:
         *,
         provider: str,
         in_spec: bool = True,
+        family: str | None = None,
     ) -> None:
         self.method = method
         self.template = template
@@ -211,6 +223,7 @@ class Route:
         self.handler = handler
         self.provider = provider
         self.in_spec = in_spec
+        self.family = family
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
         self.pattern = re.compile(regex + r"\Z")
 
@@ -223,9 +236,16 @@ class Router(Generic[Principal]):
     receive that as their second argument and never check credentials themselves.
     """
 
-    def __init__(self, provider: str, guard: Callable[[Request], Principal]) -> None:
+    def __init__(
+        self,
+        provider: str,
+        guard: Callable[[Request], Principal],
+        *,
+        family: str | None = None,
+    ) -> None:
         self.provider = provider
         self.guard = guard
+        self.family = family
         self.routes: list[Route] = []
 
     def add(
@@ -240,12 +260,22 @@ class Router(Generic[Principal]):
         def serve(req: Request) -> Response:
             return handler(req, guard(req))
 
-        self.routes.append(Route(method, template, name, serve, provider=self.provider))
+        self.routes.append(
+            Route(method, template, name, serve, provider=self.provider, family=self.family)
+        )
 
     def add_open(
         self, method: str, template: str, name: str, handler: Handler, *, in_spec: bool = True
     ) -> None:
         """A route without the guard: it authenticates by other means (a signed URL)."""
         self.routes.append(
-            Route(method, template, name, handler, provider=self.provider, in_spec=in_spec)
+            Route(
+                method,
+                template,
+                name,
+                handler,
+                provider=self.provider,
+                in_spec=in_spec,
+                family=self.family,
+            )
         )

@@ -1,5 +1,16 @@
-"""Zuora Reporting API (zconnect paths under /api/rest/v1): search, run, status, data pages,
-UTF-16 exports and cancel, with Zuora's envelope, error shapes and multi-entity headers.
+"""Zuora Reporting API: search, run, status, data pages, UTF-16 exports and cancel, with
+Zuora's envelope, error shapes and multi-entity headers, on both endpoint families:
+
+- "zconnect" (the deprecated hosts, under /api/rest/v1): the `apiAccessKeyId` /
+  `apiSecretAccessKey` pair and `entityId` / `entityName`; no OAuth ("OAuth only works with
+  new endpoints"), so a bearer token there is refused;
+- "rest" (the REST hosts, under /reporting/api/rest/v1): `Authorization: Bearer` with a
+  token from `POST /oauth/token` (client credentials), `Zuora-Entity-Ids`, and an honoured
+  `Idempotency-Key` on Run a report. The operation pages document only the bearer token, so
+  the username/password pair is refused there.
+
+Both families share one state: a run created on one is read on the other (same tenant, same
+user: the sandbox's OAuth client belongs to the sandbox's user).
 
 Report data paging follows the docs' reading that row 0 is the header row: `offset=1` is
 the first data row, and `total` counts the header row too (the export's line count), so
@@ -9,20 +20,28 @@ the first data row, and `total` counts the header row too (the export's line cou
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import json
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from report_gateway_sandbox.downloads import file_response
+from report_gateway_sandbox.idempotency import IdempotencyRule, IdempotentCreates
 from report_gateway_sandbox.results import Column, TableFile, ValueContext, run_seed
 from report_gateway_sandbox.state import SandboxState, zuora_time
 from report_gateway_sandbox.wire import HttpError, Request, Response, Route, Router, json_response
 
 PROVIDER = "zuora"
-PREFIX = "/api/rest/v1"
+PREFIX = "/api/rest/v1"  # zconnect hosts
+REST_PREFIX = "/reporting/api/rest/v1"  # REST hosts
+TOKEN_PATH = "/oauth/token"  # noqa: S105  (a path) REST hosts, at the host root
+ZCONNECT = "zconnect"
+REST = "rest"
 JSON_TYPE = "application/json;charset=UTF-8"
 USAGE_ERROR = "ZAN-USAGE-REST-ERROR"
 MAX_SEARCH = 50
@@ -216,6 +235,16 @@ class Login:
 
     user: str
     entity: str
+    family: str = ZCONNECT
+
+
+@dataclass
+class Grant:
+    """What a bearer token stands for, until when."""
+
+    user: str
+    entities: tuple[str, ...]
+    expires_at: float
 
 
 class Zuora:
@@ -224,10 +253,29 @@ class Zuora:
         self._lock = threading.Lock()
         self.runs: dict[str, ZuoraRun] = {}
         self.reports = {r.id: r for r in REPORTS}
+        self.tokens: dict[str, Grant] = {}
+        # Zuora keeps status, headers and body per key and answers a key still in progress
+        # with 409, a key reused with another request with 422 (its Idempotent requests
+        # guide); only the REST family's Run a report documents the header.
+        self.idempotency = IdempotentCreates(
+            IdempotencyRule(
+                echo_key=False,
+                replayed_header=False,
+                conflict=lambda req, message: reasons_error(self.state, 422, 90000020, message),
+                in_progress=lambda req, message: reasons_error(self.state, 409, 90000050, message),
+            )
+        )
 
     def routes(self) -> list[Route]:
-        p = PREFIX
-        router = Router(PROVIDER, self._login)
+        zconnect = Router(PROVIDER, self._login, family=ZCONNECT)
+        rest = Router(PROVIDER, self._bearer_login, family=REST)
+        self._add_operations(zconnect, PREFIX)
+        self._add_operations(rest, REST_PREFIX)
+        # The token endpoint takes the client's credentials in its body, no auth header.
+        rest.add_open("POST", TOKEN_PATH, "create_oauth_token", self.create_token)
+        return zconnect.routes + rest.routes
+
+    def _add_operations(self, router: Router[Login], p: str) -> None:
         router.add("GET", f"{p}/reports/search", "search_reports", self.search)
         router.add("POST", f"{p}/reports/{{reportId}}/reportrun", "run_report", self.run_report)
         router.add(
@@ -247,16 +295,17 @@ class Zuora:
         )
         router.add("GET", f"{p}/reportruns/{{reportRunId}}", "get_report_run", self.get_run)
         router.add("DELETE", f"{p}/reportruns/{{reportRunId}}", "cancel_report_run", self.cancel)
-        return router.routes
 
-    # -- the guard: auth and entity --------------------------------------------------------
+    # -- the guards: auth and entity -------------------------------------------------------
     def _login(self, req: Request) -> Login:
-        """Who is calling and in which entity; raises the error Zuora sends otherwise."""
+        """zconnect: who is calling and in which entity; raises the error Zuora sends
+        otherwise. A bearer token is refused: these hosts take only the pair."""
         config = self.state.config
         user = req.header("apiAccessKeyId")
         secret = req.header("apiSecretAccessKey")
         if (
-            user is None
+            _bearer(req) is not None
+            or user is None
             or secret is None
             or not hmac.compare_digest(user.encode(), config.zuora_access_key_id.encode())
             or not hmac.compare_digest(secret.encode(), config.zuora_secret_access_key.encode())
@@ -284,6 +333,115 @@ class Zuora:
                 self.state, 400, f"Entity {entity_name} is not accessible by the user."
             )
         return Login(user, HOME_ENTITY)
+
+    def _bearer_login(self, req: Request) -> Login:
+        """REST hosts: the bearer token's user, in the entity `Zuora-Entity-Ids` names (else
+        the home entity, or the token's only one). Refusals come in Zuora's v1 shape."""
+        token = _bearer(req)
+        if token is None:
+            raise reasons_error(
+                self.state, 401, 90000011, "this resource is protected, please sign in first"
+            )
+        with self._lock:
+            grant = self.tokens.get(token)
+        if grant is None or grant.expires_at <= self.state.now():
+            raise reasons_error(self.state, 401, 90000011, "Authentication error")
+        raw = req.header("Zuora-Entity-Ids")
+        if raw is None:
+            home = HOME_ENTITY if HOME_ENTITY in grant.entities else grant.entities[0]
+            return Login(grant.user, home, REST)
+        entity = _entity_key(raw)
+        if entity not in grant.entities:
+            raise reasons_error(
+                self.state, 400, 90000010, f"Entity {raw} is not accessible by the user."
+            )
+        return Login(grant.user, entity, REST)
+
+    # -- OAuth -----------------------------------------------------------------------------
+    def create_token(self, req: Request) -> Response:
+        """Client credentials for a bearer token, as Zuora's Create an OAuth token: a form
+        body, the answer `{access_token, token_type, expires_in, scope, jti}`. The page
+        documents no error body; refusals come in Zuora's v1 error shape."""
+        config = self.state.config
+        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            raise reasons_error(
+                self.state,
+                400,
+                90000020,
+                "The request body must be application/x-www-form-urlencoded.",
+            )
+        try:
+            form = dict(parse_qsl(req.body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise reasons_error(
+                self.state, 400, 90000020, "The request body is not UTF-8."
+            ) from None
+        for name in ("client_id", "client_secret", "grant_type"):
+            if not form.get(name):
+                raise reasons_error(self.state, 400, 90000022, f"{name} is required.")
+        if form["grant_type"] != "client_credentials":
+            raise reasons_error(
+                self.state,
+                400,
+                90000020,
+                f"Unsupported grant_type '{form['grant_type']}': must be client_credentials.",
+            )
+        if not (
+            hmac.compare_digest(form["client_id"].encode(), config.zuora_client_id.encode())
+            and hmac.compare_digest(
+                form["client_secret"].encode(), config.zuora_client_secret.encode()
+            )
+        ):
+            raise reasons_error(self.state, 401, 90000011, "Invalid client credentials.")
+        entities: tuple[str, ...] = tuple(ENTITIES)
+        raw = req.header("Zuora-Entity-Ids")
+        if raw is not None:
+            entity = _entity_key(raw)
+            if entity not in ENTITIES:
+                raise reasons_error(
+                    self.state, 400, 90000010, f"Entity {raw} is not accessible by the client."
+                )
+            entities = (entity,)
+        lifetime = max(0.0, config.zuora_token_seconds)
+        token = secrets.token_hex(16)
+        with self._lock:
+            self.tokens[token] = Grant(
+                config.zuora_access_key_id, entities, self.state.now() + lifetime
+            )
+        self.state.count_token(PROVIDER)
+        scope = " ".join(
+            [
+                f"user.{_USER_ID}",
+                *(f"entity.{_uuid_form(e)}" for e in entities),
+                "service.reporting.read",
+                "service.reporting.write",
+                "tenant.19",
+            ]
+        )
+        return json_response(
+            200,
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": int(lifetime),
+                "scope": scope,
+                "jti": secrets.token_hex(16),
+            },
+            [("Cache-Control", "no-store")],
+            content_type=JSON_TYPE,
+            indent=None,
+        )
+
+    def expire_tokens(self) -> int:
+        """End every bearer token's life now (a test's way to an expiry without waiting);
+        returns how many were alive."""
+        now = self.state.now()
+        with self._lock:
+            alive = [g for g in self.tokens.values() if g.expires_at > now]
+            for grant in alive:
+                grant.expires_at = now
+        return len(alive)
 
     def _run_for(self, req: Request, entity: str) -> ZuoraRun:
         """The path's run; a run of another entity does not exist here (404)."""
@@ -334,6 +492,18 @@ class Zuora:
 
     # -- runs ------------------------------------------------------------------------------
     def run_report(self, req: Request, login: Login) -> Response:
+        if login.family != REST:
+            # The zconnect pages document no Idempotency-Key: a key there is ignored.
+            return self._run_report(req, login)
+        query = req.environ.get("QUERY_STRING", "")
+        return self.idempotency.create(
+            req,
+            f"{login.user}|{login.entity}",
+            hashlib.sha256(f"{req.params['reportId']}?{query}\n".encode() + req.body).hexdigest(),
+            lambda: self._run_report(req, login),
+        )
+
+    def _run_report(self, req: Request, login: Login) -> Response:
         report = self.reports.get(req.params["reportId"])
         if report is None:
             raise enveloped_error(
@@ -361,13 +531,9 @@ class Zuora:
                 raise enveloped_error(
                     self.state, 400, "The request body is not valid JSON."
                 ) from None
-            if not _valid_filters(filters):
-                raise enveloped_error(
-                    self.state,
-                    400,
-                    "The request body must be an array of filter groups with "
-                    "logicalOperator and filterClauses.",
-                )
+            problem = filter_problem(filters, strings=login.family == ZCONNECT)
+            if problem is not None:
+                raise enveloped_error(self.state, 400, problem)
         config = self.state.config
         run = ZuoraRun(
             id=self.state.new_hex(),
@@ -492,13 +658,150 @@ class Zuora:
         return _ok("The report run has been canceled")
 
 
-def _valid_filters(value: Any) -> bool:
+def _bearer(req: Request) -> str | None:
+    auth = req.header("Authorization")
+    if auth is None:
+        return None
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _entity_key(raw: str) -> str:
+    """An entity id as the sandbox keys it: Zuora prints ids as 32 hex digits but asks for
+    the 36-character UUID form in `Zuora-Entity-Ids`; both are accepted."""
+    return raw.strip().replace("-", "").lower()
+
+
+def _uuid_form(entity: str) -> str:
+    e = entity
+    return f"{e[:8]}-{e[8:12]}-{e[12:16]}-{e[16:20]}-{e[20:]}"
+
+
+_USER_ID = "7c4d5433dc234c369a01b9719ecd059f"
+
+
+def reasons_error(state: SandboxState, status: int, code: int, message: str) -> HttpError:
+    """Zuora's v1 API error shape (its Error codes guide): refusals by the REST hosts'
+    gateway (token, bearer, entity, idempotency) rather than by the Reporting service.
+    Code 900000xx: no resource, category xx (10 access denied, 11 authentication, 20 invalid
+    value, 22 missing field, 50 conflict)."""
+    body = {
+        "success": False,
+        "processId": state.new_hex(16).upper(),
+        "reasons": [{"code": code, "message": message}],
+    }
+    return HttpError.json(status, body, content_type=JSON_TYPE, indent=None)
+
+
+#: Filter operators the sandbox knows, by name or value, case-insensitive. Zuora's Run a
+#: report page shows `{"name": "contains", "value": "contains"}`; the rest are the reporting
+#: UI's comparisons and the symbols the zconnect pages' examples use.
+FILTER_OPERATORS = frozenset(
+    {
+        "=",
+        "!=",
+        "<>",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "equals",
+        "not equals",
+        "contains",
+        "does not contain",
+        "not contains",
+        "starts with",
+        "ends with",
+        "in",
+        "not in",
+        "is null",
+        "is not null",
+        "between",
+    }
+)
+_LOGICAL = {"and": "OPERATOR_AND", "or": "OPERATOR_OR"}
+
+
+def filter_problem(value: Any, *, strings: bool) -> str | None:
+    """What is wrong with a Run a report body, or None. `logicalOperator` and a clause's
+    `field` and `operator` are objects, as Zuora's Run a report page shows them
+    (`{"value": "OR", "label": "OPERATOR_OR", "name": "or"}`, `{"name": "contains",
+    "value": "contains"}`); plain strings only where `strings` (the zconnect family, whose
+    older pages print them)."""
     if not isinstance(value, list):
-        return False
-    for group in value:
+        return "The request body must be an array of filter groups."
+    for g, group in enumerate(value):
+        where = f"filters[{g}]"
         if not isinstance(group, dict) or not isinstance(group.get("filterClauses"), list):
-            return False
-        for clause in group["filterClauses"]:
+            return f"{where} must be an object with filterClauses, an array."
+        if "logicalOperator" in group:
+            problem = _logical_problem(group["logicalOperator"], strings)
+            if problem is not None:
+                return f"{where}.logicalOperator {problem}"
+        for c, clause in enumerate(group["filterClauses"]):
+            at = f"{where}.filterClauses[{c}]"
             if not isinstance(clause, dict) or "field" not in clause or "operator" not in clause:
-                return False
-    return True
+                return f"{at} must be an object with field and operator."
+            problem = _field_problem(clause["field"], strings)
+            if problem is not None:
+                return f"{at}.field {problem}"
+            problem = _operator_problem(clause["operator"], strings)
+            if problem is not None:
+                return f"{at}.operator {problem}"
+    return None
+
+
+def _names(value: dict[str, Any], keys: tuple[str, ...]) -> list[str] | None:
+    """The object's identifying strings (at least one, all non-empty), or None."""
+    found = [value[k] for k in keys if k in value]
+    if not found or not all(isinstance(v, str) and v.strip() for v in found):
+        return None
+    return [str(v) for v in found]
+
+
+def _logical_problem(value: Any, strings: bool) -> str | None:
+    shape = 'an object such as {"value": "OR", "label": "OPERATOR_OR", "name": "or"}'
+    if isinstance(value, str) and strings:
+        return None if value.strip().lower() in _LOGICAL else f"{value!r} is not AND or OR."
+    if not isinstance(value, dict):
+        return f"must be {shape}."
+    names = _names(value, ("value", "name"))
+    if names is None:
+        return f"must be {shape}."
+    kinds = {n.strip().lower() for n in names}
+    if len(kinds) != 1 or not kinds <= set(_LOGICAL):
+        return f"{value!r} is not AND or OR."
+    label = value.get("label")
+    if label is not None and label != _LOGICAL[kinds.pop()]:
+        return f"label {label!r} does not match its value."
+    return None
+
+
+def _field_problem(value: Any, strings: bool) -> str | None:
+    if isinstance(value, str) and strings:
+        return None if value.strip() else "must not be empty."
+    if not isinstance(value, dict) or _names(value, ("value", "name")) is None:
+        return 'must be an object such as {"name": "Account.Currency", "value": ...}.'
+    return None
+
+
+def _operator_problem(value: Any, strings: bool) -> str | None:
+    shape = 'an object such as {"name": "contains", "value": "contains"}'
+    if isinstance(value, str) and strings:
+        names = [value]
+    elif isinstance(value, dict) and (found := _names(value, ("value", "name"))) is not None:
+        names = found
+    else:
+        return f"must be {shape}."
+    unknown = [n for n in names if n.strip().lower() not in FILTER_OPERATORS]
+    if unknown:
+        return f"{unknown[0]!r} is not a known operator."
+    return None
