@@ -14,7 +14,9 @@ scope headers, auth factory), not into hooks: the gateway's built-in hook answer
 and a third-party plugin can still override any of them by implementing the hook.
 
 Everything a plugin needs is re-exported here (models, errors, ``Credentials``,
-``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``). Keep heavy
+``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``, ``Backoff`` for
+any wait that grows between tries, ``ProviderLimit`` for a provider that refuses creates over
+a limit of concurrent runs). Keep heavy
 imports (the generated client, urllib3, cattrs) inside the factory, not at the top of the
 plugin module: entry points are loaded when any provider is first used, and
 ``report-gateway providers`` should not pay for clients it does not call.
@@ -32,7 +34,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
+from reporting_runtime.backoff import Backoff
 
+from .admission import ProviderLimit, credential_id
 from .config import Credentials, ProviderSettings
 from .demo import DemoSpec
 from .errors import (
@@ -47,7 +51,6 @@ from .errors import (
     UnknownStatusWarning,
 )
 from .hookspecs import hookimpl
-from .limits import credential_id
 from .models import (
     CONTENT_CSV,
     CONTENT_TSV_UTF16,
@@ -80,6 +83,7 @@ __all__ = [
     "CONTENT_ZIP",
     "TIMESTAMP_FORMS",
     "WAITING_FOR_SLOT",
+    "Backoff",
     "BaseDriver",
     "ConfigurationError",
     "Credentials",
@@ -90,6 +94,7 @@ __all__ = [
     "ParameterSpec",
     "ProviderContext",
     "ProviderDriver",
+    "ProviderLimit",
     "ProviderSettings",
     "ProviderSpec",
     "ReportRun",
@@ -492,6 +497,10 @@ class BaseDriver(abc.ABC):
 
     #: Method name -> (what is not supported, why / what to do instead).
     unsupported: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    #: How the provider refuses a create over its limit of concurrent runs (None: it has no
+    #: such limit). The gateway's admission (``report_gateway.admission``) then queues the
+    #: start and calls ``start`` again; the driver keeps no queue of its own.
+    provider_limit: ProviderLimit | None = None
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
