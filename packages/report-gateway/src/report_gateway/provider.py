@@ -398,7 +398,9 @@ class ProviderDriver(Protocol):
     gateway's errors where they say more than the API's (``UnknownReportError`` for a 404 on
     a report, ``ParameterError``, ``ScopeError``, ``RunMayExistError``); let
     ``reporting_runtime`` errors propagate otherwise (the gateway wraps them in
-    ``ProviderError``). ``scope`` is always a ``Scope`` (empty when the user gave none): fall
+    ``ProviderError``). A provider that refuses creates over a limit of concurrent runs
+    also has a ``provider_limit`` (a ``ProviderLimit``; see ``BaseDriver.provider_limit``).
+    ``scope`` is always a ``Scope`` (empty when the user gave none): fall
     back to the scope in the settings (``account``, ``context``, ``entity_id``) yourself
     (``BaseDriver.resolve_scope`` does).
     """
@@ -497,10 +499,6 @@ class BaseDriver(abc.ABC):
 
     #: Method name -> (what is not supported, why / what to do instead).
     unsupported: ClassVar[Mapping[str, tuple[str, str]]] = {}
-    #: How the provider refuses a create over its limit of concurrent runs (None: it has no
-    #: such limit). The gateway's admission (``report_gateway.admission``) then queues the
-    #: start and calls ``start`` again; the driver keeps no queue of its own.
-    provider_limit: ProviderLimit | None = None
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context
@@ -508,6 +506,13 @@ class BaseDriver(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider!r})"
+
+    @property
+    def provider_limit(self) -> ProviderLimit | None:
+        """How the provider refuses a create over its limit of concurrent runs (None: it has
+        no such limit). The gateway's admission (``report_gateway.admission``) then queues
+        the start and calls ``start`` again; the driver keeps no queue of its own."""
+        return None
 
     def timestamp_format(self, moment: datetime) -> Any:
         """The wire form of a timestamp for the default ``validate`` (RFC 3339 here;
