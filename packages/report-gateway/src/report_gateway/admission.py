@@ -44,12 +44,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
-from reporting_runtime.backoff import Backoff
 
 from .errors import RunLimitError, RunNotFoundError
 from .models import ReportRun, Scope
 
 if TYPE_CHECKING:
+    from reporting_runtime.backoff import Backoff
+
     from .provider import ProviderSpec, StartReporter
 
 __all__ = [
@@ -67,6 +68,9 @@ EventCallback = Callable[[str, int], None]
 
 
 def _constant_quarter_second() -> Backoff:
+    # Imported on use: a plugin module imports this one, and must not load the runtime.
+    from reporting_runtime.backoff import Backoff
+
     return Backoff.constant(0.25)
 
 
@@ -258,6 +262,8 @@ class Admission:
         """
         if cap is None and limit is None:
             return create()
+        from reporting_runtime.backoff import Backoff
+
         now = clock()
         start = _Start(
             create=create,
@@ -515,6 +521,8 @@ class Admissions:
                 )
             else:
                 logger.debug("%s: %s got a slot", spec.name, report_id, extra=extra)
+
+        from reporting_runtime.backoff import Backoff
 
         first = spec.first_poll_interval
         return admission_for(spec.name, key_id).admit(

@@ -34,7 +34,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
-from reporting_runtime.backoff import Backoff
 
 from .admission import ProviderLimit, credential_id
 from .config import Credentials, ProviderSettings
@@ -76,6 +75,7 @@ from .parameters import (
 
 if TYPE_CHECKING:
     from reporting_runtime import AuthPolicy, RetryConfig, Transport
+    from reporting_runtime.backoff import Backoff
 
 __all__ = [
     "CONTENT_CSV",
@@ -122,6 +122,17 @@ __all__ = [
     "start_reporter",
     "validate_parameters",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``Backoff`` lives in the runtime; importing it on first use keeps a plugin module that
+    # imports this one from loading the runtime (see the module docstring).
+    if name == "Backoff":
+        from reporting_runtime.backoff import Backoff
+
+        return Backoff
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _SCOPE_FIELDS = frozenset(field.name for field in attrs.fields(Scope))
 
