@@ -197,3 +197,19 @@ def test_unknown_status_is_not_terminal() -> None:
     )
     done = wait_for(run(), lambda: next(snapshots), timeout=60, clock=clock, sleep=clock.sleep)
     assert done.status is RunStatus.SUCCEEDED
+
+
+def test_backoff_sleeps_never_past_the_deadline() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    backoff = Backoff(first=0.25, factor=2.0, maximum=5.0, jitter=0.0)
+    left = list(backoff.sleeps(3.0, clock=lambda: now[0], sleep=sleep))
+    assert slept == [0.25, 0.5, 1.0, 1.25]  # the last one cut to the deadline
+    assert left == [2.75, 2.25, 1.25, 0.0]
+    assert [backoff.ceiling(n) for n in (1, 2, 5, 6, 100)] == [0.25, 0.5, 4.0, 5.0, 5.0]
+    assert Backoff.constant(0.25).ceiling(50) == 0.25

@@ -2,7 +2,7 @@
 
 It reads as a sequence of calls to collaborators: the plugin registry (``plugins``), the
 built-in hook answers (``defaults``), settings (``config``), credentials (``credentials``),
-the run cap (``limits``), waiting (``polling``), downloads and rows. It creates each
+run admission (``admission``), waiting (``polling``), downloads and rows. It creates each
 provider's driver once (under a lock: a Gateway is shared across threads) and wraps
 runtime errors in ``ProviderError`` (``errors.provider_errors``).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import __version__
+from .admission import Admissions
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
 from .credentials import resolve_credentials
@@ -25,7 +26,6 @@ from .defaults import BuiltinHooks
 from .download import download
 from .errors import DownloadError, provider_errors
 from .hookspecs import hookimpl
-from .limits import ActiveRunCap
 from .models import ReportRun, ReportTemplate, RunStatus, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import Backoff, wait_for
@@ -68,7 +68,7 @@ class Gateway:
     ``environ`` replaces ``os.environ`` for settings lookups (tests).
     ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
     for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
-    seconds for a slot, then raises ``RunLimitError`` (see ``report_gateway.limits``).
+    seconds for a slot, then raises ``RunLimitError`` (see ``report_gateway.admission``).
     """
 
     def __init__(
@@ -92,7 +92,7 @@ class Gateway:
         )
         self._transport = SharedTransport(transport, ca_bundle, environ)
         self._retry = retry
-        self._cap = ActiveRunCap(max_active_runs, slot_timeout)
+        self._admission = Admissions(max_active_runs, slot_timeout)
         self._key_ids: dict[str, str] = {}
         self._progress_aware: dict[str, bool] = {}
         self._user_agent = user_agent or f"report-gateway/{__version__}"
@@ -259,14 +259,17 @@ class Gateway:
             valid = driver.validate(report_id, params, scope=where)
             # A driver whose start predates ``progress=`` is called without it.
             extra = {"progress": progress} if self._progress_aware.get(provider) else {}
-            return self._cap.admit(
+            return self._admission.admit(
                 self.spec(provider),
                 self._key_ids.get(provider, ""),
                 get=lambda run_id, held_scope: driver.get(run_id, scope=held_scope),
                 create=lambda: driver.start(
                     report_id, valid, scope=where, idempotency_key=key, **extra
                 ),
+                limit=getattr(driver, "provider_limit", None),
                 progress=progress,
+                report_id=report_id,
+                scope=where,
             )
 
         run = self._call(provider, create)
@@ -278,8 +281,8 @@ class Gateway:
         return self._seen(self._call(provider, lambda d: d.get(run_id, scope=scope or Scope())))
 
     def _seen(self, run: ReportRun) -> ReportRun:
-        """Free the run's slot (``max_active_runs``) once it is seen finished."""
-        return self._cap.seen(run, self._key_ids.get(run.provider, ""))
+        """Free the run's slot once it is seen finished (and let a waiting start try)."""
+        return self._admission.seen(run, self._key_ids.get(run.provider, ""))
 
     def wait(
         self,

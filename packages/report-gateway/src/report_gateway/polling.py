@@ -1,7 +1,9 @@
 """Waiting for a run: backoff polling under a deadline, progress and change notifications.
 
-The schedule starts fast (most small reports finish in seconds) and backs off geometrically
-to a cap (long reports should not cost thousands of requests). Jitter only shortens an
+The schedule (``Backoff``, the project's one backoff type, defined in the runtime and
+re-exported here as ``report_gateway.polling.Backoff``) starts fast (most small reports
+finish in seconds) and backs off geometrically to a cap (long reports should not cost
+thousands of requests). Jitter only shortens an
 interval, so the cap holds and many waiting jobs do not poll in lockstep. The deadline is
 checked before every sleep and no sleep runs past it, so a timeout fires within one poll of
 the deadline. Clock, sleep and randomness are injectable so tests never really wait.
@@ -11,9 +13,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import attrs
+from reporting_runtime.backoff import Backoff
 
 from .errors import RunCanceledError, RunFailedError, WaitTimeoutError
 from .models import ReportRun, RunStatus
@@ -22,34 +24,6 @@ __all__ = ["Backoff", "ProgressCallback", "finish", "wait_for"]
 
 #: ``on_progress(run, elapsed_seconds)``: called once before the first poll and after each.
 ProgressCallback = Callable[[ReportRun, float], None]
-
-
-@attrs.frozen(kw_only=True)
-class Backoff:
-    """The polling schedule: ``first`` seconds, times ``factor`` each poll, up to ``maximum``.
-
-    With the defaults (0.5 s, x1.5, 30 s cap) a run finishing after 2 s is seen within 4
-    polls, and an hour-long run costs about 130 polls. ``jitter`` is the largest fraction
-    removed from an interval at random.
-    """
-
-    first: float = 0.5
-    factor: float = 1.5
-    maximum: float = 30.0
-    jitter: float = 0.1
-
-    def __attrs_post_init__(self) -> None:
-        if self.first <= 0 or self.maximum < self.first or self.factor < 1:
-            raise ValueError("backoff needs 0 < first <= maximum and factor >= 1")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("jitter must be in [0, 1)")
-
-    def intervals(self, rand: Callable[[], float] = random.random) -> Iterator[float]:
-        """The endless sequence of sleeps between polls."""
-        interval = self.first
-        while True:
-            yield interval * (1.0 - self.jitter * rand())
-            interval = min(interval * self.factor, self.maximum)
 
 
 def finish(run: ReportRun) -> ReportRun:

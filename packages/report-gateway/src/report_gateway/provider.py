@@ -14,7 +14,9 @@ scope headers, auth factory), not into hooks: the gateway's built-in hook answer
 and a third-party plugin can still override any of them by implementing the hook.
 
 Everything a plugin needs is re-exported here (models, errors, ``Credentials``,
-``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``). Keep heavy
+``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``, ``Backoff`` for
+any wait that grows between tries, ``ProviderLimit`` for a provider that refuses creates over
+a limit of concurrent runs). Keep heavy
 imports (the generated client, urllib3, cattrs) inside the factory, not at the top of the
 plugin module: entry points are loaded when any provider is first used, and
 ``report-gateway providers`` should not pay for clients it does not call.
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
+from .admission import ProviderLimit, credential_id
 from .config import Credentials, ProviderSettings
 from .demo import DemoSpec
 from .errors import (
@@ -47,7 +50,6 @@ from .errors import (
     UnknownStatusWarning,
 )
 from .hookspecs import hookimpl
-from .limits import credential_id
 from .models import (
     CONTENT_CSV,
     CONTENT_TSV_UTF16,
@@ -73,6 +75,7 @@ from .parameters import (
 
 if TYPE_CHECKING:
     from reporting_runtime import AuthPolicy, RetryConfig, Transport
+    from reporting_runtime.backoff import Backoff
 
 __all__ = [
     "CONTENT_CSV",
@@ -80,6 +83,7 @@ __all__ = [
     "CONTENT_ZIP",
     "TIMESTAMP_FORMS",
     "WAITING_FOR_SLOT",
+    "Backoff",
     "BaseDriver",
     "ConfigurationError",
     "Credentials",
@@ -90,6 +94,7 @@ __all__ = [
     "ParameterSpec",
     "ProviderContext",
     "ProviderDriver",
+    "ProviderLimit",
     "ProviderSettings",
     "ProviderSpec",
     "ReportRun",
@@ -117,6 +122,17 @@ __all__ = [
     "start_reporter",
     "validate_parameters",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # ``Backoff`` lives in the runtime; importing it on first use keeps a plugin module that
+    # imports this one from loading the runtime (see the module docstring).
+    if name == "Backoff":
+        from reporting_runtime.backoff import Backoff
+
+        return Backoff
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _SCOPE_FIELDS = frozenset(field.name for field in attrs.fields(Scope))
 
@@ -393,7 +409,9 @@ class ProviderDriver(Protocol):
     gateway's errors where they say more than the API's (``UnknownReportError`` for a 404 on
     a report, ``ParameterError``, ``ScopeError``, ``RunMayExistError``); let
     ``reporting_runtime`` errors propagate otherwise (the gateway wraps them in
-    ``ProviderError``). ``scope`` is always a ``Scope`` (empty when the user gave none): fall
+    ``ProviderError``). A provider that refuses creates over a limit of concurrent runs
+    also has a ``provider_limit`` (a ``ProviderLimit``; see ``BaseDriver.provider_limit``).
+    ``scope`` is always a ``Scope`` (empty when the user gave none): fall
     back to the scope in the settings (``account``, ``context``, ``entity_id``) yourself
     (``BaseDriver.resolve_scope`` does).
     """
@@ -502,6 +520,13 @@ class BaseDriver(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider!r})"
+
+    @property
+    def provider_limit(self) -> ProviderLimit | None:
+        """How the provider refuses a create over its limit of concurrent runs (None: it has
+        no such limit). The gateway's admission (``report_gateway.admission``) then queues
+        the start and calls ``start`` again; the driver keeps no queue of its own."""
+        return None
 
     def timestamp_format(self, moment: datetime) -> Any:
         """The wire form of a timestamp for the default ``validate`` (RFC 3339 here;

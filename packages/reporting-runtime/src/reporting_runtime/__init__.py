@@ -32,6 +32,7 @@ from reporting_runtime.errors import (
 if TYPE_CHECKING:
     from reporting_runtime import converter
     from reporting_runtime.auth import AuthPolicy, BasicAuth, BearerAuth, HeaderPairAuth
+    from reporting_runtime.backoff import Backoff
     from reporting_runtime.client import ApiClient, Operation
     from reporting_runtime.converter import structure, unstructure
     from reporting_runtime.error_bodies import (
@@ -66,6 +67,7 @@ __all__ = [
     "ApiError",
     "AuthPolicy",
     "AuthenticationError",
+    "Backoff",
     "BackoffRetry",
     "BadRequestError",
     "BasicAuth",
@@ -116,6 +118,7 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "ApiClient": "reporting_runtime.client",
     "AuthPolicy": "reporting_runtime.auth",
+    "Backoff": "reporting_runtime.backoff",
     "BackoffRetry": "reporting_runtime.retry",
     "BasicAuth": "reporting_runtime.auth",
     "BearerAuth": "reporting_runtime.auth",

@@ -26,6 +26,7 @@ import attrs
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError, SSLError
 from urllib3.util.retry import Retry
 
+from reporting_runtime.backoff import Backoff
 from reporting_runtime.messages import Request
 from reporting_runtime.pipeline import Policy
 from reporting_runtime.redaction import redact_url
@@ -164,9 +165,11 @@ class BackoffRetry(Retry):
                 except InvalidHeader:
                     pass
         # Full jitter (uniform in [0, capped exponential]): spreads a burst of clients.
-        attempts = max(1, len(self.history))
-        ceiling = min(float(self.backoff_max), self.backoff_factor * (2 ** (attempts - 1)))
-        return float(self.rng() * ceiling)
+        base, cap = float(self.backoff_factor), float(self.backoff_max)
+        if base <= 0 or cap <= 0:
+            return 0.0
+        schedule = Backoff(first=min(base, cap), factor=2.0, maximum=cap, full_jitter=True)
+        return schedule.delay(max(1, len(self.history)), self.rng)
 
     def parse_retry_after(self, retry_after: str) -> float:
         seconds = parse_retry_after(retry_after, now=self.wall_clock())

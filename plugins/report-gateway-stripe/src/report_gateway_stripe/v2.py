@@ -5,14 +5,14 @@ What v2 does differently, and how this driver meets it:
 - No list endpoint for reports: ``templates()`` retrieves the ids named in the ``reports``
   setting, and refuses with NotSupportedError (saying how to fix it) when there are none.
 - No list of runs, no cancel: ``runs``, ``last_completed`` and ``cancel`` are NotSupported.
-- A concurrency limit answered with 429 ``report_run_rate_limit_exceeded``: ``start``
-  waits for a slot up to ``rate_limit_wait`` seconds, in a first-come-first-served line
-  shared by every start in the process using the same key (``admission``): only the head
-  of the line retries its create (same idempotency key), every ``RATE_LIMIT_INTERVAL``
-  seconds or as soon as a run is seen ending. Creates go through a client whose runtime
-  retries leave 429 alone, so the line alone decides when a refused create is sent again.
-  A waiting start tells the caller's ``on_progress`` (``StartProgress``, place in line)
-  when it joins the line and then about once a second.
+- A concurrency limit answered with 429 ``report_run_rate_limit_exceeded``: the driver
+  only says so (``provider_limit``, a ``ProviderLimit``); the gateway's admission
+  (``report_gateway.admission``) queues the start first come, first served with every
+  other start in the process using the same key, and has the head of the line send the
+  create again (same idempotency key) every ``RATE_LIMIT_INTERVAL`` seconds or as soon as
+  a run is seen ending, for up to ``rate_limit_wait`` seconds. Creates go through a client
+  whose runtime retries leave 429 alone, so admission alone decides when a refused create
+  is sent again.
 - Results behind pre-signed URLs that expire after five minutes: ``open_result`` fetches
   them with a bare transport request that carries no key, and retrieves the run again
   for a fresh URL when the one it has expired (past ``expires_at``, or 403/410).
@@ -22,7 +22,6 @@ What v2 does differently, and how this driver meets it:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,11 +31,13 @@ import attrs
 from report_gateway.provider import (
     CONTENT_CSV,
     CONTENT_ZIP,
+    Backoff,
     ConfigurationError,
     DownloadError,
     ParameterError,
     ParameterSpec,
     ProviderContext,
+    ProviderLimit,
     ReportRun,
     ReportTemplate,
     ResultFile,
@@ -53,7 +54,6 @@ from report_gateway.provider import (
 from reporting_runtime import NotFoundError, RateLimitError, Request, Response, RetryConfig
 from stripe_reporting_client.v2 import USER_AGENT, Client, models
 
-from .admission import AdmissionQueue, queue_for
 from .plugin import STRIPE_V2
 from .scoping import StripeDriver
 from .template_cache import TemplateCache
@@ -72,8 +72,6 @@ DEFAULT_BASE_URL = "https://api.stripe.com"
 DEFAULT_RATE_LIMIT_WAIT = 300.0
 #: Seconds between the create retries of the start at the head of the line for a slot.
 RATE_LIMIT_INTERVAL = 0.25
-#: Least seconds between two reports of a start's wait for a slot (``on_progress``).
-PROGRESS_INTERVAL = 1.0
 #: The per-run pseudo-parameter carrying the create body's ``result_options``.
 RESULT_OPTIONS = "result_options"
 #: Documented values of ``organization_report_granularity`` (multi-account reports).
@@ -90,7 +88,7 @@ def _create_retry(config: RetryConfig | None) -> RetryConfig:
     """``config`` without 429: a refused create goes back to the admission line at once.
 
     Retry-After is not read here either (urllib3 would retry a 429 that carries one); the
-    line reads it from the RateLimitError instead.
+    admission reads it from the RateLimitError instead (``_refusal``).
     """
     config = config or RetryConfig()
     statuses = tuple(status for status in config.retry_statuses if status != 429)
@@ -101,7 +99,7 @@ def _refusal(exc: Exception) -> float | None:
     """Seconds Stripe asked a refused create to wait (0: unsaid); None if not a 429.
 
     Any 429 counts, ``report_run_rate_limit_exceeded`` or a request-rate limit: the runtime
-    does not retry creates on 429, so the line is what waits on both.
+    does not retry creates on 429, so admission is what waits on both.
     """
     if not isinstance(exc, RateLimitError):
         return None
@@ -180,7 +178,7 @@ def _report_ids(value: Any) -> list[str]:
 class StripeV2Driver(StripeDriver):
     """``ProviderDriver`` for Stripe Reports v2; one per Gateway, safe across threads.
 
-    ``clock`` and ``now`` are the waiting and expiry clocks (replaceable in tests).
+    ``now`` is the URL expiry clock (replaceable in tests).
     ``client`` (tests) serves creates too, with whatever retries it was built with.
     """
 
@@ -219,7 +217,6 @@ class StripeV2Driver(StripeDriver):
 
         self.client = client or build(context.retry)
         self.create_client = client or build(_create_retry(context.retry))
-        self.admission: AdmissionQueue = queue_for((STRIPE_V2, base_url, context.credential_id))
         self.rate_limit_interval = RATE_LIMIT_INTERVAL
         self.compress_file = _flag(context.setting("compress_file", False), "compress_file")
         try:
@@ -230,9 +227,18 @@ class StripeV2Driver(StripeDriver):
             ) from None
         self.rate_limit_wait = max(0.0, wait)
         self.report_ids = _report_ids(context.setting("reports"))
-        self.clock: Callable[[], float] = time.monotonic
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.templates_for_validation = TemplateCache()
+
+    @property
+    def provider_limit(self) -> ProviderLimit:
+        """Stripe's limit on concurrent runs per key, as the gateway's admission needs it."""
+        return ProviderLimit(
+            refused=_refusal,
+            wait=self.rate_limit_wait,
+            retry=Backoff.constant(self.rate_limit_interval),
+            reason="the key is at Stripe's limit of concurrent report runs",
+        )
 
     # -- templates -------------------------------------------------------------------------
 
@@ -335,49 +341,11 @@ class StripeV2Driver(StripeDriver):
             report_parameters=values,
             result_options=models.ResultOptions(compress_file=True) if compress else None,
         )
-        logger = self.context.logger
-        account = where.context or "the key's own account"
-
-        def create() -> models.ReportRun:
-            return self.create_client.create_report_run(
-                body=body,
-                stripe_context=headers.value,
-                idempotency_key=idempotency_key,
-                extra_headers=headers.extra,
-            )
-
-        def on_event(event: str, ahead: int) -> None:
-            extra = {"admission": event, "stripe_context": where.context}
-            if event == "queued":
-                logger.info(
-                    "%s: %s for %s: the key is at its limit of concurrent report runs; "
-                    "waiting in line for a slot (%d ahead, up to %.0fs)",
-                    STRIPE_V2,
-                    report_id,
-                    account,
-                    ahead,
-                    self.rate_limit_wait,
-                    extra=extra,
-                )
-            else:
-                logger.debug("%s: %s for %s got a slot", STRIPE_V2, report_id, account, extra=extra)
-
-        def on_wait(ahead: int, waited: float) -> None:
-            progress(
-                waited_seconds=waited,
-                position=ahead + 1,
-                reason="the key is at Stripe's limit of concurrent report runs",
-            )
-
-        run = self.admission.admit(
-            create,
-            refusal=_refusal,
-            deadline=self.clock() + self.rate_limit_wait,
-            interval=self.rate_limit_interval,
-            clock=self.clock,
-            on_event=on_event,
-            on_wait=on_wait,
-            report_every=PROGRESS_INTERVAL,
+        run = self.create_client.create_report_run(
+            body=body,
+            stripe_context=headers.value,
+            idempotency_key=idempotency_key,
+            extra_headers=headers.extra,
         )
         return self._run(run, where)
 
@@ -392,10 +360,7 @@ class StripeV2Driver(StripeDriver):
                 f"{STRIPE_V2}: no report run {run_id!r} ({exc.message}); a run made with a "
                 "Stripe-Context is only found with the same context"
             ) from exc
-        mapped = self._run(run, where)
-        if mapped.status.is_terminal:
-            self.admission.wake()  # its slot is free: the head of the line may have it
-        return mapped
+        return self._run(run, where)
 
     # -- results ---------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from report_gateway.provider import (
     CONTENT_TSV_UTF16,
+    Backoff,
     BaseDriver,
     ConfigurationError,
     ParameterError,
@@ -63,6 +64,8 @@ SEARCH_PAGE = 50
 _MAX_SEARCH_PAGES = 200
 #: How long an ambiguous run POST is followed up by polling "last completed run".
 DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
+#: The lookup's pace: soon after the POST (a quick run completes in seconds), then slower.
+LOOKUP_BACKOFF = Backoff(first=0.25, factor=2.0, maximum=5.0, jitter=0.0)
 #: Allowance for the provider's clock running behind ours when matching a run's startedOn.
 CLOCK_SKEW = timedelta(seconds=1)
 #: How many run ids this driver remembers having started (never adopted by a lookup).
@@ -325,7 +328,7 @@ class ZuoraDriver(BaseDriver):
         headers = self.scope_headers(scope)
         view = parameters.get(VIEW_TYPE)
         deadline = time.monotonic() + self.create_lookup_seconds
-        delay = 0.25
+        retries = LOOKUP_BACKOFF.sleeps(deadline, sleep=self._sleep)
         seen: str | None = None
         logger.warning(
             "zuora: run POST for %s failed ambiguously (%s); looking for the run it may "
@@ -362,11 +365,8 @@ class ZuoraDriver(BaseDriver):
                     self._remember_started(latest.id)
                     return self._run(latest, scope, parameters=parameters)
                 seen = f"latest completed run {latest.id} (started {started}) is an earlier one"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if next(retries, None) is None:
                 break
-            self._sleep(min(delay, remaining))
-            delay = min(delay * 2, 5.0)
         stamp = before.isoformat(timespec="seconds")
         raise RunMayExistError(
             PROVIDER,

@@ -1,26 +1,28 @@
-"""Starts waiting for a Stripe v2 concurrency slot are served first come, first served.
+"""Starts waiting for a run slot are served first come, first served (``admission``).
 
-Once Stripe has refused a create with 429 ``report_run_rate_limit_exceeded``, later starts
-line up behind the refused one instead of racing it for the next free slot, only the head
-of the line sends its create again, and the line drains as creates succeed. No test here
-measures time: order and counts come from the queue's events and the sandbox's log.
+Once a provider has refused a create over its limit (Stripe v2's 429
+``report_run_rate_limit_exceeded``), or the ``max_active_runs`` cap is full, later starts
+line up behind the first one instead of racing it for the next free slot, only the head of
+the line tries again, and the line drains as creates succeed. No test here measures time:
+order and counts come from the admission's events and the sandbox's log.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from report_gateway import Gateway, ReportRun, RunStatus, Scope, StartProgress
+import report_gateway_stripe.plugin as stripe_plugin
+from report_gateway import Gateway, ReportRun, RunLimitError, RunStatus, Scope, StartProgress
+from report_gateway.admission import Admission, ProviderLimit
 from report_gateway.errors import ProviderError
+from report_gateway.polling import Backoff
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox, SandboxConfig
-from report_gateway_stripe.admission import AdmissionQueue
 from reporting_runtime import RetryConfig
 
 MakeGateway = Callable[..., Gateway]
@@ -48,8 +50,8 @@ class FakeLimit:
         self.refusals = 0
         self.failing: dict[str, Exception] = {}
 
-    def attempt(self, name: str) -> Callable[[], str]:
-        def create() -> str:
+    def attempt(self, name: str) -> Callable[[], ReportRun]:
+        def create() -> ReportRun:
             with self._changed:
                 self.attempts[name] += 1
                 error = self.failing.pop(name, None)
@@ -60,7 +62,7 @@ class FakeLimit:
                     self._changed.notify_all()
                     raise Refused(name)
                 self.free -= 1
-                return name
+                return _run(name)
 
         return create
 
@@ -73,15 +75,25 @@ class FakeLimit:
             assert self._changed.wait_for(lambda: self.refusals >= count, HANG)
 
 
+def _run(name: str, status: RunStatus = RunStatus.RUNNING) -> ReportRun:
+    return ReportRun(
+        provider="fake", id=name, report_id="r", status=status, raw_status=status.value
+    )
+
+
 def _refusal(exc: Exception) -> float | None:
     return 0.0 if isinstance(exc, Refused) else None
+
+
+def _limit(wait: float, interval: float) -> ProviderLimit:
+    return ProviderLimit(refused=_refusal, wait=wait, retry=Backoff.constant(interval))
 
 
 class Line:
     """Starts in their own threads against one queue, recording its events in order."""
 
     def __init__(self, limit: FakeLimit, *, wait: float = 60.0, interval: float = 60.0) -> None:
-        self.queue = AdmissionQueue()
+        self.queue = Admission("fake")
         self.limit = limit
         self.wait = wait
         self.interval = interval
@@ -102,11 +114,9 @@ class Line:
             try:
                 self.outcomes[name] = self.queue.admit(
                     self.limit.attempt(name),
-                    refusal=_refusal,
-                    deadline=time.monotonic() + self.wait,
-                    interval=self.interval,
+                    limit=_limit(self.wait, self.interval),
                     on_event=on_event,
-                )
+                ).id
             except Exception as exc:
                 self.outcomes[name] = exc
 
@@ -153,16 +163,14 @@ def test_refused_starts_are_admitted_in_the_order_they_lined_up() -> None:
 
 def test_an_empty_line_lets_a_start_straight_through() -> None:
     limit = FakeLimit(free=1)
-    queue = AdmissionQueue()
+    queue = Admission("fake")
     events: list[str] = []
     admitted = queue.admit(
         limit.attempt("A"),
-        refusal=_refusal,
-        deadline=time.monotonic() + 60,
-        interval=60,
+        limit=_limit(60, 60),
         on_event=lambda event, ahead: events.append(event),
     )
-    assert admitted == "A"
+    assert admitted.id == "A"
     assert events == []  # never queued
     assert limit.attempts == {"A": 1}
 
@@ -193,6 +201,90 @@ def test_a_start_out_of_time_raises_the_refusal() -> None:
     assert line.queue.waiting == 0
 
 
+def test_starts_over_the_cap_wait_in_line_and_only_the_head_rereads_the_holders() -> None:
+    admission = Admission("fake")
+    reads: Counter[str] = Counter()
+    read = threading.Condition()
+    runs = {"A": _run("A")}
+    events: list[tuple[str, str]] = []
+    outcomes: dict[str, object] = {}
+    joined = threading.Semaphore(0)
+
+    def start(name: str) -> threading.Thread:
+        def get(run_id: str, scope: Scope) -> ReportRun:
+            with read:
+                reads[name] += 1
+                read.notify_all()
+            return runs[run_id]
+
+        def create() -> ReportRun:
+            runs[name] = _run(name)
+            return runs[name]
+
+        def on_event(event: str, ahead: int) -> None:
+            events.append((event, name))
+            if event == "queued":
+                joined.release()
+
+        def run() -> None:
+            try:
+                outcomes[name] = admission.admit(
+                    create,
+                    cap=1,
+                    cap_wait=HANG,
+                    recheck=Backoff.constant(60),
+                    get=get,
+                    on_event=on_event,
+                ).id
+            except Exception as exc:
+                outcomes[name] = exc
+
+        thread = threading.Thread(target=run, name=f"start-{name}")
+        thread.start()
+        return thread
+
+    first = admission.admit(lambda: runs["A"], cap=1, cap_wait=0)
+    assert first.id == "A"
+    assert events == []  # a free slot and nobody waiting: straight in
+    threads = {}
+    for name in "BC":
+        threads[name] = start(name)
+        assert joined.acquire(timeout=HANG), f"{name} never joined the line"
+    # B found the cap full, re-read the holder and queued; C queued behind it untried.
+    assert reads == {"B": 1}
+    assert [run.id for run in admission.holders()] == ["A"]
+
+    admission.seen(_run("A", RunStatus.SUCCEEDED))  # as Gateway.get / wait see it end
+    threads["B"].join(HANG)
+    assert outcomes["B"] == "B"
+    # C heads the line now and tried at once: B holds the slot.
+    with read:
+        assert read.wait_for(lambda: reads["C"] >= 1, HANG)
+    assert reads == {"B": 1, "C": 1}
+    assert admission.waiting == 1
+
+    admission.seen(_run("B", RunStatus.SUCCEEDED))
+    threads["C"].join(HANG)
+    assert outcomes == {"B": "B", "C": "C"}
+    assert [what for what, _ in events] == ["queued", "queued", "admitted", "admitted"]
+    assert [name for what, name in events if what == "admitted"] == ["B", "C"]
+    assert reads == {"B": 1, "C": 1}  # nobody but the head read the holders
+
+
+def test_a_capped_start_out_of_time_names_the_runs_holding_the_slots() -> None:
+    admission = Admission("fake")
+    admission.admit(lambda: _run("held"), cap=1, cap_wait=0)
+    with pytest.raises(RunLimitError) as caught:
+        admission.admit(
+            lambda: pytest.fail("created over the cap"),
+            cap=1,
+            cap_wait=0,
+            get=lambda run_id, scope: _run(run_id),
+        )
+    assert caught.value.active == ("held",)
+    assert admission.waiting == 0
+
+
 # -- through the Gateway, against the sandbox ------------------------------------------------
 
 
@@ -206,16 +298,26 @@ def _settings(sb: Sandbox, **v2: Any) -> dict[str, dict[str, Any]]:
     return {"stripe-v2": {"api_key": STRIPE_TEST_KEY, "base_url": sb.stripe_base_url, **v2}}
 
 
+@pytest.fixture
+def stripe_gateway(make_gateway: MakeGateway) -> MakeGateway:
+    """Gateways with the Stripe plugin (and the runtime's default retries, 429 among them:
+    creates must leave 429 to admission)."""
+
+    def build(settings: Mapping[str, Any], **kwargs: Any) -> Gateway:
+        return make_gateway(settings, plugins=[stripe_plugin], retry=RetryConfig(), **kwargs)
+
+    return build
+
+
 def _creates(sb: Sandbox) -> list[dict[str, Any]]:
     return [e for e in sb.stats()["request_log"] if e["operation"] == "create_report_run"]
 
 
 def test_more_threads_than_slots_all_finish_first_come_first_served(
-    make_gateway: MakeGateway, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
+    stripe_gateway: MakeGateway, sandbox: Sandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     sandbox.configure(v2_concurrency_limit=3)
-    # The runtime's default retries (429 among them) are on: creates must leave 429 to the line.
-    gw = make_gateway(_settings(sandbox), retry=RetryConfig())
+    gw = stripe_gateway(_settings(sandbox))
     contexts = [f"acct_line{index:04d}" for index in range(24)]
 
     def one(context: str) -> ReportRun:
@@ -234,7 +336,10 @@ def test_more_threads_than_slots_all_finish_first_come_first_served(
     assert any(e["status"] == 429 for e in creates)  # the limit was reached...
     assert len(creates) < 3 * len(contexts)  # ...and waited out without hammering it
     events = [
-        (getattr(record, "admission", None), getattr(record, "stripe_context", None))
+        (
+            getattr(record, "admission", None),
+            getattr(getattr(record, "scope", None), "context", None),
+        )
         for record in caplog.records
     ]
     queued = [context for event, context in events if event == "queued"]
@@ -244,10 +349,10 @@ def test_more_threads_than_slots_all_finish_first_come_first_served(
 
 
 def test_a_refused_create_is_not_retried_by_the_runtime(
-    make_gateway: MakeGateway, sandbox: Sandbox
+    stripe_gateway: MakeGateway, sandbox: Sandbox
 ) -> None:
     sandbox.configure(v2_concurrency_limit=1, run_seconds=600)
-    gw = make_gateway(_settings(sandbox, rate_limit_wait=0), retry=RetryConfig())
+    gw = stripe_gateway(_settings(sandbox, rate_limit_wait=0))
     gw.start("stripe-v2", REPORT, WEEK)
     with pytest.raises(ProviderError) as caught:
         gw.start("stripe-v2", REPORT, WEEK)
@@ -257,10 +362,10 @@ def test_a_refused_create_is_not_retried_by_the_runtime(
 
 
 def test_a_start_waiting_for_a_slot_reports_progress_then_gets_its_run(
-    make_gateway: MakeGateway, sandbox: Sandbox
+    stripe_gateway: MakeGateway, sandbox: Sandbox
 ) -> None:
     sandbox.configure(v2_concurrency_limit=1, run_seconds=1.0)
-    gw = make_gateway(_settings(sandbox), retry=RetryConfig())
+    gw = stripe_gateway(_settings(sandbox))
     holder = gw.start("stripe-v2", REPORT, WEEK)  # takes the only slot for a while
     events: list[StartProgress] = []
 
