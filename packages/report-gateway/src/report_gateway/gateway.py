@@ -68,7 +68,11 @@ class Gateway:
     ``environ`` replaces ``os.environ`` for settings lookups (tests).
     ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
     for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
-    seconds for a slot, then raises ``RunLimitError`` (see ``report_gateway.limits``).
+    seconds (default 600) for a slot, then raises ``RunLimitError`` (see
+    ``report_gateway.limits``).
+    Each of these gateway-wide keywords left out (None) is taken from the profile's
+    ``gateway`` table, then its environment variable (``config.GATEWAY_OPTIONS``); the
+    result is ``options``.
     """
 
     def __init__(
@@ -85,24 +89,33 @@ class Gateway:
         user_agent: str | None = None,
         environ: Mapping[str, str] | None = None,
         max_active_runs: int | Mapping[str, int] | None = None,
-        slot_timeout: float = 600.0,
+        slot_timeout: float | None = None,
     ) -> None:
         self._settings = SettingsSource(
             settings, config_file=config_file, profile=profile, environ=environ
         )
-        self._transport = SharedTransport(transport, ca_bundle, environ)
-        self._retry = retry
-        self._cap = ActiveRunCap(max_active_runs, slot_timeout)
+        given = {
+            "ca_bundle": ca_bundle,
+            "retry": retry,
+            "user_agent": user_agent,
+            "max_active_runs": max_active_runs,
+            "slot_timeout": slot_timeout,
+        }
+        options = self._settings.gateway_options({k: v for k, v in given.items() if v is not None})
+        self.options = options
+        self._transport = SharedTransport(transport, options)
+        self._retry = options.retry
+        self._cap = ActiveRunCap(options.max_active_runs, options.slot_timeout)
         self._key_ids: dict[str, str] = {}
         self._progress_aware: dict[str, bool] = {}
-        self._user_agent = user_agent or f"report-gateway/{__version__}"
+        self._user_agent = options.user_agent or f"report-gateway/{__version__}"
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
         self._registry = PluginRegistry(
             defaults=BuiltinHooks(lambda name: self._registry.specs().get(name)),
             plugins=list(plugins or ()),
             load_entrypoints=load_entrypoints,
-            environ=environ,
+            allowed=options.load_plugins,
         )
         self.pm = self._registry.pm
 
@@ -153,7 +166,9 @@ class Gateway:
     def settings(self, provider: str) -> ProviderSettings:
         """The provider's layered settings (explicit > profile file > environment)."""
         spec = self.spec(provider)
-        return self._settings.for_provider(provider, spec.env_vars, spec.settings_keys)
+        return self._settings.for_provider(
+            provider, spec.options, spec.settings_keys, spec.settings_type
+        )
 
     def _context(self, spec: ProviderSpec) -> ProviderContext:
         settings = self.settings(spec.name)
