@@ -40,10 +40,11 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from . import __version__
 from .errors import ConfigurationError
 from .options import (
     Option,
@@ -88,8 +89,6 @@ LOAD_PLUGINS_ENV = "REPORT_GATEWAY_LOAD_PLUGINS"
 DEFAULT_PROFILE = "default"
 #: The table of a profile holding gateway-wide options (not a provider's).
 GATEWAY_TABLE = "gateway"
-
-S = TypeVar("S")
 
 _SECRET_WORDS = ("key", "secret", "password", "token", "credential")
 
@@ -389,10 +388,10 @@ def resolve_options(
         origins[key] = "settings"
         layers[key] = SettingsLayer.EXPLICIT
     for key, value in values.items():
-        opt = declared.get(key)
-        if opt is None:
+        known = declared.get(key)
+        if known is None:
             continue
-        convert = opt.convert
+        convert = known.convert
         if convert is None and key in types:
             field_type = types[key]
 
@@ -400,7 +399,7 @@ def resolve_options(
                 return structure_value(raw, tp)
 
         if convert is not None:
-            values[key] = _converted(owner, opt, value, origins[key], convert)
+            values[key] = _converted(owner, known, value, origins[key], convert)
     secret_keys = [opt.key for opt in options if opt.hidden]
     typed = None
     if settings_type is not None:
@@ -502,7 +501,7 @@ def _retry(value: Any) -> RetryConfig:
 
 def _path(value: Any) -> str:
     if isinstance(value, os.PathLike):
-        return os.fspath(value)  # type: ignore[arg-type]
+        return str(os.fspath(value))
     return text(value)
 
 
@@ -529,7 +528,11 @@ class GatewayOptions:
         empty_env=True,
         doc="entry-point names of the plugins to load (unset: all; empty: none)",
     )
-    user_agent: str | None = option(convert=text, doc="User-Agent prefix of every request")
+    user_agent: str = option(
+        default=f"report-gateway/{__version__}",
+        convert=text,
+        doc="User-Agent prefix of every request",
+    )
     retry: RetryConfig | None = option(  # noqa: RUF009 (a field specifier, like attrs.field)
         convert=_retry, doc="retries of failed requests (RetryConfig fields)"
     )
@@ -574,6 +577,17 @@ def resolve_gateway_options(
     return GatewayOptions(**values, origins=origins)
 
 
+class SettingsDeclaration(Protocol):
+    """What a provider declares about its settings (``ProviderSpec`` is one)."""
+
+    @property
+    def options(self) -> Sequence[Option]: ...
+    @property
+    def settings_keys(self) -> Sequence[str]: ...
+    @property
+    def settings_type(self) -> type | None: ...
+
+
 class SettingsSource:
     """The three layers a Gateway reads settings from; the profile file is read once."""
 
@@ -604,22 +618,19 @@ class SettingsSource:
                 self._profile = load_profile(self._config_file, self._profile_name, self.environ)
             return self._profile
 
-    def gateway_options(self, explicit: Mapping[str, Any]) -> GatewayOptions:
-        """The gateway-wide options (``explicit``: the Gateway keywords that were given)."""
-        return resolve_gateway_options(explicit, self.load(), self.environ)
+    def gateway_options(self, **explicit: Any) -> GatewayOptions:
+        """The gateway-wide options (``explicit``: the Gateway keywords; None: not given)."""
+        given = {key: value for key, value in explicit.items() if value is not None}
+        return resolve_gateway_options(given, self.load(), self.environ)
 
-    def for_provider(
-        self,
-        provider: str,
-        options: Sequence[Option],
-        known: tuple[str, ...] = (),
-        settings_type: type | None = None,
-    ) -> ProviderSettings:
-        """The provider's layered settings; keys outside ``known`` (when given) warn: typos."""
+    def for_provider(self, provider: str, spec: SettingsDeclaration) -> ProviderSettings:
+        """The provider's layered settings; keys outside ``spec.settings_keys`` (when it
+        declares some) warn: typos."""
         profile = self.load()
+        known, settings_type = spec.settings_keys, spec.settings_type
         resolved = resolve_options(
             provider,
-            options,
+            spec.options,
             explicit=self._explicit.get(provider),
             profile=profile.providers.get(provider, {}),
             profile_origin=profile.describe(),

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import __version__
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
 from .credentials import resolve_credentials
@@ -68,11 +67,8 @@ class Gateway:
     ``environ`` replaces ``os.environ`` for settings lookups (tests).
     ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
     for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
-    seconds (default 600) for a slot, then raises ``RunLimitError`` (see
-    ``report_gateway.limits``).
-    Each of these gateway-wide keywords left out (None) is taken from the profile's
-    ``gateway`` table, then its environment variable (``config.GATEWAY_OPTIONS``); the
-    result is ``options``.
+    seconds (default 600) for a slot, then raises ``RunLimitError``. Gateway-wide keywords
+    left out come from the profile's ``gateway`` table, then the environment (``options``).
     """
 
     def __init__(
@@ -94,21 +90,17 @@ class Gateway:
         self._settings = SettingsSource(
             settings, config_file=config_file, profile=profile, environ=environ
         )
-        given = {
-            "ca_bundle": ca_bundle,
-            "retry": retry,
-            "user_agent": user_agent,
-            "max_active_runs": max_active_runs,
-            "slot_timeout": slot_timeout,
-        }
-        options = self._settings.gateway_options({k: v for k, v in given.items() if v is not None})
-        self.options = options
+        self.options = options = self._settings.gateway_options(
+            ca_bundle=ca_bundle,
+            retry=retry,
+            user_agent=user_agent,
+            max_active_runs=max_active_runs,
+            slot_timeout=slot_timeout,
+        )
         self._transport = SharedTransport(transport, options)
-        self._retry = options.retry
         self._cap = ActiveRunCap(options.max_active_runs, options.slot_timeout)
         self._key_ids: dict[str, str] = {}
         self._progress_aware: dict[str, bool] = {}
-        self._user_agent = options.user_agent or f"report-gateway/{__version__}"
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
         self._registry = PluginRegistry(
@@ -166,9 +158,7 @@ class Gateway:
     def settings(self, provider: str) -> ProviderSettings:
         """The provider's layered settings (explicit > profile file > environment)."""
         spec = self.spec(provider)
-        return self._settings.for_provider(
-            provider, spec.options, spec.settings_keys, spec.settings_type
-        )
+        return self._settings.for_provider(provider, spec)
 
     def _context(self, spec: ProviderSpec) -> ProviderContext:
         settings = self.settings(spec.name)
@@ -193,8 +183,8 @@ class Gateway:
                 provider=spec.name, raw_status=raw
             ),
             transport_factory=self.transport,
-            retry=self._retry,
-            user_agent=self._user_agent,
+            retry=self.options.retry,
+            user_agent=self.options.user_agent,
         )
         self._key_ids[spec.name] = context.credential_id
         return context

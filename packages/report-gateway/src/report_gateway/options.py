@@ -118,8 +118,10 @@ def options_of(cls: type) -> tuple[Option, ...]:
     table: list[Option] = []
     for field in attrs.fields(cls):
         declared = field.metadata.get(OPTION)
-        default = None if field.default is attrs.NOTHING else field.default
-        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default: Any = field.default
+        if default is attrs.NOTHING:
+            default = None
+        elif hasattr(default, "factory") and hasattr(default, "takes_self"):  # attrs.Factory
             default = None if default.takes_self else default.factory()
         if declared is None:
             table.append(Option(field.name, default=default))

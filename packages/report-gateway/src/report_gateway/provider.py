@@ -213,6 +213,14 @@ def _scope_fields(instance: Any, attribute: Any, value: Mapping[str, str]) -> No
         raise ValueError(f"scope_headers: {unknown} are not Scope fields ({sorted(_SCOPE_FIELDS)})")
 
 
+def _keys(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _option_tuple(values: Iterable[Option]) -> tuple[Option, ...]:
+    return tuple(values)
+
+
 def _declared_options(spec: ProviderSpec) -> tuple[Option, ...]:
     return options_of(spec.settings_type) if spec.settings_type is not None else ()
 
@@ -261,11 +269,13 @@ class ProviderSpec:
     factory: Callable[[ProviderContext], ProviderDriver] = attrs.field(repr=False)
     settings_type: type | None = attrs.field(default=None, repr=False)
     options: tuple[Option, ...] = attrs.field(
-        default=attrs.Factory(_declared_options, takes_self=True), converter=tuple, repr=False
+        default=attrs.Factory(_declared_options, takes_self=True),
+        converter=_option_tuple,
+        repr=False,
     )
     settings_keys: tuple[str, ...] = attrs.field(
         default=attrs.Factory(lambda spec: tuple(o.key for o in spec.options), takes_self=True),
-        converter=tuple,
+        converter=_keys,
     )
     env_vars: Mapping[str, str] = attrs.field(
         default=attrs.Factory(
@@ -276,7 +286,7 @@ class ProviderSpec:
         default=attrs.Factory(
             lambda spec: tuple(o.key for o in spec.options if o.credential), takes_self=True
         ),
-        converter=tuple,
+        converter=_keys,
     )
     first_poll_interval: float = 0.5
     max_poll_interval: float = 30.0
