@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from .config import resolve_ca_bundle
+from .config import GatewayOptions, check_ca_bundle
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -19,23 +17,23 @@ __all__ = ["SharedTransport"]
 class SharedTransport:
     """A ``reporting_runtime.Transport`` given by the caller, or made when first needed.
 
-    A made one trusts ``ca_bundle`` (else ``$REPORT_GATEWAY_CA_BUNDLE``, else the system
-    store), checked here so a bad bundle fails before any request; a given one brings its
-    own trust, so both at once is a ConfigurationError. Only a made one is closed.
+    A made one trusts the ``ca_bundle`` option (``ca_bundle=``, the profile's ``gateway``
+    table, ``$REPORT_GATEWAY_CA_BUNDLE``, else the system store), checked here so a bad
+    bundle fails before any request; a given one brings its own trust, so both given
+    explicitly is a ConfigurationError (a bundle from the profile or the environment is
+    then ignored). Only a made one is closed.
     """
 
-    def __init__(
-        self,
-        transport: Transport | None,
-        ca_bundle: str | os.PathLike[str] | None,
-        environ: Mapping[str, str] | None,
-    ) -> None:
-        if transport is not None and ca_bundle is not None:
+    def __init__(self, transport: Transport | None, options: GatewayOptions) -> None:
+        bundle, origin = options.ca_bundle, options.origin("ca_bundle")
+        if transport is not None and bundle is not None and origin == "settings":
             raise ConfigurationError(
                 "give either transport= or ca_bundle=, not both: a Transport you build "
                 "takes its CA bundle as Transport(ca_certs=...)"
             )
-        self._ca_bundle = None if transport is not None else resolve_ca_bundle(ca_bundle, environ)
+        self._ca_bundle = None
+        if transport is None and bundle is not None:
+            self._ca_bundle = check_ca_bundle(bundle, "" if origin == "settings" else origin)
         self._transport = transport
         self._owned = transport is None
         self._lock = threading.Lock()

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import __version__
 from .admission import Admissions
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
@@ -68,7 +67,9 @@ class Gateway:
     ``environ`` replaces ``os.environ`` for settings lookups (tests).
     ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
     for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
-    seconds for a slot, then raises ``RunLimitError`` (see ``report_gateway.admission``).
+    seconds (default 600) for a slot, then raises ``RunLimitError`` (``report_gateway.admission``).
+    Gateway-wide keywords left out come from the profile's ``gateway`` table, then the
+    environment (``options``).
     """
 
     def __init__(
@@ -85,24 +86,29 @@ class Gateway:
         user_agent: str | None = None,
         environ: Mapping[str, str] | None = None,
         max_active_runs: int | Mapping[str, int] | None = None,
-        slot_timeout: float = 600.0,
+        slot_timeout: float | None = None,
     ) -> None:
         self._settings = SettingsSource(
             settings, config_file=config_file, profile=profile, environ=environ
         )
-        self._transport = SharedTransport(transport, ca_bundle, environ)
-        self._retry = retry
-        self._admission = Admissions(max_active_runs, slot_timeout)
+        self.options = options = self._settings.gateway_options(
+            ca_bundle=ca_bundle,
+            retry=retry,
+            user_agent=user_agent,
+            max_active_runs=max_active_runs,
+            slot_timeout=slot_timeout,
+        )
+        self._transport = SharedTransport(transport, options)
+        self._admission = Admissions(options.max_active_runs, options.slot_timeout)
         self._key_ids: dict[str, str] = {}
         self._progress_aware: dict[str, bool] = {}
-        self._user_agent = user_agent or f"report-gateway/{__version__}"
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
         self._registry = PluginRegistry(
             defaults=BuiltinHooks(lambda name: self._registry.specs().get(name)),
             plugins=list(plugins or ()),
             load_entrypoints=load_entrypoints,
-            environ=environ,
+            allowed=options.load_plugins,
         )
         self.pm = self._registry.pm
 
@@ -153,7 +159,7 @@ class Gateway:
     def settings(self, provider: str) -> ProviderSettings:
         """The provider's layered settings (explicit > profile file > environment)."""
         spec = self.spec(provider)
-        return self._settings.for_provider(provider, spec.env_vars, spec.settings_keys)
+        return self._settings.for_provider(provider, spec)
 
     def _context(self, spec: ProviderSpec) -> ProviderContext:
         settings = self.settings(spec.name)
@@ -178,8 +184,8 @@ class Gateway:
                 provider=spec.name, raw_status=raw
             ),
             transport_factory=self.transport,
-            retry=self._retry,
-            user_agent=self._user_agent,
+            retry=self.options.retry,
+            user_agent=self.options.user_agent,
         )
         self._key_ids[spec.name] = context.credential_id
         return context

@@ -5,22 +5,20 @@ manager that holds them, the provider specs they announce, and the listing
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 import attrs
 import pluggy
 
 from . import __version__, hookspecs
+from .config import LOAD_PLUGINS_ENV
 from .errors import ConfigurationError, UnknownProviderError
 from .hookspecs import PROJECT
 from .provider import ProviderSpec
 
 __all__ = ["DEFAULT_PLUGIN_NAME", "LOAD_PLUGINS_ENV", "PluginInfo", "PluginRegistry"]
 
-#: Comma-separated entry-point names to load (empty: none); unset loads every plugin.
-LOAD_PLUGINS_ENV = "REPORT_GATEWAY_LOAD_PLUGINS"
 DEFAULT_PLUGIN_NAME = "report_gateway.defaults"
 
 
@@ -39,7 +37,10 @@ class PluginInfo:
 
 
 class PluginRegistry:
-    """The plugin manager, loaded once (thread-safe), and the providers its plugins add."""
+    """The plugin manager, loaded once (thread-safe), and the providers its plugins add.
+
+    ``allowed``: the entry-point names to load (the ``load_plugins`` option); None: all.
+    """
 
     def __init__(
         self,
@@ -47,14 +48,14 @@ class PluginRegistry:
         defaults: object,
         plugins: Sequence[object] = (),
         load_entrypoints: bool = True,
-        environ: Mapping[str, str] | None = None,
+        allowed: Collection[str] | None = None,
     ) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.pm.register(defaults, name=DEFAULT_PLUGIN_NAME)
         self._extra = list(plugins)
         self._load_entrypoints = load_entrypoints
-        self._environ = environ
+        self._allowed = None if allowed is None else frozenset(allowed)
         self._lock = threading.Lock()
         self._loaded = False
         self._specs: dict[str, ProviderSpec] = {}
@@ -102,11 +103,7 @@ class PluginRegistry:
         A plugin that fails to import is a ConfigurationError naming it, rather than a bare
         ImportError from deep inside the plugin manager.
         """
-        env = os.environ if self._environ is None else self._environ
-        allowed = env.get(LOAD_PLUGINS_ENV)
-        wanted = None
-        if allowed is not None:
-            wanted = {name.strip() for name in allowed.split(",") if name.strip()}
+        wanted = self._allowed
         for entry_point in importlib.metadata.entry_points(group=PROJECT):
             name = entry_point.name
             if wanted is not None and name not in wanted:
@@ -119,7 +116,8 @@ class PluginRegistry:
                 dist = entry_point.dist.name if entry_point.dist else "unknown distribution"
                 raise ConfigurationError(
                     f"plugin {name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}; "
-                    f"uninstall it or set {LOAD_PLUGINS_ENV} to the plugins to load"
+                    f"uninstall it or set {LOAD_PLUGINS_ENV} (or the load_plugins option) "
+                    "to the plugins to load"
                 ) from exc
             self.pm.register(plugin, name=name)
             if entry_point.dist is not None:

@@ -31,12 +31,12 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from .admission import ProviderLimit, credential_id
-from .config import Credentials, ProviderSettings
+from .config import GATEWAY_TABLE, Credentials, ProviderSettings, resolve_options
 from .demo import DemoSpec
 from .errors import (
     ConfigurationError,
@@ -63,6 +63,7 @@ from .models import (
     Scope,
     StartProgress,
 )
+from .options import Option, boolean, name_list, option, options_of, seconds, text
 from .parameters import (
     TIMESTAMP_FORMS,
     TimestampFormat,
@@ -90,6 +91,7 @@ __all__ = [
     "DemoSpec",
     "DownloadError",
     "NotSupportedError",
+    "Option",
     "ParameterError",
     "ParameterSpec",
     "ProviderContext",
@@ -111,15 +113,21 @@ __all__ = [
     "UnknownReportError",
     "UnknownStatusWarning",
     "accepts_progress",
+    "boolean",
     "credential_id",
     "format_rfc3339",
     "format_unix",
     "hookimpl",
     "iso",
     "match_templates",
+    "name_list",
     "no_progress",
+    "option",
+    "options_of",
     "parse_timestamp",
+    "seconds",
     "start_reporter",
+    "text",
     "validate_parameters",
 ]
 
@@ -133,6 +141,8 @@ def __getattr__(name: str) -> Any:
         return Backoff
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
+
+T = TypeVar("T")
 
 _SCOPE_FIELDS = frozenset(field.name for field in attrs.fields(Scope))
 
@@ -219,16 +229,41 @@ def _scope_fields(instance: Any, attribute: Any, value: Mapping[str, str]) -> No
         raise ValueError(f"scope_headers: {unknown} are not Scope fields ({sorted(_SCOPE_FIELDS)})")
 
 
+def _keys(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _option_tuple(values: Iterable[Option]) -> tuple[Option, ...]:
+    return tuple(values)
+
+
+def _declared_options(spec: ProviderSpec) -> tuple[Option, ...]:
+    return options_of(spec.settings_type) if spec.settings_type is not None else ()
+
+
+def _legacy_options(spec: ProviderSpec) -> tuple[Option, ...]:
+    keys = dict.fromkeys((*spec.settings_keys, *spec.env_vars, *spec.credential_keys))
+    return tuple(
+        Option(key, env=spec.env_vars.get(key), credential=key in spec.credential_keys)
+        for key in keys
+    )
+
+
 @attrs.frozen(kw_only=True)
 class ProviderSpec:
     """How a plugin announces a provider, without creating anything yet.
 
     - ``name``: the provider name users type (``stripe``, ``zuora``...), unique.
     - ``factory``: builds the driver from a ``ProviderContext``; called once, lazily.
-    - ``settings_keys``: every setting the provider reads (others get a warning: typos).
-    - ``env_vars``: setting key -> environment variable that may supply it.
-    - ``credential_keys``: the settings that are secrets and must all be present for the
-      default credentials lookup to succeed (empty: the provider needs none).
+    - ``settings_type``: an attrs class of the provider's settings, its fields declared
+      with ``option(env=..., default=..., convert=..., credential=...)``; the driver reads
+      it converted and typed with ``context.settings_as(Cls)``. Or ``options``: the same
+      table as a list of ``Option`` (no typed object). See ``report_gateway.options``.
+    - ``settings_keys``, ``env_vars``, ``credential_keys``: derived from the options (every
+      key; key -> environment variable; the ``credential`` ones). A plugin written before
+      options may set these three instead: its option table is derived from them.
+      ``settings_keys`` are every setting read (others get a warning: typos); the
+      credential keys must all be present for the default credentials lookup.
     - ``first_poll_interval``/``max_poll_interval``: how fast its runs usually move, so
       waiting neither hammers the API nor sleeps through a quick run.
     - ``demo``: what ``report-gateway demo`` runs against the embedded sandbox (None: the
@@ -248,9 +283,27 @@ class ProviderSpec:
     name: str
     description: str = ""
     factory: Callable[[ProviderContext], ProviderDriver] = attrs.field(repr=False)
-    settings_keys: tuple[str, ...] = ()
-    env_vars: Mapping[str, str] = attrs.field(factory=dict)
-    credential_keys: tuple[str, ...] = ()
+    settings_type: type | None = attrs.field(default=None, repr=False)
+    options: tuple[Option, ...] = attrs.field(
+        default=attrs.Factory(_declared_options, takes_self=True),
+        converter=_option_tuple,
+        repr=False,
+    )
+    settings_keys: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(lambda spec: tuple(o.key for o in spec.options), takes_self=True),
+        converter=_keys,
+    )
+    env_vars: Mapping[str, str] = attrs.field(
+        default=attrs.Factory(
+            lambda spec: {o.key: o.env for o in spec.options if o.env}, takes_self=True
+        )
+    )
+    credential_keys: tuple[str, ...] = attrs.field(
+        default=attrs.Factory(
+            lambda spec: tuple(o.key for o in spec.options if o.credential), takes_self=True
+        ),
+        converter=_keys,
+    )
     first_poll_interval: float = 0.5
     max_poll_interval: float = 30.0
     demo: DemoSpec | None = None
@@ -259,6 +312,17 @@ class ProviderSpec:
     scope_headers: Mapping[str, str] = attrs.field(factory=dict, validator=_scope_fields)
     check_scope: Callable[[Scope], None] | None = attrs.field(default=None, repr=False)
     auth: Callable[[Credentials], AuthPolicy] | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.name == GATEWAY_TABLE:
+            raise ValueError(f"{GATEWAY_TABLE!r} names the profile's gateway-wide table")
+        if not self.options and (self.settings_keys or self.env_vars or self.credential_keys):
+            # Declared the former way: the option table follows from the three attributes.
+            object.__setattr__(self, "options", _legacy_options(self))
+
+    def option_table(self) -> dict[str, Option]:
+        """Setting key -> its declaration."""
+        return {opt.key: opt for opt in self.options}
 
     def status_of(self, raw_status: str) -> RunStatus | None:
         """The provider's own meaning of a status word, or None when ``statuses`` lacks it."""
@@ -361,6 +425,34 @@ class ProviderContext:
     def setting(self, key: str, default: Any = None) -> Any:
         """A resolved setting (explicit > profile file > env), or ``default``."""
         return self.settings.get(key, default)
+
+    @property
+    def typed_settings(self) -> Any:
+        """The spec's ``settings_type`` built from the layers (converted, defaults filled
+        in), or None when the spec declares none."""
+        return self.settings.typed
+
+    def settings_as(self, cls: type[T]) -> T:
+        """The settings as the attrs class ``cls`` (the spec's ``settings_type``): the typed
+        way for a driver to read them (``context.settings_as(MySettings).timeout``).
+
+        A context built by hand (tests, embedding) with plain settings gets them structured
+        here, with the same conversions and errors.
+        """
+        typed = self.settings.typed
+        if isinstance(typed, cls):
+            return typed
+        resolved = resolve_options(
+            self.name,
+            options_of(cls),
+            explicit=dict(self.settings),
+            profile={},
+            profile_origin="",
+            environ={},
+            settings_type=cls,
+        )
+        built: T = resolved.typed
+        return built
 
     def scope_headers(self, scope: Scope) -> dict[str, str]:
         """Headers aiming a request at ``scope``, from the ``report_gateway_scope_headers`` hook.

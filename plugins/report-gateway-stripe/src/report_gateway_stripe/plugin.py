@@ -11,17 +11,74 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from report_gateway.provider import Credentials, DemoSpec, ProviderSpec, RunStatus, hookimpl
+import attrs
+from report_gateway.provider import (
+    Credentials,
+    DemoSpec,
+    ProviderSpec,
+    RunStatus,
+    hookimpl,
+    option,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from report_gateway.provider import ProviderContext, ProviderDriver
     from reporting_runtime import AuthPolicy
 
-__all__ = ["API_KEY_ENV", "STATUSES", "STRIPE", "STRIPE_V2", "report_gateway_providers"]
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_RATE_LIMIT_WAIT",
+    "STATUSES",
+    "STRIPE",
+    "STRIPE_V2",
+    "StripeV1Settings",
+    "StripeV2Settings",
+    "report_gateway_providers",
+]
 
 STRIPE = "stripe"
 STRIPE_V2 = "stripe-v2"
 API_KEY_ENV = "STRIPE_API_KEY"
+#: Seconds ``start`` waits for a concurrency slot before giving up (setting ``rate_limit_wait``).
+DEFAULT_RATE_LIMIT_WAIT = 300.0
+
+
+@attrs.frozen
+class StripeV1Settings:
+    """The settings of ``stripe``, declared once (env var, default, conversion, secrecy)."""
+
+    api_key: str | None = option(
+        env=API_KEY_ENV, credential=True, doc="secret or restricted key (sk_/rk_)"
+    )
+    base_url: str | None = option(doc="API host (a proxy, the sandbox); default Stripe's")
+    files_base_url: str | None = option(
+        doc="where result files are fetched; default files.stripe.com, or base_url's host"
+    )
+    stripe_version: str | None = option(doc="Stripe-Version header")
+    account: str | None = option(doc="connected account (Stripe-Account) when none is given")
+
+
+@attrs.frozen
+class StripeV2Settings:
+    """The settings of ``stripe-v2``, declared once (env var, default, conversion, secrecy)."""
+
+    api_key: str | None = option(
+        env=API_KEY_ENV, credential=True, doc="secret or restricted key (sk_/rk_)"
+    )
+    base_url: str | None = option(doc="API host (a proxy, the sandbox); default Stripe's")
+    stripe_version: str | None = option(doc="Stripe-Version header")
+    context: str | None = option(doc="Stripe-Context when none is given")
+    reports: tuple[str, ...] = option(
+        default=(), doc="report ids `templates` lists (a list, or one comma-separated string)"
+    )
+    compress_file: bool = option(default=False, doc="ask for ZIP results")
+    rate_limit_wait: float = option(
+        default=DEFAULT_RATE_LIMIT_WAIT,
+        convert=seconds,
+        doc="seconds a start waits for a slot after 429 report_run_rate_limit_exceeded",
+    )
+
 
 #: Stripe's words per provider; anything else is left to the core (warn, keep waiting).
 STATUSES: Mapping[str, Mapping[str, RunStatus]] = {
@@ -65,9 +122,7 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             name=STRIPE,
             description="Stripe Reporting API v1 (report types and report runs)",
             factory=_make_v1,
-            settings_keys=("api_key", "base_url", "files_base_url", "stripe_version", "account"),
-            env_vars={"api_key": API_KEY_ENV},
-            credential_keys=("api_key",),
+            settings_type=StripeV1Settings,
             # v1 runs take tens of seconds to minutes.
             first_poll_interval=2.0,
             max_poll_interval=30.0,
@@ -90,17 +145,7 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             name=STRIPE_V2,
             description="Stripe Reports API v2 (private preview; reports and report runs)",
             factory=_make_v2,
-            settings_keys=(
-                "api_key",
-                "base_url",
-                "stripe_version",
-                "context",
-                "reports",
-                "compress_file",
-                "rate_limit_wait",
-            ),
-            env_vars={"api_key": API_KEY_ENV},
-            credential_keys=("api_key",),
+            settings_type=StripeV2Settings,
             # Small v2 reports finish in a couple of seconds: start at the core's 0.5 s and
             # back off x1.5, so a 2 s run is seen about 0.3 s late after 3 polls (starting
             # at 2 s, jitter lands the first poll just before it ends and the second at

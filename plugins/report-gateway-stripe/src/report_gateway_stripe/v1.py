@@ -39,7 +39,7 @@ from reporting_runtime import BadRequestError, NotFoundError
 from reporting_runtime.converter import unstructure
 from stripe_reporting_client.v1 import USER_AGENT, Client, models
 
-from .plugin import STRIPE
+from .plugin import STRIPE, StripeV1Settings
 from .scoping import StripeDriver
 from .template_cache import TemplateCache
 
@@ -161,14 +161,14 @@ class StripeV1Driver(StripeDriver):
 
     def __init__(self, context: ProviderContext, *, client: Client | None = None) -> None:
         super().__init__(context)
-        base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
+        settings = context.settings_as(StripeV1Settings)
+        base_url = settings.base_url or DEFAULT_BASE_URL
         self.files_base_url = files_base_url_for(context.settings)
-        version = context.setting("stripe_version")
         self.client = client or Client(
             base_url,
             auth=context.auth,
             files_base_url=self.files_base_url,
-            stripe_version=str(version) if version else None,
+            stripe_version=settings.stripe_version,
             transport=context.transport,
             retry=context.retry,
             user_agent=f"{context.user_agent} {USER_AGENT}",

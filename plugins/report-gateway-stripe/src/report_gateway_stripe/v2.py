@@ -32,7 +32,6 @@ from report_gateway.provider import (
     CONTENT_CSV,
     CONTENT_ZIP,
     Backoff,
-    ConfigurationError,
     DownloadError,
     ParameterError,
     ParameterSpec,
@@ -54,7 +53,7 @@ from report_gateway.provider import (
 from reporting_runtime import NotFoundError, RateLimitError, Request, Response, RetryConfig
 from stripe_reporting_client.v2 import USER_AGENT, Client, models
 
-from .plugin import STRIPE_V2
+from .plugin import DEFAULT_RATE_LIMIT_WAIT, STRIPE_V2, StripeV2Settings
 from .scoping import StripeDriver
 from .template_cache import TemplateCache
 
@@ -68,8 +67,6 @@ __all__ = [
 ]
 
 DEFAULT_BASE_URL = "https://api.stripe.com"
-#: Seconds ``start`` waits for a concurrency slot before giving up (setting ``rate_limit_wait``).
-DEFAULT_RATE_LIMIT_WAIT = 300.0
 #: Seconds between the create retries of the start at the head of the line for a slot.
 RATE_LIMIT_INTERVAL = 0.25
 #: The per-run pseudo-parameter carrying the create body's ``result_options``.
@@ -155,26 +152,6 @@ def template_of(report: models.Report) -> ReportTemplate:
     )
 
 
-def _flag(value: Any, name: str) -> bool:
-    """A boolean from a setting that may come from TOML (bool) or the environment (text)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigurationError(f"{STRIPE_V2}: setting {name!r} must be true or false, not {value!r}")
-
-
-def _report_ids(value: Any) -> list[str]:
-    """The ``reports`` setting: a list of ids, or one comma-separated string."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip() for item in items if str(item).strip()]
-
-
 class StripeV2Driver(StripeDriver):
     """``ProviderDriver`` for Stripe Reports v2; one per Gateway, safe across threads.
 
@@ -199,11 +176,11 @@ class StripeV2Driver(StripeDriver):
         super().__init__(context)
         #: Sent by the API clients and by the bare pre-signed download alike.
         self.user_agent = f"{context.user_agent} {USER_AGENT}"
-        base_url = str(context.setting("base_url") or DEFAULT_BASE_URL)
-        version = context.setting("stripe_version")
+        settings = context.settings_as(StripeV2Settings)
+        base_url = settings.base_url or DEFAULT_BASE_URL
         options: dict[str, Any] = {}
-        if version:
-            options["stripe_version"] = str(version)
+        if settings.stripe_version:
+            options["stripe_version"] = settings.stripe_version
 
         def build(retry: RetryConfig | None) -> Client:
             return Client(
@@ -218,15 +195,9 @@ class StripeV2Driver(StripeDriver):
         self.client = client or build(context.retry)
         self.create_client = client or build(_create_retry(context.retry))
         self.rate_limit_interval = RATE_LIMIT_INTERVAL
-        self.compress_file = _flag(context.setting("compress_file", False), "compress_file")
-        try:
-            wait = float(context.setting("rate_limit_wait", DEFAULT_RATE_LIMIT_WAIT))
-        except (TypeError, ValueError):
-            raise ConfigurationError(
-                f"{STRIPE_V2}: setting 'rate_limit_wait' must be a number of seconds"
-            ) from None
-        self.rate_limit_wait = max(0.0, wait)
-        self.report_ids = _report_ids(context.setting("reports"))
+        self.compress_file = settings.compress_file
+        self.rate_limit_wait = settings.rate_limit_wait
+        self.report_ids = list(settings.reports)
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.templates_for_validation = TemplateCache()
 

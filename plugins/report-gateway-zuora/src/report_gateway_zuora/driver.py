@@ -55,15 +55,13 @@ from .parameters import (
     report_view_type,
     validate_parameters,
 )
-from .plugin import PROVIDER
+from .plugin import DEFAULT_CREATE_LOOKUP_SECONDS, PROVIDER, ZuoraSettings
 
 __all__ = ["DEFAULT_CREATE_LOOKUP_SECONDS", "SEARCH_PAGE", "ZuoraDriver"]
 
 #: Zuora's search answers at most this many reports; ``searchStart`` pages past them.
 SEARCH_PAGE = 50
 _MAX_SEARCH_PAGES = 200
-#: How long an ambiguous run POST is followed up by polling "last completed run".
-DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
 #: The lookup's pace: soon after the POST (a quick run completes in seconds), then slower.
 LOOKUP_BACKOFF = Backoff(first=0.25, factor=2.0, maximum=5.0, jitter=0.0)
 #: Allowance for the provider's clock running behind ours when matching a run's startedOn.
@@ -74,15 +72,6 @@ _KNOWN_RUNS = 10_000
 _NEVER_RUN = "has not run this report"
 
 logger = logging.getLogger("report_gateway_zuora")
-
-
-def _seconds(value: Any) -> float:
-    try:
-        return max(0.0, float(value))
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"zuora: setting create_lookup_seconds must be a number of seconds, not {value!r}"
-        ) from None
 
 
 class ZuoraDriver(BaseDriver):
@@ -128,7 +117,6 @@ class ZuoraDriver(BaseDriver):
                 "zuora: settings entity_id and entity_name are both set "
                 f"({settings.origin('entity_id')}; {settings.origin('entity_name')}); keep one"
             )
-        lookup = settings.get("create_lookup_seconds")
         client = Client(
             resolve_base_url(settings),
             auth=context.auth,
@@ -139,9 +127,7 @@ class ZuoraDriver(BaseDriver):
         return cls(
             context,
             client,
-            create_lookup_seconds=(
-                DEFAULT_CREATE_LOOKUP_SECONDS if lookup is None else _seconds(lookup)
-            ),
+            create_lookup_seconds=context.settings_as(ZuoraSettings).create_lookup_seconds,
         )
 
     def __repr__(self) -> str:

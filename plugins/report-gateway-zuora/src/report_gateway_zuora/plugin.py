@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+import attrs
 from report_gateway.provider import (
     ConfigurationError,
     Credentials,
@@ -20,6 +21,9 @@ from report_gateway.provider import (
     Scope,
     ScopeError,
     hookimpl,
+    option,
+    options_of,
+    seconds,
 )
 
 if TYPE_CHECKING:
@@ -31,6 +35,7 @@ __all__ = [
     "PROVIDER",
     "SETTINGS_KEYS",
     "STATUSES",
+    "ZuoraSettings",
     "check_scope",
     "header_pair_auth",
     "report_gateway_providers",
@@ -39,24 +44,39 @@ __all__ = [
 
 PROVIDER = "zuora"
 
-#: Setting key -> environment variable that may supply it.
-ENV_VARS: Mapping[str, str] = {
-    "api_access_key_id": "ZUORA_API_ACCESS_KEY_ID",
-    "api_secret_access_key": "ZUORA_API_SECRET_ACCESS_KEY",
-    "data_center": "ZUORA_DATA_CENTER",
-    "entity_id": "ZUORA_ENTITY_ID",
-    "entity_name": "ZUORA_ENTITY_NAME",
-}
+#: How long an ambiguous run POST is followed up by polling "last completed run".
+DEFAULT_CREATE_LOOKUP_SECONDS = 30.0
 
-SETTINGS_KEYS = (
-    "api_access_key_id",
-    "api_secret_access_key",
-    "base_url",
-    "data_center",
-    "entity_id",
-    "entity_name",
-    "create_lookup_seconds",
-)
+
+@attrs.frozen
+class ZuoraSettings:
+    """The settings of ``zuora``, declared once (env var, default, conversion, secrecy)."""
+
+    api_access_key_id: str | None = option(
+        env="ZUORA_API_ACCESS_KEY_ID", credential=True, doc="API access key id (user name)"
+    )
+    api_secret_access_key: str | None = option(
+        env="ZUORA_API_SECRET_ACCESS_KEY", credential=True, doc="API secret access key"
+    )
+    base_url: str | None = option(doc="API endpoint with /api/rest/v1 (or data_center)")
+    data_center: str | None = option(
+        env="ZUORA_DATA_CENTER", doc="data-center name, like 'EU Production' (or base_url)"
+    )
+    entity_id: str | None = option(env="ZUORA_ENTITY_ID", doc="entityId header (or entity_name)")
+    entity_name: str | None = option(
+        env="ZUORA_ENTITY_NAME", doc="entityName header (or entity_id)"
+    )
+    create_lookup_seconds: float = option(
+        default=DEFAULT_CREATE_LOOKUP_SECONDS,
+        convert=seconds,
+        doc="how long an ambiguous create is followed up before RunMayExistError",
+    )
+
+
+#: Setting key -> environment variable that may supply it.
+ENV_VARS: Mapping[str, str] = {o.key: o.env for o in options_of(ZuoraSettings) if o.env}
+
+SETTINGS_KEYS = tuple(o.key for o in options_of(ZuoraSettings))
 
 #: Zuora's run statuses (the documented ones, plus the one-L spelling some tools print).
 STATUSES: Mapping[str, RunStatus] = {
@@ -85,9 +105,7 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             name=PROVIDER,
             description="Zuora Reporting API (reports saved in Zuora's Reporting UI)",
             factory=_make_driver,
-            settings_keys=SETTINGS_KEYS,
-            env_vars=ENV_VARS,
-            credential_keys=("api_access_key_id", "api_secret_access_key"),
+            settings_type=ZuoraSettings,
             # Zuora runs take seconds for small reports and hours for large ones.
             first_poll_interval=1.0,
             max_poll_interval=60.0,

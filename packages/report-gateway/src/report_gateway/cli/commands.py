@@ -92,6 +92,11 @@ class Session:
         self._gateway = gateway
 
     @property
+    def opened_gateway(self) -> Gateway | None:
+        """The gateway if one was built (reporting an error must not build one)."""
+        return self._gateway
+
+    @property
     def scope(self) -> Scope | None:
         values = {
             name: getattr(self.args, name, None)
@@ -398,20 +403,50 @@ COMMANDS: dict[str, Callable[[Session], int]] = {
 # -- errors, warnings, logging --------------------------------------------------------------
 
 
-def _secrets(args: argparse.Namespace) -> list[str]:
+def _secrets(args: argparse.Namespace, session: Session | None = None) -> list[str]:
     """Values that must never reach the terminal, whatever an error message contains.
 
-    Judged by name with the same rule as the settings' reprs (``config.is_secret_key``).
+    A setting or environment variable is secret when its option says so (``Option.secret``
+    or ``credential``, declared by the provider plugins of the session's gateway); one no
+    plugin declares is judged by its name (``config.is_secret_key``), conservatively.
     """
     from report_gateway.config import is_secret_key
 
+    declared, secret_env = _declared_secrets(args, session)
     values = [
         value
         for key, value in _settings_quietly(getattr(args, "settings", None))
-        if is_secret_key(key)
+        if declared.get(key, is_secret_key(key))
     ]
-    values += [v for k, v in os.environ.items() if is_secret_key(k)]
+    values += [v for k, v in os.environ.items() if k in secret_env or is_secret_key(k)]
     return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
+
+
+def _declared_secrets(
+    args: argparse.Namespace, session: Session | None
+) -> tuple[dict[str, bool], set[str]]:
+    """The named provider's setting key -> secret or not, and every secret option's env var.
+
+    Empty without a gateway, or when its plugins cannot load (the error being reported may
+    be that very failure).
+    """
+    gateway = session.opened_gateway if session is not None else None
+    declared: dict[str, bool] = {}
+    secret_env: set[str] = set()
+    if gateway is None:
+        return declared, secret_env
+    try:
+        specs = [gateway.spec(name) for name in gateway.providers()]
+    except Exception:
+        return declared, secret_env
+    provider = getattr(args, "provider", None)
+    for spec in specs:
+        for opt in spec.options:
+            if spec.name == provider:
+                declared[opt.key] = opt.hidden
+            if opt.hidden and opt.env:
+                secret_env.add(opt.env)
+    return declared, secret_env
 
 
 def _settings_quietly(items: list[str] | None) -> Iterator[tuple[str, str]]:
@@ -471,7 +506,7 @@ def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         line: str | None = None,
     ) -> None:
         session.progress.finish()
-        stderr.write(f"{PROG}: warning: {_one_line(str(message), _secrets(args))}\n")
+        stderr.write(f"{PROG}: warning: {_one_line(str(message), _secrets(args, session))}\n")
 
     try:
         with warnings.catch_warnings():
@@ -505,7 +540,7 @@ def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     except Exception as exc:
         session.progress.finish()
         code = exit_code_for(exc)
-        message = _one_line(_describe(exc, code), _secrets(args))
+        message = _one_line(_describe(exc, code), _secrets(args, session))
         if debug:
             traceback.print_exc(file=stderr)
         stderr.write(f"{PROG}: error: {message}\n")
