@@ -94,6 +94,7 @@ class Gateway:
         self._retry = retry
         self._cap = ActiveRunCap(max_active_runs, slot_timeout)
         self._key_ids: dict[str, str] = {}
+        self._contexts: dict[str, ProviderContext] = {}
         self._progress_aware: dict[str, bool] = {}
         self._user_agent = user_agent or f"report-gateway/{__version__}"
         self._lock = threading.RLock()
@@ -182,7 +183,25 @@ class Gateway:
             user_agent=self._user_agent,
         )
         self._key_ids[spec.name] = context.credential_id
+        self._contexts[spec.name] = context
         return context
+
+    def held_secrets(self) -> frozenset[str]:
+        """Every secret value this Gateway holds now: the credentials it resolved and what
+        each provider's auth policy holds (``AuthPolicy.secret_values``: a token it obtained
+        too). What ``scrub`` hides; a provider not used yet holds nothing."""
+        values: set[str] = set()
+        for context in list(self._contexts.values()):
+            values.update(v for v in context.credentials.values() if isinstance(v, str))
+            if context.auth is not None:
+                values.update(context.auth.secret_values())
+        return frozenset(v for v in values if v)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every held secret (and key-shaped string) replaced by REDACTED."""
+        from reporting_runtime.redaction import scrub_text
+
+        return scrub_text(text, self.held_secrets())
 
     def transport(self) -> Transport:
         """The shared ``reporting_runtime.Transport`` (one connection pool for all providers)."""
@@ -190,11 +209,11 @@ class Gateway:
 
     def _call(self, provider: str, action: Callable[[ProviderDriver], T]) -> T:
         driver = self.driver(provider)
-        with provider_errors(provider):
+        with provider_errors(provider, scrub=self.scrub):
             return action(driver)
 
     def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
-        with provider_errors(provider):
+        with provider_errors(provider, scrub=self.scrub):
             yield from items()
 
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
@@ -304,16 +323,19 @@ class Gateway:
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
         self._seen(run)
-        return wait_for(
-            run,
-            lambda: self._seen(self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))),
-            timeout=timeout,
-            backoff=backoff,
-            on_progress=on_progress,
-            on_change=self._changed,
-            clock=clock or time.monotonic,
-            sleep=sleep or time.sleep,
-        )
+        with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
+            return wait_for(
+                run,
+                lambda: self._seen(
+                    self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))
+                ),
+                timeout=timeout,
+                backoff=backoff,
+                on_progress=on_progress,
+                on_change=self._changed,
+                clock=clock or time.monotonic,
+                sleep=sleep or time.sleep,
+            )
 
     def cancel(self, run: ReportRun) -> ReportRun:
         """Ask the provider to stop the run; return its new snapshot."""
@@ -346,7 +368,7 @@ class Gateway:
         driver = self.driver(run.provider)
 
         def open_result(offset: int) -> ResultResponse:
-            with provider_errors(run.provider):
+            with provider_errors(run.provider, scrub=self.scrub):
                 return driver.open_result(run, offset=offset)
 
         return open_result
@@ -369,7 +391,7 @@ class Gateway:
         skips the fsyncs (still atomic, not crash-safe).
         """
         opener = self._opener(run)
-        with provider_errors(run.provider):
+        with provider_errors(run.provider, scrub=self.scrub):
             return download(
                 run,
                 path,
