@@ -190,6 +190,17 @@ def _optional_header_name(document: Mapping[str, Any], key: str, target: Target)
     return value
 
 
+def _loggable_headers(document: Mapping[str, Any], target: Target) -> tuple[str, ...]:
+    """The API's own headers that are safe to log (`x-loggable-headers: [Request-Id, ...]`
+    at the spec's root); the runtime hides every header neither it nor the spec lists."""
+    value = document.get("x-loggable-headers", [])
+    if not isinstance(value, list) or not all(
+        isinstance(name, str) and _HEADER_NAME.fullmatch(name) for name in value
+    ):
+        raise SpecError(f"{target.spec}: x-loggable-headers must be a list of header names")
+    return tuple(value)
+
+
 def _error_reader_import(target: Target) -> dict[str, str] | None:
     """The target's `module:NAME` error reader as the generated client imports it."""
     if target.error_reader is None:
@@ -257,6 +268,7 @@ def generate_target(target: Target, root: Path) -> list[GeneratedFile]:
         error_reader=error_reader,
         idempotency_header=wire_headers["x-idempotency-header"],
         retry_verdict_header=wire_headers["x-retry-verdict-header"],
+        loggable_headers=_loggable_headers(document, target),
         operations=[_operation_view(op) for op in ops],
     )
     init_source = env.get_template("package_init.py.jinja2").render(

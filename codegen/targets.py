@@ -25,7 +25,8 @@ class Target:
     """``module:NAME`` of the hand-written ``reporting_runtime.ErrorReader`` beside the
     package's ``_generated/`` folder that reads this API's error bodies; None takes the
     runtime's ``JsonErrorReader``. (Wire facts, such as the idempotency header, are in the
-    spec: ``x-idempotency-header``, ``x-retry-verdict-header`` at its root.)"""
+    spec: ``x-idempotency-header``, ``x-retry-verdict-header``, ``x-loggable-headers`` at its
+    root.)"""
 
 
 TARGETS: tuple[Target, ...] = (

@@ -222,7 +222,9 @@ def test_no_secret_reaches_any_log_record(
 def test_logging_shows_allow_listed_headers_and_elapsed(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="t")
     ticks = iter([1.0, 1.25])
-    policy = LoggingPolicy(logging.getLogger("t"), clock=lambda: next(ticks))
+    policy = LoggingPolicy(
+        logging.getLogger("t"), loggable_headers=["Stripe-Version"], clock=lambda: next(ticks)
+    )
     reply = Response(
         None,
         request=req(),

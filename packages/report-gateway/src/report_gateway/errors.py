@@ -29,7 +29,7 @@ The tree (``except GatewayError`` catches every one)::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -344,17 +344,34 @@ class RunLimitError(GatewayError):
 
 
 @contextlib.contextmanager
-def provider_errors(provider: str) -> Iterator[None]:
+def provider_errors(provider: str, *, scrub: Callable[[str], str] | None = None) -> Iterator[None]:
     """Turn runtime errors raised inside the block into ``ProviderError`` (gateway errors
-    and anything else pass through unchanged)."""
+    and anything else pass through unchanged).
+
+    ``scrub`` (the Gateway's: it knows every secret it resolved) is applied to the message
+    and text attributes of each gateway or runtime error leaving the block, causes included,
+    so a reason a provider echoed (a failed run's, an error body's) cannot carry a key out.
+    """
     try:
         yield
-    except GatewayError:
+    except GatewayError as exc:
+        if scrub is not None:
+            _scrub(exc, scrub)
         raise
     except Exception as exc:
         if _is_runtime_error(exc):
-            raise ProviderError(exc, provider=provider) from exc
+            error = ProviderError(exc, provider=provider)
+            if scrub is not None:
+                _scrub(exc, scrub)
+                _scrub(error, scrub)
+            raise error from exc
         raise
+
+
+def _scrub(error: BaseException, scrub: Callable[[str], str]) -> None:
+    from reporting_runtime.redaction import scrub_error
+
+    scrub_error(error, scrub)
 
 
 def _is_runtime_error(exc: BaseException) -> bool:

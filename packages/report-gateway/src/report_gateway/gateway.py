@@ -101,6 +101,7 @@ class Gateway:
         self._transport = SharedTransport(transport, options)
         self._admission = Admissions(options.max_active_runs, options.slot_timeout)
         self._key_ids: dict[str, str] = {}
+        self._contexts: dict[str, ProviderContext] = {}
         self._progress_aware: dict[str, bool] = {}
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
@@ -188,7 +189,25 @@ class Gateway:
             user_agent=self.options.user_agent,
         )
         self._key_ids[spec.name] = context.credential_id
+        self._contexts[spec.name] = context
         return context
+
+    def held_secrets(self) -> frozenset[str]:
+        """Every secret value this Gateway holds now: the credentials it resolved and what
+        each provider's auth policy holds (``AuthPolicy.secret_values``: a token it obtained
+        too). What ``scrub`` hides; a provider not used yet holds nothing."""
+        values: set[str] = set()
+        for context in list(self._contexts.values()):
+            values.update(v for v in context.credentials.values() if isinstance(v, str))
+            if context.auth is not None:
+                values.update(context.auth.secret_values())
+        return frozenset(v for v in values if v)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every held secret (and key-shaped string) replaced by REDACTED."""
+        from reporting_runtime.redaction import scrub_text
+
+        return scrub_text(text, self.held_secrets())
 
     def transport(self) -> Transport:
         """The shared ``reporting_runtime.Transport`` (one connection pool for all providers)."""
@@ -196,11 +215,11 @@ class Gateway:
 
     def _call(self, provider: str, action: Callable[[ProviderDriver], T]) -> T:
         driver = self.driver(provider)
-        with provider_errors(provider):
+        with provider_errors(provider, scrub=self.scrub):
             return action(driver)
 
     def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
-        with provider_errors(provider):
+        with provider_errors(provider, scrub=self.scrub):
             yield from items()
 
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
@@ -313,16 +332,19 @@ class Gateway:
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
         self._seen(run)
-        return wait_for(
-            run,
-            lambda: self._seen(self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))),
-            timeout=timeout,
-            backoff=backoff,
-            on_progress=on_progress,
-            on_change=self._changed,
-            clock=clock or time.monotonic,
-            sleep=sleep or time.sleep,
-        )
+        with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
+            return wait_for(
+                run,
+                lambda: self._seen(
+                    self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))
+                ),
+                timeout=timeout,
+                backoff=backoff,
+                on_progress=on_progress,
+                on_change=self._changed,
+                clock=clock or time.monotonic,
+                sleep=sleep or time.sleep,
+            )
 
     def cancel(self, run: ReportRun) -> ReportRun:
         """Ask the provider to stop the run; return its new snapshot."""
@@ -357,7 +379,7 @@ class Gateway:
         validated = accepts_if_range(driver.open_result)
 
         def open_result(offset: int, if_range: str | None = None) -> ResultResponse:
-            with provider_errors(run.provider):
+            with provider_errors(run.provider, scrub=self.scrub):
                 if if_range is not None and validated:
                     return driver.open_result(run, offset=offset, if_range=if_range)  # type: ignore[call-arg]
                 return driver.open_result(run, offset=offset)
@@ -384,7 +406,7 @@ class Gateway:
         member may expand to (``ZipLimits()`` defaults).
         """
         opener = self._opener(run)
-        with provider_errors(run.provider):
+        with provider_errors(run.provider, scrub=self.scrub):
             return download(
                 run,
                 path,

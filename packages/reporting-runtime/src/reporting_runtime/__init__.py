@@ -16,6 +16,7 @@ from reporting_runtime.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    BodyTooLargeError,
     ConflictError,
     ConnectError,
     ConnectTimeout,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
         html_title,
         text_value,
     )
-    from reporting_runtime.messages import Headers, Request, Response
+    from reporting_runtime.messages import DEFAULT_MAX_BODY_BYTES, Headers, Request, Response
     from reporting_runtime.pipeline import Pipeline, Policy
     from reporting_runtime.policies import (
         HeadersPolicy,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
         RedirectPolicy,
         UserAgentPolicy,
     )
+    from reporting_runtime.redaction import Scrubber
     from reporting_runtime.retry import BackoffRetry, RetryConfig, RetryPolicy
     from reporting_runtime.transport import Timeout, Transport
     from reporting_runtime.types import (
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "ApiClient",
     "ApiError",
     "AuthPolicy",
@@ -72,6 +75,7 @@ __all__ = [
     "BadRequestError",
     "BasicAuth",
     "BearerAuth",
+    "BodyTooLargeError",
     "ConflictError",
     "ConnectError",
     "ConnectTimeout",
@@ -101,6 +105,7 @@ __all__ = [
     "ResponseFormatError",
     "RetryConfig",
     "RetryPolicy",
+    "Scrubber",
     "ServerError",
     "Timeout",
     "Transport",
@@ -122,6 +127,7 @@ _LAZY: dict[str, str] = {
     "BackoffRetry": "reporting_runtime.retry",
     "BasicAuth": "reporting_runtime.auth",
     "BearerAuth": "reporting_runtime.auth",
+    "DEFAULT_MAX_BODY_BYTES": "reporting_runtime.messages",
     "EpochMillisOrRfc3339": "reporting_runtime.types",
     "ErrorDetails": "reporting_runtime.error_bodies",
     "ErrorReader": "reporting_runtime.error_bodies",
@@ -142,6 +148,7 @@ _LAZY: dict[str, str] = {
     "Response": "reporting_runtime.messages",
     "RetryConfig": "reporting_runtime.retry",
     "RetryPolicy": "reporting_runtime.retry",
+    "Scrubber": "reporting_runtime.redaction",
     "Timeout": "reporting_runtime.transport",
     "Transport": "reporting_runtime.transport",
     "UnixTime": "reporting_runtime.types",

@@ -1,5 +1,7 @@
 """Auth policies: each knows the header names it sets, so logging and redirects can treat
-exactly those as secret. Keys never appear in a repr."""
+exactly those as secret, and the secret values it holds, so every text that leaves the
+client (error messages, body excerpts, log records) can hide them. Keys never appear in a
+repr."""
 
 from __future__ import annotations
 
@@ -25,6 +27,15 @@ class AuthPolicy(Policy):
         """Header names (any case) whose values are credentials."""
         return frozenset(self.auth_headers())
 
+    def secret_values(self) -> frozenset[str]:
+        """Every credential value this policy holds now, as a server might echo it.
+
+        The default is the values of ``auth_headers()``; a policy holding more (a password
+        next to its token, an OAuth client secret next to the current bearer token) adds
+        them. Asked on every scrub, so a refreshed token is covered once it exists.
+        """
+        return frozenset(v for v in self.auth_headers().values() if v)
+
     def on_request(self, request: Request) -> Request:
         headers = request.headers
         for name, value in self.auth_headers().items():
@@ -34,17 +45,20 @@ class AuthPolicy(Policy):
 
 @attrs.frozen
 class BearerAuth(AuthPolicy):
-    """`Authorization: Bearer <key>` (Stripe secret or restricted keys)."""
+    """`Authorization: Bearer <key>` (an API key or an access token)."""
 
     api_key: str = attrs.field(repr=False)
 
     def auth_headers(self) -> Mapping[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"}
 
+    def secret_values(self) -> frozenset[str]:
+        return super().secret_values() | {self.api_key}
+
 
 @attrs.frozen
 class BasicAuth(AuthPolicy):
-    """HTTP Basic; Stripe takes the key as the user name and an empty password."""
+    """HTTP Basic; some APIs take the key as the user name and an empty password."""
 
     username: str = attrs.field(repr=False)
     password: str = attrs.field(default="", repr=False)
@@ -52,6 +66,10 @@ class BasicAuth(AuthPolicy):
     def auth_headers(self) -> Mapping[str, str]:
         token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
         return {"Authorization": f"Basic {token}"}
+
+    def secret_values(self) -> frozenset[str]:
+        token = self.auth_headers()["Authorization"].removeprefix("Basic ")
+        return frozenset(v for v in (self.username, self.password, token) if v)
 
 
 def _copy(headers: Mapping[str, str]) -> dict[str, str]:
@@ -61,7 +79,7 @@ def _copy(headers: Mapping[str, str]) -> dict[str, str]:
 
 @attrs.frozen
 class HeaderPairAuth(AuthPolicy):
-    """Credentials in custom headers, e.g. Zuora's apiAccessKeyId / apiSecretAccessKey."""
+    """Credentials in custom headers (a key id and a secret key, each in its own header)."""
 
     headers: Mapping[str, str] = attrs.field(repr=False, converter=_copy)
 

@@ -1,8 +1,8 @@
 """The one backoff schedule of the project: every wait that grows between tries uses it.
 
 It lives in the runtime (the lowest package) so the runtime's retries, the core's polling
-and run admission, and the plugins' own follow-ups (Zuora's lookup of a run an ambiguous
-create may have made) share one definition instead of each writing ``delay *= 2``.
+and run admission, and the plugins' own follow-ups (a lookup for a run an ambiguous create
+may have made) share one definition instead of each writing ``delay *= 2``.
 
 ``first`` seconds, times ``factor`` per try, capped at ``maximum``. Jitter only shortens an
 interval (so the cap holds and many waiting clients do not move in lockstep): ``jitter`` is

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 import attrs
@@ -12,8 +12,8 @@ import attrs
 from reporting_runtime.auth import AuthPolicy
 from reporting_runtime.encoding import QueryStyle, encode_form, encode_query, expand_path
 from reporting_runtime.error_bodies import ErrorReader, JsonErrorReader, api_error
-from reporting_runtime.errors import ResponseFormatError
-from reporting_runtime.messages import Request, Response, body_excerpt, with_header
+from reporting_runtime.errors import ReportingError, ResponseFormatError
+from reporting_runtime.messages import Request, Response, body_excerpt, parse_json, with_header
 from reporting_runtime.pipeline import Pipeline, Policy
 from reporting_runtime.policies import (
     HeadersPolicy,
@@ -22,16 +22,15 @@ from reporting_runtime.policies import (
     RedirectPolicy,
     UserAgentPolicy,
 )
+from reporting_runtime.redaction import Scrubber, scrub_error
 from reporting_runtime.retry import RetryConfig, RetryPolicy
-from reporting_runtime.transport import Transport
+from reporting_runtime.transport import ERROR_BODY_LIMIT, Transport
 
 __all__ = ["ApiClient", "Operation"]
 
 T = TypeVar("T")
 
 BodyEncoding = Literal["form", "json"] | None
-
-_ERROR_BODY_LIMIT = 1 << 16
 
 
 @attrs.frozen(kw_only=True)
@@ -68,8 +67,13 @@ class ApiClient:
 
     What differs per API is passed in, never looked up by provider name: ``error_reader``
     reads the API's error bodies, ``idempotency_header`` and ``retry_verdict_header`` name
-    the headers it documents. A generated client passes what its spec and the hand-written
-    module beside its ``_generated/`` folder declare.
+    the headers it documents, ``loggable_headers`` the API's own headers that are safe to
+    log (beside the standard ones). A generated client passes what its spec and the
+    hand-written module beside its ``_generated/`` folder declare.
+
+    Every ``ReportingError`` leaving ``request`` or ``call`` is scrubbed of the secrets the
+    auth policy holds (``AuthPolicy.secret_values``, asked at the time) and of key-shaped
+    strings: a server that echoes a key in its error body cannot put it in a message.
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class ApiClient:
         error_reader: ErrorReader | None = None,
         idempotency_header: str | None = None,
         retry_verdict_header: str | None = None,
+        loggable_headers: Iterable[str] = (),
         logger_name: str = "reporting_runtime.http",
     ) -> None:
         self.provider = provider
@@ -95,6 +100,7 @@ class ApiClient:
         self.error_reader: ErrorReader = error_reader or JsonErrorReader()
         self.auth = auth
         self.transport = transport or Transport()
+        self.scrubber = Scrubber(auth.secret_values if auth is not None else ())
         secret_names = sorted(auth.secret_header_names) if auth is not None else []
         chain: list[Policy] = [
             UserAgentPolicy(user_agent),
@@ -110,7 +116,14 @@ class ApiClient:
         if retry_verdict_header is not None:
             retry_policy = retry_policy.with_verdict_header(retry_verdict_header)
         chain.append(retry_policy)
-        chain.append(LoggingPolicy(logging.getLogger(logger_name), secret_headers=secret_names))
+        chain.append(
+            LoggingPolicy(
+                logging.getLogger(logger_name),
+                secret_headers=secret_names,
+                loggable_headers=loggable_headers,
+                scrubber=self.scrubber,
+            )
+        )
         self.pipeline = Pipeline(chain, self.transport)
 
     def url_for(self, op: Operation, path: Mapping[str, Any] | None = None) -> str:
@@ -163,6 +176,7 @@ class ApiClient:
             body=data,
             operation=op.operation_id,
             provider=self.provider,
+            scrubber=self.scrubber,
         )
 
     def request(
@@ -177,6 +191,24 @@ class ApiClient:
     ) -> Response:
         """Send `op`; a non-2xx answer (or a 2xx the error reader calls failed) raises an
         ApiError."""
+        try:
+            return self._request(
+                op, path=path, query=query, headers=headers, body=body, stream=stream
+            )
+        except ReportingError as exc:
+            scrub_error(exc, self.scrubber)
+            raise
+
+    def _request(
+        self,
+        op: Operation,
+        *,
+        path: Mapping[str, Any] | None,
+        query: Mapping[str, Any] | None,
+        headers: Mapping[str, str | None] | None,
+        body: Any,
+        stream: bool,
+    ) -> Response:
         request = self.build_request(op, path=path, query=query, headers=headers, body=body)
         stream = stream or op.streaming
         response = self.pipeline.send(request, stream=stream)
@@ -185,7 +217,7 @@ class ApiClient:
         if self.error_reader.checks_success and self._may_report_failure(response, stream):
             body_bytes = response.read()
             try:
-                data = json.loads(body_bytes)
+                data = parse_json(body_bytes)
             except (ValueError, UnicodeDecodeError):
                 data = None
             if self.error_reader.failed(data):
@@ -206,30 +238,31 @@ class ApiClient:
         from reporting_runtime.converter import structure
 
         response = self.request(op, path=path, query=query, headers=headers, body=body)
-        data = response.json()
         try:
-            return structure(data, response_type)
-        except ResponseFormatError as exc:
-            suffix = f" (request id {response.request_id})" if response.request_id else ""
-            raise ResponseFormatError(
-                f"{self.provider} {op.operation_id}: {exc}{suffix}",
-                provider=self.provider,
-                operation=op.operation_id,
-                status=response.status,
-                excerpt=body_excerpt(response.read()),
-            ) from None
+            data = response.json()
+            try:
+                return structure(data, response_type)
+            except ResponseFormatError as exc:
+                suffix = f" (request id {response.request_id})" if response.request_id else ""
+                raise ResponseFormatError(
+                    f"{self.provider} {op.operation_id}: {exc}{suffix}",
+                    provider=self.provider,
+                    operation=op.operation_id,
+                    status=response.status,
+                    excerpt=body_excerpt(response.read(), scrub=self.scrubber),
+                ) from None
+        except ReportingError as exc:
+            scrub_error(exc, self.scrubber)
+            raise
 
     def _may_report_failure(self, response: Response, stream: bool) -> bool:
         # A streamed export is only peeked at when it says it is JSON (a CSV never is).
         return not stream or "json" in response.content_type.lower()
 
     def _error(self, response: Response) -> Exception:
+        body = b""
         try:
-            body = b""
-            for chunk in response.iter_bytes(8192):
-                body += chunk
-                if len(body) >= _ERROR_BODY_LIMIT:
-                    break
+            body = response.read_prefix(ERROR_BODY_LIMIT)
         except Exception:  # noqa: S110 - the status alone still makes a useful error
             pass
         finally:

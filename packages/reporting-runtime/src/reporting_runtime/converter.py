@@ -18,6 +18,7 @@ from typing import Any, TypeVar, overload
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.v import format_exception
 
 from reporting_runtime.errors import ResponseFormatError
 from reporting_runtime.types import (
@@ -45,6 +46,29 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an RFC 3339 string, got {type(value).__name__}")
     return parse_rfc3339(value)
+
+
+def _structure_str(value: Any, _: type) -> str:
+    # cattrs' default is str(value): an id sent as null, an object or a number would become
+    # "None", "{}" or "42" and be used as if the server had said so. A spec string is a
+    # JSON string; anything else is the server's mistake, reported with the field's name.
+    if not isinstance(value, str):
+        raise _WrongJsonType(f"expected a string, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})" if len(repr(value)) <= 20 else "a number"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
 
 
 def _enum_value(value: enum.Enum) -> Any:
@@ -91,8 +115,9 @@ def _absent_unless_object(cls: type) -> frozenset[str]:
 def _dropping_non_objects(
     structure_fn: Callable[[Any, Any], Any], wire_names: frozenset[str]
 ) -> Callable[[Any, Any], Any]:
-    """Structure as if members whose value is not an object were absent (Stripe's published
-    v2 example sends `"enum_details": false`); `raw_payload` still gets the dict as sent."""
+    """Structure as if members whose value is not an object were absent (a spec marks them
+    `x-absent-unless-object` where a provider's own example sends `false` for an object);
+    `raw_payload` still gets the dict as sent."""
 
     def structure(data: Any, tp: Any) -> Any:
         if isinstance(data, Mapping) and any(
@@ -112,6 +137,8 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     """A converter with every quirk registered (a fresh one, for tests or a variant)."""
     conv = cattrs.Converter(detailed_validation=detailed_validation)
 
+    # By class: OpenEnum (a str subclass) registers its own below, the more specific one.
+    conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(datetime, format_rfc3339)
     conv.register_structure_hook(UnixTime, lambda v, _: parse_unix_time(v))
@@ -121,10 +148,7 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     conv.register_structure_hook(Int64String, lambda v, _: parse_int64(v))
     conv.register_unstructure_hook(Int64String, str)
 
-    def is_open_enum(tp: Any) -> bool:
-        return isinstance(tp, type) and issubclass(tp, OpenEnum)
-
-    conv.register_structure_hook_func(is_open_enum, lambda v, tp: tp(v))
+    conv.register_structure_hook(OpenEnum, lambda v, tp: tp(v))
     # By class (singledispatch): a `str` enum would otherwise hit cattrs' str identity hook.
     conv.register_unstructure_hook(OpenEnum, _enum_value)
     conv.register_unstructure_hook(enum.Enum, _enum_value)
@@ -221,9 +245,19 @@ def unstructure(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
+class _WrongJsonType(TypeError):
+    """A JSON value of the wrong type where the spec asks for a string."""
+
+
+def _describe_failure(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, _WrongJsonType):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
 def _explain(exc: Exception) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(exc)
+        messages = cattrs.transform_error(exc, format_exception=_describe_failure)
         if messages:
             return "; ".join(messages[:3])
     return f"{type(exc).__name__}: {str(exc)[:200]}"

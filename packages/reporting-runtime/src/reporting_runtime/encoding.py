@@ -1,6 +1,6 @@
 """URL, query and body encodings the providers expect.
 
-Stripe reads nested parameters in the "deep object" form (`parameters[columns][]=a`,
+Some APIs read nested parameters in the "deep object" form (`parameters[columns][]=a`,
 `created[gte]=1`) in both query strings and form bodies; everything else uses plain
 `name=value` pairs with repeated names for lists.
 """
@@ -18,7 +18,7 @@ __all__ = ["QueryStyle", "encode_form", "encode_query", "expand_path", "flatten_
 
 QueryStyle = Literal["form", "deep", "deep-indexed"]
 """`deep-indexed` is `deep` with scalar array members numbered (`include[0]=...`), as
-Stripe's published v2 description and SDKs encode a deepObject array."""
+some providers' published descriptions and SDKs encode a deepObject array."""
 
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 
@@ -37,9 +37,9 @@ def scalar(value: Any) -> str:
 def flatten_deep(
     value: Any, prefix: str = "", *, indexed: bool = False
 ) -> Iterator[tuple[str, str]]:
-    """Stripe deep-object pairs: dicts as `a[b]`, scalar lists as `a[]` (`a[0]` when
-    `indexed`), lists of objects as `a[0][b]`. None is left out (Stripe reads an empty
-    string as "unset")."""
+    """Deep-object pairs: dicts as `a[b]`, scalar lists as `a[]` (`a[0]` when `indexed`),
+    lists of objects as `a[0][b]`. None is left out (such APIs read an empty string as
+    "unset")."""
     if value is None:
         return
     if isinstance(value, Mapping):
@@ -72,7 +72,7 @@ def _form_pairs(query: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _join(pairs: Iterator[tuple[str, str]]) -> str:
-    # Brackets stay literal (readable in logs and cassettes; Stripe accepts both forms).
+    # Brackets stay literal (readable in logs and cassettes; deep-object APIs accept both forms).
     return "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in pairs)
 
 
@@ -85,7 +85,7 @@ def encode_query(query: Mapping[str, Any], style: QueryStyle = "form") -> str:
 
 
 def encode_form(data: Mapping[str, Any]) -> bytes:
-    """An application/x-www-form-urlencoded body in Stripe's deep-object form."""
+    """An application/x-www-form-urlencoded body in the deep-object form."""
     return _join(flatten_deep(data)).encode("ascii")
 
 

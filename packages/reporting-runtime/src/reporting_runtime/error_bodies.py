@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import http
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -20,8 +19,7 @@ from typing import Any, Protocol
 import attrs
 
 from reporting_runtime.errors import ApiError, BadRequestError, RateLimitError, api_error_class
-from reporting_runtime.messages import Response, body_excerpt
-from reporting_runtime.redaction import scrub_text
+from reporting_runtime.messages import Response, body_excerpt, parse_json
 from reporting_runtime.retry import parse_retry_after
 
 __all__ = [
@@ -129,8 +127,9 @@ def api_error(response: Response, body: bytes, reader: ErrorReader) -> ApiError:
     status = response.status
     data: Any = None
     text = ""  # read only when the body is not JSON (an XML or HTML page)
+    scrub = response.request.scrubber
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except (ValueError, UnicodeDecodeError):
         text = body[:65536].decode("utf-8", errors="replace")
     found = reader.read(status, data, text) or ErrorDetails()
@@ -143,7 +142,7 @@ def api_error(response: Response, body: bytes, reader: ErrorReader) -> ApiError:
     message = found.message or _reason(status)
     kwargs: dict[str, Any] = {
         "status": status,
-        "message": scrub_text(" ".join(message.split()))[:500],
+        "message": scrub(" ".join(message.split()))[:500],
         "code": found.code,
         "param": found.param,
         "error_type": found.error_type,
@@ -151,7 +150,7 @@ def api_error(response: Response, body: bytes, reader: ErrorReader) -> ApiError:
         "track_id": response.track_id,
         "provider": response.request.provider,
         "operation": response.request.operation,
-        "raw_body_excerpt": body_excerpt(body),
+        "raw_body_excerpt": body_excerpt(body, scrub=scrub),
     }
     if issubclass(cls, RateLimitError):
         retry_after = response.headers.get("Retry-After") or response.headers.get("RateLimit-Reset")

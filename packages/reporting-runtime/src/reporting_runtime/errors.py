@@ -12,6 +12,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BadRequestError",
+    "BodyTooLargeError",
     "ConflictError",
     "ConnectError",
     "ConnectTimeout",
@@ -87,6 +88,15 @@ class ResponseFormatError(ReportingError):
         self.operation = operation
         self.status = status
         self.excerpt = excerpt
+
+
+class BodyTooLargeError(ResponseFormatError):
+    """An answer read into memory (a JSON body, an error page) is larger than the
+    transport's ``max_body_bytes``; reading stopped there and the connection was dropped."""
+
+    def __init__(self, message: str, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
 
 
 class ApiError(ReportingError):

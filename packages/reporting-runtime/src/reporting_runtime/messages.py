@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from reporting_runtime.errors import ReportingError, ResponseFormatError, TransportError
-from reporting_runtime.redaction import redact_url, scrub_text
+from reporting_runtime.errors import (
+    BodyTooLargeError,
+    ReportingError,
+    ResponseFormatError,
+    TransportError,
+)
+from reporting_runtime.redaction import Scrubber, redact_url, scrub_text
 
 if TYPE_CHECKING:
     from urllib3.util.retry import Retry
 
-__all__ = ["Headers", "RawResponse", "Request", "Response", "body_excerpt"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "Headers",
+    "RawResponse",
+    "Request",
+    "Response",
+    "body_excerpt",
+    "parse_json",
+]
+
+#: The most bytes ``Response.read`` (and so ``json``) holds in memory: a JSON answer is
+#: small, and a server sending gigabytes must not take the process down with it. Streamed
+#: bodies (``iter_bytes``) are not held, so not capped here. ``Transport(max_body_bytes=)``
+#: changes it.
+DEFAULT_MAX_BODY_BYTES = 16 << 20
+
+_READ_CHUNK = 1 << 16
 
 
 class Headers(Mapping[str, str]):
@@ -85,6 +106,9 @@ class Request:
     idempotent: bool = False
     #: Set by RetryPolicy; the transport hands it to urllib3, which runs the retry loop.
     retries: Retry | None = attrs.field(default=None, repr=False, eq=False)
+    #: Hides the secrets the client holds in any text made from this exchange (set by
+    #: ApiClient from its auth policy; alone it still hides key-shaped strings).
+    scrubber: Callable[[str], str] = attrs.field(factory=Scrubber, repr=False, eq=False)
 
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)
@@ -108,13 +132,25 @@ class RawResponse(Protocol):
     def close(self) -> Any: ...
 
 
-def body_excerpt(body: bytes, limit: int = 200) -> str:
-    """A short, single-line, key-scrubbed piece of a body for error messages."""
-    text = body[: limit * 4].decode("utf-8", errors="replace")
-    text = " ".join(text.split())
+def body_excerpt(body: bytes, limit: int = 200, scrub: Callable[[str], str] = scrub_text) -> str:
+    """A short, single-line, scrubbed piece of a body for error messages.
+
+    Scrubbed before it is cut, so a secret straddling the cut cannot leave half of itself.
+    """
+    text = body[: limit * 8].decode("utf-8", errors="replace")
+    text = scrub(" ".join(text.split()))
     if len(text) > limit:
         text = text[:limit] + "..."
-    return scrub_text(text)
+    return text
+
+
+def parse_json(body: bytes) -> Any:
+    """``json.loads`` whose every failure is a ValueError (a body nested deeper than the
+    interpreter's recursion limit raises RecursionError otherwise)."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to read") from None
 
 
 class Response:
@@ -129,8 +165,10 @@ class Response:
         status: int | None = None,
         headers: Headers | None = None,
         content: bytes | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.request = request
+        self.max_body_bytes = max_body_bytes
         self._raw = raw
         self.status: int = status if status is not None else (raw.status if raw else 0)
         if headers is None:
@@ -180,30 +218,83 @@ class Response:
         return self.headers.get("Content-Type", "")
 
     def read(self) -> bytes:
-        """The whole body (cached; later calls return the same bytes)."""
+        """The whole body (cached; later calls return the same bytes).
+
+        At most ``max_body_bytes``: a larger announced length is refused before a byte is
+        read, and without one reading stops one chunk past the cap; either way the
+        connection is dropped and a ``BodyTooLargeError`` raised.
+        """
         if self._content is None:
             if self._consumed:
                 raise ReportingError("the response body was already streamed")
-            chunks = list(self.iter_bytes())
+            limit = self.max_body_bytes
+            announced = self.content_length
+            if announced is not None and announced > limit:
+                self.close()
+                raise self._too_large(f"announces {announced} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            stream = self.iter_bytes(_READ_CHUNK)
+            try:
+                for chunk in stream:
+                    size += len(chunk)
+                    if size > limit:
+                        chunks.clear()
+                        raise self._too_large(f"sent more than {limit} bytes")
+                    chunks.append(chunk)
+            finally:
+                stream.close()  # an abandoned read drops the connection (see iter_bytes)
             self._content = b"".join(chunks)
         return self._content
+
+    def read_prefix(self, limit: int) -> bytes:
+        """The first ``limit`` bytes of the body, the rest left unread (the connection is
+        dropped): enough of an error page to explain it, never the whole of a huge one."""
+        if self._content is None:
+            if self._consumed:
+                raise ReportingError("the response body was already streamed")
+            buffer = bytearray()
+            stream = self.iter_bytes(_READ_CHUNK)
+            try:
+                for chunk in stream:
+                    buffer += chunk[: limit - len(buffer)]
+                    if len(buffer) >= limit:
+                        break
+            finally:
+                stream.close()
+            self._content = bytes(buffer)
+        return self._content
+
+    def _too_large(self, what: str) -> BodyTooLargeError:
+        return BodyTooLargeError(
+            f"{self._where()}: the answer {what}, beyond the {self.max_body_bytes}-byte limit"
+            f" for a response read into memory (HTTP {self.status}"
+            + (f", request id {self.request_id}" if self.request_id else "")
+            + "); raise Transport(max_body_bytes=...) if it is genuine",
+            provider=self.request.provider,
+            operation=self.request.operation,
+            status=self.status,
+            limit=self.max_body_bytes,
+        )
 
     def json(self) -> Any:
         body = self.read()
         try:
             return json.loads(body)
+        except RecursionError:
+            problem = "the JSON answer is nested too deeply to read"
         except (ValueError, UnicodeDecodeError):
-            excerpt = body_excerpt(body)
-            raise ResponseFormatError(
-                f"{self._where()}: expected JSON, got {self.content_type or 'no content type'}"
-                f" (HTTP {self.status}): {excerpt!r}",
-                provider=self.request.provider,
-                operation=self.request.operation,
-                status=self.status,
-                excerpt=excerpt,
-            ) from None
+            problem = f"expected JSON, got {self.content_type or 'no content type'}"
+        excerpt = body_excerpt(body, scrub=self.request.scrubber)
+        raise ResponseFormatError(
+            f"{self._where()}: {problem} (HTTP {self.status}): {excerpt!r}",
+            provider=self.request.provider,
+            operation=self.request.operation,
+            status=self.status,
+            excerpt=excerpt,
+        ) from None
 
-    def iter_bytes(self, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def iter_bytes(self, chunk_size: int = 1 << 20) -> Generator[bytes, None, None]:
         """Body chunks as they arrive; empty chunks (vcrpy ends streams with one) skipped."""
         if self._content is not None:
             for start in range(0, len(self._content), chunk_size):

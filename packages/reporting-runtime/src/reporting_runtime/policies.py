@@ -14,7 +14,7 @@ import attrs
 from reporting_runtime.errors import ReportingError
 from reporting_runtime.messages import Request, Response, with_header
 from reporting_runtime.pipeline import Policy, SendFn
-from reporting_runtime.redaction import redact_headers, redact_url
+from reporting_runtime.redaction import Scrubber, redact_headers, redact_url
 
 __all__ = [
     "HeadersPolicy",
@@ -26,7 +26,7 @@ __all__ = [
 
 
 class HeadersPolicy(Policy):
-    """Default headers (Stripe-Version, scope headers, ...). A header the request already
+    """Default headers (an API version header, scope headers, ...). A header the request already
     carries wins; a None value means "do not send"."""
 
     def __init__(self, headers: Mapping[str, str | None]) -> None:
@@ -136,29 +136,44 @@ class RedirectPolicy(Policy):
 
 class LoggingPolicy(Policy):
     """Logs each exchange at DEBUG: method, URL without query secrets, status, elapsed
-    time, request id, and headers from an allow-list (any other value is "REDACTED")."""
+    time, request id, and headers from an allow-list (any other value is "REDACTED").
+
+    The allow-list is the runtime's standard headers plus ``loggable_headers`` (the API's
+    own, from its spec); every text logged also passes ``scrubber`` (the client's held
+    secrets), so a server echoing a key in an allowed header cannot get it logged.
+    """
 
     def __init__(
         self,
         logger: logging.Logger | None = None,
         *,
         secret_headers: Iterable[str] = (),
+        loggable_headers: Iterable[str] = (),
+        scrubber: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.logger = logger or logging.getLogger("reporting_runtime.http")
         self.secret_headers = frozenset(h.lower() for h in secret_headers)
+        self.loggable_headers = frozenset(h.lower() for h in loggable_headers)
+        self._scrub = scrubber or Scrubber()
         self._clock = clock
+
+    def _shown(self, headers: Mapping[str, str]) -> dict[str, str]:
+        shown = redact_headers(
+            headers, secret_names=self.secret_headers, loggable=self.loggable_headers
+        )
+        return {name: self._scrub(value) for name, value in shown.items()}
 
     def send(self, request: Request, next: SendFn) -> Response:
         log = self.logger
         if not log.isEnabledFor(logging.DEBUG):
             return next(request)
-        url = redact_url(request.url)
+        url = self._scrub(redact_url(request.url))
         log.debug(
             "-> %s %s headers=%s",
             request.method,
             url,
-            redact_headers(request.headers, secret_names=self.secret_headers),
+            self._shown(request.headers),
         )
         started = self._clock()
         try:
@@ -178,7 +193,7 @@ class LoggingPolicy(Policy):
             url,
             response.status,
             (self._clock() - started) * 1000,
-            response.request_id,
-            redact_headers(response.headers, secret_names=self.secret_headers),
+            self._scrub(response.request_id or "None"),
+            self._shown(response.headers),
         )
         return response

@@ -25,12 +25,15 @@ from reporting_runtime.errors import (
     ReadTimeoutError,
     TransportError,
 )
-from reporting_runtime.messages import Request, Response
+from reporting_runtime.messages import DEFAULT_MAX_BODY_BYTES, Request, Response
 from reporting_runtime.redaction import redact_url
 
-__all__ = ["DEFAULT_TIMEOUT", "Timeout", "Transport"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT", "ERROR_BODY_LIMIT", "Timeout", "Transport"]
 
 DEFAULT_TIMEOUT = Timeout(connect=10, read=60)
+
+#: How much of a non-2xx body is kept (the rest is never read): enough for any error page.
+ERROR_BODY_LIMIT = 1 << 16
 
 
 class _RedactUrlsFilter(logging.Filter):
@@ -63,6 +66,11 @@ class Transport:
     (a corporate proxy, a test CA). Redirects are never followed here: the pipeline decides,
     so credentials are not carried to another host. Retries happen only when the request
     carries a `urllib3.Retry` (RetryPolicy sets one).
+
+    `max_body_bytes` bounds what is read into memory (a non-streamed answer, or
+    `Response.read`/`json` on a streamed one): a larger body is a `BodyTooLargeError`, refused
+    from its Content-Length before reading when it has one. Default `DEFAULT_MAX_BODY_BYTES`
+    (16 MiB). A non-2xx answer keeps only its first `ERROR_BODY_LIMIT` bytes, to explain it.
     """
 
     def __init__(
@@ -72,7 +80,11 @@ class Transport:
         timeout: Timeout = DEFAULT_TIMEOUT,
         ca_certs: str | None = None,
         verify: bool = True,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        self.max_body_bytes = max_body_bytes
         options: dict[str, Any] = {"maxsize": pool_maxsize, "timeout": timeout, "retries": False}
         if verify:
             options["cert_reqs"] = "CERT_REQUIRED"
@@ -106,9 +118,12 @@ class Transport:
             raise transport_error(request, exc.reason or exc) from None
         except HTTPError as exc:
             raise transport_error(request, exc) from None
-        response = Response(raw, request=request)
+        response = Response(raw, request=request, max_body_bytes=self.max_body_bytes)
         if not stream:
-            response.read()
+            if response.ok:
+                response.read()
+            else:
+                response.read_prefix(min(ERROR_BODY_LIMIT, self.max_body_bytes))
         return response
 
     def close(self) -> None:
@@ -121,7 +136,10 @@ class Transport:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Transport(verify={self.verify}, timeout={self.timeout})"
+        return (
+            f"Transport(verify={self.verify}, timeout={self.timeout}, "
+            f"max_body_bytes={self.max_body_bytes})"
+        )
 
 
 def transport_error(request: Request, error: BaseException) -> TransportError:

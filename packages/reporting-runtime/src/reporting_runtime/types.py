@@ -29,8 +29,8 @@ UnixTime = NewType("UnixTime", datetime)
 """Spec `format: unix-time`: integer seconds on the wire, an aware UTC datetime in Python."""
 
 FlexibleTime = NewType("FlexibleTime", datetime)
-"""Spec `format: zuora-time`: Zuora prints epoch milliseconds on some pages and
-"2018-04-13T02:11:38.464+0000" on others; both (and RFC 3339) must read."""
+"""Spec `format: epoch-millis-or-rfc3339`: some APIs print epoch milliseconds on some pages
+and "2018-04-13T02:11:38.464+0000" on others; both (and RFC 3339) must read."""
 
 EpochMillisOrRfc3339 = FlexibleTime
 
@@ -73,7 +73,7 @@ _RFC3339 = re.compile(
 
 def parse_rfc3339(text: str) -> datetime:
     """RFC 3339 with up to 9 fractional digits (truncated to microseconds), `Z`, `+00:00`
-    or Zuora's `+0000`; a missing offset is read as UTC. Always returns an aware datetime."""
+    or a colon-less `+0000`; a missing offset is read as UTC. Always returns an aware datetime."""
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text[:40]!r}")

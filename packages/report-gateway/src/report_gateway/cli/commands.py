@@ -406,9 +406,11 @@ COMMANDS: dict[str, Callable[[Session], int]] = {
 def _secrets(args: argparse.Namespace, session: Session | None = None) -> list[str]:
     """Values that must never reach the terminal, whatever an error message contains.
 
-    A setting or environment variable is secret when its option says so (``Option.secret``
-    or ``credential``, declared by the provider plugins of the session's gateway); one no
-    plugin declares is judged by its name (``config.is_secret_key``), conservatively.
+    The exact secrets the session's gateway holds (``Gateway.held_secrets``: the credentials
+    it resolved, from any source, and what the auth policies hold), plus settings and
+    environment values that are secret by declaration (``Option.secret`` or ``credential``,
+    declared by the provider plugins) or, when no plugin declares them, by name
+    (``config.is_secret_key``), in case the error came before the gateway resolved them.
     """
     from report_gateway.config import is_secret_key
 
@@ -419,7 +421,46 @@ def _secrets(args: argparse.Namespace, session: Session | None = None) -> list[s
         if declared.get(key, is_secret_key(key))
     ]
     values += [v for k, v in os.environ.items() if k in secret_env or is_secret_key(k)]
-    return sorted({v for v in values if len(v) >= 6}, key=len, reverse=True)
+    found = {v for v in values if len(v) >= 6}  # judged by name only: short ones are noise
+    gateway = session._gateway if session is not None else None
+    if gateway is not None:
+        from reporting_runtime.redaction import MIN_SECRET_LENGTH
+
+        found |= {v for v in gateway.held_secrets() if len(v) >= MIN_SECRET_LENGTH}
+    return sorted(found, key=len, reverse=True)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    """``text`` (any number of lines) with every secret and key-shaped string hidden."""
+    from reporting_runtime.redaction import scrub_text
+
+    for secret in secrets:
+        text = text.replace(secret, "<redacted>")
+    return scrub_text(text)
+
+
+def _redact_data(value: Any, secrets: list[str]) -> Any:
+    """JSON-ready data with every string redacted (a run's provider-written fields too)."""
+    if isinstance(value, str):
+        return _redact(value, secrets)
+    if isinstance(value, dict):
+        return {k: _redact_data(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_data(v, secrets) for v in value]
+    return value
+
+
+class _RedactingFormatter(logging.Formatter):
+    """--debug logs: each formatted record (message, arguments, traceback) redacted with
+    the secrets known at that moment, so a record logged after the gateway resolved its
+    credentials is covered."""
+
+    def __init__(self, fmt: str, secrets: Callable[[], list[str]]) -> None:
+        super().__init__(fmt)
+        self._secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _redact(super().format(record), self._secrets())
 
 
 def _declared_secrets(
@@ -461,9 +502,7 @@ def _settings_quietly(items: list[str] | None) -> Iterator[tuple[str, str]]:
 
 
 def _one_line(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "<redacted>")
-    return " ".join(text.split())
+    return " ".join(_redact(text, secrets).split())
 
 
 def _error_payload(exc: BaseException, code: int, message: str, s: Session) -> dict[str, Any]:
@@ -492,7 +531,9 @@ def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     handler: logging.Handler | None = None
     if debug:
         handler = logging.StreamHandler(stderr)
-        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        handler.setFormatter(
+            _RedactingFormatter("%(name)s: %(message)s", lambda: _secrets(args, session))
+        )
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(logging.DEBUG)
@@ -540,12 +581,14 @@ def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
     except Exception as exc:
         session.progress.finish()
         code = exit_code_for(exc)
-        message = _one_line(_describe(exc, code), _secrets(args, session))
+        secrets = _secrets(args, session)
+        message = _one_line(_describe(exc, code), secrets)
         if debug:
-            traceback.print_exc(file=stderr)
+            stderr.write(_redact(traceback.format_exc(), secrets))
         stderr.write(f"{PROG}: error: {message}\n")
         if session.out.as_json:
-            session.out.emit(_error_payload(exc, code, message, session), None)
+            payload = _error_payload(exc, code, message, session)
+            session.out.emit(_redact_data(payload, secrets), None)
         return code
     finally:
         session.close()

@@ -150,6 +150,7 @@ class Client(ApiClient):
             error_reader=ERROR_READER,
             idempotency_header=None,
             retry_verdict_header=None,
+            loggable_headers=("Zuora-Request-Id", "Zuora-Track-Id", "entityId", "entityName"),
         )
 
     def search_reports(

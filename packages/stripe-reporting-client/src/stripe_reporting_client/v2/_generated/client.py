@@ -99,6 +99,14 @@ class Client(ApiClient):
             error_reader=ERROR_READER,
             idempotency_header="Idempotency-Key",
             retry_verdict_header="Stripe-Should-Retry",
+            loggable_headers=(
+                "Stripe-Account",
+                "Stripe-Context",
+                "Stripe-Should-Retry",
+                "Stripe-Version",
+                "Original-Request",
+                "Idempotent-Replayed",
+            ),
         )
 
     def retrieve_report(
