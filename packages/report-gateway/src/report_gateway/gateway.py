@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 from . import __version__
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
@@ -24,6 +26,7 @@ from .credentials import resolve_credentials
 from .defaults import BuiltinHooks
 from .download import download
 from .errors import DownloadError, provider_errors
+from .events import RunEvents
 from .hookspecs import hookimpl
 from .limits import ActiveRunCap
 from .models import ReportRun, ReportTemplate, RunStatus, Scope, StartProgress
@@ -98,6 +101,8 @@ class Gateway:
         self._user_agent = user_agent or f"report-gateway/{__version__}"
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
+        #: Terminal snapshots pushed to this process (``report_gateway.webhooks``) end waits.
+        self.events = RunEvents()
         self._registry = PluginRegistry(
             defaults=BuiltinHooks(lambda name: self._registry.specs().get(name)),
             plugins=list(plugins or ()),
@@ -299,20 +304,36 @@ class Gateway:
         elapsed)`` is called before the first poll and after each one; every status change
         fires ``report_gateway_run_changed``. ``poll_interval``/``max_interval`` override the
         provider's hints; ``clock``/``sleep`` replace ``time.monotonic``/``time.sleep``.
+        Between polls it sleeps on ``self.events``: a terminal snapshot published there (by
+        ``report_gateway.webhooks``) ends the sleep and is taken instead of the next poll.
         """
         spec = self.spec(run.provider)
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
         self._seen(run)
+
+        def pause(delay: float) -> None:
+            if sleep is not None:
+                sleep(delay)
+            else:
+                self.events.wait(run.provider, run.id, delay)
+
+        def fetch() -> ReportRun:
+            pushed = self.events.latest(run.provider, run.id)
+            if pushed is not None:
+                scope = pushed.scope if run.scope.is_empty else run.scope
+                return self._seen(attrs.evolve(pushed, scope=scope))
+            return self._seen(self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)))
+
         return wait_for(
             run,
-            lambda: self._seen(self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))),
+            fetch,
             timeout=timeout,
             backoff=backoff,
             on_progress=on_progress,
             on_change=self._changed,
             clock=clock or time.monotonic,
-            sleep=sleep or time.sleep,
+            sleep=pause,
         )
 
     def cancel(self, run: ReportRun) -> ReportRun:

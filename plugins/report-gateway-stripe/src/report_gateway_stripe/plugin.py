@@ -17,11 +17,20 @@ if TYPE_CHECKING:
     from report_gateway.provider import ProviderContext, ProviderDriver
     from reporting_runtime import AuthPolicy
 
-__all__ = ["API_KEY_ENV", "STATUSES", "STRIPE", "STRIPE_V2", "report_gateway_providers"]
+__all__ = [
+    "API_KEY_ENV",
+    "STATUSES",
+    "STRIPE",
+    "STRIPE_V2",
+    "WEBHOOK_SECRET_ENV",
+    "report_gateway_providers",
+]
 
 STRIPE = "stripe"
 STRIPE_V2 = "stripe-v2"
 API_KEY_ENV = "STRIPE_API_KEY"
+#: Webhook signing secrets (``whsec_...``), comma-separated while one is being rotated.
+WEBHOOK_SECRET_ENV = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 (a variable name)
 
 #: Stripe's words per provider; anything else is left to the core (warn, keep waiting).
 STATUSES: Mapping[str, Mapping[str, RunStatus]] = {
@@ -65,8 +74,15 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             name=STRIPE,
             description="Stripe Reporting API v1 (report types and report runs)",
             factory=_make_v1,
-            settings_keys=("api_key", "base_url", "files_base_url", "stripe_version", "account"),
-            env_vars={"api_key": API_KEY_ENV},
+            settings_keys=(
+                "api_key",
+                "base_url",
+                "files_base_url",
+                "stripe_version",
+                "account",
+                "webhook_secret",
+            ),
+            env_vars={"api_key": API_KEY_ENV, "webhook_secret": WEBHOOK_SECRET_ENV},
             credential_keys=("api_key",),
             # v1 runs take tens of seconds to minutes.
             first_poll_interval=2.0,
