@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import attrs
 
@@ -94,6 +95,35 @@ class RunEvents:
                 slot.waiters -= 1
                 if slot.run is None and slot.waiters == 0 and self._slots.get(key) is slot:
                     del self._slots[key]
+
+    def watch(
+        self,
+        run: ReportRun,
+        poll: Callable[[], ReportRun],
+        sleep: Callable[[float], None] | None = None,
+    ) -> tuple[Callable[[], ReportRun], Callable[[float], None]]:
+        """The ``fetch`` and ``sleep`` a polling loop over ``run`` uses (``Gateway.wait``).
+
+        ``fetch`` returns the terminal snapshot published for the run when there is one (in
+        the waiting run's scope: the one its downloads must use), else ``poll()``. ``sleep``
+        waits on this notifier, so a publish ends it early; a ``sleep`` given here (a test's)
+        is called instead, and ``fetch`` still prefers a published snapshot.
+        """
+        provider, run_id = run.provider, run.id
+
+        def fetch() -> ReportRun:
+            pushed = self.latest(provider, run_id)
+            if pushed is None:
+                return poll()
+            return pushed if run.scope.is_empty else attrs.evolve(pushed, scope=run.scope)
+
+        def pause(delay: float) -> None:
+            if sleep is not None:
+                sleep(delay)
+            else:
+                self.wait(provider, run_id, delay)
+
+        return fetch, pause
 
     def _trim(self) -> None:
         """Forget the oldest published snapshots nobody waits on beyond ``keep``."""

@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import attrs
-
 from . import __version__
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
@@ -311,23 +309,12 @@ class Gateway:
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
         self._seen(run)
-
-        def pause(delay: float) -> None:
-            if sleep is not None:
-                sleep(delay)
-            else:
-                self.events.wait(run.provider, run.id, delay)
-
-        def fetch() -> ReportRun:
-            pushed = self.events.latest(run.provider, run.id)
-            if pushed is not None:
-                scope = pushed.scope if run.scope.is_empty else run.scope
-                return self._seen(attrs.evolve(pushed, scope=scope))
-            return self._seen(self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)))
-
+        fetch, pause = self.events.watch(
+            run, lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)), sleep
+        )
         return wait_for(
             run,
-            fetch,
+            lambda: self._seen(fetch()),
             timeout=timeout,
             backoff=backoff,
             on_progress=on_progress,
