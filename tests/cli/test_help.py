@@ -36,6 +36,7 @@ def test_help_lists_every_subcommand(cli: Cli) -> None:
         "last",
         "runs",
         "demo",
+        "listen",
     ):
         assert f"\n    {name} " in out
 

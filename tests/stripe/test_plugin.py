@@ -47,9 +47,11 @@ def test_both_providers_listed_with_their_settings(make_gateway: MakeGateway) ->
         "files_base_url",
         "stripe_version",
         "account",
+        "webhook_secret",
     }
     assert {"api_key", "base_url", "stripe_version", "context"} <= set(v2.settings_keys)
-    assert v1.env_vars == v2.env_vars == {"api_key": "STRIPE_API_KEY"}
+    assert v1.env_vars == {"api_key": "STRIPE_API_KEY", "webhook_secret": "STRIPE_WEBHOOK_SECRET"}
+    assert v2.env_vars == {"api_key": "STRIPE_API_KEY"}
 
 
 def test_importing_the_plugin_does_not_import_the_clients() -> None:

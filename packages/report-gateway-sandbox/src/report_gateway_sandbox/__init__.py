@@ -11,6 +11,7 @@ from report_gateway_sandbox.app import SandboxApp, operations_of
 from report_gateway_sandbox.config import FAULT_KINDS, FaultRule, SandboxConfig
 from report_gateway_sandbox.credentials import (
     STRIPE_TEST_KEY,
+    STRIPE_WEBHOOK_SECRET,
     ZUORA_ACCESS_KEY_ID,
     ZUORA_CLIENT_ID,
     ZUORA_CLIENT_SECRET,
@@ -23,6 +24,7 @@ from report_gateway_sandbox.zuora import REST_PREFIX as ZUORA_REST_PREFIX
 __all__ = [
     "FAULT_KINDS",
     "STRIPE_TEST_KEY",
+    "STRIPE_WEBHOOK_SECRET",
     "ZUORA_ACCESS_KEY_ID",
     "ZUORA_CLIENT_ID",
     "ZUORA_CLIENT_SECRET",

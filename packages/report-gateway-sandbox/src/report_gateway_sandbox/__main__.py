@@ -10,6 +10,7 @@ from report_gateway_sandbox.app import SandboxApp
 from report_gateway_sandbox.config import SandboxConfig
 from report_gateway_sandbox.credentials import (
     STRIPE_TEST_KEY,
+    STRIPE_WEBHOOK_SECRET,
     ZUORA_ACCESS_KEY_ID,
     ZUORA_CLIENT_ID,
     ZUORA_CLIENT_SECRET,
@@ -39,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--zuora-token-seconds", type=float, default=3599.0, help="OAuth token life"
     )
+    parser.add_argument(
+        "--webhook-url",
+        default=None,
+        help="POST signed Stripe events here when runs finish (e.g. the URL "
+        "`report-gateway listen` prints)",
+    )
+    parser.add_argument(
+        "--webhook-secret", default=STRIPE_WEBHOOK_SECRET, help="the secret events are signed with"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)
@@ -54,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         zuora_client_id=args.zuora_client_id,
         zuora_client_secret=args.zuora_client_secret,
         zuora_token_seconds=args.zuora_token_seconds,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
     )
     server = make_server(args.host, args.port, SandboxApp(config))
     url = f"http://{args.host}:{server.server_address[1]}"
@@ -61,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  Stripe v1/v2 base URL: {url}   (any sk_test_... key, e.g. {STRIPE_TEST_KEY})")
     print(f"  Zuora base URL:        {url}{PREFIX}   (apiAccessKeyId {args.zuora_access_key_id})")
     print(f"  Zuora REST base URL:   {url}{REST_PREFIX}   (OAuth client {args.zuora_client_id})")
+    if args.webhook_url:
+        print(f"  webhooks:              Stripe events to {args.webhook_url}")
     print(f"  control:               {url}/_sandbox/config, {url}/_sandbox/stats", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)

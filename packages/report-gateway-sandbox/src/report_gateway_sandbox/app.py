@@ -22,6 +22,7 @@ from report_gateway_sandbox.state import SandboxState
 from report_gateway_sandbox.stripe_auth import v1_error, v2_error
 from report_gateway_sandbox.stripe_v1 import StripeV1
 from report_gateway_sandbox.stripe_v2 import StripeV2, known_stripe_version, presigned_error
+from report_gateway_sandbox.webhooks import API_VERSION as DEFAULT_STRIPE_VERSION
 from report_gateway_sandbox.wire import HttpError, Request, Response, Route, json_response
 from report_gateway_sandbox.zuora import Zuora
 
@@ -29,7 +30,6 @@ logger = logging.getLogger("report_gateway_sandbox")
 
 SOCKET_KEY = "report_gateway_sandbox.socket"
 RAW_HEADERS_KEY = "report_gateway_sandbox.headers"
-DEFAULT_STRIPE_VERSION = "2025-09-30.clover"
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in http.HTTPStatus}
 
 StartResponse = Callable[..., Any]
@@ -92,11 +92,16 @@ class SandboxApp:
 
     def reset(self) -> None:
         """Forget every run, idempotency key and statistic; keep the configuration."""
+        self.state.close()
         self.state = SandboxState(self.state.config)
         self._build()
 
     def stats(self) -> dict[str, Any]:
         return self.state.stats()
+
+    def close(self) -> None:
+        """Stop sending webhook events (the server is going away)."""
+        self.state.close()
 
     def expire_tokens(self) -> int:
         """End the life of every Zuora bearer token now; returns how many were alive."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from report_gateway_sandbox.credentials import (
+    STRIPE_WEBHOOK_SECRET,
     ZUORA_ACCESS_KEY_ID,
     ZUORA_CLIENT_ID,
     ZUORA_CLIENT_SECRET,
@@ -101,11 +102,19 @@ class SandboxConfig:
     zuora_client_id: str = ZUORA_CLIENT_ID
     zuora_client_secret: str = dataclasses.field(default=ZUORA_CLIENT_SECRET, repr=False)
     zuora_token_seconds: float = 3599.0
+    # Stripe webhooks: with a URL, each Stripe run created from then on sends a signed event
+    # there once it finishes (v1 the whole event, v2 a thin one), signed with the secret.
+    webhook_url: str | None = None
+    webhook_secret: str = dataclasses.field(default=STRIPE_WEBHOOK_SECRET, repr=False)
     chunk_size: int = 1 << 20
     header_log_size: int = 10_000
     faults: list[FaultRule] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.webhook_url is not None and not self.webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
         self.faults = [
             f if isinstance(f, FaultRule) else FaultRule.from_mapping(f) for f in self.faults
         ]
@@ -114,6 +123,7 @@ class SandboxConfig:
         data = dataclasses.asdict(self)
         data["zuora_secret_access_key"] = "***"  # noqa: S105
         data["zuora_client_secret"] = "***"  # noqa: S105
+        data["webhook_secret"] = "***"  # noqa: S105
         return data
 
     def updated(self, changes: Mapping[str, Any]) -> SandboxConfig:

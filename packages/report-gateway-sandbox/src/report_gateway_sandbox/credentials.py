@@ -15,3 +15,5 @@ ZUORA_ACCESS_KEY_ID = "sandbox-user@example.com"
 ZUORA_SECRET_ACCESS_KEY = "sandbox-password"  # noqa: S105
 ZUORA_CLIENT_ID = "5a4db0c5-0000-4000-8000-5a4db0c50001"
 ZUORA_CLIENT_SECRET = "sandbox-client-secret"  # noqa: S105
+#: Signs the webhook events the sandbox sends (`webhook_url`), as an endpoint secret would.
+STRIPE_WEBHOOK_SECRET = "whsec_sandbox_7Fj2kQ9xLmN4pR8sT1vW"  # noqa: S105

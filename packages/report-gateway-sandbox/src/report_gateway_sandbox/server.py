@@ -354,6 +354,7 @@ class Sandbox:
         self._server = self._thread = None
         if server is None:
             return
+        self.app.close()
         server.shutdown()
         server.server_close()
         if thread is not None:

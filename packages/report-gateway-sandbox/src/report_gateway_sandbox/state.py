@@ -12,6 +12,7 @@ from typing import Any
 
 from report_gateway_sandbox.config import SandboxConfig
 from report_gateway_sandbox.faults import FaultInjector
+from report_gateway_sandbox.webhooks import EventBuilder, WebhookSender
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _HEX = "0123456789abcdef"
@@ -30,6 +31,7 @@ class SandboxState:
         self.requests: Counter[str] = Counter()
         self.requests_by_provider: dict[str, Counter[str]] = {}
         self.request_log: deque[dict[str, Any]] = deque(maxlen=config.header_log_size)
+        self.webhooks = WebhookSender()
 
     def reconfigure(self, config: SandboxConfig) -> None:
         with self.lock:
@@ -37,6 +39,15 @@ class SandboxState:
             self.faults = FaultInjector(config.faults, config.seed)
             if self.request_log.maxlen != config.header_log_size:
                 self.request_log = deque(self.request_log, maxlen=config.header_log_size)
+
+    def when_finished(self, due: float, build: EventBuilder) -> None:
+        """Send the event `build()` makes at `due`, if webhooks are configured now."""
+        config = self.config
+        if config.webhook_url:
+            self.webhooks.schedule(due, config.webhook_url, config.webhook_secret, build)
+
+    def close(self) -> None:
+        self.webhooks.close()
 
     def new_id(self, prefix: str, length: int = 24, alphabet: str = _ALNUM) -> str:
         with self.lock:
@@ -80,6 +91,7 @@ class SandboxState:
                 "requests": dict(self.requests),
                 "requests_by_provider": {p: dict(c) for p, c in self.requests_by_provider.items()},
                 "faults_injected": dict(self.faults.injected),
+                "webhooks": self.webhooks.stats(),
                 "request_log": list(self.request_log),
             }
 

@@ -16,9 +16,12 @@ from report_gateway_sandbox.idempotency import IdempotencyRule, IdempotentCreate
 from report_gateway_sandbox.results import Column, TableFile, run_seed, table_context
 from report_gateway_sandbox.state import SandboxState
 from report_gateway_sandbox.stripe_auth import require_key, v1_error
+from report_gateway_sandbox.webhooks import v1_event
 from report_gateway_sandbox.wire import Request, Response, Route, Router, json_response
 
 PROVIDER = "stripe"
+#: The account a request acts for when it sends no Stripe-Account.
+PLATFORM_ACCOUNT = "acct_sandbox_platform"
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,7 @@ class StripeV1:
         require_key(req, v2=False)
         account = req.header("Stripe-Account")
         if account is None:
-            return "acct_sandbox_platform"
+            return PLATFORM_ACCOUNT
         if not account.startswith("acct_") or len(account) < 6:
             raise v1_error(
                 req,
@@ -308,13 +311,13 @@ class StripeV1:
             return "pending"
         return "failed" if run.fails else "succeeded"
 
-    def _run_json(self, req: Request, run: V1Run) -> dict[str, Any]:
+    def _run_json(self, base_url: str, run: V1Run) -> dict[str, Any]:
         now = self.state.now()
         status = self._status(run, now)
         finished = int(run.created_at + run.duration)
         result = None
         if status == "succeeded":
-            base = req.base_url
+            base = base_url
             result = {
                 "id": run.file_id,
                 "object": "file",
@@ -439,7 +442,20 @@ class StripeV1:
             self.files[file_id] = run
             self.order.append(run)
         self.state.count_run(PROVIDER)
-        return json_response(200, self._run_json(req, run))
+        base_url = req.base_url
+        self.state.when_finished(run.created_at + run.duration, lambda: self._event(base_url, run))
+        return json_response(200, self._run_json(base_url, run))
+
+    def _event(self, base_url: str, run: V1Run) -> dict[str, Any] | None:
+        """The `reporting.report_run.*` event for a finished run (the run in `data.object`;
+        `account` for a run made for a connected account)."""
+        payload = self._run_json(base_url, run)
+        if payload["status"] == "pending":
+            return None
+        event = v1_event(f"reporting.report_run.{payload['status']}", payload, self.state.now())
+        if run.account != PLATFORM_ACCOUNT:
+            event["account"] = run.account
+        return event
 
     def _parameters(
         self, req: Request, report_type: ReportType, raw: Mapping[str, Any]
@@ -540,7 +556,7 @@ class StripeV1:
                 code="resource_missing",
                 param="id",
             )
-        return json_response(200, self._run_json(req, run))
+        return json_response(200, self._run_json(req.base_url, run))
 
     def list_runs(self, req: Request, account: str) -> Response:
         query = parse_form(req.query_pairs)
@@ -595,7 +611,7 @@ class StripeV1:
             200,
             {
                 "object": "list",
-                "data": [self._run_json(req, r) for r in page],
+                "data": [self._run_json(req.base_url, r) for r in page],
                 "has_more": more,
                 "url": "/v1/reporting/report_runs",
             },

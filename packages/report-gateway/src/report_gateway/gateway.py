@@ -24,6 +24,7 @@ from .credentials import resolve_credentials
 from .defaults import BuiltinHooks
 from .download import download
 from .errors import DownloadError, provider_errors
+from .events import RunEvents
 from .hookspecs import hookimpl
 from .models import ReportRun, ReportTemplate, RunStatus, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
@@ -105,6 +106,8 @@ class Gateway:
         self._progress_aware: dict[str, bool] = {}
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
+        #: Terminal snapshots pushed to this process (``report_gateway.webhooks``) end waits.
+        self.events = RunEvents()
         self._registry = PluginRegistry(
             defaults=BuiltinHooks(lambda name: self._registry.specs().get(name)),
             plugins=list(plugins or ()),
@@ -327,23 +330,26 @@ class Gateway:
         elapsed)`` is called before the first poll and after each one; every status change
         fires ``report_gateway_run_changed``. ``poll_interval``/``max_interval`` override the
         provider's hints; ``clock``/``sleep`` replace ``time.monotonic``/``time.sleep``.
+        Between polls it sleeps on ``self.events``: a terminal snapshot published there (by
+        ``report_gateway.webhooks``) ends the sleep and is taken instead of the next poll.
         """
         spec = self.spec(run.provider)
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
         self._seen(run)
+        fetch, pause = self.events.watch(
+            run, lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)), sleep
+        )
         with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
             return wait_for(
                 run,
-                lambda: self._seen(
-                    self._call(run.provider, lambda d: d.get(run.id, scope=run.scope))
-                ),
+                lambda: self._seen(fetch()),
                 timeout=timeout,
                 backoff=backoff,
                 on_progress=on_progress,
                 on_change=self._changed,
                 clock=clock or time.monotonic,
-                sleep=sleep or time.sleep,
+                sleep=pause,
             )
 
     def cancel(self, run: ReportRun) -> ReportRun:

@@ -598,7 +598,9 @@ class BaseDriver(abc.ABC):
       (timestamps sent as the ``timestamp_format`` method makes them);
     - ``resolve_scope`` fills an empty scope from the settings; ``scope_headers`` gives a
       scope's headers through the hooks (pass them as the client's ``extra_headers=``);
-    - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status.
+    - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status;
+    - ``run_from_event`` (optional; ``NotSupportedError`` here) maps a verified webhook event
+      that carries a whole run (``report_gateway.webhooks`` calls it).
 
     One instance serves every thread of a Gateway: keep per-call state local.
     """
@@ -695,6 +697,15 @@ class BaseDriver(abc.ABC):
         """The result's bytes from ``offset`` on (see ``ProviderDriver.open_result``)."""
 
     # -- mapping ---------------------------------------------------------------------------
+
+    def run_from_event(self, event: Mapping[str, Any]) -> ReportRun:
+        """The run a provider's webhook event carries (its body, signature already checked).
+
+        For events holding a full snapshot of the run (Stripe v1's ``data.object``); an event
+        that only names the run is answered with ``get`` instead, by the caller. Raise
+        ``ValueError`` for an event that holds no run of this provider.
+        """
+        raise self.not_supported("run_from_event")
 
     def make_run(
         self,

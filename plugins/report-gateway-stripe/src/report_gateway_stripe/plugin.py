@@ -18,6 +18,7 @@ from report_gateway.provider import (
     ProviderSpec,
     RunStatus,
     hookimpl,
+    name_list,
     option,
     seconds,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "STATUSES",
     "STRIPE",
     "STRIPE_V2",
+    "WEBHOOK_SECRET_ENV",
     "StripeV1Settings",
     "StripeV2Settings",
     "report_gateway_providers",
@@ -40,6 +42,8 @@ __all__ = [
 STRIPE = "stripe"
 STRIPE_V2 = "stripe-v2"
 API_KEY_ENV = "STRIPE_API_KEY"
+#: Stripe's webhook signing secret(s) for ``report-gateway listen``, comma-separated.
+WEBHOOK_SECRET_ENV = "STRIPE_WEBHOOK_SECRET"  # noqa: S105 (the name of an env var)
 #: Seconds ``start`` waits for a concurrency slot before giving up (setting ``rate_limit_wait``).
 DEFAULT_RATE_LIMIT_WAIT = 300.0
 
@@ -57,6 +61,13 @@ class StripeV1Settings:
     )
     stripe_version: str | None = option(doc="Stripe-Version header")
     account: str | None = option(doc="connected account (Stripe-Account) when none is given")
+    webhook_secret: tuple[str, ...] = option(
+        env=WEBHOOK_SECRET_ENV,
+        default=(),
+        convert=name_list,
+        secret=True,
+        doc="webhook signing secret(s) whsec_..., comma-separated while rotating",
+    )
 
 
 @attrs.frozen

@@ -36,7 +36,7 @@ from report_gateway.provider import (
     validate_parameters,
 )
 from reporting_runtime import BadRequestError, NotFoundError
-from reporting_runtime.converter import unstructure
+from reporting_runtime.converter import structure, unstructure
 from stripe_reporting_client.v1 import USER_AGENT, Client, models
 
 from .plugin import STRIPE, StripeV1Settings
@@ -329,6 +329,17 @@ class StripeV1Driver(StripeDriver):
         )
 
     # -- mapping ---------------------------------------------------------------------------
+
+    def run_from_event(self, event: Mapping[str, Any]) -> ReportRun:
+        """The run in a ``reporting.report_run.*`` event's ``data.object``, mapped as ``get``
+        maps it; a Connect event's ``account`` becomes the run's scope."""
+        data = event.get("data")
+        payload = data.get("object") if isinstance(data, Mapping) else None
+        if not isinstance(payload, Mapping) or payload.get("object") != "reporting.report_run":
+            raise ValueError(f"event {event.get('id')!r} carries no reporting.report_run")
+        account = event.get("account")
+        scope = Scope(account=account) if isinstance(account, str) and account else Scope()
+        return self._run(structure(dict(payload), models.ReportRun), self.resolve_scope(scope))
 
     def _run(self, run: models.ReportRun, scope: Scope) -> ReportRun:
         raw = run.raw_payload or {}

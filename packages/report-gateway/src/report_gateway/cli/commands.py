@@ -383,6 +383,12 @@ def cmd_demo(s: Session) -> int:
     return run_demo(s)
 
 
+def cmd_listen(s: Session) -> int:
+    from .listen import run_listen
+
+    return run_listen(s)
+
+
 COMMANDS: dict[str, Callable[[Session], int]] = {
     "providers": cmd_providers,
     "plugins": cmd_plugins,
@@ -397,6 +403,7 @@ COMMANDS: dict[str, Callable[[Session], int]] = {
     "last": cmd_last,
     "runs": cmd_runs,
     "demo": cmd_demo,
+    "listen": cmd_listen,
 }
 
 

@@ -261,4 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="how long each sandbox run takes (default 1)",
     )
+    sub = add(
+        "listen",
+        "receive Stripe webhooks (POST /webhooks/stripe): verify them and end waits on "
+        "the runs they announce",
+    )
+    sub.add_argument(
+        "--port", metavar="N", type=int, default=0, help="port to listen on (default: a free one)"
+    )
+    sub.add_argument(
+        "--host",
+        metavar="ADDR",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; put a TLS proxy in front for Stripe)",
+    )
     return parser

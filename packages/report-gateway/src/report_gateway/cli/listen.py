@@ -1,0 +1,45 @@
+"""``report-gateway listen``: serve ``report_gateway.webhooks`` until Ctrl-C.
+
+Bound to loopback by default: Stripe reaches it through a tunnel or a TLS proxy (or the
+Stripe CLI's ``stripe listen --forward-to``), never by exposing this plain-HTTP server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from . import exits
+from .commands import Session
+
+__all__ = ["run_listen"]
+
+
+def run_listen(s: Session) -> int:
+    from report_gateway.webhooks import WEBHOOK_PATH, WebhookApp, make_server
+
+    app = WebhookApp(s.gateway)
+    server = make_server(app, s.args.host, s.args.port)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    url = f"http://{host}:{port}{WEBHOOK_PATH}"
+    if s.out.as_json:
+        s.stdout.write(json.dumps({"listening": url}) + "\n")
+    else:
+        s.stdout.write(f"listening on {url} (Ctrl-C stops)\n")
+    s.stdout.flush()
+    events = logging.getLogger("report_gateway.webhooks")
+    handler: logging.Handler | None = None
+    if not s.args.debug:  # --debug already sends every logger to stderr
+        handler = logging.StreamHandler(s.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        events.addHandler(handler)
+        events.setLevel(logging.INFO)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        s.stderr.write("stopped\n")
+    finally:
+        server.server_close()
+        if handler is not None:
+            events.removeHandler(handler)
+    return exits.OK
