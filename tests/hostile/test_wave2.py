@@ -109,7 +109,6 @@ def _json_answer(raw: bytes) -> Any:
     return handler
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 wave 2: JSON depth limit in reporting_runtime")
 def test_deeply_nested_json_is_a_gateway_error(kit: Any) -> None:
     """json-deep-nesting: 100 000 nested arrays."""
     raw = b'{"id": "frr_hostile", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -122,7 +121,6 @@ def test_deeply_nested_json_is_a_gateway_error(kit: Any) -> None:
 ID_LIES = {"json-id-null": None, "json-id-object": {}}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 wave 2: typed ids in the converter")
 @pytest.mark.parametrize("value", list(ID_LIES.values()), ids=list(ID_LIES))
 def test_ids_of_the_wrong_type_are_refused(value: Any, kit: Any) -> None:
     def handler(request: Any, conn: Any, server: Any) -> None:
@@ -153,7 +151,6 @@ def _echo_401(request: Any, conn: Any, server: Any) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 wave 2: scrub the exact secrets held")
 def test_zuora_secret_echoed_in_401_never_surfaces(
     kit: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -171,7 +168,6 @@ def test_zuora_secret_echoed_in_401_never_surfaces(
     assert not [text for text in seen if kit.ZUORA_SECRET in text]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 wave 2: scrub the exact secrets held")
 def test_zuora_secret_echoed_stays_out_of_cli_debug(
     kit: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
