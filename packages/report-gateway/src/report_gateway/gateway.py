@@ -25,7 +25,7 @@ from .defaults import BuiltinHooks
 from .download import download
 from .errors import provider_errors
 from .hookspecs import hookimpl
-from .models import ReportRun, ReportTemplate, RunStatus, Scope, StartProgress
+from .models import ReportRun, ReportTemplate, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import Backoff, wait_for
 from .provider import (

@@ -104,8 +104,7 @@ class ResultBody:
             if not deadline_passed(exc):
                 raise
             raise DownloadError(
-                f"{self.description}: not finished by the deadline ({self.received} bytes "
-                "received)"
+                f"{self.description}: not finished by the deadline ({self.received} bytes received)"
             ) from exc
 
     def _chunks(self) -> Iterator[bytes]:

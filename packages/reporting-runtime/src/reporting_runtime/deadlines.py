@@ -20,6 +20,7 @@ ambient state.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import socket
@@ -74,11 +75,11 @@ class DeadlineTimeout(Timeout):
         return min(float(configured), left)
 
     @property
-    def connect_timeout(self) -> float:  # type: ignore[override]
+    def connect_timeout(self) -> float:
         return self._cut(self._connect)
 
     @property
-    def read_timeout(self) -> float:  # type: ignore[override]
+    def read_timeout(self) -> float:
         return self._cut(self._read)
 
     def clone(self) -> DeadlineTimeout:
@@ -94,7 +95,7 @@ class Alarm:
     """One armed deadline; ``fired`` says whether its action ran. ``cancel`` disarms it:
     once it returns, the action has either run already or never will."""
 
-    __slots__ = ("action", "canceled", "deadline", "fired", "_watchdog")
+    __slots__ = ("_watchdog", "action", "canceled", "deadline", "fired")
 
     def __init__(self, watchdog: Watchdog, deadline: float, action: Callable[[], None]) -> None:
         self._watchdog = watchdog
@@ -128,7 +129,16 @@ class Watchdog:
         self._canceled = 0
         self._thread: threading.Thread | None = None
 
-    def arm(self, deadline: float, action: Callable[[], None]) -> Alarm:
+    def arm(
+        self,
+        deadline: float,
+        action: Callable[[], None],
+        clock: Callable[[], float] | None = None,
+    ) -> Alarm:
+        """Run ``action`` at ``deadline``, read on ``clock``'s scale (default: the
+        watchdog's own, ``time.monotonic``)."""
+        if clock is not None and clock is not self._clock:
+            deadline = self._clock() + (deadline - clock())
         alarm = Alarm(self, deadline, action)
         with self._cond:
             heapq.heappush(self._heap, (deadline, next(self._order), alarm))
@@ -169,10 +179,8 @@ class Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 alarm.fired = True
-                try:
+                with contextlib.suppress(Exception):  # see the class docstring
                     alarm.action()
-                except Exception:  # noqa: S110 - see the class docstring
-                    pass
 
 
 #: The process's one watchdog (one thread, whatever the number of clients).
@@ -185,19 +193,17 @@ def shutdown_connection(connection: Any) -> None:
     sock = getattr(connection, "sock", None)
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _guarded(
     make_request: Callable[..., Any], conn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
-    deadline = getattr(kwargs.get("timeout"), "deadline", None)
-    if deadline is None:
+    timeout = kwargs.get("timeout")
+    if not isinstance(timeout, DeadlineTimeout):
         return make_request(conn, *args, **kwargs)
-    with WATCHDOG.arm(deadline, lambda: shutdown_connection(conn)):
+    with WATCHDOG.arm(timeout.deadline, lambda: shutdown_connection(conn), timeout.clock):
         return make_request(conn, *args, **kwargs)
 
 

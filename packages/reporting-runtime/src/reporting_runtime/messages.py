@@ -40,8 +40,6 @@ DEFAULT_MAX_BODY_BYTES = 16 << 20
 
 _READ_CHUNK = 1 << 16
 
-_now = time.monotonic
-
 
 class Headers(Mapping[str, str]):
     """Case-insensitive, read-only view of response headers; repeated headers joined by ", "."""
@@ -177,8 +175,10 @@ class Response:
         headers: Headers | None = None,
         content: bytes | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request = request
+        self._clock = clock
         self.max_body_bytes = max_body_bytes
         self._raw = raw
         self.status: int = status if status is not None else (raw.status if raw else 0)
@@ -326,10 +326,14 @@ class Response:
             from reporting_runtime.deadlines import WATCHDOG, shutdown_connection
 
             connection = getattr(raw, "connection", None)
-            alarm = WATCHDOG.arm(deadline, lambda: shutdown_connection(connection))
+            alarm = WATCHDOG.arm(
+                deadline, lambda: shutdown_connection(connection), clock=self._clock
+            )
         try:
             for chunk in raw.stream(chunk_size):
-                if deadline is not None and (alarm is not None and alarm.fired or _now() >= deadline):
+                if deadline is not None and (
+                    (alarm is not None and alarm.fired) or self._clock() >= deadline
+                ):
                     raise self.deadline_error()
                 if chunk:
                     yield chunk
@@ -339,7 +343,9 @@ class Response:
         except ReportingError:
             raise
         except Exception as exc:
-            if deadline is not None and (alarm is not None and alarm.fired or _now() >= deadline):
+            if deadline is not None and (
+                (alarm is not None and alarm.fired) or self._clock() >= deadline
+            ):
                 raise self.deadline_error() from None
             # urllib3 errors name the URL (query included); describe them ourselves.
             raise TransportError(

@@ -7,8 +7,9 @@ a server's retry verdict header when the API documents one (its "true" forces a 
 attempt budget, POST retried only with an idempotency key, no retry of a failed TLS
 verification, and the request's own deadline (``Request.deadline``): no sleep past it, no
 attempt after it (``DeadlineReached``, which the transport reports as
-``DeadlineExceededError``), so a Retry-After longer than the time left ends the call at once. When no retry is left the
-last response is returned (not MaxRetryError), so the caller can turn it into an ApiError.
+``DeadlineExceededError``), so a Retry-After longer than the time left ends the call at once.
+When no retry is left the last response is returned (not MaxRetryError), so the caller can
+turn it into an ApiError.
 """
 
 from __future__ import annotations
@@ -141,7 +142,11 @@ class BackoffRetry(Retry):
             # The caller's deadline, unlike the retry budget, is an error of its own: the
             # server's last answer (a 503 asking for more time than is left) is not the result.
             _abandon(response)
-            waited = "Retry-After" if response is not None and response.headers.get("Retry-After") else "backoff"
+            waited = (
+                "Retry-After"
+                if response is not None and response.headers.get("Retry-After")
+                else "backoff"
+            )
             raise DeadlineReached(f"a retry would wait {delay:.1f} s ({waited}), past the deadline")
         if new.deadline is not None and new.clock() + delay > new.deadline:
             reason = error or ResponseError("retry time budget exhausted")

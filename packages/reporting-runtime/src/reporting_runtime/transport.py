@@ -107,7 +107,7 @@ class Transport:
         self._clock = clock
         self._pool = urllib3.PoolManager(**options)
         # Pools whose attempts a request's deadline bounds, headers included (``deadlines``).
-        self._pool.pool_classes_by_scheme = dict(POOL_CLASSES)  # type: ignore[assignment]
+        self._pool.pool_classes_by_scheme = dict(POOL_CLASSES)
         _guard_urllib3_logs()
 
     def send(
@@ -138,7 +138,9 @@ class Transport:
             ):
                 raise deadline_error(request, _deadline_text(reason)) from None
             raise transport_error(request, reason) from None
-        response = Response(raw, request=request, max_body_bytes=self.max_body_bytes)
+        response = Response(
+            raw, request=request, max_body_bytes=self.max_body_bytes, clock=self._clock
+        )
         if not stream:
             if response.ok:
                 response.read()
