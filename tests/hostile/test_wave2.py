@@ -76,6 +76,8 @@ def test_wait_deadline_holds(handler: Any, kit: Any) -> None:
 
 
 def test_download_one_byte_per_second_has_a_stall_limit(kit: Any, workdir: Path) -> None:
+    """download-stall-limit: a body at one byte a second; timeout=2 ends the download."""
+
     def drip(request: Any, conn: Any, server: Any) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
         while server.alive:

@@ -33,7 +33,6 @@ from .provider import (
     ProviderContext,
     ProviderDriver,
     ProviderSpec,
-    ResultResponse,
     start_reporter,
 )
 from .rows import iter_rows
@@ -374,13 +373,6 @@ class Gateway:
 
     # -- results --------------------------------------------------------------------------
 
-    def _opener(
-        self, run: ReportRun, timeout: float | None, stall_timeout: float | None
-    ) -> Callable[..., ResultResponse]:
-        return result_opener(
-            run, self.driver, self._calls, self.scrub, timeout=timeout, stall=stall_timeout
-        )
-
     def download(
         self,
         run: ReportRun,
@@ -405,7 +397,7 @@ class Gateway:
         longest wait for any byte (None: the transport's read timeout, 60 s by default).
         Either ends the call with a ``DownloadError``, nothing written.
         """
-        opener = self._opener(run, timeout, stall_timeout)
+        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             return download(
                 run,
@@ -428,7 +420,7 @@ class Gateway:
     ) -> Iterator[dict[str, str]]:
         """The result's rows as dicts keyed by the header row, streamed (see ``rows``);
         ``timeout`` (from this call) and ``stall_timeout`` as for ``download``."""
-        opener = self._opener(run, timeout, stall_timeout)
+        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         assert run.result is not None  # checked by _opener
         body = ResultBody(
             opener,

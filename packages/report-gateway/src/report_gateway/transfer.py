@@ -273,7 +273,6 @@ def result_opener(
     driver_for: Callable[[str], Any],
     calls: Mapping[str, DriverCalls],
     scrub: Callable[[str], str],
-    *,
     timeout: float | None = None,
     stall: float | None = None,
 ) -> Callable[..., ResultResponse]:
