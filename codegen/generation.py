@@ -43,6 +43,15 @@ EXTRA_HEADERS_DOC = (
     "a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds."
 )
 
+DEADLINE_DOC = (
+    "When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After "
+    "waits and the body included; past it a `DeadlineExceededError`. None: no deadline."
+)
+READ_TIMEOUT_DOC = (
+    "The longest wait for any byte of the answer (a stall limit), instead of the "
+    "transport's read timeout."
+)
+
 
 @dataclass(frozen=True)
 class GeneratedFile:
@@ -132,6 +141,9 @@ def _operation_view(op: OperationSpec) -> dict[str, Any]:
         (p.py_name, " ".join(p.description.split())) for p in op.parameters if p.description
     ]
     documented.append((EXTRA_HEADERS, EXTRA_HEADERS_DOC))
+    documented.append(("deadline", DEADLINE_DOC))
+    if op.streaming:
+        documented.append(("read_timeout", READ_TIMEOUT_DOC))
     parts.append("Args:\n" + "\n".join(f"    {name}: {text}" for name, text in documented))
     # A streaming operation has no JSON response, so no response_annotation.
     return_annotation = "Response" if op.streaming else op.response_annotation or "None"

@@ -55,8 +55,10 @@ def snake_case(name: str) -> str:
     ident = re.sub(r"\W+", "_", words).strip("_").lower() or "value"
     if ident[0].isdigit():
         ident = f"_{ident}"
-    # `body` and `extra_headers` are arguments every generated method may take.
-    if keyword.iskeyword(ident) or ident in {"self", "body", "extra_headers"}:
+    # `body`, `extra_headers`, `deadline` and `read_timeout` are arguments every generated
+    # method may take.
+    reserved = {"self", "body", "extra_headers", "deadline", "read_timeout"}
+    if keyword.iskeyword(ident) or ident in reserved:
         ident = f"{ident}_"
     return ident
 

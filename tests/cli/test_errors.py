@@ -89,6 +89,13 @@ def test_timeout_json_carries_the_run(cli: Cli) -> None:
     assert error["run_id"] == "exrun_1"
 
 
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_timeout_must_be_positive_seconds(cli: Cli, value: str) -> None:
+    result = cli("wait", "example", "exrun_1", f"--timeout={value}")
+    assert result.code == 2
+    assert "--timeout" in _one_error_line(result.err)
+
+
 def test_cancel_not_supported_after_finish_exits_2(cli: Cli) -> None:
     cli("run", "example", "customers")
     result = cli("cancel", "example", "exrun_1")

@@ -126,7 +126,7 @@ def test_client_has_one_typed_method_per_operation(generated: dict[str, str]) ->
         node = methods[name]
         return ast.unparse(node.args) + " -> " + ast.unparse(node.returns)  # type: ignore[arg-type]
 
-    extra = "extra_headers: Mapping[str, str] | None=None"
+    extra = "extra_headers: Mapping[str, str] | None=None, deadline: float | None=None"
     assert signature("list_widgets") == (
         "self, *, limit: int | None=None, starting_after: str | None=None, "
         f"widget_account: str | None=None, {extra} -> models.WidgetList"
@@ -145,7 +145,9 @@ def test_client_has_one_typed_method_per_operation(generated: dict[str, str]) ->
     assert signature("delete_widget") == (
         f"self, widget_id: str, *, {extra} -> models.DeleteWidgetResponse"
     )
-    assert signature("download_file_contents") == f"self, file: str, *, {extra} -> Response"
+    assert signature("download_file_contents") == (
+        f"self, file: str, *, {extra}, read_timeout: float | None=None -> Response"
+    )
     doc = ast.get_docstring(methods["list_widgets"]) or ""
     assert doc.startswith("List widgets\n\nNewest first.\n\nArgs:\n")
 
@@ -157,7 +159,12 @@ def test_every_method_merges_extra_headers_over_its_own(generated: dict[str, str
     for node in client.body:
         if not isinstance(node, ast.FunctionDef) or node.name == "__init__":
             continue
-        assert [a.arg for a in node.args.kwonlyargs][-1] == "extra_headers", node.name
+        tail = [a.arg for a in node.args.kwonlyargs]
+        tail = tail[tail.index("extra_headers") :]
+        assert tail in (
+            ["extra_headers", "deadline"],
+            ["extra_headers", "deadline", "read_timeout"],
+        )
         sent = next(
             kw.value
             for call in ast.walk(node)
@@ -236,3 +243,25 @@ def test_write_replaces_the_whole_generated_folder(repo_root: Path, tmp_path: Pa
         [GeneratedFile(FIXTURE.package_dir / "_generated" / "a.py", "y = 2\n")], tmp_path, [FIXTURE]
     )
     assert sorted(p.name for p in folder.iterdir()) == ["a.py"]
+
+
+def test_every_method_passes_its_deadline_on(generated: dict[str, str]) -> None:
+    """``deadline=`` (and a streaming method's ``read_timeout=``) reach the runtime, so a
+    driver can bound a call whatever the server does."""
+    client = _class(generated["client.py"], "Client")
+    for node in client.body:
+        if not isinstance(node, ast.FunctionDef) or node.name == "__init__":
+            continue
+        passed = {
+            kw.arg: ast.unparse(kw.value)
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call)
+            for kw in call.keywords
+            if kw.arg in ("deadline", "read_timeout")
+        }
+        streaming = "read_timeout" in [a.arg for a in node.args.kwonlyargs]
+        expected = {"deadline": "deadline"}
+        if streaming:
+            expected["read_timeout"] = "read_timeout"
+        assert passed == expected, node.name
+        assert "deadline: " in (ast.get_docstring(node) or ""), node.name

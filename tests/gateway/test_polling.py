@@ -213,3 +213,71 @@ def test_backoff_sleeps_never_past_the_deadline() -> None:
     assert left == [2.75, 2.25, 1.25, 0.0]
     assert [backoff.ceiling(n) for n in (1, 2, 5, 6, 100)] == [0.25, 0.5, 4.0, 5.0, 5.0]
     assert Backoff.constant(0.25).ceiling(50) == 0.25
+
+
+def _deadline_failure() -> Exception:
+    """What a poll raises when its request ran out of time: the gateway's ProviderError
+    wrapping the runtime's DeadlineExceededError."""
+    from report_gateway import ProviderError
+    from reporting_runtime import DeadlineExceededError
+
+    cause = DeadlineExceededError("stripe retrieve_report_run: no answer before the deadline")
+    try:
+        raise ProviderError(cause, provider="fake") from cause
+    except ProviderError as exc:
+        return exc
+
+
+def test_a_poll_out_of_time_ends_the_wait_at_the_deadline() -> None:
+    """A Retry-After past the deadline fails the poll early; the wait still ends at the
+    deadline (not before: a caller looping on wait must not hammer the server)."""
+    clock = FakeClock()
+
+    def fetch() -> ReportRun:
+        raise _deadline_failure()
+
+    with pytest.raises(WaitTimeoutError) as caught:
+        wait_for(
+            run(),
+            fetch,
+            timeout=10,
+            backoff=Backoff.constant(1.0),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+    assert clock.sleeps == [1.0, 9.0]
+    assert caught.value.run.id == "run_9"
+    assert caught.value.elapsed == 10
+
+
+def test_other_poll_failures_still_raise_as_they_are() -> None:
+    clock = FakeClock()
+
+    def fetch() -> ReportRun:
+        raise ValueError("not a deadline")
+
+    with pytest.raises(ValueError, match="not a deadline"):
+        wait_for(run(), fetch, timeout=10, clock=clock, sleep=clock.sleep)
+
+
+def test_driver_calls_pass_only_the_keywords_a_driver_takes() -> None:
+    from report_gateway.provider import DriverCalls
+
+    class Old:
+        def get(self, run_id: str, *, scope: Any) -> None: ...
+        def open_result(self, run: Any, *, offset: int = 0) -> None: ...
+
+    class New:
+        def get(self, run_id: str, *, scope: Any, deadline: float | None = None) -> None: ...
+        def open_result(self, run: Any, **options: Any) -> None: ...
+
+    old, new = DriverCalls.of(Old()), DriverCalls.of(New())
+    assert old.keywords("get", deadline=5.0) == {}
+    assert old.keywords("open_result", if_range='"v1"', deadline=5.0) == {}
+    assert old.keywords("start", progress=print) == {}
+    assert new.keywords("get", deadline=5.0) == {"deadline": 5.0}
+    assert new.keywords("get", deadline=None) == {}
+    assert new.keywords("open_result", if_range=None, deadline=5.0, stall_timeout=2.0) == {
+        "deadline": 5.0,
+        "stall_timeout": 2.0,
+    }

@@ -1,6 +1,6 @@
 """Classes 2, 3 (JSON), 7 (JSON types) and 8: attacks whose fixes live in the retry layer,
 the JSON reader and secret scrubbing (reporting_runtime, polling). Each states the safe
-behaviour; those not fixed yet are strict xfails naming what must change (issue 10 wave 2).
+behaviour.
 
 Deadline tests run the call in a daemon thread and give it the timeout plus one second:
 a library that ignores its deadline leaves the thread behind instead of holding the suite.
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_gateway import GatewayError, WaitTimeoutError
+from report_gateway import DownloadError, GatewayError, WaitTimeoutError
 from report_gateway.cli import main
 
 
@@ -55,7 +55,6 @@ WAITS = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 wave 2: deadline through the retry layer")
 @pytest.mark.parametrize("handler", list(WAITS.values()), ids=list(WAITS))
 def test_wait_deadline_holds(handler: Any, kit: Any) -> None:
     from report_gateway import ReportRun, RunStatus
@@ -73,10 +72,12 @@ def test_wait_deadline_holds(handler: Any, kit: Any) -> None:
     assert ended
     assert outcome[0] == "error"
     assert isinstance(outcome[1], WaitTimeoutError)
+    assert kit.RUN_ID["stripe"] in str(outcome[1])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 wave 2: download stall limit and deadline")
 def test_download_one_byte_per_second_has_a_stall_limit(kit: Any, workdir: Path) -> None:
+    """download-stall-limit: a body at one byte a second; timeout=2 ends the download."""
+
     def drip(request: Any, conn: Any, server: Any) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
         while server.alive:
@@ -88,12 +89,13 @@ def test_download_one_byte_per_second_has_a_stall_limit(kit: Any, workdir: Path)
         run = gw.get("stripe", kit.RUN_ID["stripe"])
         ended, outcome = kit.finishes_within(
             3.0,
-            lambda: gw.download(run, workdir / "o.csv", deadline=2.0),  # type: ignore[call-arg]
+            lambda: gw.download(run, workdir / "o.csv", timeout=2.0),
         )
     assert ended
     assert outcome[0] == "error"
-    assert isinstance(outcome[1], GatewayError)
-    assert not isinstance(outcome[1], TypeError)
+    assert isinstance(outcome[1], DownloadError)
+    assert kit.RUN_ID["stripe"] in str(outcome[1])
+    assert kit.files_in(workdir) == []
 
 
 # -- JSON answers ---------------------------------------------------------------------------
@@ -221,4 +223,57 @@ def test_redirect_to_another_host_is_not_followed(kit: Any, workdir: Path) -> No
         gw = kit.gateway_for("stripe", s)
         with pytest.raises(GatewayError):
             gw.download(gw.get("stripe", kit.RUN_ID["stripe"]), workdir / "o.csv")
+    assert kit.files_in(workdir) == []
+
+
+def test_download_stall_limit_ends_a_silent_body(kit: Any, workdir: Path) -> None:
+    """download-stall: ten bytes, then silence; stall_timeout bounds each wait for a byte."""
+
+    def stall(request: Any, conn: Any, server: Any) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        while server.alive:
+            time.sleep(0.1)
+
+    with kit.provider_server("stripe", stall, size=100, lifetime=8.0) as s:
+        gw = kit.gateway_for("stripe", s)
+        run = gw.get("stripe", kit.RUN_ID["stripe"])
+        # Five attempts (a stalled connection is resumed), each ending after 0.3 s of silence.
+        ended, outcome = kit.finishes_within(
+            5 * 0.3 + 1.0, lambda: gw.download(run, workdir / "o.csv", stall_timeout=0.3)
+        )
+    assert ended
+    assert outcome[0] == "error"
+    assert isinstance(outcome[1], DownloadError)
+    assert kit.files_in(workdir) == []
+
+
+def test_rows_deadline_holds_against_a_trickle(kit: Any) -> None:
+    """rows-one-byte-per-second: rows(timeout=2) ends within a second of its deadline."""
+
+    def drip(request: Any, conn: Any, server: Any) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nid,amount\n")
+        while server.alive:
+            conn.sendall(b"1")
+            time.sleep(1.0)
+
+    with kit.provider_server("stripe", drip, size=100, lifetime=6.0) as s:
+        gw = kit.gateway_for("stripe", s)
+        run = gw.get("stripe", kit.RUN_ID["stripe"])
+        ended, outcome = kit.finishes_within(3.0, lambda: list(gw.rows(run, timeout=2.0)))
+    assert ended
+    assert outcome[0] == "error"
+    assert isinstance(outcome[1], DownloadError)
+
+
+def test_download_deadline_holds_against_a_silent_server(kit: Any, workdir: Path) -> None:
+    """download-accept-never-answer: no status line ever; timeout=2 still ends the call."""
+    with kit.provider_server("stripe", _silent, size=100, lifetime=6.0) as s:
+        gw = kit.gateway_for("stripe", s)
+        run = gw.get("stripe", kit.RUN_ID["stripe"])
+        ended, outcome = kit.finishes_within(
+            3.0, lambda: gw.download(run, workdir / "o.csv", timeout=2.0)
+        )
+    assert ended
+    assert outcome[0] == "error"
+    assert isinstance(outcome[1], DownloadError)
     assert kit.files_in(workdir) == []

@@ -383,3 +383,18 @@ def _is_runtime_error(exc: BaseException) -> bool:
     from reporting_runtime.errors import ReportingError
 
     return isinstance(exc, ReportingError)
+
+
+def deadline_passed(error: BaseException) -> bool:
+    """Whether ``error``, or an error it wraps (a ``ProviderError``'s cause), is the
+    runtime's ``DeadlineExceededError``: the caller's deadline ended the request."""
+    from reporting_runtime.errors import DeadlineExceededError
+
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, DeadlineExceededError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -23,22 +23,21 @@ from .connections import SharedTransport
 from .credentials import resolve_credentials
 from .defaults import BuiltinHooks
 from .download import download
-from .errors import DownloadError, provider_errors
+from .errors import provider_errors
 from .events import RunEvents
 from .hookspecs import hookimpl
-from .models import ReportRun, ReportTemplate, RunStatus, Scope, StartProgress
+from .models import ReportRun, ReportTemplate, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import Backoff, wait_for
 from .provider import (
+    DriverCalls,
     ProviderContext,
     ProviderDriver,
     ProviderSpec,
-    ResultResponse,
-    accepts_progress,
     start_reporter,
 )
 from .rows import iter_rows
-from .transfer import ResultBody, accepts_if_range
+from .transfer import ResultBody, result_opener
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
@@ -103,7 +102,7 @@ class Gateway:
         self._admission = Admissions(options.max_active_runs, options.slot_timeout)
         self._key_ids: dict[str, str] = {}
         self._contexts: dict[str, ProviderContext] = {}
-        self._progress_aware: dict[str, bool] = {}
+        self._calls: dict[str, DriverCalls] = {}
         self._lock = threading.RLock()
         self._drivers: dict[str, ProviderDriver] = {}
         #: Terminal snapshots pushed to this process (``report_gateway.webhooks``) end waits.
@@ -155,8 +154,8 @@ class Gateway:
             if driver is None:
                 with provider_errors(provider):
                     driver = spec.factory(self._context(spec))
-                start = getattr(driver, "start", None)
-                self._progress_aware[provider] = start is not None and accepts_progress(start)
+                # Which optional keywords (progress=, deadline=, ...) its methods take.
+                self._calls[provider] = DriverCalls.of(driver)
                 self._drivers[provider] = driver
         return driver
 
@@ -286,7 +285,7 @@ class Gateway:
         def create(driver: ProviderDriver) -> ReportRun:
             valid = driver.validate(report_id, params, scope=where)
             # A driver whose start predates ``progress=`` is called without it.
-            extra = {"progress": progress} if self._progress_aware.get(provider) else {}
+            extra = self._calls[provider].keywords("start", progress=progress)
             return self._admission.admit(
                 self.spec(provider),
                 self._key_ids.get(provider, ""),
@@ -330,15 +329,23 @@ class Gateway:
         elapsed)`` is called before the first poll and after each one; every status change
         fires ``report_gateway_run_changed``. ``poll_interval``/``max_interval`` override the
         provider's hints; ``clock``/``sleep`` replace ``time.monotonic``/``time.sleep``.
+        ``timeout`` is a deadline for the whole call: each poll's request gets what is left
+        (retries and Retry-After included), so the wait ends within moments of it whatever
+        the server does.
         Between polls it sleeps on ``self.events``: a terminal snapshot published there (by
         ``report_gateway.webhooks``) ends the sleep and is taken instead of the next poll.
         """
         spec = self.spec(run.provider)
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         self._seen(run)
+        self.driver(run.provider)
+        extra = self._calls[run.provider].keywords("get", deadline=deadline)
         fetch, pause = self.events.watch(
-            run, lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope)), sleep
+            run,
+            lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope, **extra)),
+            sleep,
         )
         with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
             return wait_for(
@@ -374,24 +381,6 @@ class Gateway:
 
     # -- results --------------------------------------------------------------------------
 
-    def _opener(self, run: ReportRun) -> Callable[..., ResultResponse]:
-        if run.status is not RunStatus.SUCCEEDED or run.result is None:
-            raise DownloadError(
-                f"{run.provider} run {run.id} has no result yet (status {run.raw_status}); "
-                "wait for it first"
-            )
-        driver = self.driver(run.provider)
-
-        validated = accepts_if_range(driver.open_result)
-
-        def open_result(offset: int, if_range: str | None = None) -> ResultResponse:
-            with provider_errors(run.provider, scrub=self.scrub):
-                if if_range is not None and validated:
-                    return driver.open_result(run, offset=offset, if_range=if_range)  # type: ignore[call-arg]
-                return driver.open_result(run, offset=offset)
-
-        return open_result
-
     def download(
         self,
         run: ReportRun,
@@ -403,15 +392,20 @@ class Gateway:
         on_progress: DownloadProgress | None = None,
         durable: bool = True,
         zip_limits: ZipLimits | None = None,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
     ) -> Path:
         """Save the result atomically and verified; return the path written.
 
         ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export is converted to UTF-8
         CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer; ``durable=False``
         skips the fsyncs (still atomic, not crash-safe); ``zip_limits`` bounds what a ZIP
-        member may expand to (``ZipLimits()`` defaults).
+        member may expand to (``ZipLimits()`` defaults). ``timeout``: seconds the whole
+        transfer may take, reconnects included (None: no limit); ``stall_timeout``: the
+        longest wait for any byte (None: the transport's read timeout, 60 s by default).
+        Either ends the call with a ``DownloadError``, nothing written.
         """
-        opener = self._opener(run)
+        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             return download(
                 run,
@@ -425,9 +419,16 @@ class Gateway:
                 zip_limits=zip_limits,
             )
 
-    def rows(self, run: ReportRun) -> Iterator[dict[str, str]]:
-        """The result's rows as dicts keyed by the header row, streamed (see ``rows``)."""
-        opener = self._opener(run)
+    def rows(
+        self,
+        run: ReportRun,
+        *,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
+    ) -> Iterator[dict[str, str]]:
+        """The result's rows as dicts keyed by the header row, streamed (see ``rows``);
+        ``timeout`` (from this call) and ``stall_timeout`` as for ``download``."""
+        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         assert run.result is not None  # checked by _opener
         body = ResultBody(
             opener,

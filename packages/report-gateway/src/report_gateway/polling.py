@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from reporting_runtime.backoff import Backoff
 
-from .errors import RunCanceledError, RunFailedError, WaitTimeoutError
+from .errors import RunCanceledError, RunFailedError, WaitTimeoutError, deadline_passed
 from .models import ReportRun, RunStatus
 
 __all__ = ["Backoff", "ProgressCallback", "finish", "wait_for"]
@@ -51,7 +51,10 @@ def wait_for(
 
     ``on_change(new, previous)`` fires whenever the status differs from the last snapshot.
     ``timeout`` None waits forever; a timeout raises ``WaitTimeoutError`` (the run itself
-    goes on at the provider, and ``Gateway.wait`` can resume it from its id).
+    goes on at the provider, and ``Gateway.wait`` can resume it from its id). ``fetch`` is
+    expected to end by the deadline too (``Gateway.wait`` passes it to the driver): a fetch
+    that fails because the deadline passed (a ``DeadlineExceededError`` in its causes) ends
+    the wait at the deadline with ``WaitTimeoutError``.
     """
     schedule = (backoff or Backoff()).intervals(rand)
     start = clock()
@@ -71,7 +74,21 @@ def wait_for(
         if deadline is not None:
             delay = min(delay, deadline - now)
         sleep(delay)
-        latest = fetch()
+        try:
+            latest = fetch()
+        except Exception as exc:
+            if deadline is None or not deadline_passed(exc):
+                raise
+            # The poll could not be answered in the time left (a Retry-After beyond the
+            # deadline, a server that stalls): the wait still ends at its deadline, not
+            # earlier, so a caller looping on wait does not hammer a server asking for calm.
+            left = deadline - clock()
+            if left > 0:
+                sleep(left)
+            now = clock()
+            raise WaitTimeoutError(
+                current.provider, current.id, current.status, run=current, elapsed=now - start
+            ) from exc
         if latest.status is not current.status and on_change is not None:
             on_change(latest, current)
         current = latest

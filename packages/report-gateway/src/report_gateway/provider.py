@@ -82,6 +82,7 @@ __all__ = [
     "CONTENT_CSV",
     "CONTENT_TSV_UTF16",
     "CONTENT_ZIP",
+    "OPTIONAL_KEYWORDS",
     "TIMESTAMP_FORMS",
     "WAITING_FOR_SLOT",
     "Backoff",
@@ -90,6 +91,7 @@ __all__ = [
     "Credentials",
     "DemoSpec",
     "DownloadError",
+    "DriverCalls",
     "NotSupportedError",
     "Option",
     "ParameterError",
@@ -112,6 +114,7 @@ __all__ = [
     "TimestampFormat",
     "UnknownReportError",
     "UnknownStatusWarning",
+    "accepted_keywords",
     "accepts_progress",
     "boolean",
     "credential_id",
@@ -212,15 +215,54 @@ def start_reporter(
     return report
 
 
+#: Keywords the contract added to driver methods after drivers were written without them:
+#: the gateway passes each only to a driver whose method declares it (or takes
+#: ``**kwargs``), so an older driver keeps working, without that feature.
+OPTIONAL_KEYWORDS: Mapping[str, tuple[str, ...]] = {
+    "start": ("progress",),
+    "get": ("deadline",),
+    "open_result": ("if_range", "deadline", "stall_timeout"),
+}
+
+
+def accepted_keywords(function: Callable[..., Any], names: Iterable[str]) -> frozenset[str]:
+    """Which of ``names`` ``function`` takes as keywords (all of them with ``**kwargs``)."""
+    wanted = frozenset(names)
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return wanted
+    return wanted & frozenset(parameters)
+
+
+@attrs.frozen
+class DriverCalls:
+    """The one place deciding which optional keywords (``OPTIONAL_KEYWORDS``) a driver's
+    methods receive, found once per driver from their signatures."""
+
+    accepted: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def of(cls, driver: object) -> DriverCalls:
+        accepted = {}
+        for method, names in OPTIONAL_KEYWORDS.items():
+            function = getattr(driver, method, None)
+            accepted[method] = (
+                accepted_keywords(function, names) if callable(function) else frozenset()
+            )
+        return cls(accepted)
+
+    def keywords(self, method: str, **values: Any) -> dict[str, Any]:
+        """``values`` the driver's ``method`` takes, None ones left out (the default)."""
+        taken = self.accepted.get(method, frozenset())
+        return {name: v for name, v in values.items() if name in taken and v is not None}
+
+
 def accepts_progress(start: Callable[..., Any]) -> bool:
     """Whether a driver's ``start`` takes ``progress=`` (drivers written before it did not)."""
-    try:
-        parameters = inspect.signature(start).parameters
-    except (TypeError, ValueError):
-        return False
-    return "progress" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+    return "progress" in accepted_keywords(start, ("progress",))
 
 
 def _scope_fields(instance: Any, attribute: Any, value: Mapping[str, str]) -> None:
@@ -550,7 +592,13 @@ class ProviderDriver(Protocol):
         ...
 
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
-        """A fresh snapshot of a run; polling calls this, so keep it to one request."""
+        """A fresh snapshot of a run; polling calls this, so keep it to one request.
+
+        A driver may also take ``deadline: float | None`` (``time.monotonic()`` seconds):
+        when the caller's wait ends. Passed to the generated operation (``deadline=``), the
+        request ends by it whatever the server does; a driver without the parameter is
+        called without it (``OPTIONAL_KEYWORDS``).
+        """
         ...
 
     def cancel(self, run: ReportRun) -> ReportRun:
@@ -581,7 +629,10 @@ class ProviderDriver(Protocol):
         restarts. Raise for non-2xx answers. A driver may also accept a keyword
         ``if_range: str | None`` (the first answer's ETag or Last-Modified) and send it as
         ``If-Range`` with the Range header; the gateway passes it only to drivers that take
-        it, and checks the validator of every resumed answer either way.
+        it, and checks the validator of every resumed answer either way. Likewise
+        ``deadline`` (see ``get``; the body must be read by then too) and ``stall_timeout``
+        (the longest wait for any byte): pass them to the generated operation as
+        ``deadline=`` and ``read_timeout=`` (or on a ``Request`` sent by hand).
         """
         ...
 
@@ -681,7 +732,9 @@ class BaseDriver(abc.ABC):
 
     @abc.abstractmethod
     def get(self, run_id: str, *, scope: Scope) -> ReportRun:
-        """A fresh snapshot of a run, in one request."""
+        """A fresh snapshot of a run, in one request. Add ``deadline: float | None = None``
+        and pass it to the generated operation: ``Gateway.wait`` then holds its timeout
+        whatever the server does (``OPTIONAL_KEYWORDS``)."""
 
     def cancel(self, run: ReportRun) -> ReportRun:
         raise self.not_supported("cancel")
@@ -694,7 +747,9 @@ class BaseDriver(abc.ABC):
 
     @abc.abstractmethod
     def open_result(self, run: ReportRun, *, offset: int = 0) -> ResultResponse:
-        """The result's bytes from ``offset`` on (see ``ProviderDriver.open_result``)."""
+        """The result's bytes from ``offset`` on (see ``ProviderDriver.open_result``: add
+        the optional ``if_range``, ``deadline`` and ``stall_timeout`` keywords and pass
+        them on, or downloads from this driver have no deadline)."""
 
     # -- mapping ---------------------------------------------------------------------------
 

@@ -10,6 +10,11 @@ differs from the first response's, means "start again": a consumer that can rewi
 byte zero; one that cannot (``rows`` has already yielded rows) gets the rest only when both
 answers carry the same strong ETag, else an ``IntegrityError``.
 
+A download's time is bounded twice when the driver takes the keywords
+(``result_opener``): ``stall_timeout``, the longest wait for any byte (each reconnect gets
+it afresh), and ``deadline``, when the whole transfer must be over, reconnects included;
+past it a ``DownloadError`` (never retried).
+
 Reading stops at the announced size: a body longer than its Content-Length, or a result
 longer than the size the provider announced, is an ``IntegrityError`` before the first
 byte past that size reaches the consumer (a counter check per chunk, no copy). Attempts
@@ -21,15 +26,17 @@ from __future__ import annotations
 import http.client
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from reporting_runtime.errors import TransportError
+from reporting_runtime.errors import DeadlineExceededError, TransportError
 
-from .errors import DownloadError, IntegrityError
-from .provider import ResultResponse
+from .errors import DownloadError, IntegrityError, deadline_passed, provider_errors
+from .models import ReportRun, RunStatus
+from .provider import DriverCalls, ResultResponse, accepted_keywords
 
-__all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors"]
+__all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors", "result_opener"]
 
 CHUNK_SIZE = 1 << 20
 _WHOLE = -1
@@ -89,7 +96,18 @@ class ResultBody:
         return self._open(self.received)
 
     def chunks(self) -> Iterator[bytes]:
-        """Yield the bytes in order, each exactly once; raise DownloadError/IntegrityError."""
+        """Yield the bytes in order, each exactly once; raise DownloadError/IntegrityError
+        (a caller's deadline passing, ``DeadlineExceededError`` below, is never retried)."""
+        try:
+            yield from self._chunks()
+        except Exception as exc:
+            if not deadline_passed(exc):
+                raise
+            raise DownloadError(
+                f"{self.description}: not finished by the deadline ({self.received} bytes received)"
+            ) from exc
+
+    def _chunks(self) -> Iterator[bytes]:
         retryable = network_errors()
         failures = 0
         limit = self.expected_size
@@ -130,6 +148,8 @@ class ResultBody:
                             )
                         self.received += len(chunk)
                         yield chunk
+                except DeadlineExceededError:
+                    raise
                 except retryable as exc:
                     failures += 1
                     if failures >= self.max_attempts:
@@ -245,12 +265,35 @@ def _strong_etag(headers: Mapping[str, str]) -> str | None:
 
 def accepts_if_range(function: Callable[..., Any]) -> bool:
     """Whether a driver's ``open_result`` takes ``if_range`` (older drivers do not)."""
-    import inspect
+    return "if_range" in accepted_keywords(function, ("if_range",))
 
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return False
-    return "if_range" in parameters or any(
-        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
-    )
+
+def result_opener(
+    run: ReportRun,
+    driver_for: Callable[[str], Any],
+    calls: Mapping[str, DriverCalls],
+    scrub: Callable[[str], str],
+    timeout: float | None = None,
+    stall: float | None = None,
+) -> Callable[..., ResultResponse]:
+    """``open_result(offset, if_range=None)`` for ``ResultBody``: the driver's, given the
+    optional keywords it takes (``DriverCalls``: ``if_range``, a ``deadline`` ``timeout``
+    seconds from now, ``stall_timeout``), its errors wrapped as the gateway's."""
+    if run.status is not RunStatus.SUCCEEDED or run.result is None:
+        raise DownloadError(
+            f"{run.provider} run {run.id} has no result yet (status {run.raw_status}); "
+            "wait for it first"
+        )
+    driver = driver_for(run.provider)
+    accepted = calls[run.provider]
+    deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+    def open_result(offset: int, if_range: str | None = None) -> ResultResponse:
+        extra = accepted.keywords(
+            "open_result", if_range=if_range, deadline=deadline, stall_timeout=stall
+        )
+        with provider_errors(run.provider, scrub=scrub):
+            response: ResultResponse = driver.open_result(run, offset=offset, **extra)
+            return response
+
+    return open_result

@@ -146,6 +146,8 @@ class ApiClient:
         query: Mapping[str, Any] | None = None,
         headers: Mapping[str, str | None] | None = None,
         body: Any = None,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
     ) -> Request:
         url = self.url_for(op, path)
         encoded_query = encode_query(query or {}, op.query_style)
@@ -177,6 +179,8 @@ class ApiClient:
             operation=op.operation_id,
             provider=self.provider,
             scrubber=self.scrubber,
+            deadline=deadline,
+            read_timeout=read_timeout,
         )
 
     def request(
@@ -188,12 +192,26 @@ class ApiClient:
         headers: Mapping[str, str | None] | None = None,
         body: Any = None,
         stream: bool = False,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
     ) -> Response:
         """Send `op`; a non-2xx answer (or a 2xx the error reader calls failed) raises an
-        ApiError."""
+        ApiError.
+
+        `deadline` (``time.monotonic`` seconds) bounds the whole exchange, retries, their
+        waits and the body (a streamed one too, while it is read): past it a
+        ``DeadlineExceededError``. `read_timeout` replaces the transport's wait for any one
+        byte (a stall limit)."""
         try:
             return self._request(
-                op, path=path, query=query, headers=headers, body=body, stream=stream
+                op,
+                path=path,
+                query=query,
+                headers=headers,
+                body=body,
+                stream=stream,
+                deadline=deadline,
+                read_timeout=read_timeout,
             )
         except ReportingError as exc:
             scrub_error(exc, self.scrubber)
@@ -208,8 +226,18 @@ class ApiClient:
         headers: Mapping[str, str | None] | None,
         body: Any,
         stream: bool,
+        deadline: float | None,
+        read_timeout: float | None,
     ) -> Response:
-        request = self.build_request(op, path=path, query=query, headers=headers, body=body)
+        request = self.build_request(
+            op,
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            deadline=deadline,
+            read_timeout=read_timeout,
+        )
         stream = stream or op.streaming
         response = self.pipeline.send(request, stream=stream)
         if not response.ok:
@@ -233,11 +261,14 @@ class ApiClient:
         query: Mapping[str, Any] | None = None,
         headers: Mapping[str, str | None] | None = None,
         body: Any = None,
+        deadline: float | None = None,
     ) -> T:
         """`request`, then the JSON body structured as `response_type`."""
         from reporting_runtime.converter import structure
 
-        response = self.request(op, path=path, query=query, headers=headers, body=body)
+        response = self.request(
+            op, path=path, query=query, headers=headers, body=body, deadline=deadline
+        )
         try:
             data = response.json()
             try:

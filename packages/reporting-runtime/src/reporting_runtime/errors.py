@@ -16,6 +16,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ConnectTimeout",
+    "DeadlineExceededError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -69,6 +70,12 @@ class ConnectTimeout(ConnectError):
 
 class ReadTimeoutError(TransportError):
     """The server accepted the request but did not answer in time: it may have acted on it."""
+
+
+class DeadlineExceededError(TransportError):
+    """The caller's deadline (``deadline=`` on a request) passed, or a retry would have to
+    wait past it (a ``Retry-After`` longer than the time left): the exchange was abandoned
+    at the deadline. The request may have reached the server."""
 
 
 class ResponseFormatError(ReportingError):

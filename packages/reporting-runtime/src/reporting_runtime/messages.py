@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,6 +12,7 @@ import attrs
 
 from reporting_runtime.errors import (
     BodyTooLargeError,
+    DeadlineExceededError,
     ReportingError,
     ResponseFormatError,
     TransportError,
@@ -109,6 +111,13 @@ class Request:
     #: Hides the secrets the client holds in any text made from this exchange (set by
     #: ApiClient from its auth policy; alone it still hides key-shaped strings).
     scrubber: Callable[[str], str] = attrs.field(factory=Scrubber, repr=False, eq=False)
+    #: When the whole exchange must be over (``time.monotonic`` seconds), retries, waits for
+    #: Retry-After and reading the body included; None: only the per-read timeouts hold.
+    #: Past it the exchange is abandoned with a ``DeadlineExceededError`` (``deadlines``).
+    deadline: float | None = attrs.field(default=None, eq=False)
+    #: The longest wait for any byte (the socket read timeout) instead of the transport's:
+    #: a stall limit for a long download.
+    read_timeout: float | None = attrs.field(default=None, eq=False)
 
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)
@@ -166,8 +175,10 @@ class Response:
         headers: Headers | None = None,
         content: bytes | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request = request
+        self._clock = clock
         self.max_body_bytes = max_body_bytes
         self._raw = raw
         self.status: int = status if status is not None else (raw.status if raw else 0)
@@ -307,14 +318,35 @@ class Response:
         if raw is None:
             return
         finished = False
+        deadline = self.request.deadline
+        alarm = None
+        if deadline is not None:
+            # A body trickled a byte at a time never trips a per-read timeout: the watchdog
+            # shuts the socket down at the deadline, and each chunk checks it too.
+            from reporting_runtime.deadlines import WATCHDOG, shutdown_connection
+
+            connection = getattr(raw, "connection", None)
+            alarm = WATCHDOG.arm(
+                deadline, lambda: shutdown_connection(connection), clock=self._clock
+            )
         try:
             for chunk in raw.stream(chunk_size):
+                if deadline is not None and (
+                    (alarm is not None and alarm.fired) or self._clock() >= deadline
+                ):
+                    raise self.deadline_error()
                 if chunk:
                     yield chunk
+            if alarm is not None and alarm.fired:  # a shut socket can look like the end
+                raise self.deadline_error()
             finished = True
         except ReportingError:
             raise
         except Exception as exc:
+            if deadline is not None and (
+                (alarm is not None and alarm.fired) or self._clock() >= deadline
+            ):
+                raise self.deadline_error() from None
             # urllib3 errors name the URL (query included); describe them ourselves.
             raise TransportError(
                 f"{self._where()}: connection lost while reading the body ({type(exc).__name__})",
@@ -322,7 +354,19 @@ class Response:
                 operation=self.request.operation,
             ) from None
         finally:
+            if alarm is not None:
+                alarm.cancel()
             self._finish(finished)
+
+    def deadline_error(self) -> DeadlineExceededError:
+        """The error for a body still unread at the request's deadline."""
+        return DeadlineExceededError(
+            f"{self._where()}: the answer did not arrive before the deadline (HTTP {self.status}"
+            + (f", request id {self.request_id}" if self.request_id else "")
+            + "); abandoned",
+            provider=self.request.provider,
+            operation=self.request.operation,
+        )
 
     def close(self) -> None:
         """Give the connection back: reuse it if the body was read, drop it otherwise."""

@@ -4,9 +4,12 @@ urllib3's own loop does the rest (count, drain, sleep, resend).
 What the subclass adds to `urllib3.util.Retry`: full-jitter capped exponential backoff,
 a server's retry verdict header when the API documents one (its "true" forces a retry,
 "false" forbids one), Retry-After as seconds or HTTP-date, a time budget besides the
-attempt budget, POST retried only with an idempotency key, and no retry of a failed TLS
-verification. When no retry is left the
-last response is returned (not MaxRetryError), so the caller can turn it into an ApiError.
+attempt budget, POST retried only with an idempotency key, no retry of a failed TLS
+verification, and the request's own deadline (``Request.deadline``): no sleep past it, no
+attempt after it (``DeadlineReached``, which the transport reports as
+``DeadlineExceededError``), so a Retry-After longer than the time left ends the call at once.
+When no retry is left the last response is returned (not MaxRetryError), so the caller can
+turn it into an ApiError.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError, SSLE
 from urllib3.util.retry import Retry
 
 from reporting_runtime.backoff import Backoff
+from reporting_runtime.deadlines import DeadlineReached
 from reporting_runtime.messages import Request
 from reporting_runtime.pipeline import Policy
 from reporting_runtime.redaction import redact_url
@@ -76,6 +80,7 @@ class BackoffRetry(Retry):
         self,
         *args: Any,
         deadline: float | None = None,
+        hard_deadline: float | None = None,
         next_sleep: float = 0.0,
         sleeper: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -87,6 +92,7 @@ class BackoffRetry(Retry):
         super().__init__(*args, **kwargs)
         self.verdict_header = verdict_header
         self.deadline = deadline
+        self.hard_deadline = hard_deadline
         self.next_sleep = next_sleep
         self.sleeper = sleeper
         self.clock = clock
@@ -95,6 +101,7 @@ class BackoffRetry(Retry):
 
     def new(self, **kw: Any) -> BackoffRetry:
         kw.setdefault("deadline", self.deadline)
+        kw.setdefault("hard_deadline", self.hard_deadline)
         kw.setdefault("next_sleep", 0.0)
         kw.setdefault("sleeper", self.sleeper)
         kw.setdefault("clock", self.clock)
@@ -119,6 +126,10 @@ class BackoffRetry(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> BackoffRetry:
+        hard = self.hard_deadline
+        if hard is not None and self.clock() >= hard:
+            _abandon(response)
+            raise DeadlineReached("the deadline passed during the attempt")
         if isinstance(error, SSLError):
             # A certificate that fails verification will fail again; say so at once.
             raise MaxRetryError(_pool, url or "", error)  # type: ignore[arg-type]
@@ -127,6 +138,16 @@ class BackoffRetry(Retry):
         new = super().increment(method, url, response, error, _pool, _stacktrace)
         assert isinstance(new, BackoffRetry)
         delay = new._delay(response)
+        if hard is not None and new.clock() + delay >= hard:
+            # The caller's deadline, unlike the retry budget, is an error of its own: the
+            # server's last answer (a 503 asking for more time than is left) is not the result.
+            _abandon(response)
+            waited = (
+                "Retry-After"
+                if response is not None and response.headers.get("Retry-After")
+                else "backoff"
+            )
+            raise DeadlineReached(f"a retry would wait {delay:.1f} s ({waited}), past the deadline")
         if new.deadline is not None and new.clock() + delay > new.deadline:
             reason = error or ResponseError("retry time budget exhausted")
             raise MaxRetryError(_pool, url or "", reason)  # type: ignore[arg-type]
@@ -185,6 +206,17 @@ class BackoffRetry(Retry):
             self.sleeper(self.next_sleep)
 
 
+def _abandon(response: BaseHTTPResponse | None) -> None:
+    """Drop the connection of an answer left unread (draining it could take for ever)."""
+    if response is None:
+        return
+    try:
+        response.close()
+        response.release_conn()
+    except Exception:  # noqa: S110 - releasing must never mask the deadline
+        pass
+
+
 class RetryPolicy(Policy):
     """Attaches a fresh BackoffRetry to each request (the transport hands it to urllib3).
 
@@ -235,6 +267,7 @@ class RetryPolicy(Policy):
             raise_on_status=False,
             respect_retry_after_header=config.respect_retry_after,
             deadline=self._clock() + config.budget_seconds,
+            hard_deadline=request.deadline,
             sleeper=self._sleep,
             clock=self._clock,
             wall_clock=self._wall_clock,

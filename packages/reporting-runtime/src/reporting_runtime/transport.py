@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,9 +21,11 @@ from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
 from urllib3.util import Timeout
 from urllib3.util.retry import Retry
 
+from reporting_runtime.deadlines import POOL_CLASSES, DeadlineReached, DeadlineTimeout
 from reporting_runtime.errors import (
     ConnectError,
     ConnectTimeout,
+    DeadlineExceededError,
     ReadTimeoutError,
     TransportError,
 )
@@ -71,6 +75,11 @@ class Transport:
     `Response.read`/`json` on a streamed one): a larger body is a `BodyTooLargeError`, refused
     from its Content-Length before reading when it has one. Default `DEFAULT_MAX_BODY_BYTES`
     (16 MiB). A non-2xx answer keeps only its first `ERROR_BODY_LIMIT` bytes, to explain it.
+
+    `timeout` holds per socket operation: connect, then each wait for a byte (`read` is so
+    the stall limit; a request's `read_timeout` replaces it). A request with a `deadline`
+    (`clock` seconds, `time.monotonic` by default) ends by it whatever the server does
+    (see `reporting_runtime.deadlines`): a `DeadlineExceededError` past it.
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class Transport:
         ca_certs: str | None = None,
         verify: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
@@ -94,7 +104,10 @@ class Transport:
             options["cert_reqs"] = "CERT_NONE"
         self.timeout = timeout
         self.verify = verify
+        self._clock = clock
         self._pool = urllib3.PoolManager(**options)
+        # Pools whose attempts a request's deadline bounds, headers included (``deadlines``).
+        self._pool.pool_classes_by_scheme = dict(POOL_CLASSES)
         _guard_urllib3_logs()
 
     def send(
@@ -104,6 +117,9 @@ class Transport:
         connection released), with `stream=True` the caller reads and closes it."""
         if retries is None:
             retries = request.retries
+        deadline = request.deadline
+        if deadline is not None and self._clock() >= deadline:
+            raise deadline_error(request, "the deadline passed before the request was sent")
         try:
             raw = self._pool.urlopen(
                 request.method,
@@ -113,18 +129,38 @@ class Transport:
                 retries=retries if retries is not None else False,
                 redirect=False,
                 preload_content=False,
+                timeout=self._timeout_for(request),
             )
-        except MaxRetryError as exc:
-            raise transport_error(request, exc.reason or exc) from None
-        except HTTPError as exc:
-            raise transport_error(request, exc) from None
-        response = Response(raw, request=request, max_body_bytes=self.max_body_bytes)
+        except (MaxRetryError, HTTPError) as exc:
+            reason = (exc.reason or exc) if isinstance(exc, MaxRetryError) else exc
+            if deadline is not None and (
+                isinstance(reason, DeadlineReached) or self._clock() >= deadline
+            ):
+                raise deadline_error(request, _deadline_text(reason)) from None
+            raise transport_error(request, reason) from None
+        response = Response(
+            raw, request=request, max_body_bytes=self.max_body_bytes, clock=self._clock
+        )
         if not stream:
             if response.ok:
                 response.read()
             else:
                 response.read_prefix(min(ERROR_BODY_LIMIT, self.max_body_bytes))
         return response
+
+    def _timeout_for(self, request: Request) -> Timeout:
+        """The configured timeouts, the read one replaced by the request's stall limit, and
+        both cut to the time left before its deadline (afresh for every attempt)."""
+        configured = self.timeout
+        connect = configured.connect_timeout
+        read = request.read_timeout if request.read_timeout is not None else configured.read_timeout
+        if request.deadline is not None:
+            return DeadlineTimeout(
+                connect=connect, read=read, deadline=request.deadline, clock=self._clock
+            )
+        if request.read_timeout is not None:
+            return Timeout(connect=connect, read=read)
+        return configured
 
     def close(self) -> None:
         self._pool.clear()
@@ -175,6 +211,23 @@ def transport_error(request: Request, error: BaseException) -> TransportError:
     if text is None:  # unknown: it may have reached the server (request_sent stays True)
         text = f"request to {host} failed ({type(error).__name__})"
     return kind(f"{where}: {text}", provider=request.provider, operation=request.operation)
+
+
+def deadline_error(request: Request, detail: str) -> DeadlineExceededError:
+    """Our error for an exchange abandoned at the request's deadline."""
+    where = " ".join(p for p in (request.provider, request.operation) if p) or request.method
+    host = urlsplit(request.url).hostname or "?"
+    return DeadlineExceededError(
+        f"{where}: no answer from {host} before the deadline ({detail})",
+        provider=request.provider,
+        operation=request.operation,
+    )
+
+
+def _deadline_text(reason: BaseException) -> str:
+    if isinstance(reason, DeadlineReached) and reason.args:
+        return str(reason.args[0])
+    return "the server was still sending or silent"
 
 
 # Functions that only run while a connection is set up (TCP connect, TLS handshake): urllib3's

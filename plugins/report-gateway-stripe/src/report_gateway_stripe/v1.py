@@ -271,11 +271,11 @@ class StripeV1Driver(StripeDriver):
             raise refused from exc
         return self._run(run, where)
 
-    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+    def get(self, run_id: str, *, scope: Scope, deadline: float | None = None) -> ReportRun:
         where, headers = self.scoped(scope)
         try:
             run = self.client.retrieve_report_run(
-                run_id, stripe_account=headers.value, extra_headers=headers.extra
+                run_id, stripe_account=headers.value, extra_headers=headers.extra, deadline=deadline
             )
         except NotFoundError as exc:
             raise RunNotFoundError(f"{STRIPE}: no report run {run_id!r} ({exc.message})") from exc
@@ -315,7 +315,13 @@ class StripeV1Driver(StripeDriver):
     # -- results ---------------------------------------------------------------------------
 
     def open_result(
-        self, run: ReportRun, *, offset: int = 0, if_range: str | None = None
+        self,
+        run: ReportRun,
+        *,
+        offset: int = 0,
+        if_range: str | None = None,
+        deadline: float | None = None,
+        stall_timeout: float | None = None,
     ) -> ResultResponse:
         file_id = _file_id(run)
         _, headers = self.scoped(run.scope)
@@ -325,7 +331,11 @@ class StripeV1Driver(StripeDriver):
             if if_range:
                 extra["If-Range"] = if_range
         return self.client.download_file_contents(
-            file_id, stripe_account=headers.value, extra_headers=extra
+            file_id,
+            stripe_account=headers.value,
+            extra_headers=extra,
+            deadline=deadline,
+            read_timeout=stall_timeout,
         )
 
     # -- mapping ---------------------------------------------------------------------------

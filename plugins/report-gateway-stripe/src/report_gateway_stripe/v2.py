@@ -320,11 +320,11 @@ class StripeV2Driver(StripeDriver):
         )
         return self._run(run, where)
 
-    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+    def get(self, run_id: str, *, scope: Scope, deadline: float | None = None) -> ReportRun:
         where, headers = self.scoped(scope)
         try:
             run = self.client.retrieve_report_run(
-                run_id, stripe_context=headers.value, extra_headers=headers.extra
+                run_id, stripe_context=headers.value, extra_headers=headers.extra, deadline=deadline
             )
         except NotFoundError as exc:
             raise RunNotFoundError(
@@ -336,7 +336,13 @@ class StripeV2Driver(StripeDriver):
     # -- results ---------------------------------------------------------------------------
 
     def open_result(
-        self, run: ReportRun, *, offset: int = 0, if_range: str | None = None
+        self,
+        run: ReportRun,
+        *,
+        offset: int = 0,
+        if_range: str | None = None,
+        deadline: float | None = None,
+        stall_timeout: float | None = None,
     ) -> ResultResponse:
         """GET the pre-signed URL with no key; refresh it when it has expired."""
         current = run
@@ -351,7 +357,7 @@ class StripeV2Driver(StripeDriver):
                 and refreshes == 0
             )
             if not stale:
-                response = self._fetch(result.url, offset, if_range)
+                response = self._fetch(result.url, offset, if_range, deadline, stall_timeout)
                 if response.status not in (403, 410):
                     return self._checked(response, run)
                 response.close()
@@ -362,9 +368,16 @@ class StripeV2Driver(StripeDriver):
                     )
             refreshes += 1
             self.context.logger.info("%s run %s: fetching a fresh download URL", STRIPE_V2, run.id)
-            current = self.get(run.id, scope=run.scope)
+            current = self.get(run.id, scope=run.scope, deadline=deadline)
 
-    def _fetch(self, url: str, offset: int, if_range: str | None = None) -> Response:
+    def _fetch(
+        self,
+        url: str,
+        offset: int,
+        if_range: str | None = None,
+        deadline: float | None = None,
+        stall_timeout: float | None = None,
+    ) -> Response:
         headers = {"User-Agent": self.user_agent, "Accept": "*/*"}
         if offset > 0:
             headers["Range"] = f"bytes={offset}-"
@@ -376,6 +389,8 @@ class StripeV2Driver(StripeDriver):
             headers=headers,
             operation="download_presigned_url",
             provider=STRIPE_V2,
+            deadline=deadline,
+            read_timeout=stall_timeout,
         )
         # The bare transport, not the client's pipeline: no auth policy, no scope headers.
         return self.context.transport.send(request, stream=True)

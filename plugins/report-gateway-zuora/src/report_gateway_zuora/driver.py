@@ -367,10 +367,12 @@ class ZuoraDriver(BaseDriver):
             ),
         ) from cause
 
-    def get(self, run_id: str, *, scope: Scope) -> ReportRun:
+    def get(self, run_id: str, *, scope: Scope, deadline: float | None = None) -> ReportRun:
         where = self.resolve_scope(scope)
         try:
-            answer = self.client.get_report_run(run_id, extra_headers=self.scope_headers(where))
+            answer = self.client.get_report_run(
+                run_id, extra_headers=self.scope_headers(where), deadline=deadline
+            )
         except NotFoundError as exc:
             raise RunNotFoundError(f"zuora: no report run {run_id} ({exc.message})") from exc
         return self._run(answer.response, where)
@@ -409,7 +411,13 @@ class ZuoraDriver(BaseDriver):
     # -- results ----------------------------------------------------------------------------
 
     def open_result(
-        self, run: ReportRun, *, offset: int = 0, if_range: str | None = None
+        self,
+        run: ReportRun,
+        *,
+        offset: int = 0,
+        if_range: str | None = None,
+        deadline: float | None = None,
+        stall_timeout: float | None = None,
     ) -> ResultResponse:
         """The export, streamed (UTF-16 tab-separated; the gateway decodes it); a resumed
         download asks for the rest with a Range header (and If-Range: the first answer's
@@ -419,7 +427,9 @@ class ZuoraDriver(BaseDriver):
             headers["Range"] = f"bytes={offset}-"
             if if_range:
                 headers["If-Range"] = if_range
-        return self.client.export_report_run(run.id, extra_headers=headers)
+        return self.client.export_report_run(
+            run.id, extra_headers=headers, deadline=deadline, read_timeout=stall_timeout
+        )
 
     # -- mapping ----------------------------------------------------------------------------
 

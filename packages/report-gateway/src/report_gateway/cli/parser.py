@@ -123,6 +123,17 @@ def _common_options(suppress: bool) -> _Parser:
     return common
 
 
+def positive_seconds(text: str) -> float:
+    """A duration in seconds, finite and above zero (a usage error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; ``args.command`` names the subcommand that was chosen."""
     parser = _Parser(
@@ -159,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--timeout",
             metavar="S",
-            type=float,
+            type=positive_seconds,
             default=3600.0,
             help="seconds to wait before giving up (exit 5; the run goes on); default 3600",
         )

@@ -163,6 +163,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.SearchReportsResponse:
         """Find reports whose name contains the query (case-insensitive).
 
@@ -178,6 +179,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             SEARCH_REPORTS,
@@ -190,6 +192,7 @@ class Client(ApiClient):
                 "Zuora-Track-Id": zuora_track_id,
                 **(extra_headers or {}),
             },
+            deadline=deadline,
         )
 
     def run_report(
@@ -204,6 +207,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.RunReportResponse:
         """Start a run of a report and get the id of the run.
 
@@ -222,6 +226,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             RUN_REPORT,
@@ -237,6 +242,7 @@ class Client(ApiClient):
                 **(extra_headers or {}),
             },
             body=body,
+            deadline=deadline,
         )
 
     def get_report_run(
@@ -248,6 +254,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRunResponse:
         """Get a report run, to follow its status.
 
@@ -261,6 +268,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             GET_REPORT_RUN,
@@ -273,6 +281,7 @@ class Client(ApiClient):
                 "Zuora-Track-Id": zuora_track_id,
                 **(extra_headers or {}),
             },
+            deadline=deadline,
         )
 
     def cancel_report_run(
@@ -284,6 +293,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.CancelReportRunResponse:
         """Cancel a report run that has not finished.
 
@@ -298,6 +308,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             CANCEL_REPORT_RUN,
@@ -310,6 +321,7 @@ class Client(ApiClient):
                 "Zuora-Track-Id": zuora_track_id,
                 **(extra_headers or {}),
             },
+            deadline=deadline,
         )
 
     def get_last_completed_report_run(
@@ -321,6 +333,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRunResponse:
         """Get the last completed run of a report by the current user.
 
@@ -334,6 +347,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             GET_LAST_COMPLETED_REPORT_RUN,
@@ -346,6 +360,7 @@ class Client(ApiClient):
                 "Zuora-Track-Id": zuora_track_id,
                 **(extra_headers or {}),
             },
+            deadline=deadline,
         )
 
     def get_report_data(
@@ -359,6 +374,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportDataResponse:
         """Read one page of a completed run's rows as JSON.
 
@@ -375,6 +391,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             GET_REPORT_DATA,
@@ -388,6 +405,7 @@ class Client(ApiClient):
                 "Zuora-Track-Id": zuora_track_id,
                 **(extra_headers or {}),
             },
+            deadline=deadline,
         )
 
     def export_report_run(
@@ -400,6 +418,8 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
     ) -> Response:
         """Download a completed run's results as a tab-separated UTF-16 file.
 
@@ -415,6 +435,8 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
+            read_timeout: The longest wait for any byte of the answer (a stall limit), instead of the transport's read timeout.
         """
         return self.request(
             EXPORT_REPORT_RUN,
@@ -428,6 +450,8 @@ class Client(ApiClient):
                 **(extra_headers or {}),
             },
             stream=True,
+            read_timeout=read_timeout,
+            deadline=deadline,
         )
 
     def create_token(
@@ -437,6 +461,7 @@ class Client(ApiClient):
         zuora_entity_ids: str | None = None,
         zuora_track_id: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.OAuthToken:
         """Create an OAuth bearer token from an OAuth client's id and secret.
 
@@ -449,6 +474,7 @@ class Client(ApiClient):
             zuora_entity_ids: REST hosts: the entity to act in, when the OAuth token is valid for more than one entity (multi-entity tenants). There is no by-name form.
             zuora_track_id: A tracing id of the caller's choosing (at most 64 US-ASCII characters, none of `: ; " '`), echoed back in the answer's headers.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             CREATE_TOKEN,
@@ -459,4 +485,5 @@ class Client(ApiClient):
                 **(extra_headers or {}),
             },
             body=body,
+            deadline=deadline,
         )

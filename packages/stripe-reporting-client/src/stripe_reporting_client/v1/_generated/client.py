@@ -144,6 +144,7 @@ class Client(ApiClient):
         *,
         stripe_account: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportTypeList:
         """List all report types available to the account.
 
@@ -154,11 +155,13 @@ class Client(ApiClient):
         Args:
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             LIST_REPORT_TYPES,
             models.ReportTypeList,
             headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
+            deadline=deadline,
         )
 
     def retrieve_report_type(
@@ -167,6 +170,7 @@ class Client(ApiClient):
         *,
         stripe_account: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportType:
         """Retrieve one report type by its id, such as balance.summary.1.
 
@@ -177,12 +181,14 @@ class Client(ApiClient):
             report_type: The report type id, for example `balance.summary.1`.
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             RETRIEVE_REPORT_TYPE,
             models.ReportType,
             path={"report_type": report_type},
             headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
+            deadline=deadline,
         )
 
     def list_report_runs(
@@ -194,6 +200,7 @@ class Client(ApiClient):
         ending_before: str | None = None,
         stripe_account: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRunList:
         """List report runs, newest first, one page at a time.
 
@@ -208,6 +215,7 @@ class Client(ApiClient):
             ending_before: Cursor; the id of the first object of the next page, to page backwards.
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             LIST_REPORT_RUNS,
@@ -219,6 +227,7 @@ class Client(ApiClient):
                 "ending_before": ending_before,
             },
             headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
+            deadline=deadline,
         )
 
     def create_report_run(
@@ -228,6 +237,7 @@ class Client(ApiClient):
         stripe_account: str | None = None,
         idempotency_key: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRun:
         """Create a report run, which Stripe then processes in the background.
 
@@ -241,6 +251,7 @@ class Client(ApiClient):
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             idempotency_key: A unique key (a UUID, say) that makes a retried POST safe: Stripe replays the first result for 24 hours instead of creating a second run.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             CREATE_REPORT_RUN,
@@ -251,6 +262,7 @@ class Client(ApiClient):
                 **(extra_headers or {}),
             },
             body=body,
+            deadline=deadline,
         )
 
     def retrieve_report_run(
@@ -259,6 +271,7 @@ class Client(ApiClient):
         *,
         stripe_account: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRun:
         """Retrieve one report run by its id (frr_...).
 
@@ -269,12 +282,14 @@ class Client(ApiClient):
             report_run: The report run id, `frr_...`.
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             RETRIEVE_REPORT_RUN,
             models.ReportRun,
             path={"report_run": report_run},
             headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
+            deadline=deadline,
         )
 
     def download_file_contents(
@@ -283,6 +298,8 @@ class Client(ApiClient):
         *,
         stripe_account: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        read_timeout: float | None = None,
     ) -> Response:
         """Download the contents of a result file from the files host.
 
@@ -295,10 +312,14 @@ class Client(ApiClient):
             file: The file id, `file_...` (the `id` of the run's `result`).
             stripe_account: Makes the request on behalf of a connected account (`acct_...`), for Connect platforms.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
+            read_timeout: The longest wait for any byte of the answer (a stall limit), instead of the transport's read timeout.
         """
         return self.request(
             DOWNLOAD_FILE_CONTENTS,
             path={"file": file},
             headers={"Stripe-Account": stripe_account, **(extra_headers or {})},
             stream=True,
+            read_timeout=read_timeout,
+            deadline=deadline,
         )

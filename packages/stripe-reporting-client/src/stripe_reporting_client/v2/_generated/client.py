@@ -115,6 +115,7 @@ class Client(ApiClient):
         *,
         stripe_context: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.Report:
         """Retrieve a report template with the schema of its parameters.
 
@@ -126,12 +127,14 @@ class Client(ApiClient):
             id: The report id, for example `report_test_123`.
             stripe_context: The account the request acts for, when using an Organization key (or the platform account, for reports with a `connected_account` parameter). Omit it for a multi-account (concatenated or aggregated) report.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             RETRIEVE_REPORT,
             models.Report,
             path={"id": id},
             headers={"Stripe-Context": stripe_context, **(extra_headers or {})},
+            deadline=deadline,
         )
 
     def create_report_run(
@@ -141,6 +144,7 @@ class Client(ApiClient):
         stripe_context: str | None = None,
         idempotency_key: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRun:
         """Start a report run from a report template and parameter values.
 
@@ -153,6 +157,7 @@ class Client(ApiClient):
             stripe_context: The account the request acts for, when using an Organization key (or the platform account, for reports with a `connected_account` parameter). Omit it for a multi-account (concatenated or aggregated) report.
             idempotency_key: A unique key that makes a retried create safe (no second run is started).
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             CREATE_REPORT_RUN,
@@ -163,6 +168,7 @@ class Client(ApiClient):
                 **(extra_headers or {}),
             },
             body=body,
+            deadline=deadline,
         )
 
     def retrieve_report_run(
@@ -172,6 +178,7 @@ class Client(ApiClient):
         include: list[str] | None = None,
         stripe_context: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
     ) -> models.ReportRun:
         """Retrieve a report run, with a fresh download URL once it succeeded.
 
@@ -185,6 +192,7 @@ class Client(ApiClient):
             include: Extra fields to include; `result.file.schema` adds the file's column list.
             stripe_context: The account the request acts for, when using an Organization key (or the platform account, for reports with a `connected_account` parameter). Omit it for a multi-account (concatenated or aggregated) report.
             extra_headers: Headers sent with this call only, over the method's own header arguments (same name in any case: these win). For what the spec cannot list: `Range` to resume a download, a tracing id (`Zuora-Track-Id`, say), headers a plugin's scope hook adds.
+            deadline: When the whole call must be over (`time.monotonic()` seconds), retries, Retry-After waits and the body included; past it a `DeadlineExceededError`. None: no deadline.
         """
         return self.call(
             RETRIEVE_REPORT_RUN,
@@ -192,4 +200,5 @@ class Client(ApiClient):
             path={"id": id},
             query={"include": include},
             headers={"Stripe-Context": stripe_context, **(extra_headers or {})},
+            deadline=deadline,
         )
