@@ -316,19 +316,17 @@ class ZuoraDriver(BaseDriver):
         body = filter_groups(filters) if filters is not None else None
         before = self._now()
         try:
-            answer = self.client.run_report(
-                report_id,
-                view_type=view,
-                body=body,
-                idempotency_key=idempotency_key if self.oauth else None,
-                extra_headers=headers,
-            )
+            if self.oauth:
+                answer = self._post_with_key(report_id, view, body, headers, idempotency_key)
+            else:
+                answer = self.client.run_report(
+                    report_id, view_type=view, body=body, extra_headers=headers
+                )
         except TransportError as exc:
             if self.oauth or not exc.request_sent:
-                # OAuth: the runtime already repeated the POST with its key; Zuora made at
-                # most one run, and a new start (new key) is the user's call.
                 # Refused, DNS, connect timeout, TLS handshake (a ConnectError): the POST
                 # never left, so no run can exist and looking for one would only stall.
+                # OAuth: the key was sent on every try, so Zuora made at most one run.
                 raise
             return self._recover(report_id, dict(parameters), where, before, exc)
         except NotFoundError as exc:
@@ -360,6 +358,41 @@ class ZuoraDriver(BaseDriver):
             scope=where,
             raw=answer.raw_payload,
         )
+
+    def _post_with_key(
+        self,
+        report_id: str,
+        view: str,
+        body: list[Any] | None,
+        headers: Mapping[str, str],
+        idempotency_key: str,
+    ) -> models.RunReportResponse:
+        """Run a report with ``Idempotency-Key`` (REST hosts), sent again with the same key
+        when the answer is lost after the request left (the runtime's retry covers refused
+        connections and retryable statuses, not an answer cut off mid-body): Zuora replays
+        the first run's answer instead of starting another."""
+        deadline = time.monotonic() + self.create_lookup_seconds
+        retries = LOOKUP_BACKOFF.sleeps(deadline, sleep=self._sleep)
+        while True:
+            try:
+                return self.client.run_report(
+                    report_id,
+                    view_type=view,
+                    body=body,
+                    idempotency_key=idempotency_key,
+                    extra_headers=headers,
+                )
+            except (TransportError, ResponseFormatError) as exc:
+                if isinstance(exc, TransportError) and not exc.request_sent:
+                    raise
+                if next(retries, None) is None:
+                    raise
+                logger.warning(
+                    "zuora: run POST for %s lost its answer (%s); sending it again with the "
+                    "same Idempotency-Key",
+                    report_id,
+                    type(exc).__name__,
+                )
 
     def _remember_started(self, run_id: str) -> None:
         with self._lock:
