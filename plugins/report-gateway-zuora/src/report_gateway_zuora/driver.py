@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from report_gateway.provider import (
     CONTENT_TSV_UTF16,
     Backoff,
@@ -38,7 +39,6 @@ from report_gateway.provider import (
     UnknownReportError,
     no_progress,
 )
-import attrs
 from reporting_runtime import (
     ApiError,
     BadRequestError,
@@ -93,6 +93,7 @@ class RetryableRunReport(Policy):
         if request.operation == "run_report" and request.header(IDEMPOTENCY_HEADER):
             return attrs.evolve(request, idempotent=True)
         return request
+
 
 logger = logging.getLogger("report_gateway_zuora")
 
@@ -169,7 +170,7 @@ class ZuoraDriver(BaseDriver):
             )
         client = Client(
             endpoints.base_url,
-            **({"oauth_base_url": endpoints.oauth_base_url} if endpoints.oauth_base_url else {}),
+            oauth_base_url=endpoints.oauth_base_url or endpoints.base_url,
             auth=auth,
             transport=context.transport,
             policies=[RetryableRunReport()] if oauth else (),

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from report_gateway.provider import ConfigurationError
+
+if TYPE_CHECKING:
+    from zuora_reporting_client import EndpointFamily
 
 __all__ = ["ALIASES", "Endpoints", "canonical_name", "resolve_base_url", "resolve_endpoints"]
 
@@ -95,7 +98,7 @@ def resolve_base_url(settings: Mapping[str, Any], *, endpoint_family: str = "zco
     """
     from zuora_reporting_client import DEFAULT_DATA_CENTER, ZUORA_DATA_CENTERS
 
-    family = "rest" if endpoint_family == "rest" else "zconnect"
+    family: EndpointFamily = "rest" if endpoint_family == "rest" else "zconnect"
     base_url = settings.get("base_url")
     data_center = settings.get("data_center")
     if base_url and data_center:

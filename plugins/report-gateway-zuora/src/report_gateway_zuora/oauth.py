@@ -138,14 +138,14 @@ class OAuthClientCredentials(AuthPolicy):
         user_agent: str | None = None,
     ) -> None:
         """Where tokens come from (the REST host root) and through which pool."""
-        from zuora_reporting_client import Client, models
+        from zuora_reporting_client import USER_AGENT, Client, models
 
         root = oauth_base_url.rstrip("/")
         client = Client(
             oauth_base_url=root,
             transport=transport,
             retry=retry,
-            **({"user_agent": user_agent} if user_agent else {}),
+            user_agent=user_agent or USER_AGENT,
         )
         body = models.CreateTokenRequest(
             client_id=self.client_id,

@@ -206,7 +206,11 @@ def _field(value: Any, where: str, error: _Fail) -> dict[str, Any]:
     shape = '"Account.Currency", or {"id": "Account.Currency", "name": "Currency", ...}'
     if isinstance(value, Mapping):
         if _text(value.get("id")) is None:
-            error(f"{where}.id", "is required: the data source and field, like Account.Currency", shape)
+            error(
+                f"{where}.id",
+                "is required: the data source and field, like Account.Currency",
+                shape,
+            )
         return dict(value)
     name = _text(value)
     if name is None:

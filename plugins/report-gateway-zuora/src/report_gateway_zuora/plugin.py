@@ -4,9 +4,9 @@ Zuora's status words, entity headers and auth factory are data on its ``Provider
 read by the gateway's built-in hooks. Zuora takes one of two credential pairs, which also
 pick the endpoint family: ``client_id``/``client_secret`` (OAuth, the REST hosts) or
 ``api_access_key_id``/``api_secret_access_key`` (the zconnect hosts, which accept nothing
-else); ``report_gateway_credentials`` here hands the gateway the one pair given. Only cheap imports here: the gateway imports every
-entry point when any provider is first used, so the generated client, urllib3 and cattrs
-load in the driver factory instead.
+else); ``report_gateway_credentials`` here hands the gateway the one pair given. Only cheap
+imports here: the gateway imports every entry point when any provider is first used, so the
+generated client, urllib3 and cattrs load in the driver factory instead.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 import attrs
 from report_gateway.provider import (
     ConfigurationError,
-    ProviderSettings,
     Credentials,
     DemoSpec,
+    ProviderSettings,
     ProviderSpec,
     RunStatus,
     Scope,
     ScopeError,
-    hookimpl,
     boolean,
+    hookimpl,
     option,
     options_of,
     seconds,
@@ -43,13 +43,13 @@ __all__ = [
     "SETTINGS_KEYS",
     "STATUSES",
     "ZuoraSettings",
-    "check_scope",
     "auth_kind",
+    "check_scope",
     "header_pair_auth",
     "report_gateway_credentials",
     "report_gateway_providers",
-    "zuora_auth",
     "status_word",
+    "zuora_auth",
 ]
 
 PROVIDER = "zuora"
