@@ -32,7 +32,12 @@ DOCS_HOST = "https://zconnectsandbox.zuora.com/api/rest/v1"
 REPLAY = vcr.VCR(record_mode="none", match_on=["method", "scheme", "host", "port", "path", "query"])
 
 #: Sandbox behaviour every test starts from (runs finish fast, results stay small).
-SANDBOX_DEFAULTS: dict[str, Any] = {"run_seconds": 0.6, "result_rows": 40, "faults": []}
+SANDBOX_DEFAULTS: dict[str, Any] = {
+    "run_seconds": 0.6,
+    "result_rows": 40,
+    "faults": [],
+    "zuora_token_seconds": 3599,
+}
 
 
 class RecordingTransport(Transport):

@@ -62,8 +62,15 @@ def test_importing_the_plugin_loads_no_client() -> None:
 def test_provider_spec(plugin: ModuleType) -> None:
     (spec,) = plugin.report_gateway_providers()
     assert spec.name == "zuora"
-    assert spec.credential_keys == ("api_access_key_id", "api_secret_access_key")
+    assert spec.credential_keys == (
+        "client_id",
+        "client_secret",
+        "api_access_key_id",
+        "api_secret_access_key",
+    )
     assert dict(spec.env_vars) == {
+        "client_id": "ZUORA_CLIENT_ID",
+        "client_secret": "ZUORA_CLIENT_SECRET",
         "api_access_key_id": "ZUORA_API_ACCESS_KEY_ID",
         "api_secret_access_key": "ZUORA_API_SECRET_ACCESS_KEY",
         "data_center": "ZUORA_DATA_CENTER",

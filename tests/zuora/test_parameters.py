@@ -61,7 +61,7 @@ def test_unknown_parameters_are_rejected() -> None:
     assert "viewType, filters" in str(caught.value)
 
 
-def test_filters_pass_through_normalized() -> None:
+def test_filter_shorthand_is_normalized_to_zuoras_objects() -> None:
     filters = [
         {
             "logicalOperator": "AND",
@@ -74,14 +74,77 @@ def test_filters_pass_through_normalized() -> None:
     ]
     assert check({"viewType": "Detail", "filters": filters})["filters"] == [
         {
-            "logicalOperator": "AND",
+            "logicalOperator": {"value": "AND", "label": "OPERATOR_AND", "name": "and"},
             "filterClauses": [
-                {"field": "Account.Currency", "value": "USD", "operator": "="},
-                {"field": "Account.Balance", "value": "100", "operator": ">"},
+                {
+                    "field": {"id": "Account.Currency", "name": "Currency"},
+                    "value": "USD",
+                    "operator": {"name": "=", "value": "="},
+                },
+                {
+                    "field": {"id": "Account.Balance", "name": "Balance"},
+                    "value": "100",
+                    "operator": {"name": ">", "value": ">"},
+                },
             ],
         },
-        {"filterClauses": [{"field": "Account.Status", "value": "", "operator": "is null"}]},
+        {
+            "filterClauses": [
+                {
+                    "field": {"id": "Account.Status", "name": "Status"},
+                    "value": "",
+                    "operator": {"name": "is null", "value": "is null"},
+                }
+            ]
+        },
     ]
+
+
+#: Zuora's Run a report page (docs.zuora.com), as printed.
+DOCUMENTED_FILTERS = [
+    {
+        "logicalOperator": {"value": "OR", "label": "OPERATOR_OR", "name": "or"},
+        "filterClauses": [
+            {
+                "field": {
+                    "name": "Name",
+                    "id": "Product.Name",
+                    "label": "Name",
+                    "type": "text",
+                    "dataSourceName": "Product",
+                },
+                "value": "Hockey",
+                "operator": {"name": "contains", "value": "contains"},
+            }
+        ],
+    }
+]
+
+
+def test_documented_filter_objects_pass_unchanged() -> None:
+    assert check({"viewType": "Detail", "filters": DOCUMENTED_FILTERS})["filters"] == (
+        DOCUMENTED_FILTERS
+    )
+
+
+@pytest.mark.parametrize(
+    ("group", "where"),
+    [
+        ({"logicalOperator": "XOR"}, "filters[0].logicalOperator"),
+        ({"logicalOperator": {"label": "OPERATOR_OR"}}, "filters[0].logicalOperator.value"),
+        ({"field": {"name": "Name"}}, "filters[0].filterClauses[0].field.id"),
+        ({"operator": {"name": "contains"}}, "filters[0].filterClauses[0].operator.value"),
+    ],
+)
+def test_bad_filter_objects_name_the_member(group: dict[str, Any], where: str) -> None:
+    clause: dict[str, Any] = {"field": "A.B", "value": "1", "operator": "="}
+    clause.update({k: v for k, v in group.items() if k != "logicalOperator"})
+    filters = [{"filterClauses": [clause]}]
+    if "logicalOperator" in group:
+        filters[0]["logicalOperator"] = group["logicalOperator"]
+    with pytest.raises(ParameterError) as caught:
+        check({"viewType": "Summary", "filters": filters})
+    assert caught.value.parameter == where
 
 
 @pytest.mark.parametrize(

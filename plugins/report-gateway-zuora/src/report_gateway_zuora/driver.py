@@ -1,10 +1,12 @@
 """The ``zuora`` driver: the gateway's neutral calls translated onto the generated client.
 
-Zuora has no idempotency key, no list of runs and no endpoint returning one report by id,
-so three things here are more than translation: ``start`` never sends the run POST twice
-and, when its outcome is unknown, looks for the run it may have created; ``template``
-learns a report's view type from search results it has seen or from the report's last
-completed run; ``runs`` says it is not supported.
+Zuora has no list of runs and no endpoint returning one report by id, and its zconnect hosts
+take no idempotency key, so three things here are more than translation: ``start`` sends the
+gateway's key as ``Idempotency-Key`` on the REST hosts (OAuth) and lets the runtime retry the
+POST with it, while on the zconnect hosts (username/password) it never sends the POST twice
+and, when its outcome is unknown, looks for the run it may have created; ``template`` learns
+a report's view type from search results it has seen or from the report's last completed
+run; ``runs`` says it is not supported.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 from report_gateway.provider import (
     CONTENT_TSV_UTF16,
     Backoff,
@@ -31,6 +34,7 @@ from report_gateway.provider import (
     RunNotFoundError,
     RunStatus,
     Scope,
+    ScopeError,
     StartReporter,
     UnknownReportError,
     no_progress,
@@ -39,17 +43,21 @@ from reporting_runtime import (
     ApiError,
     BadRequestError,
     NotFoundError,
+    Policy,
+    Request,
     ResponseFormatError,
     ServerError,
     TransportError,
 )
 from zuora_reporting_client import OPERATIONS, Client, models
 
-from .endpoints import resolve_base_url
+from .endpoints import resolve_endpoints
+from .oauth import OAuthClientCredentials
 from .parameters import (
     FILTERS,
     VIEW_TYPE,
     VIEW_TYPES,
+    filter_groups,
     normalize_view_type,
     parameter_specs,
     report_view_type,
@@ -70,6 +78,22 @@ CLOCK_SKEW = timedelta(seconds=1)
 _KNOWN_RUNS = 10_000
 
 _NEVER_RUN = "has not run this report"
+#: The REST hosts' entity header (OAuth); it has no by-name form.
+ENTITY_IDS_HEADER = "Zuora-Entity-Ids"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class RetryableRunReport(Policy):
+    """Marks a Run a report that carries an ``Idempotency-Key`` as safe to repeat, so the
+    runtime's retry resends it (with the same key) after a lost answer. Only the REST hosts
+    honour the key: the driver adds this policy only there (the spec's client-wide
+    ``x-idempotency-header`` cannot say "one operation, one endpoint family")."""
+
+    def on_request(self, request: Request) -> Request:
+        if request.operation == "run_report" and request.header(IDEMPOTENCY_HEADER):
+            return attrs.evolve(request, idempotent=True)
+        return request
+
 
 logger = logging.getLogger("report_gateway_zuora")
 
@@ -97,9 +121,13 @@ class ZuoraDriver(BaseDriver):
         create_lookup_seconds: float = DEFAULT_CREATE_LOOKUP_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] | None = None,
+        oauth: bool | None = None,
+        pivoted: bool | None = None,
     ) -> None:
         super().__init__(context)
         self.client = client
+        self.oauth = isinstance(client.auth, OAuthClientCredentials) if oauth is None else oauth
+        self.pivoted = pivoted
         self.create_lookup_seconds = create_lookup_seconds
         self._sleep = sleep
         self._now = clock or (lambda: datetime.now(UTC))
@@ -110,28 +138,73 @@ class ZuoraDriver(BaseDriver):
 
     @classmethod
     def from_context(cls, context: ProviderContext) -> ZuoraDriver:
-        """Build the client the settings describe (host, auth, the gateway's pool and retry)."""
+        """Build the client the settings describe (host, auth, the gateway's pool and retry).
+
+        The auth policy decides the family: an OAuth policy means the REST hosts (it is
+        bound here to the host's token endpoint), anything else the zconnect hosts.
+        """
         settings = context.settings
+        typed = context.settings_as(ZuoraSettings)
         if settings.get("entity_id") and settings.get("entity_name"):
             raise ConfigurationError(
                 "zuora: settings entity_id and entity_name are both set "
                 f"({settings.origin('entity_id')}; {settings.origin('entity_name')}); keep one"
             )
+        auth = context.auth
+        oauth = isinstance(auth, OAuthClientCredentials)
+        if oauth and settings.get("entity_name"):
+            raise ConfigurationError(
+                "zuora: entity_name has no OAuth header (the REST hosts take the entity as "
+                f"Zuora-Entity-Ids, by id only; {settings.origin('entity_name')}): set "
+                "entity_id instead"
+            )
+        endpoints = resolve_endpoints(settings, oauth=oauth)
+        user_agent = f"{context.user_agent} zuora-reporting-client"
+        if isinstance(auth, OAuthClientCredentials):
+            assert endpoints.oauth_base_url is not None
+            auth.bind(
+                endpoints.oauth_base_url,
+                transport=context.transport,
+                retry=context.retry,
+                user_agent=user_agent,
+            )
         client = Client(
-            resolve_base_url(settings),
-            auth=context.auth,
+            endpoints.base_url,
+            oauth_base_url=endpoints.oauth_base_url or endpoints.base_url,
+            auth=auth,
             transport=context.transport,
+            policies=[RetryableRunReport()] if oauth else (),
             retry=context.retry,
-            user_agent=f"{context.user_agent} zuora-reporting-client",
+            user_agent=user_agent,
         )
         return cls(
             context,
             client,
-            create_lookup_seconds=context.settings_as(ZuoraSettings).create_lookup_seconds,
+            create_lookup_seconds=typed.create_lookup_seconds,
+            oauth=oauth,
+            pivoted=typed.pivoted,
         )
 
     def __repr__(self) -> str:
         return f"ZuoraDriver(base_url={self.client.base_url!r})"
+
+    def scope_headers(self, scope: Scope) -> dict[str, str]:
+        """The hooks' headers; on the REST hosts (OAuth) ``entityId`` travels as
+        ``Zuora-Entity-Ids`` and ``entityName``, which has no OAuth form, is refused."""
+        headers = super().scope_headers(scope)
+        if not self.oauth:
+            return headers
+        out: dict[str, str] = {}
+        for name, value in headers.items():
+            lower = name.lower()
+            if lower == "entityname":
+                raise ScopeError(
+                    "zuora: entity_name cannot be used with OAuth (client_id/client_secret): "
+                    "the REST hosts take the entity only by id, as Zuora-Entity-Ids; use "
+                    "entity_id"
+                )
+            out[ENTITY_IDS_HEADER if lower == "entityid" else name] = value
+        return out
 
     # -- templates --------------------------------------------------------------------------
 
@@ -233,32 +306,28 @@ class ZuoraDriver(BaseDriver):
         idempotency_key: str,
         progress: StartReporter = no_progress,
     ) -> ReportRun:
-        """POST once. Zuora has no idempotency key (``idempotency_key`` is not sent), so an
-        answer lost on the way back is followed up by ``_recover``, never by a second POST."""
+        """With OAuth (REST hosts), POST with ``idempotency_key`` as ``Idempotency-Key``: the
+        runtime retries a lost answer with the same key and Zuora starts one run. With the
+        username/password pair (zconnect hosts, no key), POST once: an answer lost on the way
+        back is followed up by ``_recover``, never by a second POST."""
         where = self.resolve_scope(scope)
         headers = self.scope_headers(where)
         view = str(parameters[VIEW_TYPE])
         filters = parameters.get(FILTERS)
-        body = None
-        if filters is not None:
-            body = [
-                models.FilterGroup(
-                    logical_operator=group.get("logicalOperator"),
-                    filter_clauses=[
-                        models.FilterClause(**clause) for clause in group["filterClauses"]
-                    ],
-                )
-                for group in filters
-            ]
+        body = filter_groups(filters) if filters is not None else None
         before = self._now()
         try:
-            answer = self.client.run_report(
-                report_id, view_type=view, body=body, extra_headers=headers
-            )
+            if self.oauth:
+                answer = self._post_with_key(report_id, view, body, headers, idempotency_key)
+            else:
+                answer = self.client.run_report(
+                    report_id, view_type=view, body=body, extra_headers=headers
+                )
         except TransportError as exc:
-            if not exc.request_sent:
+            if self.oauth or not exc.request_sent:
                 # Refused, DNS, connect timeout, TLS handshake (a ConnectError): the POST
                 # never left, so no run can exist and looking for one would only stall.
+                # OAuth: the key was sent on every try, so Zuora made at most one run.
                 raise
             return self._recover(report_id, dict(parameters), where, before, exc)
         except NotFoundError as exc:
@@ -274,6 +343,8 @@ class ZuoraDriver(BaseDriver):
                 ) from exc
             raise
         except (ServerError, ResponseFormatError) as exc:
+            if self.oauth:
+                raise
             return self._recover(report_id, dict(parameters), where, before, exc)
         run_id = answer.response.report_run_id
         with self._lock:
@@ -288,6 +359,41 @@ class ZuoraDriver(BaseDriver):
             scope=where,
             raw=answer.raw_payload,
         )
+
+    def _post_with_key(
+        self,
+        report_id: str,
+        view: str,
+        body: list[Any] | None,
+        headers: Mapping[str, str],
+        idempotency_key: str,
+    ) -> models.RunReportResponse:
+        """Run a report with ``Idempotency-Key`` (REST hosts), sent again with the same key
+        when the answer is lost after the request left (the runtime's retry covers refused
+        connections and retryable statuses, not an answer cut off mid-body): Zuora replays
+        the first run's answer instead of starting another."""
+        deadline = time.monotonic() + self.create_lookup_seconds
+        retries = LOOKUP_BACKOFF.sleeps(deadline, sleep=self._sleep)
+        while True:
+            try:
+                return self.client.run_report(
+                    report_id,
+                    view_type=view,
+                    body=body,
+                    idempotency_key=idempotency_key,
+                    extra_headers=headers,
+                )
+            except (TransportError, ResponseFormatError) as exc:
+                if isinstance(exc, TransportError) and not exc.request_sent:
+                    raise
+                if next(retries, None) is None:
+                    raise
+                logger.warning(
+                    "zuora: run POST for %s lost its answer (%s); sending it again with the "
+                    "same Idempotency-Key",
+                    report_id,
+                    type(exc).__name__,
+                )
 
     def _remember_started(self, run_id: str) -> None:
         with self._lock:
@@ -428,7 +534,11 @@ class ZuoraDriver(BaseDriver):
             if if_range:
                 headers["If-Range"] = if_range
         return self.client.export_report_run(
-            run.id, extra_headers=headers, deadline=deadline, read_timeout=stall_timeout
+            run.id,
+            pivoted=self.pivoted,
+            extra_headers=headers,
+            deadline=deadline,
+            read_timeout=stall_timeout,
         )
 
     # -- mapping ----------------------------------------------------------------------------

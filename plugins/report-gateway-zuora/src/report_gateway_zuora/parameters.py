@@ -4,6 +4,11 @@
 report was built; ``filters`` (optional) replaces the report's saved filters for one run and
 is a list of ``{logicalOperator, filterClauses: [{field, value, operator}]}``. Zuora rejects
 anything else only after a round trip, with a message that does not say what was expected.
+
+Zuora's Run a report page prints ``logicalOperator``, ``field`` and ``operator`` as objects
+(``{"value": "OR", "label": "OPERATOR_OR", "name": "or"}``, ``{"name": "Name", "id":
+"Product.Name", ...}``, ``{"name": "contains", "value": "contains"}``): those pass through as
+given. A plain string is a shorthand, turned into that object shape before sending.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ __all__ = [
     "PARAMETERS",
     "VIEW_TYPE",
     "VIEW_TYPES",
+    "filter_groups",
     "normalize_view_type",
     "parameter_specs",
     "report_view_type",
@@ -33,7 +39,10 @@ VIEW_TYPES = ("Summary", "Detail")
 _GROUP_KEYS = ("logicalOperator", "filterClauses")
 _CLAUSE_KEYS = ("field", "value", "operator")
 _Fail = Callable[[str, str, Sequence[str] | str | None], NoReturn]
-_FILTERS_SHAPE = "a list of {logicalOperator, filterClauses: [{field, value, operator}]}"
+_FILTERS_SHAPE = (
+    "a list of {logicalOperator, filterClauses: [{field, value, operator}]} (Zuora's objects, "
+    "or strings: 'OR', 'Account.Currency', 'contains')"
+)
 
 
 def normalize_view_type(value: str | None) -> str | None:
@@ -133,12 +142,13 @@ def _check_filters(value: Any, error: _Fail) -> list[dict[str, Any]]:
         if extra:
             error(f"{where}.{extra[0]}", "unknown key in a filter group", _GROUP_KEYS)
         operator = group.get("logicalOperator")
-        if operator is not None and (not isinstance(operator, str) or not operator.strip()):
-            error(f"{where}.logicalOperator", "must be a non-empty string", "AND, OR")
+        logical = None
+        if operator is not None:
+            logical = _logical(operator, f"{where}.logicalOperator", error)
         clauses = group.get("filterClauses")
         if isinstance(clauses, str | bytes) or not isinstance(clauses, Sequence) or not clauses:
             error(f"{where}.filterClauses", "must be a non-empty list of clauses", _CLAUSE_KEYS)
-        checked: list[dict[str, str]] = []
+        checked: list[dict[str, Any]] = []
         for j, clause in enumerate(clauses):
             at = f"{where}.filterClauses[{j}]"
             if not isinstance(clause, Mapping):
@@ -146,17 +156,90 @@ def _check_filters(value: Any, error: _Fail) -> list[dict[str, Any]]:
             extra = sorted(set(clause) - set(_CLAUSE_KEYS))
             if extra:
                 error(f"{at}.{extra[0]}", "unknown key in a filter clause", _CLAUSE_KEYS)
-            entry: dict[str, str] = {}
-            for key in _CLAUSE_KEYS:
-                item = clause.get(key)
-                if isinstance(item, bool) or not isinstance(item, str | int | float):
-                    error(f"{at}.{key}", "is required and must be a string", _CLAUSE_KEYS)
-                if key != "value" and not str(item).strip():
-                    error(f"{at}.{key}", "must not be empty", _CLAUSE_KEYS)
-                entry[key] = str(item)
-            checked.append(entry)
+            item = clause.get("value")
+            if isinstance(item, bool) or not isinstance(item, str | int | float):
+                error(f"{at}.value", "is required and must be a string", _CLAUSE_KEYS)
+            checked.append(
+                {
+                    "field": _field(clause.get("field"), f"{at}.field", error),
+                    "value": str(item),
+                    "operator": _operator(clause.get("operator"), f"{at}.operator", error),
+                }
+            )
         normalized: dict[str, Any] = {"filterClauses": checked}
-        if operator is not None:
-            normalized["logicalOperator"] = operator
+        if logical is not None:
+            normalized["logicalOperator"] = logical
         groups.append(normalized)
     return groups
+
+
+#: Zuora's Run a report page prints the logical operator as this object.
+_LOGICAL = {
+    "AND": {"value": "AND", "label": "OPERATOR_AND", "name": "and"},
+    "OR": {"value": "OR", "label": "OPERATOR_OR", "name": "or"},
+}
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _logical(value: Any, where: str, error: _Fail) -> dict[str, Any]:
+    """``"or"`` -> ``{"value": "OR", "label": "OPERATOR_OR", "name": "or"}``; an object as
+    given, once its ``value`` is AND or OR."""
+    shape = 'AND, OR, or {"value": "OR", "label": "OPERATOR_OR", "name": "or"}'
+    if isinstance(value, Mapping):
+        word = _text(value.get("value"))
+        if word is None or word.upper() not in _LOGICAL:
+            error(f"{where}.value", "must be AND or OR", shape)
+        return dict(value)
+    word = _text(value)
+    if word is None or word.upper() not in _LOGICAL:
+        error(where, "must be AND or OR (or Zuora's object for it)", shape)
+    return dict(_LOGICAL[word.upper()])
+
+
+def _field(value: Any, where: str, error: _Fail) -> dict[str, Any]:
+    """``"Account.Currency"`` -> ``{"id": "Account.Currency", "name": "Currency"}`` (Zuora's
+    page: ``{"name": "Name", "id": "Product.Name", ...}``); an object as given, once it has
+    an ``id``."""
+    shape = '"Account.Currency", or {"id": "Account.Currency", "name": "Currency", ...}'
+    if isinstance(value, Mapping):
+        if _text(value.get("id")) is None:
+            error(
+                f"{where}.id",
+                "is required: the data source and field, like Account.Currency",
+                shape,
+            )
+        return dict(value)
+    name = _text(value)
+    if name is None:
+        error(where, "is required and must be a field name or Zuora's field object", shape)
+    return {"id": name, "name": name.rpartition(".")[2] or name}
+
+
+def _operator(value: Any, where: str, error: _Fail) -> dict[str, Any]:
+    """``"contains"`` -> ``{"name": "contains", "value": "contains"}`` (Zuora's page); an
+    object as given, once it has a ``value``."""
+    shape = '"contains", "=", or {"name": "contains", "value": "contains"}'
+    if isinstance(value, Mapping):
+        if _text(value.get("value")) is None:
+            error(f"{where}.value", "is required: the comparison, like contains or =", shape)
+        return dict(value)
+    word = _text(value)
+    if word is None:
+        error(where, "is required and must be a comparison or Zuora's operator object", shape)
+    return {"name": word, "value": word}
+
+
+def filter_groups(filters: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Validated filters as the generated client's models (for Run a report's body)."""
+    from zuora_reporting_client import models
+
+    return [
+        models.FilterGroup(
+            logical_operator=group.get("logicalOperator"),
+            filter_clauses=[models.FilterClause(**clause) for clause in group["filterClauses"]],
+        )
+        for group in filters
+    ]
