@@ -69,11 +69,11 @@ def file_names(scopes: Sequence[Scope], suffix: str = ".csv") -> list[str]:
     names: list[str] = []
     taken: set[str] = set()
     for scope in scopes:
-        name = safe_name(scope_label(scope) + suffix, fallback="default" + suffix)
-        stem, number = name[: -len(suffix)], 1
+        stem = safe_name(scope_label(scope), fallback="default", name_max=200)
+        name, number = stem + suffix, 1
         while name.lower() in taken:
             number += 1
-            name = safe_name(f"{stem}-{number}{suffix}")
+            name = f"{stem}-{number}{suffix}"
         taken.add(name.lower())
         names.append(name)
     return names
@@ -249,12 +249,14 @@ def _concurrency(gw: Gateway, provider: str, given: int | None, count: int) -> i
     return min(cap or DEFAULT_CONCURRENCY, max(1, count))
 
 
-def _start(gw: Gateway, task: _Task, settings: _Settings) -> tuple[ReportRun | None, str | None]:
-    """The task's run, or None with the verified file's path when there is nothing to do."""
+def _start(
+    gw: Gateway, task: _Task, settings: _Settings
+) -> tuple[ReportRun | None, JournalEntry | None]:
+    """The task's run, or None with the journal entry whose verified file is the result."""
     journal = gw.journal
     if task.entry is not None and journal is not None:
         if task.entry.verified:
-            return None, task.entry.path
+            return None, task.entry
         return resume_entry(gw, journal, gw._creator(), task.entry), None
     run, entry = gw._journaled_start(
         task.provider,
@@ -271,7 +273,7 @@ def _start(gw: Gateway, task: _Task, settings: _Settings) -> tuple[ReportRun | N
     if task.path is not None and entry.path != str(task.path.absolute()):
         # Downloaded and verified, but elsewhere: the same run's result, saved here too.
         return gw.get(task.provider, entry.run_id, scope=entry.scope), None
-    return None, entry.path
+    return None, entry
 
 
 def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> ScopeOutcome:
@@ -280,12 +282,14 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
     try:
         run, verified = _start(gw, task, settings)
         if run is None:
-            tracker.move(task.scope, state, SKIPPED)
-            path = Path(verified) if verified else None
-            size = path.stat().st_size if path is not None else None
-            entry_run = task.entry.run_id if task.entry is not None else None
+            assert verified is not None and verified.path is not None
+            tracker.move(task.scope, state, SKIPPED, verified.run_id)
             return ScopeOutcome(
-                scope=task.scope, state=SKIPPED, run_id=entry_run, path=path, size=size
+                scope=task.scope,
+                state=SKIPPED,
+                run_id=verified.run_id,
+                path=Path(verified.path),
+                size=verified.size,
             )
         tracker.move(task.scope, state, RUNNING, run.id)
         state = RUNNING
@@ -310,15 +314,9 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
             size=None if saved is None else saved.stat().st_size,
         )
     except Exception as exc:
-        run_id = run.id if run is not None else _journaled_run_id(gw, task)
+        run_id = run.id if run is not None else (task.entry.run_id if task.entry else None)
         tracker.move(task.scope, state, FAILED, run_id)
         return ScopeOutcome(scope=task.scope, state=FAILED, run_id=run_id, run=run, error=exc)
-
-
-def _journaled_run_id(gw: Gateway, task: _Task) -> str | None:
-    if task.entry is not None:
-        return task.entry.run_id
-    return None
 
 
 def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -> ReportRun:

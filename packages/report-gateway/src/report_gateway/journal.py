@@ -274,7 +274,7 @@ class Journal:
                 parameters_hash(parameters),
                 credential,
                 JOURNALED,
-                None if output is None else os.fspath(output),
+                None if output is None else os.fspath(Path(output).absolute()),
                 now,
                 now,
             ),
