@@ -99,7 +99,7 @@ def test_killed_at_each_step_then_resumed(
     job |= {"scopes": scopes, "out": str(out)}
     env = {**os.environ, "REPORT_GATEWAY_CONFIG": str(config), CRASH_ENV: step}
     env.pop("REPORT_GATEWAY_JOURNAL", None)
-    child = subprocess.run(  # noqa: S603
+    child = subprocess.run(
         [sys.executable, "-c", CHILD, json.dumps(job)],
         env=env,
         capture_output=True,

@@ -16,9 +16,9 @@ provider plugin in its ``ProviderSpec.env_vars``). The file is ``config_file=``,
     data_center = "US Sandbox"
 
 Gateway-wide options (``GATEWAY_OPTIONS``: the CA bundle, ``max_active_runs``,
-``slot_timeout``, the plugin allow-list, the user agent, retries, the run journal) layer the same way: the
-``Gateway(...)`` keyword, the profile's ``gateway`` table, then their environment
-variables::
+``slot_timeout``, the plugin allow-list, the user agent, retries, the run journal) layer
+the same way: the ``Gateway(...)`` keyword, the profile's ``gateway`` table, then their
+environment variables::
 
     [profiles.default.gateway]
     ca_bundle = "/etc/ssl/corp-proxy.pem"

@@ -269,7 +269,8 @@ def _start(
     )
     if run is not None:
         return run, None
-    assert entry is not None and entry.run_id is not None
+    assert entry is not None
+    assert entry.run_id is not None
     if task.path is not None and entry.path != str(task.path.absolute()):
         # Downloaded and verified, but elsewhere: the same run's result, saved here too.
         return gw.get(task.provider, entry.run_id, scope=entry.scope), None
@@ -282,7 +283,8 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
     try:
         run, verified = _start(gw, task, settings)
         if run is None:
-            assert verified is not None and verified.path is not None
+            assert verified is not None
+            assert verified.path is not None
             tracker.move(task.scope, state, SKIPPED, verified.run_id)
             return ScopeOutcome(
                 scope=task.scope,
@@ -401,7 +403,11 @@ def run_many(
         for s, n in zip(chosen, names, strict=True)
     ]
     settings = _Settings(
-        timeout=timeout, poll_interval=poll_interval, max_interval=max_interval, raw=raw, reuse=reuse
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_interval=max_interval,
+        raw=raw,
+        reuse=reuse,
     )
     return _finish(gw, tasks, _concurrency(gw, provider, max_concurrency, len(tasks)), settings,
                    on_progress, folder / safe_name(combine) if combine else None)  # fmt: skip
@@ -433,7 +439,11 @@ def resume(
         for e in journal.entries(unfinished=True)
     ]
     settings = _Settings(
-        timeout=timeout, poll_interval=poll_interval, max_interval=max_interval, raw=False, reuse=True
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_interval=max_interval,
+        raw=False,
+        reuse=True,
     )
     workers = max(1, min(max_concurrency or DEFAULT_CONCURRENCY, len(tasks) or 1))
     return _finish(gw, tasks, workers, settings, on_progress, None)
@@ -500,4 +510,3 @@ def combine_csv(parts: Sequence[tuple[str, Path]], target: Path) -> Path:
     finally:
         os.close(folder)
     return target
-

@@ -312,7 +312,8 @@ class Gateway:
             on_progress=on_progress,
         )
         if run is None:  # downloaded and verified: the journal's run, as it is now
-            assert entry is not None and entry.run_id is not None
+            assert entry is not None
+            assert entry.run_id is not None
             run = self.get(provider, entry.run_id, scope=entry.scope)
         return run
 
@@ -535,9 +536,7 @@ class Gateway:
             on_progress=on_progress, **options,
         )  # fmt: skip
 
-    def resume(
-        self, *, max_concurrency: int | None = None, **options: Any
-    ) -> FanOutResult:
+    def resume(self, *, max_concurrency: int | None = None, **options: Any) -> FanOutResult:
         """Finish every unfinished wait and download in the journal (``fanout.resume``)."""
         from .fanout import resume
 

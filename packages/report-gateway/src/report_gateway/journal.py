@@ -224,7 +224,9 @@ class Journal:
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigurationError(f"run journal {str(self.path)!r} cannot be used: {exc}") from exc
+            raise ConfigurationError(
+                f"run journal {str(self.path)!r} cannot be used: {exc}"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"<Journal {str(self.path)!r}>"
@@ -525,9 +527,7 @@ def resume_entry(
         validated = gateway.validate(
             entry.provider, entry.report_id, entry.parameters, scope=entry.scope
         )
-        run: ReportRun = find(
-            entry.report_id, validated, scope=entry.scope, started_after=started
-        )
+        run: ReportRun = find(entry.report_id, validated, scope=entry.scope, started_after=started)
     except RunMayExistError as exc:
         journal.record_error(entry.id, exc, state=LOST)
         raise

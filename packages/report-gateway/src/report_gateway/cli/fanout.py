@@ -126,7 +126,9 @@ def cmd_journal(s: Session) -> int:
         raise UsageError(str(exc)) from None
     journal = s.gateway.journal
     if journal is None:
-        raise UsageError("the run journal is turned off (journal setting or $REPORT_GATEWAY_JOURNAL)")
+        raise UsageError(
+            "the run journal is turned off (journal setting or $REPORT_GATEWAY_JOURNAL)"
+        )
     entries = journal.entries(since=since, unfinished=s.args.unfinished)
     rows = [
         (
