@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# The run journal's default file lives in the user data folder: a test run keeps its own.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="report-gateway-tests-data-")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -96,3 +96,39 @@ def test_plugin_guide_provider_runs_through_a_gateway(tmp_path: Path) -> None:
             done = gw.wait(run, sleep=lambda _: None)
     assert done.status is RunStatus.SUCCEEDED
     assert module.Ledger.runs[run.id] == ("journal", {"X-Ledger-Book": "main"})
+
+
+def _marked(first_line: str) -> str:
+    (block,) = [b for b in _blocks("python") if b.startswith(first_line)]
+    return block
+
+
+def test_fan_out_example_runs_as_printed(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "journal.sqlite3"))
+    code = _marked("# Fan-out:").replace(README_URL, sandbox.url)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102
+    assert "'done': 3" in capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "nightly").iterdir())
+    assert names == ["acct_1.csv", "acct_2.csv", "acct_3.csv", "all-accounts.csv"]
+    with (tmp_path / "nightly" / "all-accounts.csv").open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["scope"] for row in rows} == {"acct_1", "acct_2", "acct_3"}
+
+
+def test_organizations_example_runs_as_printed(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", "")
+    code = _marked("# Organizations:").replace(README_URL, sandbox.url)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3
+    assert "without Stripe-Context" in printed[0]
+    assert "only Scope(context=...)" in printed[1]
+    assert "unknown parameter" in printed[2]
+    for name in ("direct", "connected", "concatenated_report", "aggregated_report"):
+        assert (tmp_path / f"{name}.csv").stat().st_size > 0

@@ -146,8 +146,10 @@ def test_the_gateway_table_declares_each_option_once() -> None:
         "load_plugins",
         "user_agent",
         "retry",
+        "journal",
     }
     assert table["ca_bundle"].env == "REPORT_GATEWAY_CA_BUNDLE"
+    assert table["journal"].env == "REPORT_GATEWAY_JOURNAL"
     assert table["load_plugins"].env == "REPORT_GATEWAY_LOAD_PLUGINS"
     assert table["slot_timeout"].default == 600.0
 

@@ -16,9 +16,9 @@ provider plugin in its ``ProviderSpec.env_vars``). The file is ``config_file=``,
     data_center = "US Sandbox"
 
 Gateway-wide options (``GATEWAY_OPTIONS``: the CA bundle, ``max_active_runs``,
-``slot_timeout``, the plugin allow-list, the user agent, retries) layer the same way: the
-``Gateway(...)`` keyword, the profile's ``gateway`` table, then their environment
-variables::
+``slot_timeout``, the plugin allow-list, the user agent, retries, the run journal) layer
+the same way: the ``Gateway(...)`` keyword, the profile's ``gateway`` table, then their
+environment variables::
 
     [profiles.default.gateway]
     ca_bundle = "/etc/ssl/corp-proxy.pem"
@@ -65,6 +65,7 @@ __all__ = [
     "CONFIG_ENV",
     "GATEWAY_OPTIONS",
     "GATEWAY_TABLE",
+    "JOURNAL_ENV",
     "LOAD_PLUGINS_ENV",
     "PROFILE_ENV",
     "Credentials",
@@ -84,6 +85,8 @@ __all__ = [
 CONFIG_ENV = "REPORT_GATEWAY_CONFIG"
 PROFILE_ENV = "REPORT_GATEWAY_PROFILE"
 CA_BUNDLE_ENV = "REPORT_GATEWAY_CA_BUNDLE"
+#: The run journal's path ("" turns the journal off; unset: the user data folder's).
+JOURNAL_ENV = "REPORT_GATEWAY_JOURNAL"
 #: Comma-separated entry-point names to load (empty: none); unset loads every plugin.
 LOAD_PLUGINS_ENV = "REPORT_GATEWAY_LOAD_PLUGINS"
 DEFAULT_PROFILE = "default"
@@ -505,6 +508,16 @@ def _path(value: Any) -> str:
     return text(value)
 
 
+def _journal(value: Any) -> str:
+    """A journal file's path, or "" for none (``false``, ``""``, ``off``, ``none``)."""
+    if value is None or value is False:
+        return ""
+    path = _path(value).strip()
+    if path.lower() in ("", "off", "none", "false", "0"):
+        return ""
+    return str(Path(path).expanduser())
+
+
 @attrs.frozen
 class GatewayOptions:
     """The gateway-wide options, resolved (``Gateway(...)`` > profile ``gateway`` table >
@@ -535,6 +548,12 @@ class GatewayOptions:
     )
     retry: RetryConfig | None = option(  # noqa: RUF009 (a field specifier, like attrs.field)
         convert=_retry, doc="retries of failed requests (RetryConfig fields)"
+    )
+    journal: str | None = option(
+        env=JOURNAL_ENV,
+        convert=_journal,
+        empty_env=True,
+        doc="SQLite run journal (unset: journal.sqlite3 in the user data folder; empty: none)",
     )
     #: Where each value came from (option key -> layer), for messages.
     origins: Mapping[str, str] = attrs.field(factory=dict, repr=False)

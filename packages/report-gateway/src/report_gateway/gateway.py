@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +26,7 @@ from .download import download
 from .errors import provider_errors
 from .events import RunEvents
 from .hookspecs import hookimpl
+from .journal import JournalHolder, journaled_start
 from .models import ReportRun, ReportTemplate, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import Backoff, wait_for
@@ -43,11 +44,14 @@ if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
 
     from .download import DownloadProgress, ZipLimits
+    from .fanout import FanOutProgress, FanOutResult
+    from .journal import Create, Journal, JournalEntry
     from .polling import ProgressCallback
 
 __all__ = ["LOAD_PLUGINS_ENV", "Gateway", "PluginInfo", "hookimpl"]
 
 T = TypeVar("T")
+_UNSET = object()
 
 
 class Gateway:
@@ -68,6 +72,8 @@ class Gateway:
     ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
     for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
     seconds (default 600) for a slot, then raises ``RunLimitError`` (``report_gateway.admission``).
+    ``journal`` is the SQLite run journal's path (default: in the user data folder; None
+    turns it off): every start is written down there first (``report_gateway.journal``).
     Gateway-wide keywords left out come from the profile's ``gateway`` table, then the
     environment (``options``).
     """
@@ -87,6 +93,7 @@ class Gateway:
         environ: Mapping[str, str] | None = None,
         max_active_runs: int | Mapping[str, int] | None = None,
         slot_timeout: float | None = None,
+        journal: str | os.PathLike[str] | None | object = _UNSET,
     ) -> None:
         self._settings = SettingsSource(
             settings, config_file=config_file, profile=profile, environ=environ
@@ -97,7 +104,9 @@ class Gateway:
             user_agent=user_agent,
             max_active_runs=max_active_runs,
             slot_timeout=slot_timeout,
+            journal=None if journal is _UNSET else (journal or ""),
         )
+        self._journal = JournalHolder(options)
         self._transport = SharedTransport(transport, options)
         self._admission = Admissions(options.max_active_runs, options.slot_timeout)
         self._key_ids: dict[str, str] = {}
@@ -126,8 +135,14 @@ class Gateway:
         self.close()
 
     def close(self) -> None:
-        """Release the connection pool if this Gateway created it."""
+        """Release the connection pool if this Gateway created it, and the journal."""
         self._transport.close()
+        self._journal.close()
+
+    @property
+    def journal(self) -> Journal | None:
+        """The run journal (opened on first use), or None when turned off."""
+        return self._journal.get()
 
     # -- plugins and providers -------------------------------------------------------------
 
@@ -194,6 +209,11 @@ class Gateway:
         self._contexts[spec.name] = context
         return context
 
+    def credential_id(self, provider: str) -> str:
+        """A hash naming the provider's credentials (never the credentials themselves)."""
+        self.driver(provider)
+        return self._key_ids.get(provider, "")
+
     def held_secrets(self) -> frozenset[str]:
         """Every secret value this Gateway holds now: the credentials it resolved and what
         each provider's auth policy holds (``AuthPolicy.secret_values``: a token it obtained
@@ -225,6 +245,9 @@ class Gateway:
             yield from items()
 
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
+        journal = self.journal
+        if journal is not None:
+            journal.record_status(run.provider, run.id, run.status, run.raw_status)
         self.pm.hook.report_gateway_run_changed(run=run, previous=previous)
 
     # -- templates ------------------------------------------------------------------------
@@ -268,6 +291,7 @@ class Gateway:
         scope: Scope | None = None,
         idempotency_key: str | None = None,
         on_progress: Callable[[StartProgress], None] | None = None,
+        reuse: bool = False,
     ) -> ReportRun:
         """Validate the parameters, then create a run (once, even if the request is retried).
 
@@ -276,23 +300,75 @@ class Gateway:
         ``on_progress`` hears, in the calling thread, why a start is taking long (waiting
         for a free run slot under ``max_active_runs`` or a provider's concurrency limit);
         a callback that raises is logged and ignored, never costing the run.
+        The start is journaled before its create is sent; ``reuse=True`` first looks there
+        for the same job (provider, report, parameters, scope, credentials) and returns its
+        run when it is still going or succeeded, recovering a create whose answer was lost.
         """
-        where = scope or Scope()
-        key = idempotency_key or str(uuid.uuid4())
-        params = dict(parameters or {})
+        run, entry = self._journaled_start(
+            provider,
+            report_id,
+            dict(parameters or {}),
+            scope or Scope(),
+            key=idempotency_key or str(uuid.uuid4()),
+            reuse=reuse,
+            on_progress=on_progress,
+        )
+        if run is None:  # downloaded and verified: the journal's run, as it is now
+            assert entry is not None
+            assert entry.run_id is not None
+            run = self.get(provider, entry.run_id, scope=entry.scope)
+        return run
+
+    def _journaled_start(
+        self,
+        provider: str,
+        report_id: str,
+        params: dict[str, Any],
+        where: Scope,
+        *,
+        key: str,
+        reuse: bool,
+        on_progress: Callable[[StartProgress], None] | None = None,
+        output: str | os.PathLike[str] | None = None,
+    ) -> tuple[ReportRun | None, JournalEntry | None]:
+        create = self._creator(on_progress)
+        if self.journal is None:
+            return create(provider, report_id, params, where, key, lambda: None), None
+        return journaled_start(
+            self, self.journal, create, provider, report_id, params, where,
+            key=key, reuse=reuse, output=output,
+        )  # fmt: skip
+
+    def _creator(self, on_progress: Callable[[StartProgress], None] | None = None) -> Create:
+        return lambda *args: self._create(*args, on_progress=on_progress)
+
+    def _create(
+        self,
+        provider: str,
+        report_id: str,
+        params: Mapping[str, Any],
+        where: Scope,
+        key: str,
+        sending: Callable[[], None],
+        *,
+        on_progress: Callable[[StartProgress], None] | None,
+    ) -> ReportRun:
         progress = start_reporter(provider, report_id, on_progress)
 
         def create(driver: ProviderDriver) -> ReportRun:
-            valid = driver.validate(report_id, params, scope=where)
+            valid = driver.validate(report_id, dict(params), scope=where)
             # A driver whose start predates ``progress=`` is called without it.
             extra = self._calls[provider].keywords("start", progress=progress)
+
+            def send() -> ReportRun:
+                sending()
+                return driver.start(report_id, valid, scope=where, idempotency_key=key, **extra)
+
             return self._admission.admit(
                 self.spec(provider),
                 self._key_ids.get(provider, ""),
                 get=lambda run_id, held_scope: driver.get(run_id, scope=held_scope),
-                create=lambda: driver.start(
-                    report_id, valid, scope=where, idempotency_key=key, **extra
-                ),
+                create=send,
                 limit=getattr(driver, "provider_limit", None),
                 progress=progress,
                 report_id=report_id,
@@ -407,7 +483,7 @@ class Gateway:
         """
         opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
-            return download(
+            saved = download(
                 run,
                 path,
                 opener,
@@ -418,6 +494,9 @@ class Gateway:
                 durable=durable,
                 zip_limits=zip_limits,
             )
+        if self.journal is not None:
+            self.journal.record_download(run.provider, run.id, saved, saved.stat().st_size)
+        return saved
 
     def rows(
         self,
@@ -437,3 +516,35 @@ class Gateway:
         )
         content_type = run.result.content_type
         return self._iterate(run.provider, lambda: iter_rows(body, content_type))
+
+    # -- many runs ------------------------------------------------------------------------
+
+    def run_many(
+        self,
+        provider: str,
+        report_id: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        scopes: Iterable[Scope],
+        max_concurrency: int | None = None,
+        output_dir: str | os.PathLike[str],
+        combine: str | None = None,
+        on_progress: Callable[[FanOutProgress], None] | None = None,
+        **options: Any,
+    ) -> FanOutResult:
+        """One run per scope, at most ``max_concurrency`` active at once, each result in its
+        own file in ``output_dir`` (optionally ``combine``d into one CSV with a leading scope
+        column); a scope's failure is collected, never stops the others (``fanout``)."""
+        from .fanout import run_many
+
+        return run_many(
+            self, provider, report_id, dict(parameters or {}), scopes=list(scopes),
+            max_concurrency=max_concurrency, output_dir=output_dir, combine=combine,
+            on_progress=on_progress, **options,
+        )  # fmt: skip
+
+    def resume(self, *, max_concurrency: int | None = None, **options: Any) -> FanOutResult:
+        """Finish every unfinished wait and download in the journal (``fanout.resume``)."""
+        from .fanout import resume
+
+        return resume(self, max_concurrency=max_concurrency, **options)

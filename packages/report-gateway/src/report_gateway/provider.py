@@ -658,6 +658,11 @@ class BaseDriver(abc.ABC):
 
     #: Method name -> (what is not supported, why / what to do instead).
     unsupported: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    #: Whether ``start`` sent again with the same idempotency key answers with the same run
+    #: instead of making another: the run journal then recovers a create whose answer was
+    #: lost by sending it again (else by ``find_created(report_id, parameters, *, scope,
+    #: started_after)``, when the driver has one, or not at all). May be set per instance.
+    idempotent_create: bool = False
 
     def __init__(self, context: ProviderContext) -> None:
         self.context = context

@@ -30,7 +30,10 @@ class ScopedHeaders:
 
 
 class StripeDriver(BaseDriver):
-    """What v1 and v2 share: one scope header, which the client takes as a keyword."""
+    """What v1 and v2 share: one scope header, which the client takes as a keyword, and
+    creates sent with an ``Idempotency-Key`` (the same key replays the first run)."""
+
+    idempotent_create = True
 
     def scoped(self, scope: Scope) -> tuple[Scope, ScopedHeaders]:
         """The scope a call uses and its headers (a bad scope raises ScopeError here)."""

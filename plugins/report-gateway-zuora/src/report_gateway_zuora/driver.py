@@ -473,6 +473,21 @@ class ZuoraDriver(BaseDriver):
             ),
         ) from cause
 
+    def find_created(
+        self,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        *,
+        scope: Scope,
+        started_after: datetime,
+    ) -> ReportRun:
+        """The run a create sent at ``started_after`` made, when its answer was lost with the
+        process that sent it (the run journal asks): ``_recover``'s lookup, or
+        ``RunMayExistError``."""
+        cause = RuntimeError("the process that sent the create ended before its answer")
+        where = self.resolve_scope(scope)
+        return self._recover(report_id, dict(parameters), where, started_after, cause)
+
     def get(self, run_id: str, *, scope: Scope, deadline: float | None = None) -> ReportRun:
         where = self.resolve_scope(scope)
         try:

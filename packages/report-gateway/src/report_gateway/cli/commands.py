@@ -277,6 +277,12 @@ def _run_text(run: ReportRun, hint: str | None = None) -> str:
 
 def cmd_run(s: Session) -> int:
     args = s.args
+    if args.accounts or args.contexts or args.entities:
+        from .fanout import cmd_run_many
+
+        return cmd_run_many(s)
+    if args.combine or args.max_concurrency:
+        raise UsageError("--combine and --max-concurrency go with --accounts/--contexts/--entities")
     parameters = parse_parameters(args.params)
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
@@ -377,6 +383,18 @@ def cmd_runs(s: Session) -> int:
     return exits.OK
 
 
+def cmd_journal(s: Session) -> int:
+    from .fanout import cmd_journal
+
+    return cmd_journal(s)
+
+
+def cmd_resume(s: Session) -> int:
+    from .fanout import cmd_resume
+
+    return cmd_resume(s)
+
+
 def cmd_demo(s: Session) -> int:
     from .demo import run_demo
 
@@ -402,6 +420,8 @@ COMMANDS: dict[str, Callable[[Session], int]] = {
     "cancel": cmd_cancel,
     "last": cmd_last,
     "runs": cmd_runs,
+    "journal": cmd_journal,
+    "resume": cmd_resume,
     "demo": cmd_demo,
     "listen": cmd_listen,
 }

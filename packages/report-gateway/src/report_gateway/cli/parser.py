@@ -224,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--no-wait", action="store_true", help="print the new run and return at once")
     timeout(sub)
     download_options(sub)
+    fan = sub.add_argument_group(
+        "many scopes (one run each; -o names a folder, one file per scope)"
+    ).add_mutually_exclusive_group()
+    for flag, whose in (
+        ("--accounts", "Stripe v1 connected accounts"),
+        ("--contexts", "Stripe v2 contexts"),
+        ("--entities", "Zuora entity ids"),
+    ):
+        fan.add_argument(flag, metavar="FILE", help=f"{whose}, one per line ('#' comments)")
+    sub.add_argument(
+        "--combine", metavar="NAME", help="also write every row to NAME in -o, scope column first"
+    )
+    sub.add_argument(
+        "--max-concurrency", metavar="N", type=int, help="runs active at once (default 8)"
+    )
 
     sub = add("status", "show a run's current state")
     run_id(sub)
@@ -251,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--limit", metavar="N", type=int, default=20, help="how many runs (default 20)"
     )
+
+    sub = add("journal", "list the runs in the run journal (every start is written there)")
+    sub.add_argument(
+        "--since", metavar="WHEN", help="updated since an ISO date/datetime or a duration (2h, 7d)"
+    )
+    sub.add_argument("--unfinished", action="store_true", help="only runs with work left")
+
+    sub = add("resume", "finish every unfinished wait and download in the run journal")
+    timeout(sub)
 
     sub = add(
         "demo",

@@ -1,0 +1,151 @@
+"""``run --accounts/--contexts/--entities``, ``journal`` and ``resume``: many runs at once.
+
+A fan-out prints one line on stderr each time a scope moves between queued, running, done
+and failed (a nightly job's log then shows where it stands), then a summary table on
+stdout, or the whole ``FanOutResult`` as JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import exits
+from .exits import UsageError, exit_code_for
+from .output import format_bytes, format_seconds, table
+from .params import parse_parameters
+
+if TYPE_CHECKING:
+    from report_gateway.fanout import FanOutProgress, FanOutResult
+    from report_gateway.models import Scope
+
+    from .commands import Session
+
+__all__ = ["cmd_journal", "cmd_resume", "cmd_run_many", "read_scopes"]
+
+
+def read_scopes(path: str, field: str) -> list[Scope]:
+    """One scope per non-empty line of ``path`` (``#`` starts a comment), in order."""
+    from report_gateway.models import Scope
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    ids = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    scopes = [Scope(**{field: value}) for value in dict.fromkeys(i for i in ids if i)]
+    if not scopes:
+        raise UsageError(f"{path} lists no ids (one per line, '#' starts a comment)")
+    return scopes
+
+
+def _progress_line(s: Session) -> object:
+    def show(p: FanOutProgress) -> None:
+        s.stderr.write(
+            f"{p.running} running, {p.done + p.skipped} done, {p.failed} failed"
+            f" ({p.queued} queued of {p.total})\n"
+        )
+        s.stderr.flush()
+
+    return show
+
+
+def _report(s: Session, result: FanOutResult) -> int:
+    from report_gateway.fanout import scope_label
+
+    rows = [
+        (
+            scope_label(o.scope),
+            o.state,
+            o.run_id,
+            o.path.name if o.path is not None else None,
+            format_bytes(o.size) if o.size is not None else None,
+            None if o.error is None else f"{type(o.error).__name__}: {o.error}",
+        )
+        for o in result.outcomes
+    ]
+    counts = result.summary()
+    footer = (
+        f"{counts['done']} done, {counts['skipped']} skipped (already downloaded), "
+        f"{counts['failed']} failed of {counts['total']} in {format_seconds(result.elapsed)}"
+        f"; at most {counts['peak_active']} runs active"
+    )
+    if result.combined is not None:
+        footer += f"\ncombined: {result.combined}"
+    human = table(["scope", "state", "run id", "file", "size", "error"], rows) + "\n\n" + footer
+    s.out.emit(result.as_json(), human if rows else footer)
+    failed = result.failed
+    if not failed:
+        return exits.OK
+    first = failed[0].error
+    return exit_code_for(first) if first is not None else exits.INTERNAL
+
+
+def cmd_run_many(s: Session) -> int:
+    args = s.args
+    if args.output is None or args.output == "-":
+        raise UsageError("--accounts/--contexts/--entities need -o DIR (one file per scope)")
+    if args.no_wait:
+        raise UsageError("--no-wait does not go with --accounts/--contexts/--entities")
+    if s.scope is not None:
+        raise UsageError("--account/--context/--entity-* select one scope; a fan-out reads a file")
+    if args.accounts:
+        scopes = read_scopes(args.accounts, "account")
+    elif args.contexts:
+        scopes = read_scopes(args.contexts, "context")
+    else:
+        scopes = read_scopes(args.entities, "entity_id")
+    result = s.gateway.run_many(
+        args.provider,
+        args.report,
+        parse_parameters(args.params),
+        scopes=scopes,
+        max_concurrency=args.max_concurrency,
+        output_dir=args.output,
+        combine=args.combine,
+        on_progress=_progress_line(s),  # type: ignore[arg-type]
+        timeout=args.timeout,
+        raw=args.raw,
+    )
+    return _report(s, result)
+
+
+def cmd_resume(s: Session) -> int:
+    result = s.gateway.resume(on_progress=_progress_line(s), timeout=s.args.timeout)
+    return _report(s, result)
+
+
+def cmd_journal(s: Session) -> int:
+    from report_gateway.fanout import scope_label
+    from report_gateway.journal import iter_since
+
+    try:
+        since = iter_since(s.args.since)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    journal = s.gateway.journal
+    if journal is None:
+        raise UsageError(
+            "the run journal is turned off (journal setting or $REPORT_GATEWAY_JOURNAL)"
+        )
+    entries = journal.entries(since=since, unfinished=s.args.unfinished)
+    rows = [
+        (
+            datetime.fromtimestamp(e.created_at).isoformat(timespec="seconds"),
+            e.provider,
+            e.report_id,
+            scope_label(e.scope) if e.scope.fields() else "-",
+            e.run_id,
+            e.state,
+            e.path,
+        )
+        for e in entries
+    ]
+    s.out.emit(
+        {"journal": str(journal.path), "runs": [e.as_json() for e in entries]},
+        table(["started", "provider", "report", "scope", "run id", "state", "file"], rows)
+        if rows
+        else f"no runs in {journal.path}",
+    )
+    return exits.OK

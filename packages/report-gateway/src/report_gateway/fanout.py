@@ -1,0 +1,512 @@
+"""Fan-out: the same report for many scopes (connected accounts, contexts, entities).
+
+A platform runs one report for hundreds of accounts a night. ``run_many`` gives each scope
+its own run, waited on and downloaded to its own file, with at most ``max_concurrency``
+runs active at once: a bounded pool of worker threads, each carrying one scope from start
+to verified file, so a scope still queued costs a small task object and nothing else. The
+provider's own limit (Stripe v2's 429 over its concurrent runs) is absorbed by the
+admission line as for any start. A scope's failure is collected with its run id, never
+stopping the others. Every start goes through the journal (``report_gateway.journal``):
+a scope already downloaded and verified is skipped, one still running is waited on again,
+so running the same fan-out after a crash finishes it; ``resume`` finishes every
+unfinished entry of the journal, whatever started it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .download import safe_name
+from .errors import ConfigurationError, DownloadError
+from .journal import JournalEntry, crash_point, resume_entry
+from .models import ReportRun, RunStatus, Scope
+
+if TYPE_CHECKING:
+    from .gateway import Gateway
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "SCOPE_COLUMN",
+    "FanOutProgress",
+    "FanOutResult",
+    "ScopeOutcome",
+    "combine_csv",
+    "resume",
+    "run_many",
+    "scope_label",
+]
+
+#: Runs a fan-out keeps active when neither ``max_concurrency`` nor ``max_active_runs`` says.
+DEFAULT_CONCURRENCY = 8
+#: The leading column of a combined CSV: which scope the row came from.
+SCOPE_COLUMN = "scope"
+
+# A scope's states, in order; the last three are final.
+QUEUED, STARTING, RUNNING, DOWNLOADING = "queued", "starting", "running", "downloading"
+DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+
+
+def scope_label(scope: Scope) -> str:
+    """What names a scope in file names, the combined CSV and the summary: its one set
+    field's value (``acct_1``), fields joined with ``+`` if several, ``default`` if none."""
+    values = list(scope.fields().values())
+    return "+".join(values) if values else "default"
+
+
+def file_names(scopes: Sequence[Scope], suffix: str = ".csv") -> list[str]:
+    """One safe, distinct file name per scope (``acct_1.csv``; ``a_b-2.csv`` when two
+    scopes clean up to the same name)."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for scope in scopes:
+        stem = safe_name(scope_label(scope), fallback="default", name_max=200)
+        name, number = stem + suffix, 1
+        while name.lower() in taken:
+            number += 1
+            name = f"{stem}-{number}{suffix}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+@attrs.frozen(kw_only=True)
+class FanOutProgress:
+    """The fan-out's counts after one scope changed state (``scope`` moved to ``state``).
+
+    ``running`` counts scopes between start and saved file (starting, waiting, downloading).
+    """
+
+    total: int
+    queued: int
+    running: int
+    done: int
+    failed: int
+    skipped: int
+    scope: Scope
+    state: str
+    run_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ScopeOutcome:
+    """What became of one scope: ``done`` (``path``, ``size``), ``skipped`` (already
+    downloaded and verified: the journal's ``path``) or ``failed`` (``error``; ``run_id``
+    when a run exists: resume or inspect it)."""
+
+    scope: Scope
+    state: str
+    run_id: str | None = None
+    run: ReportRun | None = attrs.field(default=None, repr=False, eq=False)
+    path: Path | None = None
+    size: int | None = None
+    error: BaseException | None = attrs.field(default=None, eq=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.state in (DONE, SKIPPED)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "scope": self.scope.fields(),
+            "label": scope_label(self.scope),
+            "state": self.state,
+            "run_id": self.run_id,
+            "path": None if self.path is None else str(self.path),
+            "size": self.size,
+            "error": None
+            if self.error is None
+            else {"type": type(self.error).__name__, "message": str(self.error)},
+        }
+
+
+@attrs.frozen(kw_only=True)
+class FanOutResult:
+    """Every scope's outcome (in the order the scopes were given) and the summary."""
+
+    outcomes: tuple[ScopeOutcome, ...]
+    combined: Path | None = None
+    peak_active: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def done(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.state == DONE]
+
+    @property
+    def skipped(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.state == SKIPPED]
+
+    @property
+    def failed(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.state == FAILED]
+
+    @property
+    def ok(self) -> bool:
+        """Every scope has its verified file."""
+        return not self.failed
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "total": len(self.outcomes),
+            "done": len(self.done),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "peak_active": self.peak_active,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "summary": {**self.summary(), "elapsed_seconds": round(self.elapsed, 3)},
+            "combined": None if self.combined is None else str(self.combined),
+            "outcomes": [o.as_json() for o in self.outcomes],
+        }
+
+
+class _Tracker:
+    """Counts scopes per state and active runs; reports each change, one at a time."""
+
+    def __init__(self, total: int, report: Callable[[FanOutProgress], None] | None) -> None:
+        self.counts = {QUEUED: total, RUNNING: 0, DONE: 0, FAILED: 0, SKIPPED: 0}
+        self.total = total
+        self.active = 0
+        self.peak = 0
+        self._report = report
+        self._lock = threading.Lock()
+        self._report_lock = threading.Lock()  # reports in order, outside the counting lock
+
+    def move(self, scope: Scope, old: str, new: str, run_id: str | None = None) -> None:
+        with self._report_lock:
+            with self._lock:
+                bucket = {STARTING: RUNNING, DOWNLOADING: RUNNING}
+                self.counts[bucket.get(old, old)] -= 1
+                self.counts[bucket.get(new, new)] += 1
+                counts = dict(self.counts)
+            if self._report is not None and bucket.get(old, old) != bucket.get(new, new):
+                try:
+                    self._report(
+                        FanOutProgress(
+                            total=self.total,
+                            queued=counts[QUEUED],
+                            running=counts[RUNNING],
+                            done=counts[DONE],
+                            failed=counts[FAILED],
+                            skipped=counts[SKIPPED],
+                            scope=scope,
+                            state=new,
+                            run_id=run_id,
+                        )
+                    )
+                except Exception:  # a display must never cost a run
+                    import logging
+
+                    logging.getLogger(__name__).exception("fan-out progress callback failed")
+
+    def run_active(self, delta: int) -> None:
+        with self._lock:
+            self.active += delta
+            self.peak = max(self.peak, self.active)
+
+
+@attrs.frozen(kw_only=True)
+class _Task:
+    """One scope's work: start (or resume ``entry``), wait, download to ``path``."""
+
+    provider: str
+    report_id: str
+    parameters: Mapping[str, Any]
+    scope: Scope
+    path: Path | None
+    entry: JournalEntry | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _Settings:
+    timeout: float | None
+    poll_interval: float | None
+    max_interval: float | None
+    raw: bool
+    reuse: bool
+
+
+def _concurrency(gw: Gateway, provider: str, given: int | None, count: int) -> int:
+    if given is not None:
+        if isinstance(given, bool) or given < 1:
+            raise ConfigurationError(f"max_concurrency must be at least 1, not {given!r}")
+        return min(given, max(1, count))
+    cap = gw.options.max_active_runs
+    if isinstance(cap, Mapping):
+        cap = cap.get(provider)
+    return min(cap or DEFAULT_CONCURRENCY, max(1, count))
+
+
+def _start(
+    gw: Gateway, task: _Task, settings: _Settings
+) -> tuple[ReportRun | None, JournalEntry | None]:
+    """The task's run, or None with the journal entry whose verified file is the result."""
+    journal = gw.journal
+    if task.entry is not None and journal is not None:
+        if task.entry.verified:
+            return None, task.entry
+        return resume_entry(gw, journal, gw._creator(), task.entry), None
+    run, entry = gw._journaled_start(
+        task.provider,
+        task.report_id,
+        dict(task.parameters),
+        task.scope,
+        key=str(uuid.uuid4()),
+        reuse=settings.reuse,
+        output=task.path,
+    )
+    if run is not None:
+        return run, None
+    assert entry is not None
+    assert entry.run_id is not None
+    if task.path is not None and entry.path != str(task.path.absolute()):
+        # Downloaded and verified, but elsewhere: the same run's result, saved here too.
+        return gw.get(task.provider, entry.run_id, scope=entry.scope), None
+    return None, entry
+
+
+def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> ScopeOutcome:
+    tracker.move(task.scope, QUEUED, STARTING)
+    state, run = STARTING, None
+    try:
+        run, verified = _start(gw, task, settings)
+        if run is None:
+            assert verified is not None
+            assert verified.path is not None
+            tracker.move(task.scope, state, SKIPPED, verified.run_id)
+            return ScopeOutcome(
+                scope=task.scope,
+                state=SKIPPED,
+                run_id=verified.run_id,
+                path=Path(verified.path),
+                size=verified.size,
+            )
+        tracker.move(task.scope, state, RUNNING, run.id)
+        state = RUNNING
+        if not run.status.is_terminal or run.status is RunStatus.SUCCEEDED:
+            run = _wait(gw, run, settings, tracker)
+        else:
+            from .polling import finish
+
+            finish(run)  # failed or canceled: raise its error
+        saved: Path | None = None
+        if task.path is not None:
+            tracker.move(task.scope, state, DOWNLOADING, run.id)
+            state = DOWNLOADING
+            saved = _download(gw, run, task.path, settings)
+        tracker.move(task.scope, state, DONE, run.id)
+        return ScopeOutcome(
+            scope=task.scope,
+            state=DONE,
+            run_id=run.id,
+            run=run,
+            path=saved,
+            size=None if saved is None else saved.stat().st_size,
+        )
+    except Exception as exc:
+        run_id = run.id if run is not None else (task.entry.run_id if task.entry else None)
+        tracker.move(task.scope, state, FAILED, run_id)
+        return ScopeOutcome(scope=task.scope, state=FAILED, run_id=run_id, run=run, error=exc)
+
+
+def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -> ReportRun:
+    polls = 0
+
+    def waiting(_: ReportRun, elapsed: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls > 1:
+            crash_point("mid-wait")
+
+    tracker.run_active(+1)
+    try:
+        return gw.wait(
+            run,
+            timeout=settings.timeout,
+            on_progress=waiting,
+            poll_interval=settings.poll_interval,
+            max_interval=settings.max_interval,
+        )
+    finally:
+        tracker.run_active(-1)
+
+
+def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> Path:
+    def downloading(received: int, total: int | None) -> None:
+        if received:
+            crash_point("mid-download")
+
+    return gw.download(run, path, unzip=True, raw=settings.raw, on_progress=downloading)
+
+
+def _execute(
+    gw: Gateway, tasks: Sequence[_Task], workers: int, settings: _Settings, tracker: _Tracker
+) -> list[ScopeOutcome]:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fan-out") as pool:
+        futures = [pool.submit(_carry, gw, task, settings, tracker) for task in tasks]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def run_many(
+    gw: Gateway,
+    provider: str,
+    report_id: str,
+    parameters: Mapping[str, Any] | None = None,
+    *,
+    scopes: Iterable[Scope],
+    max_concurrency: int | None = None,
+    output_dir: str | os.PathLike[str],
+    combine: str | None = None,
+    on_progress: Callable[[FanOutProgress], None] | None = None,
+    timeout: float | None = 3600.0,
+    poll_interval: float | None = None,
+    max_interval: float | None = None,
+    raw: bool = False,
+    reuse: bool = True,
+) -> FanOutResult:
+    """Run ``report_id`` once per scope; see the module docstring and ``Gateway.run_many``.
+
+    ``output_dir`` is created; each scope's file is named after it (``scope_label``, made
+    safe). ``combine`` names a CSV written there (atomically) with every row of every
+    scope's file behind a leading ``scope`` column. ``timeout`` bounds each run's wait;
+    ``poll_interval``/``max_interval`` as for ``Gateway.wait``; ``raw`` keeps Zuora's UTF-16
+    export (not combinable); ``reuse=False`` ignores the journal's earlier runs of the job.
+    """
+    chosen = list(scopes)
+    if not chosen:
+        raise ConfigurationError("run_many needs at least one scope")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigurationError("run_many: a scope is given twice")
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = file_names(chosen)
+    params = dict(parameters or {})
+    tasks = [
+        _Task(provider=provider, report_id=report_id, parameters=params, scope=s, path=folder / n)
+        for s, n in zip(chosen, names, strict=True)
+    ]
+    settings = _Settings(
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_interval=max_interval,
+        raw=raw,
+        reuse=reuse,
+    )
+    return _finish(gw, tasks, _concurrency(gw, provider, max_concurrency, len(tasks)), settings,
+                   on_progress, folder / safe_name(combine) if combine else None)  # fmt: skip
+
+
+def resume(
+    gw: Gateway,
+    *,
+    max_concurrency: int | None = None,
+    on_progress: Callable[[FanOutProgress], None] | None = None,
+    timeout: float | None = 3600.0,
+    poll_interval: float | None = None,
+    max_interval: float | None = None,
+) -> FanOutResult:
+    """Finish every unfinished entry of the journal: recover its create if needed, wait,
+    and download to the file it was meant for (when one was named)."""
+    journal = gw.journal
+    if journal is None:
+        raise ConfigurationError("resume needs the run journal, which is turned off")
+    tasks = [
+        _Task(
+            provider=e.provider,
+            report_id=e.report_id,
+            parameters=e.parameters,
+            scope=e.scope,
+            path=None if e.output is None else Path(e.output),
+            entry=e,
+        )
+        for e in journal.entries(unfinished=True)
+    ]
+    settings = _Settings(
+        timeout=timeout,
+        poll_interval=poll_interval,
+        max_interval=max_interval,
+        raw=False,
+        reuse=True,
+    )
+    workers = max(1, min(max_concurrency or DEFAULT_CONCURRENCY, len(tasks) or 1))
+    return _finish(gw, tasks, workers, settings, on_progress, None)
+
+
+def _finish(
+    gw: Gateway,
+    tasks: Sequence[_Task],
+    workers: int,
+    settings: _Settings,
+    on_progress: Callable[[FanOutProgress], None] | None,
+    combine: Path | None,
+) -> FanOutResult:
+    began = time.monotonic()
+    tracker = _Tracker(len(tasks), on_progress)
+    outcomes = _execute(gw, tasks, workers, settings, tracker) if tasks else []
+    combined = None
+    if combine is not None:
+        combined = combine_csv(
+            [(scope_label(o.scope), o.path) for o in outcomes if o.ok and o.path is not None],
+            combine,
+        )
+    return FanOutResult(
+        outcomes=tuple(outcomes),
+        combined=combined,
+        peak_active=tracker.peak,
+        elapsed=time.monotonic() - began,
+    )
+
+
+def combine_csv(parts: Sequence[tuple[str, Path]], target: Path) -> Path:
+    """Write every row of ``parts`` (label, CSV file) to ``target`` behind a leading
+    ``scope`` column, atomically (a temporary beside it, fsynced, renamed).
+
+    The header is the union of the parts' headers in first-seen order (a column a scope's
+    file lacks is left empty), so scopes whose reports differ slightly still combine.
+    """
+    columns: list[str] = []
+    for _, path in parts:
+        with path.open(newline="", encoding="utf-8") as handle:
+            for name in next(csv.reader(handle), []):
+                if name not in columns:
+                    columns.append(name)
+    if SCOPE_COLUMN in columns:
+        raise DownloadError(f"cannot combine: the results already have a {SCOPE_COLUMN!r} column")
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with temporary.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow([SCOPE_COLUMN, *columns])
+            for label, path in parts:
+                with path.open(newline="", encoding="utf-8") as handle:
+                    for row in csv.DictReader(handle):
+                        writer.writerow([label, *(row.get(c) or "" for c in columns)])
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    folder = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return target

@@ -1,0 +1,561 @@
+"""The run journal: every run this machine's gateways start, kept in SQLite across crashes.
+
+A report run costs minutes to hours and counts against the provider's limits, so a process
+that dies while waiting must not lose it. Each start is written down before its create
+request is sent (provider, scope, report, parameters and their hash, idempotency key), then
+its run id, every status change, and the result file with its size once a download is
+verified. ``Gateway.start(..., reuse=True)``, ``Gateway.run_many`` and ``report-gateway
+resume`` read it back (``journaled_start``):
+
+- a run still going is waited on again, one downloaded and verified (the file exists with
+  the recorded size) is skipped;
+- a start whose create may have been sent without its answer being written down is resolved
+  by sending it again with the same idempotency key when the driver says its create is
+  idempotent (``idempotent_create``: Stripe keys replay the first answer), else by the
+  driver's lookup (``find_created``: Zuora with password auth), else it is marked ``lost``
+  with a ``RunMayExistError``; a start journaled but not yet sending is simply made.
+
+One file serves several processes on one machine: WAL mode, a busy timeout, and one short
+transaction per write (never one held across a request). Writes are ``synchronous=FULL``:
+the row written before a create must survive whatever ends the process.
+
+Other parts of a process update it without a run in hand: ``record_status(provider,
+run_id, status, raw)`` (a webhook listener), ``status_of(provider, run_id)`` (a wait between
+polls).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .config import JOURNAL_ENV
+from .errors import ConfigurationError, GatewayError, ProviderError, RunLimitError, RunMayExistError
+from .models import ReportRun, RunStatus, Scope
+
+if TYPE_CHECKING:
+    from .config import GatewayOptions
+    from .gateway import Gateway
+
+__all__ = [
+    "CRASH_ENV",
+    "JOURNAL_ENV",
+    "Journal",
+    "JournalEntry",
+    "default_journal_path",
+    "parameters_hash",
+]
+
+#: Test hook: the step at which the process kills itself (``after-journal``,
+#: ``after-create``, ``mid-wait``, ``mid-download``), so crash tests hit each one exactly.
+CRASH_ENV = "REPORT_GATEWAY_CRASH_AT"
+
+# Journal states: a RunStatus value once the run id is known, or one of these.
+JOURNALED = "journaled"  # written down; the create is not sent yet (it may wait for a slot)
+SENDING = "sending"  # the create request is being sent: a run may exist without its id
+DOWNLOADED = "downloaded"  # the result file was verified at ``path`` with ``size`` bytes
+ABANDONED = "abandoned"  # the create was refused: no run exists
+LOST = "lost"  # a run may exist but could not be found (RunMayExistError)
+#: States in which nothing is left to do for the entry.
+FINISHED = frozenset(
+    {DOWNLOADED, ABANDONED, LOST, RunStatus.FAILED.value, RunStatus.CANCELED.value}
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    parameters TEXT NOT NULL,
+    parameters_hash TEXT NOT NULL,
+    credential TEXT NOT NULL,
+    run_id TEXT,
+    state TEXT NOT NULL,
+    raw_status TEXT,
+    output TEXT,
+    path TEXT,
+    size INTEGER,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_job
+    ON runs (provider, report_id, scope, parameters_hash, credential, created_at);
+CREATE INDEX IF NOT EXISTS runs_run ON runs (provider, run_id);
+CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_at);
+"""
+
+
+def default_journal_path() -> Path:
+    """``journal.sqlite3`` in the user's data folder (``~/.local/share/report-gateway`` on
+    Linux; platformdirs knows the other systems)."""
+    import platformdirs
+
+    return platformdirs.user_data_path("report-gateway", appauthor=False) / "journal.sqlite3"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+
+
+def parameters_hash(parameters: Mapping[str, Any]) -> str:
+    """The same parameters, however ordered, give the same hash (a job's identity)."""
+    return hashlib.sha256(_canonical(parameters).encode()).hexdigest()[:32]
+
+
+def scope_text(scope: Scope) -> str:
+    """A scope as stored: its set fields as canonical JSON (``{}`` for none)."""
+    return _canonical(scope.fields())
+
+
+def crash_point(step: str) -> None:
+    """Kill this process at ``step`` when ``$REPORT_GATEWAY_CRASH_AT`` names it (tests)."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@attrs.frozen(kw_only=True)
+class JournalEntry:
+    """One start as journaled. ``state`` is ``journaled``, ``sending``, a ``RunStatus``
+    value, ``downloaded``, ``abandoned`` or ``lost``; ``output`` is where the result is to
+    go (None: nobody asked for a download), ``path``/``size`` where it went."""
+
+    id: str
+    key: str
+    provider: str
+    report_id: str
+    scope: Scope
+    parameters: Mapping[str, Any]
+    parameters_hash: str
+    credential: str
+    run_id: str | None
+    state: str
+    raw_status: str | None
+    output: str | None
+    path: str | None
+    size: int | None
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    @property
+    def finished(self) -> bool:
+        """Nothing is left to do: downloaded, failed, canceled, refused, lost, or succeeded
+        with no download asked for."""
+        if self.state in FINISHED:
+            return True
+        return self.state == RunStatus.SUCCEEDED.value and self.output is None
+
+    @property
+    def verified(self) -> bool:
+        """The result file is where it was written, with the size written down then."""
+        if self.state != DOWNLOADED or self.path is None or self.size is None:
+            return False
+        try:
+            return Path(self.path).stat().st_size == self.size
+        except OSError:
+            return False
+
+    def as_json(self) -> dict[str, Any]:
+        """The entry for ``report-gateway journal --json`` (parameters included: they hold
+        no secrets; credentials are only named by a hash)."""
+        data = attrs.asdict(self, recurse=False)
+        data["scope"] = self.scope.fields()
+        data["parameters"] = dict(self.parameters)
+        return data
+
+
+_COLUMNS = tuple(f.name for f in attrs.fields(JournalEntry))
+
+
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["scope"] = Scope(**json.loads(values["scope"]))
+    values["parameters"] = json.loads(values["parameters"])
+    return JournalEntry(**values)
+
+
+class Journal:
+    """The SQLite journal at ``path`` (created with its folder on first use).
+
+    Safe to share between threads (one connection, a lock around each statement) and
+    between processes (WAL, ``busy_timeout``). ``clock`` gives the stored times (unix
+    seconds).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
+        self.path = Path(path).expanduser()
+        self._clock = clock
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigurationError(
+                f"run journal {str(self.path)!r} cannot be used: {exc}"
+            ) from exc
+
+    def __repr__(self) -> str:
+        return f"<Journal {str(self.path)!r}>"
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [_entry(row) for row in rows]
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def begin(
+        self,
+        provider: str,
+        report_id: str,
+        scope: Scope,
+        parameters: Mapping[str, Any],
+        *,
+        key: str,
+        credential: str = "",
+        output: str | os.PathLike[str] | None = None,
+    ) -> JournalEntry:
+        """Write a start down before its create request goes out (``key``: its idempotency
+        key; a job retried with the same key gets an entry of its own)."""
+        now = self._clock()
+        params = _jsonable(parameters)
+        entry_id = uuid.uuid4().hex
+        self._write(
+            "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
+            " credential, state, output, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry_id,
+                key,
+                provider,
+                report_id,
+                scope_text(scope),
+                _canonical(params),
+                parameters_hash(parameters),
+                credential,
+                JOURNALED,
+                None if output is None else os.fspath(Path(output).absolute()),
+                now,
+                now,
+            ),
+        )
+        entry = self.get(entry_id)
+        assert entry is not None
+        return entry
+
+    def _update(self, entry_id: str, **values: Any) -> None:
+        values["updated_at"] = self._clock()
+        columns = ", ".join(f"{name} = ?" for name in values)
+        self._write(f"UPDATE runs SET {columns} WHERE id = ?", (*values.values(), entry_id))  # noqa: S608
+
+    def record_sending(self, entry_id: str) -> None:
+        """The create request is about to go out: from now on a run may exist."""
+        self._update(entry_id, state=SENDING)
+
+    def record_run(self, entry_id: str, run: ReportRun) -> None:
+        """The create answered: the run's id and first status."""
+        self._update(entry_id, run_id=run.id, state=run.status.value, raw_status=run.raw_status)
+
+    def record_status(
+        self, provider: str, run_id: str, status: RunStatus | str, raw: str | None = None
+    ) -> int:
+        """A run's new status, from whoever learnt it (a poll, a webhook listener in another
+        process); returns how many entries it updated (0: not a journaled run). A
+        downloaded entry keeps its state."""
+        state = status.value if isinstance(status, RunStatus) else RunStatus(status).value
+        return self._write(
+            "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"
+            " WHERE provider = ? AND run_id = ? AND state NOT IN (?, ?)",
+            (state, raw, self._clock(), provider, run_id, DOWNLOADED, ABANDONED),
+        )
+
+    def record_download(
+        self, provider: str, run_id: str, path: str | os.PathLike[str], size: int
+    ) -> int:
+        """A verified result file of a journaled run (returns the entries updated)."""
+        return self._write(
+            "UPDATE runs SET state = ?, path = ?, size = ?, error = NULL, updated_at = ?"
+            " WHERE provider = ? AND run_id = ?",
+            (DOWNLOADED, os.fspath(Path(path).absolute()), size, self._clock(), provider, run_id),
+        )
+
+    def record_error(
+        self, entry_id: str, error: BaseException | str, *, state: str | None = None
+    ) -> None:
+        """Why an entry stopped (``state``: ``abandoned``, ``lost``; None: state unchanged)."""
+        text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if state is None:
+            self._update(entry_id, error=text[:2000])
+        else:
+            self._update(entry_id, error=text[:2000], state=state)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, entry_id: str) -> JournalEntry | None:
+        """One entry by its id."""
+        found = self._read(f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE id = ?", (entry_id,))  # noqa: S608
+        return found[0] if found else None
+
+    def status_of(self, provider: str, run_id: str) -> JournalEntry | None:
+        """The newest entry of a run (what a waiting process reads between polls)."""
+        found = self._read(
+            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE provider = ? AND run_id = ?"  # noqa: S608
+            " ORDER BY updated_at DESC LIMIT 1",
+            (provider, run_id),
+        )
+        return found[0] if found else None
+
+    def latest(
+        self,
+        provider: str,
+        report_id: str,
+        scope: Scope,
+        parameters: Mapping[str, Any],
+        *,
+        credential: str = "",
+    ) -> JournalEntry | None:
+        """The newest entry of the same job (provider, report, scope, parameters, key)."""
+        found = self._read(
+            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE provider = ? AND report_id = ?"  # noqa: S608
+            " AND scope = ? AND parameters_hash = ? AND credential = ?"
+            " ORDER BY created_at DESC LIMIT 1",
+            (provider, report_id, scope_text(scope), parameters_hash(parameters), credential),
+        )
+        return found[0] if found else None
+
+    def entries(
+        self, *, since: float | None = None, unfinished: bool = False
+    ) -> list[JournalEntry]:
+        """Entries updated at or after ``since`` (unix seconds), oldest first;
+        ``unfinished``: only those with something left to do."""
+        found = self._read(
+            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE updated_at >= ?"  # noqa: S608
+            " ORDER BY created_at, id",
+            (since or 0.0,),
+        )
+        return [e for e in found if not e.finished] if unfinished else found
+
+
+class JournalHolder:
+    """A Gateway's journal, opened on first use from its resolved ``journal`` option.
+
+    An explicitly named journal that cannot be opened is a ``ConfigurationError``; the
+    default one (the user data folder may be read-only) is a warning, and the Gateway
+    then works without it.
+    """
+
+    def __init__(self, options: GatewayOptions) -> None:
+        self._setting = options.journal
+        self._explicit = bool(options.origin("journal"))
+        self._journal: Journal | None = None
+        self._opened = False
+        self._lock = threading.Lock()
+
+    def get(self) -> Journal | None:
+        if self._opened:
+            return self._journal
+        with self._lock:
+            if not self._opened:
+                self._journal = self._open()
+                self._opened = True
+        return self._journal
+
+    def _open(self) -> Journal | None:
+        if self._setting == "":
+            return None
+        if self._setting is not None:
+            return Journal(self._setting)
+        try:
+            return Journal(default_journal_path())
+        except ConfigurationError as exc:
+            if self._explicit:
+                raise
+            warnings.warn(f"{exc}; runs are not journaled", stacklevel=4)
+            return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+            self._journal, self._opened = None, False
+
+
+# -- starts that consult the journal ----------------------------------------------------------
+
+#: ``create(provider, report_id, parameters, scope, key, sending)``: the Gateway's create,
+#: calling ``sending()`` right before each request it sends.
+Create = Callable[[str, str, Mapping[str, Any], Scope, str, Callable[[], None]], ReportRun]
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a failed create certainly made no run (so the entry is finished)."""
+    if isinstance(exc, RunLimitError):
+        return True
+    if isinstance(exc, ProviderError):
+        if not exc.request_sent:
+            return True
+        status = exc.status
+        return status is not None and 400 <= status < 500 and status not in (409, 429)
+    return isinstance(exc, GatewayError) and not isinstance(exc, RunMayExistError)
+
+
+def journaled_start(
+    gateway: Gateway,
+    journal: Journal,
+    create: Create,
+    provider: str,
+    report_id: str,
+    parameters: Mapping[str, Any],
+    scope: Scope,
+    *,
+    key: str,
+    reuse: bool,
+    output: str | os.PathLike[str] | None = None,
+) -> tuple[ReportRun | None, JournalEntry]:
+    """Start a run with the journal: reuse the job's entry when asked, else a new one.
+
+    Returns the run (None when the entry was already downloaded and verified: nothing to
+    do) and the entry it belongs to. A run found running or succeeded is returned as a
+    fresh snapshot (wait on it); one failed, canceled, refused or lost starts anew.
+    """
+    credential = gateway.credential_id(provider)
+    if reuse:
+        entry = journal.latest(provider, report_id, scope, parameters, credential=credential)
+        if entry is not None and entry.verified:
+            return None, entry
+        if entry is not None and (entry.state not in FINISHED or entry.state == DOWNLOADED):
+            # Running, succeeded, or downloaded to a file since moved: the same run.
+            return resume_entry(gateway, journal, create, entry), entry
+    entry = journal.begin(
+        provider, report_id, scope, parameters, key=key, credential=credential, output=output
+    )
+    crash_point("after-journal")
+    return _create_for(journal, create, entry), entry
+
+
+def _create_for(journal: Journal, create: Create, entry: JournalEntry) -> ReportRun:
+    try:
+        run = create(
+            entry.provider,
+            entry.report_id,
+            entry.parameters,
+            entry.scope,
+            entry.key,
+            lambda: journal.record_sending(entry.id),
+        )
+    except BaseException as exc:
+        if isinstance(exc, RunMayExistError):
+            journal.record_error(entry.id, exc, state=LOST)
+        elif isinstance(exc, Exception) and _refused(exc):
+            journal.record_error(entry.id, exc, state=ABANDONED)
+        else:
+            journal.record_error(entry.id, exc)  # ambiguous: resume resolves it
+        raise
+    crash_point("after-create")
+    journal.record_run(entry.id, run)
+    return run
+
+
+def resume_entry(
+    gateway: Gateway, journal: Journal, create: Create, entry: JournalEntry
+) -> ReportRun:
+    """The run of an unfinished entry: a fresh snapshot of it, or the create resolved.
+
+    Raises ``RunMayExistError`` (the entry is then ``lost``) when a create may have made a
+    run that neither an idempotent retry nor the driver's lookup can recover.
+    """
+    if entry.run_id is not None:
+        return gateway.get(entry.provider, entry.run_id, scope=entry.scope)
+    if entry.state == JOURNALED:
+        return _create_for(journal, create, entry)  # the request never left
+    driver = gateway.driver(entry.provider)
+    if getattr(driver, "idempotent_create", False):
+        return _create_for(journal, create, entry)  # the same key: the same run
+    find = getattr(driver, "find_created", None)
+    started = datetime.fromtimestamp(entry.created_at).astimezone()
+    try:
+        if find is None:
+            raise RunMayExistError(
+                entry.provider,
+                entry.report_id,
+                "the process ended while the create was being sent, and the provider has "
+                "neither idempotent creates nor a lookup",
+                started_after=started,
+            )
+        validated = gateway.validate(
+            entry.provider, entry.report_id, entry.parameters, scope=entry.scope
+        )
+        run: ReportRun = find(entry.report_id, validated, scope=entry.scope, started_after=started)
+    except RunMayExistError as exc:
+        journal.record_error(entry.id, exc, state=LOST)
+        raise
+    journal.record_run(entry.id, run)
+    return run
+
+
+def iter_since(text: str | None, *, now: float | None = None) -> float | None:
+    """``--since`` as unix seconds: an ISO date/datetime, or a duration (``90m``, ``2h``,
+    ``7d``, ``30s``) back from now."""
+    if not text:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    now = time.time() if now is None else now
+    word = text.strip()
+    if word[-1:] in units and word[:-1].replace(".", "", 1).isdigit():
+        return now - float(word[:-1]) * units[word[-1]]
+    try:
+        moment = datetime.fromisoformat(word)
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r}: expected an ISO date or datetime, or a duration like 2h or 7d"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
+
+
+def unfinished(journal: Journal) -> Iterator[JournalEntry]:
+    """Entries with a wait or a download left (what ``report-gateway resume`` finishes)."""
+    yield from journal.entries(unfinished=True)

@@ -1,0 +1,122 @@
+"""The run journal through the Gateway: what is written when, reuse, and turning it off."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from report_gateway import Gateway, RunStatus, Scope
+from report_gateway.journal import Journal
+from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
+
+REPORT = "report_balance_summary"
+PARAMS = {"interval_start": "2025-01-01", "interval_end": "2025-02-01"}
+
+
+def gateway(sb: Sandbox, **extra: object) -> Gateway:
+    settings = {"stripe-v2": {"api_key": STRIPE_TEST_KEY, "base_url": sb.stripe_base_url}}
+    return Gateway(settings=settings, environ={}, **extra)  # type: ignore[arg-type]
+
+
+def test_a_start_is_journaled_then_followed_to_its_file(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(run_seconds=0.2, result_rows=3)
+    with gateway(sb, journal=tmp_path / "j.sqlite3") as gw:
+        run = gw.start("stripe-v2", REPORT, PARAMS, scope=Scope(context="ctx_1"))
+        assert gw.journal is not None
+        entry = gw.journal.status_of("stripe-v2", run.id)
+        assert entry is not None
+        assert entry.state == "running"
+        assert entry.scope == Scope(context="ctx_1")
+        assert entry.parameters == PARAMS
+        assert entry.key  # the idempotency key the create was sent with
+        done = gw.wait(run, poll_interval=0.05)
+        assert gw.journal.status_of("stripe-v2", run.id).state == "succeeded"  # type: ignore[union-attr]
+        path = gw.download(done, tmp_path / "r.csv")
+        entry = gw.journal.status_of("stripe-v2", run.id)
+    assert entry is not None
+    assert entry.state == "downloaded"
+    assert entry.size == path.stat().st_size
+    assert entry.verified
+
+
+def test_reuse_returns_the_journaled_run(make_sandbox, tmp_path: Path) -> None:
+    sb = make_sandbox(run_seconds=0.5, result_rows=3)
+    with gateway(sb, journal=tmp_path / "j.sqlite3") as gw:
+        first = gw.start("stripe-v2", REPORT, PARAMS)
+    with gateway(sb, journal=tmp_path / "j.sqlite3") as gw:  # another process, later
+        again = gw.start("stripe-v2", REPORT, dict(reversed(PARAMS.items())), reuse=True)
+        other = gw.start("stripe-v2", REPORT, {**PARAMS, "interval_end": "2025-03-01"}, reuse=True)
+        fresh = gw.start("stripe-v2", REPORT, PARAMS)
+    assert again.id == first.id
+    assert other.id != first.id
+    assert fresh.id != first.id
+    assert sb.stats()["runs_created"]["stripe-v2"] == 3
+
+
+def test_a_status_from_elsewhere_is_read_between_polls(tmp_path: Path) -> None:
+    """The hook a webhook listener in another process uses, and a wait reads."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    entry = journal.begin("stripe-v2", REPORT, Scope(), PARAMS, key="k1")
+    journal.record_sending(entry.id)
+    assert journal.record_status("stripe-v2", "reprun_x", RunStatus.SUCCEEDED) == 0
+    other = Journal(tmp_path / "j.sqlite3")  # another connection, as another process has
+    from report_gateway.models import ReportRun
+
+    run = ReportRun(
+        provider="stripe-v2", id="reprun_x", report_id=REPORT, status=RunStatus.RUNNING,
+        raw_status="running",
+    )  # fmt: skip
+    other.record_run(entry.id, run)
+    assert other.record_status("stripe-v2", "reprun_x", "succeeded", "succeeded") == 1
+    seen = journal.status_of("stripe-v2", "reprun_x")
+    assert seen is not None
+    assert seen.state == "succeeded"
+    assert seen.raw_status == "succeeded"
+    mode = sqlite3.connect(tmp_path / "j.sqlite3").execute("PRAGMA journal_mode").fetchone()
+    assert mode == ("wal",)
+
+
+@pytest.mark.parametrize("off", [None, ""])
+def test_journal_none_writes_nothing(make_sandbox, tmp_path: Path, off: str | None) -> None:
+    sb = make_sandbox(run_seconds=0.1)
+    with gateway(sb, journal=off) as gw:
+        assert gw.journal is None
+        gw.start("stripe-v2", REPORT, PARAMS)
+
+
+def test_the_environment_names_or_turns_off_the_journal(tmp_path: Path) -> None:
+    named = Gateway(environ={"REPORT_GATEWAY_JOURNAL": str(tmp_path / "env.sqlite3")})
+    assert named.journal is not None
+    assert named.journal.path == tmp_path / "env.sqlite3"
+    assert Gateway(environ={"REPORT_GATEWAY_JOURNAL": ""}).journal is None
+
+
+def test_the_default_journal_is_in_the_user_data_folder() -> None:
+    import platformdirs
+
+    with Gateway(environ={}) as gw:
+        assert gw.journal is not None
+        assert gw.journal.path.parent == platformdirs.user_data_path("report-gateway", False)
+
+
+def test_cli_journal_lists_runs(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    with Gateway(settings={"stripe-v2": {"base_url": sb.stripe_base_url}}) as gw:
+        run = gw.start("stripe-v2", REPORT, PARAMS, scope=Scope(context="ctx_9"))
+    assert main(["journal", "--since", "1h"]) == 0
+    listing = capsys.readouterr().out
+    assert run.id in listing
+    assert "ctx_9" in listing
+    assert main(["--json", "journal", "--since", "2000-01-01"]) == 0
+    (entry,) = json.loads(capsys.readouterr().out)["runs"]
+    assert entry["run_id"] == run.id
+    assert STRIPE_TEST_KEY not in json.dumps(entry)
+    assert main(["journal", "--since", "yesterday-ish"]) == 2
