@@ -219,7 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("wait", "wait for a run to finish (resume after a timeout or Ctrl-C)")
     run_id(sub)
+    sub.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="then download the result here, as `run -o` does (a folder, FILE or '-')",
+    )
     timeout(sub)
+    download_options(sub)
 
     sub = add("download", "download a succeeded run's result")
     run_id(sub)
