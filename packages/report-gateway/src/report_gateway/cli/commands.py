@@ -17,7 +17,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import exits
 from .exits import UsageError, exit_code_for
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "Session", "execute", "open_gateway"]
 
+T = TypeVar("T")
+
 
 def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """Build the Gateway the command line asks for (``extra`` goes to ``Gateway``).
@@ -54,6 +56,7 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     overrides: dict[str, Any] = parse_settings(getattr(args, "settings", None))
     base_url = getattr(args, "base_url", None)
     if base_url:
+        _check_url("--base-url", base_url)
         overrides["base_url"] = base_url
     provider: str | None = getattr(args, "provider", None)
     if overrides and provider is None:
@@ -66,6 +69,45 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     }
     settings = {provider: overrides} if overrides and provider is not None else {}
     return Gateway(settings, **options)
+
+
+def _check_url(option: str, url: str) -> None:
+    """A URL without ``http://`` or ``https://`` is a typo to stop on, not a warning from
+    deep in the HTTP stack."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"{option} {url}: expected a URL starting with https:// (or http:// for a local "
+            "sandbox), e.g. https://rest.zuora.com"
+        )
+
+
+#: The path prefixes of Zuora's Reporting API (REST host; zconnect host).
+_ZUORA_PREFIXES = ("/reporting/api/rest/v1", "/api/rest/v1")
+
+
+def _base_url_hint(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """A 404 from Zuora when ``--base-url`` lacks the API prefix: say which prefix."""
+    base_url = getattr(args, "base_url", None)
+    if (
+        getattr(args, "provider", None) != "zuora"
+        or not base_url
+        or getattr(exc, "status", None) != 404
+    ):
+        return None
+    from urllib.parse import urlsplit
+
+    path = urlsplit(base_url).path.rstrip("/")
+    if path.endswith(_ZUORA_PREFIXES):
+        return None
+    root = base_url.rstrip("/")
+    return (
+        f"--base-url {base_url} has no API prefix: Zuora's Reporting API is under "
+        f"{root}/reporting/api/rest/v1 (REST host, e.g. https://rest.zuora.com) or "
+        f"{root}/api/rest/v1 (zconnect host)"
+    )
 
 
 class Session:
@@ -366,7 +408,7 @@ def cmd_search(s: Session) -> int:
 
 
 def cmd_template(s: Session) -> int:
-    t = s.gateway.template(s.args.provider, s.args.report, scope=s.scope)
+    t = _by_name(s, lambda report: s.gateway.template(s.args.provider, report, scope=s.scope))
     head = key_values(
         [
             ("provider", t.provider),
@@ -407,6 +449,38 @@ def _run_text(run: ReportRun, hint: str | None = None) -> str:
     return run_block(run) + (f"\n\n{hint}" if hint else "")
 
 
+def _by_name(s: Session, action: Callable[[str], T]) -> T:
+    """``action(report)``; when the provider knows no such id, the report whose name is
+    exactly the one given (resolved through search, case aside).
+
+    Zuora's reports are known by their names but run by 32-character ids; a name with
+    several matches lists them, one with none points at ``search``.
+    """
+    from report_gateway.errors import GatewayError, UnknownReportError
+
+    provider, report = s.args.provider, s.args.report
+    try:
+        return action(report)
+    except UnknownReportError as exc:
+        unknown = exc
+    try:
+        found = s.gateway.search(provider, report, scope=s.scope)
+    except GatewayError:
+        found = []
+    exact = [t for t in found if t.name.casefold() == report.casefold()]
+    if len(exact) == 1:
+        s.progress.note(f"{provider} report {report!r} is {exact[0].id}")
+        return action(exact[0].id)
+    if exact:
+        listed = "; ".join(f"{t.id} ({t.name})" for t in exact)
+        raise UsageError(
+            f"{provider}: {len(exact)} reports are named {report!r}: {listed}; "
+            "give the id of the one to use"
+        )
+    search = f'{PROG} search {provider} {shlex.quote(report)}'
+    raise UsageError(f"{unknown}; find reports by name with `{search}`") from None
+
+
 def _saved_text(run: ReportRun, saved: dict[str, Any], with_run: bool) -> str:
     lines = [f"wrote {saved['path']} ({saved['bytes']} bytes)", *saved.get("notes", ())]
     text = "\n".join(lines)
@@ -420,8 +494,11 @@ def cmd_run(s: Session) -> int:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
     provider = args.provider
-    run = s.gateway.start(
-        provider, args.report, parameters, scope=s.scope, on_progress=s.progress.starting
+    run = _by_name(
+        s,
+        lambda report: s.gateway.start(
+            provider, report, parameters, scope=s.scope, on_progress=s.progress.starting
+        ),
     )
     s.run = run
     s.progress.note(f"started {provider} run {run.id} ({run.report_id})")
@@ -506,7 +583,9 @@ def cmd_cancel(s: Session) -> int:
 
 
 def cmd_last(s: Session) -> int:
-    run = s.gateway.last_completed(s.args.provider, s.args.report, scope=s.scope)
+    run = _by_name(
+        s, lambda report: s.gateway.last_completed(s.args.provider, report, scope=s.scope)
+    )
     s.run = run
     s.out.emit(
         run_json(run),
@@ -725,6 +804,9 @@ def _describe(exc: BaseException, code: int, s: Session) -> str:
         return f"{exc.provider} run {exc.run_id} is still {status}{after}; {resume}"
     hint = _resume_hint(s, code)
     text = speak_cli(str(exc) or type(exc).__name__, s.args)
+    base_url_hint = _base_url_hint(exc, s.args)
+    if base_url_hint:
+        text = f"{text}; {base_url_hint}"
     if code == exits.INTERNAL:
         text = f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback)"
     return f"{text}; {hint}" if hint else text
