@@ -262,7 +262,9 @@ def _check_output(output: str | None) -> None:
         return
     target = Path(output)
     if output.endswith(("/", os.sep)) and not target.is_dir():
-        raise UsageError(f"-o {output}: folder {output} does not exist (a trailing / names a folder)")
+        raise UsageError(
+            f"-o {output}: folder {output} does not exist (a trailing / names a folder)"
+        )
     folder = target if target.is_dir() else target.parent
     if not folder.is_dir():
         raise UsageError(f"-o {output}: folder {folder} does not exist")
@@ -477,7 +479,7 @@ def _by_name(s: Session, action: Callable[[str], T]) -> T:
             f"{provider}: {len(exact)} reports are named {report!r}: {listed}; "
             "give the id of the one to use"
         )
-    search = f'{PROG} search {provider} {shlex.quote(report)}'
+    search = f"{PROG} search {provider} {shlex.quote(report)}"
     raise UsageError(f"{unknown}; find reports by name with `{search}`") from None
 
 

@@ -111,7 +111,9 @@ class Progress:
                 return
             run, elapsed, at = self._polled
             elapsed += max(0.0, self._clock() - at)
-            self._draw(f"{run.provider} run {run.id}: {status_text(run)}, {format_seconds(elapsed)}")
+            self._draw(
+                f"{run.provider} run {run.id}: {status_text(run)}, {format_seconds(elapsed)}"
+            )
 
     def _tick_until_stopped(self) -> None:
         while not self._stop.wait(_TICK):
