@@ -99,9 +99,7 @@ def test_zuora_unknown_name_points_at_search(provider_cli: Cli, sandbox: Any) ->
     )
 
 
-def test_an_ambiguous_name_lists_the_matches(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_ambiguous_name_lists_the_matches(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     from report_gateway.gateway import Gateway
     from report_gateway.models import ReportTemplate
 
@@ -122,9 +120,7 @@ def test_an_ambiguous_name_lists_the_matches(
 def test_a_base_url_without_scheme_is_a_usage_error(cli: Cli) -> None:
     result = cli("templates", "example", "--base-url", "127.0.0.1:8080")
     assert result.code == 2
-    assert "--base-url 127.0.0.1:8080: expected a URL starting with https://" in _error(
-        result.err
-    )
+    assert "--base-url 127.0.0.1:8080: expected a URL starting with https://" in _error(result.err)
     assert "warning" not in result.err.lower()
 
 
@@ -151,4 +147,5 @@ def test_load_plugins_naming_nothing_installed_lists_the_installed(
     assert result.code == 3
     line = _error(result.err)
     assert "REPORT_GATEWAY_LOAD_PLUGINS (or the load_plugins option) names strpie" in line
-    assert "installed plugins: " in line and "stripe" in line.rsplit("installed plugins: ")[1]
+    assert "installed plugins: " in line
+    assert "stripe" in line.rsplit("installed plugins: ")[1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-
 from typing import Any
 
 import pytest
@@ -139,7 +138,8 @@ def test_help_says_which_providers_support_a_command(cli: Cli, command: str) -> 
         out = cli(*argv).out
         table = out[out.index("what each provider supports:") :]
         row = next(line for line in table.splitlines() if line.split()[0] == command)
-        assert "yes" in row and "no" in row
+        assert "yes" in row
+        assert "no" in row
 
 
 def test_wait_takes_the_output_options(cli: Cli) -> None:

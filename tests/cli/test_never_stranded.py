@@ -71,7 +71,8 @@ def test_download_failure_after_the_run_exits_7_with_the_command_that_finishes(
         )
     assert result.code == 7
     line = _error_line(result.err)
-    assert str(target) in line and "No space left on device" in line
+    assert str(target) in line
+    assert "No space left on device" in line
     assert "succeeded: get its result with `report-gateway download stripe frr_" in line
     assert not target.exists()
     # The printed command, run as printed, gets the file.
@@ -96,8 +97,7 @@ def test_download_failure_json_carries_the_command(
     assert error["type"] == "DownloadError"
     run_id = error["run"]["id"]
     assert error["resume"] == (
-        f"report-gateway download stripe {run_id} -o {target} "
-        f"--base-url {sandbox.stripe_base_url}"
+        f"report-gateway download stripe {run_id} -o {target} --base-url {sandbox.stripe_base_url}"
     )
     assert f"`{error['resume']}`" in result.err  # the same command for people
 
@@ -164,7 +164,8 @@ def test_timeout_then_the_printed_wait_gets_the_file(
     assert result.code == 5
     line = _error_line(result.err)
     command = _quoted_command(line)
-    assert command[:2] == ["wait", "stripe"] and "-o" in command
+    assert command[:2] == ["wait", "stripe"]
+    assert "-o" in command
     resumed = provider_cli(*command)
     assert resumed.code == 0, resumed.err
     assert len(target.read_text().splitlines()) > 1
@@ -214,7 +215,8 @@ def test_trailing_slash_means_a_folder(cli: Cli, tmp_path: Path) -> None:
     saved = cli("--json", "run", "example", "customers", "-o", missing)
     assert saved.code == 0, saved.err
     path = Path(json.loads(saved.out)["download"]["path"])
-    assert path.parent == tmp_path / "results" and path.is_file()
+    assert path.parent == tmp_path / "results"
+    assert path.is_file()
 
 
 def test_an_existing_file_is_replaced_and_the_output_says_so(cli: Cli, tmp_path: Path) -> None:

@@ -767,7 +767,7 @@ _RESUMABLE = frozenset({exits.INTERNAL, exits.TIMEOUT, exits.PROVIDER, exits.DOW
 
 def _resume_hint(s: Session, code: int, where: str | None = None) -> str | None:
     """How to finish the job the failed step left (None: nothing to take up again)."""
-    if s.resume is None or code not in _RESUMABLE and code != exits.INTERRUPTED:
+    if s.resume is None or (code not in _RESUMABLE and code != exits.INTERRUPTED):
         return None
     run = s.run
     if where is None:
