@@ -74,7 +74,8 @@ def test_timeout_exits_5_and_says_how_to_resume(cli: Cli) -> None:
     result = cli("run", "example", "customers", "--set", "polls=100000", "--timeout", "0.3")
     assert result.code == 5
     line = _one_error_line(result.err)
-    assert "`report-gateway wait example exrun_1`" in line
+    # The exact command that resumes it, with the settings the run was made with.
+    assert "resume with `report-gateway wait example exrun_1 --set polls=100000`" in line
 
 
 def test_timeout_json_carries_the_run(cli: Cli) -> None:

@@ -155,7 +155,9 @@ def test_scope_options_reach_the_provider(cli: Cli) -> None:
     assert data["scope"] == {"account": "acct_9"}
     refused = cli("--context", "ctx_1", "templates", "example")
     assert refused.code == 2
-    assert "only Scope(account=...)" in refused.err
+    # Said with the options of the command line, not the Python API's Scope(...).
+    assert "--context is not supported; only --account is accepted" in refused.err
+    assert "Scope(" not in refused.err
 
 
 def test_set_overrides_provider_settings(cli: Cli) -> None:

@@ -83,3 +83,42 @@ def test_a_waiting_start_is_quiet_when_not_a_terminal() -> None:
     stream = io.StringIO()
     Progress(stream).starting(StartProgress(provider="p", report_id="r", position=1))
     assert stream.getvalue() == ""
+
+
+def test_elapsed_time_ticks_between_polls() -> None:
+    now = [100.0]
+    stream = Terminal()
+    progress = Progress(stream, clock=lambda: now[0])
+    progress.waiting(_run(RunStatus.RUNNING, "QUERYDATA"), 4.0)
+    now[0] = 107.0  # no poll answered for 7 seconds: the line still moves
+    progress.tick()
+    progress.finish()
+    assert "running (QUERYDATA), 11.0s" in stream.getvalue().rsplit("\r", 1)[-1]
+
+
+def test_a_conversion_step_shows_its_own_state() -> None:
+    from report_gateway.models import CONTENT_TSV_UTF16, ResultFile
+
+    run = ReportRun(
+        provider="zuora",
+        id="r1",
+        report_id="rep",
+        status=RunStatus.SUCCEEDED,
+        raw_status="COMPLETED",
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        result=ResultFile(url="https://example.invalid/r1", content_type=CONTENT_TSV_UTF16),
+    )
+    stream = Terminal()
+    progress = Progress(stream)
+    progress.start_download(run)
+    progress.downloading(5_000, 5_000)
+    assert (
+        stream.getvalue()
+        .rsplit("\r", 1)[-1]
+        .startswith("downloaded 5.0 kB; converting UTF-16 TSV to UTF-8 CSV...")
+    )
+    raw = Terminal()
+    quiet = Progress(raw)
+    quiet.start_download(run, raw=True)  # --raw: nothing to convert
+    quiet.downloading(5_000, 5_000)
+    assert "converting" not in raw.getvalue()

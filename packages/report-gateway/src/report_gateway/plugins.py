@@ -104,7 +104,17 @@ class PluginRegistry:
         ImportError from deep inside the plugin manager.
         """
         wanted = self._allowed
-        for entry_point in importlib.metadata.entry_points(group=PROJECT):
+        installed = importlib.metadata.entry_points(group=PROJECT)
+        if wanted and not wanted & set(installed.names):
+            # A typo here would otherwise leave a gateway with no providers, and every
+            # later error ("unknown provider") would point away from the cause.
+            names = ", ".join(sorted(installed.names)) or "none"
+            raise ConfigurationError(
+                f"{LOAD_PLUGINS_ENV} (or the load_plugins option) names "
+                f"{', '.join(sorted(wanted))}, but no such plugin is installed; "
+                f"installed plugins: {names}"
+            )
+        for entry_point in installed:
             name = entry_point.name
             if wanted is not None and name not in wanted:
                 continue

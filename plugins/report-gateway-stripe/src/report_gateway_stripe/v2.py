@@ -22,6 +22,7 @@ What v2 does differently, and how this driver meets it:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -152,6 +153,15 @@ def template_of(report: models.Report) -> ReportTemplate:
     )
 
 
+#: Report ids to start from, since the v2 API cannot list them: those of Stripe's
+#: "Supported reports" page that the sandbox models too.
+KNOWN_REPORT_IDS = (
+    "report_balance_summary",
+    "report_itemized_balance_change",
+    "report_connected_account_activity",
+)
+
+
 class StripeV2Driver(StripeDriver):
     """``ProviderDriver`` for Stripe Reports v2; one per Gateway, safe across threads.
 
@@ -164,8 +174,9 @@ class StripeV2Driver(StripeDriver):
             "listing reports",
             "the v2 API has no list endpoint: name the report ids you use in the "
             "setting 'reports' (settings={'stripe-v2': {'reports': ['report_...']}}) or "
-            "fetch one with template(report_id); Stripe lists the ids under "
-            "'Supported reports'",
+            "fetch one with template(report_id); known ids: "
+            + ", ".join(KNOWN_REPORT_IDS)
+            + " (Stripe lists the others under 'Supported reports')",
         ),
         "cancel": ("cancel", "Stripe v2 report runs cannot be canceled"),
         "runs": ("listing runs", "the v2 API has no list endpoint; keep the run ids"),
@@ -216,7 +227,14 @@ class StripeV2Driver(StripeDriver):
     def templates(self, *, scope: Scope) -> Sequence[ReportTemplate]:
         if not self.report_ids:
             raise self.not_supported("templates")
-        return [self._retrieve(report_id, scope, listed=True) for report_id in self.report_ids]
+        found = []
+        for report_id in self.report_ids:
+            try:
+                found.append(self._retrieve(report_id, scope, listed=True))
+            except UnknownReportError as exc:
+                # One stale or mistyped id must not hide the reports that do exist.
+                warnings.warn(f"{exc}; left out of the listing", stacklevel=2)
+        return found
 
     def template(self, report_id: str, *, scope: Scope) -> ReportTemplate:
         return self._retrieve(report_id, scope)

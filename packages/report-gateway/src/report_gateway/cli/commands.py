@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -16,12 +17,13 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import exits
 from .exits import UsageError, exit_code_for
 from .output import (
     Output,
+    format_bytes,
     key_values,
     run_block,
     run_json,
@@ -31,12 +33,15 @@ from .output import (
 from .params import parse_parameters, parse_settings
 from .parser import PROG
 from .progress import Progress
+from .speak import speak_cli
 
 if TYPE_CHECKING:
     from report_gateway.gateway import Gateway
     from report_gateway.models import ReportRun, ReportTemplate, Scope
 
 __all__ = ["COMMANDS", "Session", "execute", "open_gateway"]
+
+T = TypeVar("T")
 
 
 def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
@@ -51,6 +56,7 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     overrides: dict[str, Any] = parse_settings(getattr(args, "settings", None))
     base_url = getattr(args, "base_url", None)
     if base_url:
+        _check_url("--base-url", base_url)
         overrides["base_url"] = base_url
     provider: str | None = getattr(args, "provider", None)
     if overrides and provider is None:
@@ -63,6 +69,45 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     }
     settings = {provider: overrides} if overrides and provider is not None else {}
     return Gateway(settings, **options)
+
+
+def _check_url(option: str, url: str) -> None:
+    """A URL without ``http://`` or ``https://`` is a typo to stop on, not a warning from
+    deep in the HTTP stack."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"{option} {url}: expected a URL starting with https:// (or http:// for a local "
+            "sandbox), e.g. https://rest.zuora.com"
+        )
+
+
+#: The path prefixes of Zuora's Reporting API (REST host; zconnect host).
+_ZUORA_PREFIXES = ("/reporting/api/rest/v1", "/api/rest/v1")
+
+
+def _base_url_hint(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """A 404 from Zuora when ``--base-url`` lacks the API prefix: say which prefix."""
+    base_url = getattr(args, "base_url", None)
+    if (
+        getattr(args, "provider", None) != "zuora"
+        or not base_url
+        or getattr(exc, "status", None) != 404
+    ):
+        return None
+    from urllib.parse import urlsplit
+
+    path = urlsplit(base_url).path.rstrip("/")
+    if path.endswith(_ZUORA_PREFIXES):
+        return None
+    root = base_url.rstrip("/")
+    return (
+        f"--base-url {base_url} has no API prefix: Zuora's Reporting API is under "
+        f"{root}/reporting/api/rest/v1 (REST host, e.g. https://rest.zuora.com) or "
+        f"{root}/api/rest/v1 (zconnect host)"
+    )
 
 
 class Session:
@@ -78,6 +123,9 @@ class Session:
         self.out = Output(stdout, as_json=bool(args.json))
         self.progress = Progress(stderr)
         self.run: ReportRun | None = None
+        #: The command that finishes the job from the current step (a wait or a download),
+        #: printed when that step is interrupted or fails, so no run is ever stranded.
+        self.resume: str | None = None
         self._gateway: Gateway | None = None
 
     @property
@@ -123,9 +171,43 @@ class Session:
         self.run = run
         return run
 
+    def command(self, verb: str, run: ReportRun, output: str | None = None) -> str:
+        """The exact command line that does ``verb`` (wait, download) for ``run``.
+
+        It repeats what decides where the command goes (profile, config file, endpoint,
+        non-secret ``--set``, scope) so that it works as printed; a secret given with
+        ``--set`` is left out (it is never printed), to be given again.
+        """
+        args = self.args
+        parts = [PROG, verb, run.provider, run.id]
+        if output is not None:
+            parts += ["-o", output]
+            parts += [flag for flag in ("--unzip", "--raw") if getattr(args, flag[2:], False)]
+        for flag, name in (
+            ("--profile", "profile"),
+            ("--config", "config"),
+            ("--ca-bundle", "ca_bundle"),
+            ("--base-url", "base_url"),
+        ):
+            value = getattr(args, name, None)
+            if value:
+                parts += [flag, str(value)]
+        declared, _ = _declared_secrets(args, self)
+        from report_gateway.config import is_secret_key
+
+        for key, value in _settings_quietly(getattr(args, "settings", None)):
+            if not declared.get(key, is_secret_key(key)):
+                parts += ["--set", f"{key}={value}"]
+        for field, value in run.scope.fields().items():
+            parts += [f"--{field.replace('_', '-')}", str(value)]
+        return " ".join(shlex.quote(part) for part in parts)
+
     def download(self, run: ReportRun, output: str, *, unzip: bool, raw: bool) -> dict[str, Any]:
-        """Save the result to ``output`` (``-``: stdout); return where and how many bytes."""
-        self.progress.start_download()
+        """Save the result to ``output`` (``-``: stdout); return where, how many bytes, and
+        notes for the reader (a ZIP renamed ``.zip``, a file replaced)."""
+        self.resume = self.command("download", run, output)
+        _check_room(run, output)
+        self.progress.start_download(run, unzip=unzip, raw=raw)
         if output == "-":
             with tempfile.TemporaryDirectory(prefix="report-gateway-") as folder:
                 path = self.gateway.download(
@@ -139,12 +221,22 @@ class Session:
                 self.progress.finish()
                 _copy_to(path, self.stdout)
             return {"path": "-", "bytes": size}
+        target, note = _zip_target(run, output, unzip)
+        notes = [note] if note else []
+        final = _final_path(run, target, unzip)
+        replaced = final is not None and final.is_file()
         path = self.gateway.download(
-            run, output, unzip=unzip, raw=raw, on_progress=self.progress.downloading
+            run, target, unzip=unzip, raw=raw, on_progress=self.progress.downloading
         )
         size = path.stat().st_size
         self.progress.downloaded(size, str(path))
-        return {"path": str(path), "bytes": size}
+        saved: dict[str, Any] = {"path": str(path), "bytes": size}
+        if replaced:
+            saved["replaced"] = True
+            notes.append(f"replaced the existing file {path}")
+        if notes:
+            saved["notes"] = notes
+        return saved
 
 
 def _copy_to(path: Path, stream: IO[str]) -> None:
@@ -160,12 +252,96 @@ def _copy_to(path: Path, stream: IO[str]) -> None:
 
 
 def _check_output(output: str | None) -> None:
-    """Refuse a target folder that does not exist before a run is started for nothing."""
+    """Refuse a target that cannot be written before a run is started for nothing.
+
+    The folder must exist (a trailing ``/`` names a folder, never a file), must take a new
+    file (permissions, a read-only file system) and must have some space left. The same
+    check, and so the same exit code (2), for ``run``, ``wait -o`` and ``download``.
+    """
     if output is None or output == "-":
         return
     target = Path(output)
-    if not target.is_dir() and not target.parent.is_dir():
-        raise UsageError(f"-o {output}: folder {target.parent} does not exist")
+    if output.endswith(("/", os.sep)) and not target.is_dir():
+        raise UsageError(
+            f"-o {output}: folder {output} does not exist (a trailing / names a folder)"
+        )
+    folder = target if target.is_dir() else target.parent
+    if not folder.is_dir():
+        raise UsageError(f"-o {output}: folder {folder} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".report-gateway-probe-", dir=folder)
+        try:
+            os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+        free = _free_bytes(folder)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise UsageError(f"-o {output}: cannot write in folder {folder}: {reason}") from None
+    if free == 0:
+        raise UsageError(f"-o {output}: no space left on the device of folder {folder}")
+
+
+def _free_bytes(folder: Path) -> int | None:
+    """Bytes an unprivileged writer may still use in ``folder`` (None: unknown here)."""
+    statvfs = getattr(os, "statvfs", None)
+    if statvfs is None:  # pragma: no cover - not POSIX
+        return None
+    info = statvfs(folder)
+    return int(info.f_bavail * info.f_frsize)
+
+
+def _check_room(run: ReportRun, output: str) -> None:
+    """Once the result's size is known: refuse a download that cannot fit (exit 7, with the
+    command to finish the job) rather than fail at the end of a long transfer."""
+    from report_gateway.errors import DownloadError
+
+    if output == "-" or run.result is None or not run.result.size:
+        return
+    target = Path(output)
+    folder = target if target.is_dir() else target.parent
+    try:
+        free = _free_bytes(folder)
+    except OSError:
+        return
+    if free is not None and free < run.result.size:
+        raise DownloadError(
+            f"cannot write the {format_bytes(run.result.size)} result to {output}: "
+            f"only {format_bytes(free)} free in {folder}"
+        )
+
+
+def _final_path(run: ReportRun, target: str, unzip: bool) -> Path | None:
+    """Where ``Gateway.download`` will write (None: it will refuse, and say why)."""
+    from report_gateway import download
+    from report_gateway.errors import DownloadError
+    from report_gateway.models import CONTENT_ZIP
+
+    unpack = unzip and run.result is not None and run.result.content_type == CONTENT_ZIP
+    try:
+        return download._target(run, target, unpack=unpack)
+    except DownloadError:
+        return None
+
+
+def _zip_target(run: ReportRun, output: str, unzip: bool) -> tuple[str, str | None]:
+    """A ZIP result saved as it is gets a ``.zip`` name, never ``out.csv`` holding a ZIP;
+    returns the target and a note saying so."""
+    from report_gateway.models import CONTENT_ZIP
+
+    result = run.result
+    if (
+        output == "-"
+        or unzip
+        or result is None
+        or result.content_type != CONTENT_ZIP
+        or Path(output).is_dir()
+        or output.lower().endswith(".zip")
+    ):
+        return output, None
+    renamed = str(Path(output).with_suffix(".zip"))
+    return renamed, f"the result is a ZIP file: saved as {renamed} (--unzip saves its CSV)"
 
 
 def _templates_table(templates: list[ReportTemplate]) -> str:
@@ -234,7 +410,7 @@ def cmd_search(s: Session) -> int:
 
 
 def cmd_template(s: Session) -> int:
-    t = s.gateway.template(s.args.provider, s.args.report, scope=s.scope)
+    t = _by_name(s, lambda report: s.gateway.template(s.args.provider, report, scope=s.scope))
     head = key_values(
         [
             ("provider", t.provider),
@@ -275,6 +451,44 @@ def _run_text(run: ReportRun, hint: str | None = None) -> str:
     return run_block(run) + (f"\n\n{hint}" if hint else "")
 
 
+def _by_name(s: Session, action: Callable[[str], T]) -> T:
+    """``action(report)``; when the provider knows no such id, the report whose name is
+    exactly the one given (resolved through search, case aside).
+
+    Zuora's reports are known by their names but run by 32-character ids; a name with
+    several matches lists them, one with none points at ``search``.
+    """
+    from report_gateway.errors import GatewayError, UnknownReportError
+
+    provider, report = s.args.provider, s.args.report
+    try:
+        return action(report)
+    except UnknownReportError as exc:
+        unknown = exc
+    try:
+        found = s.gateway.search(provider, report, scope=s.scope)
+    except GatewayError:
+        found = []
+    exact = [t for t in found if t.name.casefold() == report.casefold()]
+    if len(exact) == 1:
+        s.progress.note(f"{provider} report {report!r} is {exact[0].id}")
+        return action(exact[0].id)
+    if exact:
+        listed = "; ".join(f"{t.id} ({t.name})" for t in exact)
+        raise UsageError(
+            f"{provider}: {len(exact)} reports are named {report!r}: {listed}; "
+            "give the id of the one to use"
+        )
+    search = f"{PROG} search {provider} {shlex.quote(report)}"
+    raise UsageError(f"{unknown}; find reports by name with `{search}`") from None
+
+
+def _saved_text(run: ReportRun, saved: dict[str, Any], with_run: bool) -> str:
+    lines = [f"wrote {saved['path']} ({saved['bytes']} bytes)", *saved.get("notes", ())]
+    text = "\n".join(lines)
+    return _run_text(run, text) if with_run else text
+
+
 def cmd_run(s: Session) -> int:
     args = s.args
     if args.accounts or args.contexts or args.entities:
@@ -288,30 +502,31 @@ def cmd_run(s: Session) -> int:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
     provider = args.provider
-    run = s.gateway.start(
-        provider, args.report, parameters, scope=s.scope, on_progress=s.progress.starting
+    run = _by_name(
+        s,
+        lambda report: s.gateway.start(
+            provider, report, parameters, scope=s.scope, on_progress=s.progress.starting
+        ),
     )
     s.run = run
     s.progress.note(f"started {provider} run {run.id} ({run.report_id})")
     if args.no_wait:
         s.out.emit(
             run_json(run),
-            _run_text(run, f"wait for it: {PROG} wait {provider} {run.id}"),
+            _run_text(run, f"wait for it: {s.command('wait', run, args.output)}"),
         )
         return exits.OK
+    s.resume = s.command("wait", run, args.output)
     run = s.wait(run, args.timeout)
     if args.output is None:
         s.out.emit(
             run_json(run),
-            _run_text(run, f"download it: {PROG} download {provider} {run.id} -o FILE"),
+            _run_text(run, f"download it: {s.command('download', run, 'FILE')}"),
         )
         return exits.OK
     saved = s.download(run, args.output, unzip=args.unzip, raw=args.raw)
     if args.output != "-":
-        s.out.emit(
-            {**run_json(run), "download": saved},
-            _run_text(run, f"wrote {saved['path']} ({saved['bytes']} bytes)"),
-        )
+        s.out.emit({**run_json(run), "download": saved}, _saved_text(run, saved, True))
     return exits.OK
 
 
@@ -328,8 +543,20 @@ def cmd_status(s: Session) -> int:
 
 
 def cmd_wait(s: Session) -> int:
-    run = s.wait(_get(s), s.args.timeout)
-    s.out.emit(run_json(run), run_block(run))
+    """Wait, and with ``-o`` download too: the one command that resumes ``run -o FILE``."""
+    args = s.args
+    if args.output == "-" and args.json:
+        raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
+    _check_output(args.output)
+    run = _get(s)
+    s.resume = s.command("wait", run, args.output)
+    run = s.wait(run, args.timeout)
+    if args.output is None:
+        s.out.emit(run_json(run), run_block(run))
+        return exits.OK
+    saved = s.download(run, args.output, unzip=args.unzip, raw=args.raw)
+    if args.output != "-":
+        s.out.emit({**run_json(run), "download": saved}, _saved_text(run, saved, True))
     return exits.OK
 
 
@@ -337,16 +564,22 @@ def cmd_download(s: Session) -> int:
     args = s.args
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
+    _check_output(args.output)
     run = _get(s)
     if run.status.is_terminal:
         from report_gateway.polling import finish
 
         finish(run)  # a failed or canceled run has nothing to download: say why
+    else:
+        from report_gateway.errors import DownloadError
+
+        raise DownloadError(
+            f"{run.provider} run {run.id} has no result yet (still {run.status.value}): wait "
+            f"for it and download it with `{s.command('wait', run, args.output)}`"
+        )
     saved = s.download(run, args.output, unzip=args.unzip, raw=args.raw)
     if args.output != "-":
-        s.out.emit(
-            {**run_json(run), "download": saved}, f"wrote {saved['path']} ({saved['bytes']} bytes)"
-        )
+        s.out.emit({**run_json(run), "download": saved}, _saved_text(run, saved, False))
     return exits.OK
 
 
@@ -358,7 +591,9 @@ def cmd_cancel(s: Session) -> int:
 
 
 def cmd_last(s: Session) -> int:
-    run = s.gateway.last_completed(s.args.provider, s.args.report, scope=s.scope)
+    run = _by_name(
+        s, lambda report: s.gateway.last_completed(s.args.provider, report, scope=s.scope)
+    )
     s.run = run
     s.out.emit(
         run_json(run),
@@ -541,14 +776,62 @@ def _error_payload(exc: BaseException, code: int, message: str, s: Session) -> d
         value = getattr(exc, name, None)
         if isinstance(value, str | int):
             error[name] = value
+    if _resume_hint(s, code) is not None:
+        error["resume"] = s.resume
     return {"error": error}
 
 
-def _describe(exc: BaseException, code: int) -> str:
-    text = str(exc) or type(exc).__name__
+#: Exit codes after which the step in progress can be taken up again as it was.
+_RESUMABLE = frozenset({exits.INTERNAL, exits.TIMEOUT, exits.PROVIDER, exits.DOWNLOAD})
+
+
+def _resume_hint(s: Session, code: int, where: str | None = None) -> str | None:
+    """How to finish the job the failed step left (None: nothing to take up again)."""
+    if s.resume is None or (code not in _RESUMABLE and code != exits.INTERRUPTED):
+        return None
+    run = s.run
+    if where is None:
+        where = f"{run.provider} run {run.id}" if run is not None else "the run"
+    if s.resume.split()[1] == "download":
+        return f"{where} succeeded: get its result with `{s.resume}`"
+    return f"{where} goes on at the provider: resume with `{s.resume}`"
+
+
+def _interrupted(s: Session) -> str:
+    hint = _resume_hint(s, exits.INTERRUPTED)
+    run = s.run
+    if hint is not None:
+        return f"interrupted; {hint}"
+    if run is not None and not run.status.is_terminal:
+        return (
+            f"interrupted; {run.provider} run {run.id} goes on at the provider: resume with "
+            f"`{s.command('wait', run)}`"
+        )
+    if run is not None:
+        return f"interrupted ({run.provider} run {run.id})"
+    if s.args.command == "run":
+        return f"interrupted; a run may have been created: check `{PROG} runs {s.args.provider}`"
+    return "interrupted"
+
+
+def _describe(exc: BaseException, code: int, s: Session) -> str:
+    from report_gateway.errors import WaitTimeoutError
+
+    if isinstance(exc, WaitTimeoutError):
+        status = getattr(exc.last_status, "value", exc.last_status) or "unknown"
+        after = f" after {exc.elapsed:.0f}s" if exc.elapsed is not None else ""
+        resume = _resume_hint(s, code, "it") or (
+            f"it goes on at the provider: resume with `{PROG} wait {exc.provider} {exc.run_id}`"
+        )
+        return f"{exc.provider} run {exc.run_id} is still {status}{after}; {resume}"
+    hint = _resume_hint(s, code)
+    text = speak_cli(str(exc) or type(exc).__name__, s.args)
+    base_url_hint = _base_url_hint(exc, s.args)
+    if base_url_hint:
+        text = f"{text}; {base_url_hint}"
     if code == exits.INTERNAL:
-        return f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback)"
-    return text
+        text = f"unexpected {type(exc).__name__}: {text} (rerun with --debug for the traceback)"
+    return f"{text}; {hint}" if hint else text
 
 
 def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
@@ -583,22 +866,11 @@ def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
             return COMMANDS[args.command](session)
     except KeyboardInterrupt:
         session.progress.finish()
-        run = session.run
-        message = "interrupted"
-        if run is not None and not run.status.is_terminal:
-            message += (
-                f"; {run.provider} run {run.id} goes on at the provider: resume with "
-                f"`{PROG} wait {run.provider} {run.id}`"
-            )
-        elif run is not None:
-            message += f" ({run.provider} run {run.id})"
-        elif args.command == "run":
-            message += f"; a run may have been created: check `{PROG} runs {args.provider}`"
+        message = _interrupted(session)
         stderr.write(f"{PROG}: {message}\n")
         if session.out.as_json:
-            session.out.emit(
-                _error_payload(KeyboardInterrupt(), exits.INTERRUPTED, message, session), None
-            )
+            payload = _error_payload(KeyboardInterrupt(), exits.INTERRUPTED, message, session)
+            session.out.emit(payload, None)
         return exits.INTERRUPTED
     except BrokenPipeError:
         # `report-gateway runs x | head`: the reader left; not an error worth a message.
@@ -609,7 +881,7 @@ def execute(args: argparse.Namespace, stdout: IO[str], stderr: IO[str]) -> int:
         session.progress.finish()
         code = exit_code_for(exc)
         secrets = _secrets(args, session)
-        message = _one_line(_describe(exc, code), secrets)
+        message = _one_line(_describe(exc, code, session), secrets)
         if debug:
             stderr.write(_redact(traceback.format_exc(), secrets))
         stderr.write(f"{PROG}: error: {message}\n")

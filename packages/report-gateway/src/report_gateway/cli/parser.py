@@ -43,6 +43,54 @@ examples:
   report-gateway --json status stripe frr_123"""
 
 
+OUTPUT_HELP = """\
+the result file (-o):
+  -o out.csv     that file; an existing file is replaced (the output says so). A ZIP
+                 result (Stripe v2 compress_file) saved without --unzip is named .zip
+  -o results/    that folder (it must exist), under the provider's file name
+  -o -           stdout
+  The folder is checked (exists, writable, not full) before the run is created. If the
+  download fails after the run succeeded (exit 7), or on a timeout (5) or Ctrl-C (130),
+  the error prints the command that finishes the job: `report-gateway download ... -o ...`
+  or `report-gateway wait ... -o ...`, with the run id."""
+
+GLOBAL_OPTIONS_HELP = """\
+global options (before or after the command; details in `report-gateway --help`):
+  --json  --debug  --profile NAME  --config FILE  --ca-bundle PATH  --base-url URL
+  --set KEY=VALUE  --account ID  --context ID  --entity-id ID  --entity-name NAME"""
+
+SUPPORT_HELP = """\
+what each provider supports:
+  command     stripe  stripe-v2                    zuora
+  templates   yes     the ids in --set reports=... no: `search zuora "NAME"`
+  search      yes     the ids in --set reports=... yes
+  runs        yes     no: keep the run ids         no: `last zuora REPORT`
+  last        yes     no                           yes
+  cancel      no      no                           yes
+  run, status, wait, download: every provider"""
+
+_EXAMPLES = {
+    "providers": ["report-gateway providers"],
+    "plugins": ["report-gateway plugins"],
+    "templates": ["report-gateway templates stripe", "report-gateway --json templates stripe"],
+    "template": ["report-gateway template stripe balance.summary.1"],
+    "search": ['report-gateway search zuora "Customer report"'],
+    "run": [
+        "report-gateway run stripe balance.summary.1 -p interval_start=2025-01-01 \\\n"
+        "      -p interval_end=2025-02-01 -o out.csv",
+        'report-gateway run zuora "Customer report" -p viewType=Summary -o results/',
+    ],
+    "status": ["report-gateway status stripe frr_123"],
+    "wait": ["report-gateway wait stripe frr_123 -o out.csv"],
+    "download": ["report-gateway download stripe frr_123 -o out.csv"],
+    "cancel": ["report-gateway cancel zuora 2c92c0f9..."],
+    "last": ["report-gateway last stripe balance.summary.1"],
+    "runs": ["report-gateway runs stripe --limit 5"],
+    "demo": ["report-gateway demo --rows 100"],
+    "listen": ["report-gateway listen --port 8080"],
+}
+
+
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     """Keep the hand-wrapped description and epilog; widen the option column a little."""
 
@@ -72,36 +120,46 @@ def _common_options(suppress: bool) -> _Parser:
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
 
+    def shown(text: str) -> str:
+        # A subcommand's help lists these compactly in GLOBAL_OPTIONS_HELP, after its own.
+        return argparse.SUPPRESS if suppress else text
+
     common = _Parser(add_help=False)
     out = common.add_argument_group("output")
     out.add_argument(
         "--json",
         action="store_true",
         default=default(False),
-        help='print machine-readable JSON on stdout (errors too, as {"error": ...})',
+        help=shown('print machine-readable JSON on stdout (errors too, as {"error": ...})'),
     )
     out.add_argument(
         "--debug",
         action="store_true",
         default=default(False),
-        help="show tracebacks and debug logs (secrets stay redacted)",
+        help=shown("show tracebacks and debug logs (secrets stay redacted)"),
     )
     conf = common.add_argument_group("configuration")
-    conf.add_argument("--profile", metavar="NAME", default=default(None), help="config profile")
-    conf.add_argument("--config", metavar="FILE", default=default(None), help="config file")
+    conf.add_argument(
+        "--profile", metavar="NAME", default=default(None), help=shown("config profile")
+    )
+    conf.add_argument("--config", metavar="FILE", default=default(None), help=shown("config file"))
     conf.add_argument(
         "--ca-bundle",
         metavar="PATH",
         default=default(None),
-        help="PEM file of CA certificates to verify servers with, for every provider "
-        "(a corporate proxy's CA); default $REPORT_GATEWAY_CA_BUNDLE, else the system store",
+        help=shown(
+            "PEM file of CA certificates to verify servers with, for every provider "
+            "(a corporate proxy's CA); default $REPORT_GATEWAY_CA_BUNDLE, else the system store"
+        ),
     )
     conf.add_argument(
         "--base-url",
         metavar="URL",
         default=default(None),
-        help="the provider's API endpoint (e.g. a sandbox: http://127.0.0.1:12111); for "
-        "Stripe v1 also where result files are fetched, unless --set files_base_url=URL",
+        help=shown(
+            "the provider's API endpoint (e.g. a sandbox: http://127.0.0.1:12111); for "
+            "Stripe v1 also where result files are fetched, unless --set files_base_url=URL"
+        ),
     )
     conf.add_argument(
         "--set",
@@ -109,17 +167,29 @@ def _common_options(suppress: bool) -> _Parser:
         action="append",
         dest="settings",
         default=default(None),
-        help="a provider setting (files_base_url, stripe_version, data_center...); repeatable",
+        help=shown(
+            "a provider setting (files_base_url, stripe_version, data_center...); repeatable"
+        ),
     )
     scope = common.add_argument_group("scope (whose data)")
     scope.add_argument(
-        "--account", default=default(None), help="Stripe v1 connected account (Stripe-Account)"
+        "--account",
+        metavar="ID",
+        default=default(None),
+        help=shown("Stripe v1 connected account (Stripe-Account)"),
     )
     scope.add_argument(
-        "--context", default=default(None), help="Stripe v2 context (Stripe-Context)"
+        "--context",
+        metavar="ID",
+        default=default(None),
+        help=shown("Stripe v2 context (Stripe-Context)"),
     )
-    scope.add_argument("--entity-id", default=default(None), help="Zuora entity id")
-    scope.add_argument("--entity-name", default=default(None), help="Zuora entity name")
+    scope.add_argument(
+        "--entity-id", metavar="ID", default=default(None), help=shown("Zuora entity id")
+    )
+    scope.add_argument(
+        "--entity-name", metavar="NAME", default=default(None), help=shown("Zuora entity name")
+    )
     return common
 
 
@@ -139,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description=_DESCRIPTION,
-        epilog=f"{_SETTINGS_HELP}\n\n{PARAMETERS_HELP}\n\n{EXIT_CODES_HELP}",
+        epilog=f"{_SETTINGS_HELP}\n\n{SUPPORT_HELP}\n\n{OUTPUT_HELP}\n\n{PARAMETERS_HELP}\n\n"
+        f"{EXIT_CODES_HELP}",
         formatter_class=_Formatter,
         parents=[_common_options(suppress=False)],
     )
@@ -150,21 +221,32 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def add(name: str, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        """A subcommand: its own options first, then its example(s), then the global
+        options in two lines (as ``gh`` shows inherited flags)."""
+        examples = "\n".join(f"  {line}" for line in _EXAMPLES[name])
+        sections = [f"example{'s' if len(_EXAMPLES[name]) > 1 else ''}:\n{examples}"]
+        if epilog:
+            sections.append(epilog)
+        sections.append(GLOBAL_OPTIONS_HELP)
         return commands.add_parser(
             name,
             help=help_text,
             description=help_text,
-            epilog=epilog,
+            epilog="\n\n".join(sections),
             parents=[common],
             formatter_class=_Formatter,
         )
 
     def provider(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("provider", metavar="PROVIDER", help="stripe, stripe-v2, zuora, ...")
+        sub.add_argument(
+            "provider", metavar="PROVIDER", help="stripe, stripe-v2, zuora, ... (see `providers`)"
+        )
 
     def run_id(sub: argparse.ArgumentParser) -> None:
         provider(sub)
-        sub.add_argument("run_id", metavar="RUN_ID")
+        sub.add_argument(
+            "run_id", metavar="RUN_ID", help="the id `run` printed (frr_..., reprun_..., ...)"
+        )
 
     def timeout(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -188,24 +270,34 @@ def build_parser() -> argparse.ArgumentParser:
     add("providers", "list the providers the installed plugins add")
     add("plugins", "list the installed plugins: name, version, hooks")
 
-    sub = add("templates", "list the reports a provider offers")
+    sub = add("templates", "list the reports a provider offers", SUPPORT_HELP)
     provider(sub)
 
     sub = add("template", "show one report and the parameters it accepts")
     provider(sub)
-    sub.add_argument("report", metavar="REPORT", help="report id (e.g. balance.summary.1)")
+    sub.add_argument(
+        "report",
+        metavar="REPORT",
+        help="report id (e.g. balance.summary.1), or a Zuora report's exact name",
+    )
 
     sub = add("search", "find reports by name")
     provider(sub)
-    sub.add_argument("query", metavar="QUERY")
+    sub.add_argument(
+        "query", metavar="QUERY", help="words of the report's name (quote several words)"
+    )
 
     sub = add(
         "run",
         "start a run, wait for it with progress, and download its result (-o)",
-        epilog=f"{PARAMETERS_HELP}\n\n{EXIT_CODES_HELP}",
+        epilog=f"{OUTPUT_HELP}\n\n{PARAMETERS_HELP}\n\n{EXIT_CODES_HELP}",
     )
     provider(sub)
-    sub.add_argument("report", metavar="REPORT", help="report id (e.g. balance.summary.1)")
+    sub.add_argument(
+        "report",
+        metavar="REPORT",
+        help="report id (e.g. balance.summary.1), or a Zuora report's exact name",
+    )
     sub.add_argument(
         "-p",
         "--param",
@@ -245,23 +337,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = add("wait", "wait for a run to finish (resume after a timeout or Ctrl-C)")
     run_id(sub)
+    sub.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="then download the result here, as `run -o` does (a folder, FILE or '-')",
+    )
     timeout(sub)
+    download_options(sub)
 
-    sub = add("download", "download a succeeded run's result")
+    sub = add("download", "download a succeeded run's result", OUTPUT_HELP)
     run_id(sub)
     sub.add_argument(
         "-o", "--output", metavar="FILE", required=True, help="target file, folder, or '-'"
     )
     download_options(sub)
 
-    sub = add("cancel", "ask the provider to stop a run")
+    sub = add("cancel", "ask the provider to stop a run", SUPPORT_HELP)
     run_id(sub)
 
-    sub = add("last", "show the newest succeeded run of a report (reuse it without a new run)")
+    sub = add(
+        "last",
+        "show the newest succeeded run of a report (reuse it without a new run)",
+        SUPPORT_HELP,
+    )
     provider(sub)
-    sub.add_argument("report", metavar="REPORT")
+    sub.add_argument("report", metavar="REPORT", help="report id, or a Zuora report's exact name")
 
-    sub = add("runs", "list recent runs, newest first")
+    sub = add("runs", "list recent runs, newest first", SUPPORT_HELP)
     provider(sub)
     sub.add_argument(
         "--limit", metavar="N", type=int, default=20, help="how many runs (default 20)"

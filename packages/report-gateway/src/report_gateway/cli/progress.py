@@ -6,6 +6,7 @@ noise, so the display stays silent there (results and errors still go out as usu
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["Progress"]
 
 _MIN_INTERVAL = 0.1  # seconds between redraws of a download line
+_TICK = 1.0  # seconds between redraws of a waiting line while no poll answers
 
 
 class Progress:
@@ -40,25 +42,35 @@ class Progress:
         self._started = 0.0
         self._last_draw = 0.0
         self._received = 0
+        self._conversion: str | None = None
         self.prefix = ""
+        # The waiting line's last poll (run, elapsed then, clock then), redrawn by the ticker
+        # so the elapsed time moves every second even when polls are a minute apart.
+        self._polled: tuple[ReportRun, float, float] | None = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def _draw(self, text: str) -> None:
-        line = f"{self.prefix}{text}"
-        pad = " " * max(0, self._width - len(line))
-        self.stream.write(f"\r{line}{pad}")
-        self.stream.flush()
-        self._width = len(line)
+        with self._lock:
+            line = f"{self.prefix}{text}"
+            pad = " " * max(0, self._width - len(line))
+            self.stream.write(f"\r{line}{pad}")
+            self.stream.flush()
+            self._width = len(line)
 
     def finish(self, text: str | None = None) -> None:
         """End the current line (with a final text), so the next output starts clean."""
+        self._stop_ticker()
         if not self.enabled:
             return
-        if text is not None:
-            self._draw(text)
-        if self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-        self._width = 0
+        with self._lock:
+            if text is not None:
+                self._draw(text)
+            if self._width:
+                self.stream.write("\n")
+                self.stream.flush()
+            self._width = 0
 
     def note(self, text: str) -> None:
         """A line of its own (``started run ...``), shown only on a terminal like the rest."""
@@ -79,17 +91,64 @@ class Progress:
     # -- waiting ---------------------------------------------------------------------------
 
     def waiting(self, run: ReportRun, elapsed: float) -> None:
-        """``on_progress`` for ``Gateway.wait``: status and elapsed time."""
+        """``on_progress`` for ``Gateway.wait``: status and elapsed time (kept ticking)."""
         if not self.enabled:
             return
-        self._draw(f"{run.provider} run {run.id}: {status_text(run)}, {format_seconds(elapsed)}")
+        with self._lock:
+            self._polled = (run, elapsed, self._clock())
+            self.tick()
+        if self._ticker is None:
+            self._stop.clear()
+            self._ticker = threading.Thread(
+                target=self._tick_until_stopped, name="report-gateway-progress", daemon=True
+            )
+            self._ticker.start()
+
+    def tick(self) -> None:
+        """Redraw the waiting line with the time elapsed since the last poll added."""
+        with self._lock:
+            if self._polled is None:
+                return
+            run, elapsed, at = self._polled
+            elapsed += max(0.0, self._clock() - at)
+            self._draw(
+                f"{run.provider} run {run.id}: {status_text(run)}, {format_seconds(elapsed)}"
+            )
+
+    def _tick_until_stopped(self) -> None:
+        while not self._stop.wait(_TICK):
+            self.tick()
+
+    def _stop_ticker(self) -> None:
+        ticker = self._ticker
+        with self._lock:
+            self._polled = None
+        if ticker is not None:
+            self._stop.set()
+            if ticker is not threading.current_thread():
+                ticker.join()
+            self._ticker = None
 
     # -- downloading -----------------------------------------------------------------------
 
-    def start_download(self) -> None:
+    def start_download(
+        self, run: ReportRun | None = None, *, unzip: bool = False, raw: bool = False
+    ) -> None:
+        """Begin a download line; ``run`` (with ``unzip``/``raw``) tells whether a
+        conversion step follows the transfer, to be shown as its own state."""
+        self._stop_ticker()
         self._started = self._clock()
         self._last_draw = 0.0
         self._received = 0
+        self._conversion = None
+        result = run.result if run is not None else None
+        if result is not None:
+            from report_gateway.models import CONTENT_TSV_UTF16, CONTENT_ZIP
+
+            if result.content_type == CONTENT_TSV_UTF16 and not raw:
+                self._conversion = "converting UTF-16 TSV to UTF-8 CSV"
+            elif result.content_type == CONTENT_ZIP and unzip:
+                self._conversion = "unpacking the ZIP to its CSV"
 
     def downloading(self, received: int, total: int | None) -> None:
         """``on_progress`` for ``Gateway.download``: bytes, percentage, rate and ETA."""
@@ -109,6 +168,8 @@ class Progress:
         text += f", {format_bytes(rate)}/s"
         if total and rate > 0 and received < total:
             text += f", ETA {format_seconds((total - received) / rate)}"
+        if done and self._conversion:
+            text = f"downloaded {format_bytes(received)}; {self._conversion}..."
         self._draw(text)
 
     def downloaded(self, size: int, path: str) -> None:

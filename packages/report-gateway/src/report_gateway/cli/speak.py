@@ -1,0 +1,73 @@
+"""Error texts in the words of the command line, not of the Python API.
+
+The library's messages name what a Python caller types (``Scope(account=...)``,
+``settings={...}``, ``search("zuora", ...)``); on the command line the same advice is an
+option or a command. Each rule rewrites one such phrase; a message without one is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+
+__all__ = ["speak_cli"]
+
+_PROG = "report-gateway"
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _setting(match: re.Match[str]) -> str:
+    value = re.sub(r"[\[\]'\"]", "", match["value"]).replace(", ", ",")
+    return f"--set {match['key']}={value.replace('report_...', 'report_a,report_b')}"
+
+
+_Rule = tuple[re.Pattern[str], Callable[[re.Match[str], argparse.Namespace], str]]
+
+_RULES: list[_Rule] = [
+    # scope field(s) ['context'] not supported -> --context is not supported
+    (
+        re.compile(r"scope field\(s\) \[([^\]]*)\] not supported"),
+        lambda m, a: " ".join(_flag(f.strip(" '\"")) for f in m[1].split(","))
+        + " is not supported",
+    ),
+    # Scope(account=...) -> --account
+    (re.compile(r"Scope\((\w+)=\.\.\.\)"), lambda m, a: _flag(m[1])),
+    # settings={'stripe-v2': {'reports': ['report_...']}} -> --set reports=...
+    (
+        re.compile(r"settings=\{'[\w-]+': \{'(?P<key>\w+)': (?P<value>[^{}]*)\}\}"),
+        lambda m, a: _setting(m),
+    ),
+    # search("zuora", "part of the report name") -> report-gateway search zuora "NAME"
+    (
+        re.compile(r'search\("([\w-]+)", "([^"]*)"\)'),
+        lambda m, a: f'`{_PROG} search {m[1]} "{m[2]}"`',
+    ),
+    # last_completed("zuora", report_id) -> report-gateway last zuora REPORT
+    (
+        re.compile(r'last_completed\("([\w-]+)", report_id\)'),
+        lambda m, a: f"`{_PROG} last {m[1]} REPORT`",
+    ),
+    # template(report_id) -> report-gateway template PROVIDER REPORT
+    (
+        re.compile(r"\btemplate\(report_id\)"),
+        lambda m, a: f"`{_PROG} template {getattr(a, 'provider', None) or 'PROVIDER'} REPORT`",
+    ),
+    # gw.wait(gw.get('p', 'id')) or `report-gateway wait p id` -> the command alone
+    (re.compile(r"gw\.wait\(gw\.get\([^)]*\)\) or "), lambda m, a: ""),
+    # the setting 'x' -> the setting 'x' (--set x=...)
+    (
+        re.compile(r"(?<=the setting )'(\w+)'(?! \(--set)"),
+        lambda m, a: f"'{m[1]}' (--set {m[1]}=...)",
+    ),
+]
+
+
+def speak_cli(text: str, args: argparse.Namespace) -> str:
+    """``text`` with each Python-API phrase replaced by the option or command that does it."""
+    for pattern, replace in _RULES:
+        text = pattern.sub(lambda m, r=replace: r(m, args), text)  # type: ignore[misc]
+    return text
