@@ -79,6 +79,8 @@ _EXAMPLES = {
         "report-gateway run stripe balance.summary.1 -p interval_start=2025-01-01 \\\n"
         "      -p interval_end=2025-02-01 -o out.csv",
         'report-gateway run zuora "Customer report" -p viewType=Summary -o results/',
+        "report-gateway run stripe-v2 report_balance_summary --contexts contexts.txt \\\n"
+        "      -p interval_start=2025-01-01 -p interval_end=2025-02-01 -o out/ --combine all.csv",
     ],
     "status": ["report-gateway status stripe frr_123"],
     "wait": ["report-gateway wait stripe frr_123 -o out.csv"],
@@ -88,6 +90,8 @@ _EXAMPLES = {
     "runs": ["report-gateway runs stripe --limit 5"],
     "demo": ["report-gateway demo --rows 100"],
     "listen": ["report-gateway listen --port 8080"],
+    "journal": ["report-gateway journal --since 2h", "report-gateway journal --unfinished"],
+    "resume": ["report-gateway resume"],
 }
 
 
