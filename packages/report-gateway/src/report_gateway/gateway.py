@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from reporting_runtime.redaction import scrub_text
+
 from .admission import Admissions
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
@@ -208,8 +210,6 @@ class Gateway:
 
     def scrub(self, text: str) -> str:
         """``text`` with every held secret (and key-shaped string) replaced by REDACTED."""
-        from reporting_runtime.redaction import scrub_text
-
         return scrub_text(text, self.held_secrets())
 
     def transport(self) -> Transport:

@@ -17,6 +17,7 @@ import attrs
 
 __all__ = [
     "CONTENT_CSV",
+    "CONTENT_TYPES",
     "CONTENT_TSV_UTF16",
     "CONTENT_ZIP",
     "ParameterSpec",
@@ -124,21 +125,33 @@ class ReportTemplate:
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
 
 
+#: Every ``ResultFile.content_type`` the gateway can save and read.
+CONTENT_TYPES = (CONTENT_CSV, CONTENT_ZIP, CONTENT_TSV_UTF16)
+
+
+def _known_content_type(instance: Any, attribute: Any, value: str) -> None:
+    if value not in CONTENT_TYPES:
+        allowed = ", ".join(repr(v) for v in CONTENT_TYPES)
+        raise ValueError(f"ResultFile.content_type {value!r} is not one of {allowed}")
+
+
 @attrs.frozen(kw_only=True)
 class ResultFile:
     """Where a finished run's bytes live and how to read them.
 
-    ``content_type`` is one of ``CONTENT_CSV``, ``CONTENT_ZIP``, ``CONTENT_TSV_UTF16`` (a
-    plugin may add its own, which download saves as-is). ``size`` is the byte count the
-    provider announced, checked after download; ``needs_auth`` says whether the API key goes
-    with the request (never for a pre-signed URL); ``checksum`` is ``"<hashlib name>:<hex>"``
-    when the provider gives one. ``url`` may be empty when the driver fetches the bytes
-    through an API operation instead.
+    ``content_type`` is one of ``CONTENT_CSV``, ``CONTENT_ZIP``, ``CONTENT_TSV_UTF16``
+    (anything else is a ValueError here: downloads and rows decode by it, and would read an
+    unknown format as CSV). ``size`` is the byte count the provider announced, checked after
+    download; ``checksum`` is ``"<hashlib name>:<hex>"`` when the provider gives one. ``url``
+    may be empty when the driver fetches the bytes through an API operation instead.
+    ``needs_auth`` is informational, for the driver's own ``open_result`` and for callers
+    inspecting a run: whether the API key goes with the request (never for a pre-signed
+    URL); the gateway itself never reads it, since the driver opens the bytes.
     """
 
     url: str = attrs.field(default="", repr=False)
     size: int | None = None
-    content_type: str = CONTENT_CSV
+    content_type: str = attrs.field(default=CONTENT_CSV, validator=_known_content_type)
     filename: str | None = None
     expires_at: datetime | None = None
     needs_auth: bool = False

@@ -63,7 +63,7 @@ from .models import (
     Scope,
     StartProgress,
 )
-from .options import Option, boolean, name_list, option, options_of, seconds, text
+from .options import Option, boolean, integer, name_list, option, options_of, seconds, text
 from .parameters import (
     TIMESTAMP_FORMS,
     TimestampFormat,
@@ -118,6 +118,7 @@ __all__ = [
     "format_rfc3339",
     "format_unix",
     "hookimpl",
+    "integer",
     "iso",
     "match_templates",
     "name_list",
