@@ -91,7 +91,10 @@ class ParameterSpec:
     ``type`` is one of ``string``, ``integer``, ``number``, ``boolean``, ``timestamp`` (unix
     seconds or an ISO date/datetime), ``date``, ``array`` (items of ``element_type``),
     ``object``; ``minimum``/``maximum`` bound numbers and timestamps (a timestamp bound is an
-    aware ``datetime``).
+    aware ``datetime``). ``default`` is what the report uses when the parameter is left out
+    (``validate_parameters(defaults=True)`` sends it). ``after`` names another timestamp or
+    date parameter this one must be later than, when both are given (``interval_end`` after
+    ``interval_start``).
     """
 
     name: str
@@ -103,6 +106,7 @@ class ParameterSpec:
     maximum: Any = None
     element_type: str | None = None
     default: Any = None
+    after: str | None = None
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
 
 

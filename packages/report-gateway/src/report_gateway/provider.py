@@ -596,7 +596,8 @@ class BaseDriver(abc.ABC):
       with the reason ``unsupported`` gives (method name -> (what, why));
     - ``search`` matches names with ``match_templates`` over ``templates``;
     - ``validate`` checks the parameters against ``template`` with ``validate_parameters``
-      (timestamps sent as the ``timestamp_format`` method makes them);
+      (timestamps sent as the ``timestamp_format`` method makes them; each optional
+      parameter left out that declares a ``default`` is filled in);
     - ``resolve_scope`` fills an empty scope from the settings; ``scope_headers`` gives a
       scope's headers through the hooks (pass them as the client's ``extra_headers=``);
     - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status;
@@ -666,7 +667,9 @@ class BaseDriver(abc.ABC):
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
         template = self.template(report_id, scope=scope)
-        return validate_parameters(template, parameters, timestamp_format=self.timestamp_format)
+        return validate_parameters(
+            template, parameters, timestamp_format=self.timestamp_format, defaults=True
+        )
 
     @abc.abstractmethod
     def start(

@@ -120,14 +120,6 @@ class ToyDriver(BaseDriver):
 
     # Runs --------------------------------------------------------------------------------
 
-    def validate(
-        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
-    ) -> dict[str, Any]:
-        """BaseDriver's checks (unknown, required, dates, allowed values), defaults filled."""
-        template = self.template(report_id, scope=scope)
-        defaults = {n: p.default for n, p in template.parameters.items() if p.default is not None}
-        return super().validate(report_id, {**defaults, **parameters}, scope=scope)
-
     def start(
         self,
         report_id: str,
