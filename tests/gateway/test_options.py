@@ -249,14 +249,16 @@ def test_spec_attributes_follow_from_the_declaration() -> None:
     }
     assert typed.credential_keys == ("token",)
     assert (listed.settings_keys, listed.credential_keys) == (("key", "region"), ("key",))
-    # A spec written the former way gets its option table from the three attributes.
-    former = ProviderSpec(
-        name="former",
-        factory=lambda context: context,  # type: ignore[arg-type,return-value]
-        settings_keys=("token", "polls"),
-        env_vars={"token": "FORMER_TOKEN"},
-        credential_keys=("token",),
-    )
+    # A spec written the former way gets its option table from the three attributes,
+    # and a warning that this way is legacy.
+    with pytest.warns(DeprecationWarning, match="legacy declaration; declare settings_type="):
+        former = ProviderSpec(
+            name="former",
+            factory=lambda context: context,  # type: ignore[arg-type,return-value]
+            settings_keys=("token", "polls"),
+            env_vars={"token": "FORMER_TOKEN"},
+            credential_keys=("token",),
+        )
     assert former.options == (
         Option("token", env="FORMER_TOKEN", credential=True),
         Option("polls"),

@@ -261,10 +261,12 @@ class ProviderSpec:
       it converted and typed with ``context.settings_as(Cls)``. Or ``options``: the same
       table as a list of ``Option`` (no typed object). See ``report_gateway.options``.
     - ``settings_keys``, ``env_vars``, ``credential_keys``: derived from the options (every
-      key; key -> environment variable; the ``credential`` ones). A plugin written before
-      options may set these three instead: its option table is derived from them.
+      key; key -> environment variable; the ``credential`` ones), read-only in spirit.
       ``settings_keys`` are every setting read (others get a warning: typos); the
       credential keys must all be present for the default credentials lookup.
+      *Legacy*: a plugin written before options may still set these three instead of
+      ``settings_type``/``options``; its option table is derived from them (untyped, no
+      conversion) and a ``DeprecationWarning`` says to move to ``settings_type``.
     - ``first_poll_interval``/``max_poll_interval``: how fast its runs usually move, so
       waiting neither hammers the API nor sleeps through a quick run.
     - ``demo``: what ``report-gateway demo`` runs against the embedded sandbox (None: the
@@ -319,6 +321,13 @@ class ProviderSpec:
             raise ValueError(f"{GATEWAY_TABLE!r} names the profile's gateway-wide table")
         if not self.options and (self.settings_keys or self.env_vars or self.credential_keys):
             # Declared the former way: the option table follows from the three attributes.
+            warnings.warn(
+                f"ProviderSpec({self.name!r}): settings_keys/env_vars/credential_keys are the "
+                "legacy declaration; declare settings_type= (an attrs class of option() "
+                "fields) or options= instead",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             object.__setattr__(self, "options", _legacy_options(self))
 
     def option_table(self) -> dict[str, Option]:
@@ -424,14 +433,10 @@ class ProviderContext:
         return self._transport_factory()
 
     def setting(self, key: str, default: Any = None) -> Any:
-        """A resolved setting (explicit > profile file > env), or ``default``."""
+        """One resolved setting by name (explicit > profile file > env), or ``default``: for
+        code that reads a key generically (``BaseDriver.resolve_scope``) and for plugins
+        with no ``settings_type``. A driver reads its own settings with ``settings_as``."""
         return self.settings.get(key, default)
-
-    @property
-    def typed_settings(self) -> Any:
-        """The spec's ``settings_type`` built from the layers (converted, defaults filled
-        in), or None when the spec declares none."""
-        return self.settings.typed
 
     def settings_as(self, cls: type[T]) -> T:
         """The settings as the attrs class ``cls`` (the spec's ``settings_type``): the typed
