@@ -221,6 +221,16 @@ class Gateway:
         with provider_errors(provider, scrub=self.scrub):
             return action(driver)
 
+    def _where(self, provider: str, scope: Scope | None) -> Scope:
+        """``scope`` (None: empty) checked against what the provider declares it can send,
+        before any driver call: a driver that forgets ``scope_headers`` cannot then ignore a
+        field and report on the wrong account (ScopeError instead)."""
+        where = scope or Scope()
+        if not where.is_empty:
+            self.driver(provider)
+            self._contexts[provider].scope_headers(where)
+        return where
+
     def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
         with provider_errors(provider, scrub=self.scrub):
             yield from items()
@@ -232,19 +242,22 @@ class Gateway:
 
     def templates(self, provider: str, *, scope: Scope | None = None) -> list[ReportTemplate]:
         """Every report the provider offers (Stripe report types, v2 reports, Zuora reports)."""
-        return list(self._call(provider, lambda d: d.templates(scope=scope or Scope())))
+        where = self._where(provider, scope)
+        return list(self._call(provider, lambda d: d.templates(scope=where)))
 
     def template(
         self, provider: str, report_id: str, *, scope: Scope | None = None
     ) -> ReportTemplate:
         """One report with its parameter schema; ``UnknownReportError`` if there is none."""
-        return self._call(provider, lambda d: d.template(report_id, scope=scope or Scope()))
+        where = self._where(provider, scope)
+        return self._call(provider, lambda d: d.template(report_id, scope=where))
 
     def search(
         self, provider: str, query: str, *, scope: Scope | None = None
     ) -> list[ReportTemplate]:
         """Reports whose name matches ``query``."""
-        return list(self._call(provider, lambda d: d.search(query, scope=scope or Scope())))
+        where = self._where(provider, scope)
+        return list(self._call(provider, lambda d: d.search(query, scope=where)))
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -257,8 +270,8 @@ class Gateway:
         scope: Scope | None = None,
     ) -> dict[str, Any]:
         """Check parameters without creating a run; return them as the provider wants them."""
-        params = dict(parameters or {})
-        return self._call(provider, lambda d: d.validate(report_id, params, scope=scope or Scope()))
+        params, where = dict(parameters or {}), self._where(provider, scope)
+        return self._call(provider, lambda d: d.validate(report_id, params, scope=where))
 
     def start(
         self,
@@ -278,7 +291,7 @@ class Gateway:
         for a free run slot under ``max_active_runs`` or a provider's concurrency limit);
         a callback that raises is logged and ignored, never costing the run.
         """
-        where = scope or Scope()
+        where = self._where(provider, scope)
         key = idempotency_key or str(uuid.uuid4())
         params = dict(parameters or {})
         progress = start_reporter(provider, report_id, on_progress)
@@ -306,7 +319,8 @@ class Gateway:
 
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
-        return self._seen(self._call(provider, lambda d: d.get(run_id, scope=scope or Scope())))
+        where = self._where(provider, scope)
+        return self._seen(self._call(provider, lambda d: d.get(run_id, scope=where)))
 
     def _seen(self, run: ReportRun) -> ReportRun:
         """Free the run's slot once it is seen finished (and let a waiting start try)."""
@@ -363,14 +377,15 @@ class Gateway:
         self, provider: str, report_id: str, *, scope: Scope | None = None
     ) -> ReportRun:
         """The newest succeeded run of a report; ``RunNotFoundError`` when there is none."""
-        return self._call(provider, lambda d: d.last_completed(report_id, scope=scope or Scope()))
+        where = self._where(provider, scope)
+        return self._call(provider, lambda d: d.last_completed(report_id, scope=where))
 
     def runs(
         self, provider: str, *, limit: int | None = 100, scope: Scope | None = None
     ) -> Iterator[ReportRun]:
         """Recent runs, newest first, pages followed lazily up to ``limit`` (None: all)."""
-        driver = self.driver(provider)
-        return self._iterate(provider, lambda: driver.runs(limit=limit, scope=scope or Scope()))
+        driver, where = self.driver(provider), self._where(provider, scope)
+        return self._iterate(provider, lambda: driver.runs(limit=limit, scope=where))
 
     # -- results --------------------------------------------------------------------------
 
