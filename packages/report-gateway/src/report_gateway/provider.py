@@ -64,6 +64,7 @@ from .models import (
     StartProgress,
 )
 from .options import Option, boolean, integer, name_list, option, options_of, seconds, text
+from .webhook_spec import SignatureError, WebhookEventError, WebhookOutcome, WebhookSpec
 from .parameters import (
     TIMESTAMP_FORMS,
     TimestampFormat,
@@ -108,10 +109,14 @@ __all__ = [
     "RunStatus",
     "Scope",
     "ScopeError",
+    "SignatureError",
     "StartReporter",
     "TimestampFormat",
     "UnknownReportError",
     "UnknownStatusWarning",
+    "WebhookEventError",
+    "WebhookOutcome",
+    "WebhookSpec",
     "accepts_progress",
     "boolean",
     "credential_id",
@@ -281,6 +286,9 @@ class ProviderSpec:
       exclude each other.
     - ``auth``: builds the ``reporting_runtime.AuthPolicy`` from the credentials (import
       the runtime inside it, not at the top of the plugin module).
+    - ``webhook``: a ``WebhookSpec`` (signature header, secret setting, ``verify``, ``read``)
+      when the provider sends signed events: ``report_gateway.webhooks.WebhookApp`` then
+      serves ``POST /webhooks/<name>`` for it.
     """
 
     name: str
@@ -315,6 +323,7 @@ class ProviderSpec:
     scope_headers: Mapping[str, str] = attrs.field(factory=dict, validator=_scope_fields)
     check_scope: Callable[[Scope], None] | None = attrs.field(default=None, repr=False)
     auth: Callable[[Credentials], AuthPolicy] | None = attrs.field(default=None, repr=False)
+    webhook: WebhookSpec | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.name == GATEWAY_TABLE:
@@ -607,7 +616,7 @@ class BaseDriver(abc.ABC):
       scope's headers through the hooks (pass them as the client's ``extra_headers=``);
     - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status;
     - ``run_from_event`` (optional; ``NotSupportedError`` here) maps a verified webhook event
-      that carries a whole run (``report_gateway.webhooks`` calls it).
+      that carries a whole run (the provider's ``WebhookSpec.read`` calls it).
 
     One instance serves every thread of a Gateway: keep per-call state local.
     """
