@@ -16,7 +16,9 @@ and a third-party plugin can still override any of them by implementing the hook
 Everything a plugin needs is re-exported here (models, errors, ``Credentials``,
 ``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``, ``Backoff`` for
 any wait that grows between tries, ``ProviderLimit`` for a provider that refuses creates over
-a limit of concurrent runs). Keep heavy
+a limit of concurrent runs, the runtime's auth policies ``BearerAuth``, ``BasicAuth``,
+``HeaderPairAuth`` and ``AuthPolicy``, its ``ApiError`` and ``Response``). A driver with no
+generated client sends its requests with ``ProviderContext.request``. Keep heavy
 imports (the generated client, urllib3, cattrs) inside the factory, not at the top of the
 plugin module: entry points are loaded when any provider is first used, and
 ``report-gateway providers`` should not pay for clients it does not call.
@@ -76,11 +78,27 @@ from .parameters import (
 )
 
 if TYPE_CHECKING:
-    from reporting_runtime import AuthPolicy, RetryConfig, Transport
+    from reporting_runtime import (
+        ApiClient,
+        ApiError,
+        AuthPolicy,
+        BasicAuth,
+        BearerAuth,
+        HeaderPairAuth,
+        Response,
+        RetryConfig,
+        Transport,
+    )
     from reporting_runtime.backoff import Backoff
 
 __all__ = [
     "CONTENT_CSV",
+    "ApiError",
+    "AuthPolicy",
+    "BasicAuth",
+    "BearerAuth",
+    "HeaderPairAuth",
+    "Response",
     "CONTENT_TSV_UTF16",
     "CONTENT_ZIP",
     "TIMESTAMP_FORMS",
@@ -138,13 +156,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # ``Backoff`` lives in the runtime; importing it on first use keeps a plugin module that
-    # imports this one from loading the runtime (see the module docstring).
-    if name == "Backoff":
-        from reporting_runtime.backoff import Backoff
+#: Runtime names re-exported here, so a plugin imports only this module.
+_FROM_RUNTIME = frozenset(
+    {"ApiError", "AuthPolicy", "Backoff", "BasicAuth", "BearerAuth", "HeaderPairAuth", "Response"}
+)
 
-        return Backoff
+
+def __getattr__(name: str) -> Any:
+    # These live in the runtime; importing them on first use keeps a plugin module that
+    # imports this one from loading the runtime (see the module docstring).
+    if name in _FROM_RUNTIME:
+        import reporting_runtime
+
+        return getattr(reporting_runtime, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -432,9 +456,52 @@ class ProviderContext:
         self._transport_factory = transport_factory
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._client: ApiClient | None = None
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, settings={self.settings!r})"
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str | None] | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        stream: bool = False,
+    ) -> Response:
+        """One HTTP exchange for a driver with no generated client: the gateway's way.
+
+        Sent over the shared transport with the provider's ``auth``, the gateway's user
+        agent and retry (a POST is not retried: no idempotency header is known), logged
+        with secrets redacted. ``json`` is sent as a JSON body, ``params`` as the query;
+        ``stream=True`` leaves the body unread (``iter_bytes``: what ``open_result`` can
+        return). A non-2xx answer raises the runtime's ``ApiError`` (``NotFoundError``,
+        ``RateLimitError``...), scrubbed of secrets, which the gateway turns into a
+        ``ProviderError``. Braces in ``url`` are sent percent-encoded.
+        """
+        from reporting_runtime import ApiClient, Operation
+
+        with self._lock:
+            if self._client is None:
+                self._client = ApiClient(
+                    provider=self.name,
+                    base_url="",
+                    auth=self.auth,
+                    transport=self.transport,
+                    retry=self.retry,
+                    user_agent=self.user_agent,
+                )
+            client = self._client
+        operation = Operation(
+            operation_id=f"{method.upper()} request",
+            method=method.upper(),
+            path=url.replace("{", "%7B").replace("}", "%7D"),
+            body_encoding="json" if json is not None else None,
+            streaming=stream,
+        )
+        return client.request(operation, query=params, headers=headers, body=json, stream=stream)
 
     @property
     def transport(self) -> Transport:
