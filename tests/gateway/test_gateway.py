@@ -471,7 +471,7 @@ def test_the_gateway_refuses_an_unsupported_scope_before_the_driver_sees_it(
         lambda: gw.template("fake", "rep", scope=Scope(context="ctx_1")),
         lambda: list(gw.runs("fake", scope=Scope(context="ctx_1"))),
     ):
-        with pytest.raises(ScopeError, match="only Scope\\(account=...\\)"):
+        with pytest.raises(ScopeError, match=r"only Scope\(account=\.\.\.\)"):
             call()
     assert provider.created[0].calls == []
     with warnings.catch_warnings():

@@ -303,7 +303,9 @@ def test_defaults_fill_missing_optional_parameters_when_asked() -> None:
         id="r",
         name="r",
         parameters={
-            "currency": ParameterSpec(name="currency", allowed_values=("usd", "eur"), default="usd"),
+            "currency": ParameterSpec(
+                name="currency", allowed_values=("usd", "eur"), default="usd"
+            ),
             "note": ParameterSpec(name="note"),
         },
     )
@@ -311,4 +313,6 @@ def test_defaults_fill_missing_optional_parameters_when_asked() -> None:
     filled = validate_parameters(template, {}, timestamp_format=format_unix, defaults=True)
     assert filled == {"currency": "usd"}
     given = {"currency": "eur"}
-    assert validate_parameters(template, given, timestamp_format=format_unix, defaults=True) == given
+    assert (
+        validate_parameters(template, given, timestamp_format=format_unix, defaults=True) == given
+    )

@@ -17,8 +17,8 @@ import stripe
 from report_gateway import ConfigurationError, Gateway, RunStatus, Scope, hookimpl
 from report_gateway.provider import Option, ProviderSpec, WebhookOutcome, WebhookSpec
 from report_gateway.webhooks import SignatureError, WebhookApp, parse_secrets
-from report_gateway_stripe.webhooks import sign, verify
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
+from report_gateway_stripe.webhooks import sign, verify
 
 from .conftest import OLD_SECRET, SECRET, WEEK, Waiter, run_gets, settings_for, signed
 

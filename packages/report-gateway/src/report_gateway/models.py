@@ -17,8 +17,8 @@ import attrs
 
 __all__ = [
     "CONTENT_CSV",
-    "CONTENT_TYPES",
     "CONTENT_TSV_UTF16",
+    "CONTENT_TYPES",
     "CONTENT_ZIP",
     "ParameterSpec",
     "ReportRun",

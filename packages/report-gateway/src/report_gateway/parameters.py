@@ -4,9 +4,10 @@ A provider refuses a bad run late (a 400 after the request, for some after a rat
 was asked for); these checks refuse it early, naming the parameter and what it accepts.
 Everything here works on the neutral ``ReportTemplate``/``ParameterSpec`` so it needs no
 client and no network, and every driver shares the rules: required, type, allowed values,
-timestamp bounds, defaults, one parameter after another (``ParameterSpec.after``). Timestamps come in as unix seconds, ISO dates or ISO datetimes (naive
-means UTC) and leave as the API wants them (``format_unix``, ``format_rfc3339``, or any
-``TimestampFormat``). Plugins import these from ``report_gateway.provider``.
+timestamp bounds, defaults, one parameter after another (``ParameterSpec.after``).
+Timestamps come in as unix seconds, ISO dates or ISO datetimes (naive means UTC) and leave
+as the API wants them (``format_unix``, ``format_rfc3339``, or any ``TimestampFormat``).
+Plugins import these from ``report_gateway.provider``.
 """
 
 from __future__ import annotations

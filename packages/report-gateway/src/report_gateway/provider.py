@@ -66,7 +66,6 @@ from .models import (
     StartProgress,
 )
 from .options import Option, boolean, integer, name_list, option, options_of, seconds, text
-from .webhook_spec import SignatureError, WebhookEventError, WebhookOutcome, WebhookSpec
 from .parameters import (
     TIMESTAMP_FORMS,
     TimestampFormat,
@@ -76,6 +75,7 @@ from .parameters import (
     parse_timestamp,
     validate_parameters,
 )
+from .webhook_spec import SignatureError, WebhookEventError, WebhookOutcome, WebhookSpec
 
 if TYPE_CHECKING:
     from reporting_runtime import (
@@ -93,22 +93,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTENT_CSV",
-    "ApiError",
-    "AuthPolicy",
-    "BasicAuth",
-    "BearerAuth",
-    "HeaderPairAuth",
-    "Response",
     "CONTENT_TSV_UTF16",
     "CONTENT_ZIP",
     "TIMESTAMP_FORMS",
     "WAITING_FOR_SLOT",
+    "ApiError",
+    "AuthPolicy",
     "Backoff",
     "BaseDriver",
+    "BasicAuth",
+    "BearerAuth",
     "ConfigurationError",
     "Credentials",
     "DemoSpec",
     "DownloadError",
+    "HeaderPairAuth",
     "NotSupportedError",
     "Option",
     "ParameterError",
@@ -120,6 +119,7 @@ __all__ = [
     "ProviderSpec",
     "ReportRun",
     "ReportTemplate",
+    "Response",
     "ResultFile",
     "ResultResponse",
     "RunMayExistError",

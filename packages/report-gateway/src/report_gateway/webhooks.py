@@ -317,7 +317,12 @@ class WebhookApp:
             except Exception as exc:
                 # The provider retries a delivery that failed; our reading of the run failed.
                 logger.warning(
-                    "%s webhook %s (%s): retrieving %s failed: %s", name, event_id, kind, run_id, exc
+                    "%s webhook %s (%s): retrieving %s failed: %s",
+                    name,
+                    event_id,
+                    kind,
+                    run_id,
+                    exc,
                 )
                 return WebhookResult(502, {"error": "could not retrieve the run; retry"})
         if run is None:
