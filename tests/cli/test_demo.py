@@ -145,3 +145,18 @@ def test_demo_skips_providers_that_declare_no_demo(
 def _data_rows(path: Path) -> int:
     with path.open(newline="", encoding="utf-8") as fh:
         return len(list(csv.reader(fh))) - 1
+
+
+@needs_zuora
+def test_demo_honours_the_profiles_plugin_allow_list(demo_cli: Cli, tmp_path: Path) -> None:
+    """The demo finds plugins the gateway's way: the profile's load_plugins counts."""
+    config = tmp_path / "config-home" / "report-gateway" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[profiles.default.gateway]\nload_plugins = ["zuora"]\n', encoding="utf-8")
+    result = demo_cli("demo", "--output-dir", tmp_path / "out", "--rows", "5")
+    assert result.code == 3
+    rows = {line.split()[0]: line for line in result.out.splitlines()[1:4]}
+    assert "not installed" in rows["stripe"]
+    assert "not installed" in rows["stripe-v2"]
+    assert " succeeded " in rows["zuora"]
+    assert "pip install report-gateway-stripe" in result.out

@@ -132,3 +132,25 @@ def test_organizations_example_runs_as_printed(
     assert "unknown parameter" in printed[2]
     for name in ("direct", "connected", "concatenated_report", "aggregated_report"):
         assert (tmp_path / f"{name}.csv").stat().st_size > 0
+
+
+def test_plugin_guide_http_recipe_runs_through_a_gateway(tmp_path: Path) -> None:
+    """The HTTP recipe's driver, as printed, reads a template over plain requests."""
+    import textwrap
+    import types
+
+    from report_gateway import Gateway, ProviderError
+    from report_gateway_sandbox import STRIPE_TEST_KEY
+
+    (block,) = [b for b in _blocks("python") if "class TypesDriver(BaseDriver)" in b]
+    module = types.ModuleType("readme_types")
+    exec(compile(textwrap.dedent(block), "README.md", "exec"), module.__dict__)  # noqa: S102
+    with Sandbox(SandboxConfig()) as sb:
+        settings = {"types": {"api_key": STRIPE_TEST_KEY, "base_url": sb.stripe_base_url}}
+        environ = {"XDG_CONFIG_HOME": str(tmp_path)}
+        with Gateway(settings, plugins=[module], load_entrypoints=False, environ=environ) as gw:
+            assert gw.template("types", "balance.summary.1").id == "balance.summary.1"
+            with pytest.raises(ProviderError) as caught:
+                gw.template("types", "no.such.type")
+            assert caught.value.status == 404
+            assert gw.spec("types").demo is not None

@@ -10,6 +10,7 @@ from types import ModuleType
 import pytest
 from report_gateway import ConfigurationError, CredentialsError, Gateway, ProviderSpec, hookimpl
 from report_gateway.config import Credentials, ProviderSettings, SettingsLayer, load_profile
+from report_gateway.provider import Option
 
 MakeGateway = Callable[..., Gateway]
 
@@ -25,19 +26,22 @@ class StripeLike:
             ProviderSpec(
                 name="stripe-ish",
                 factory=lambda context: context,  # type: ignore[arg-type,return-value]
-                settings_keys=("api_key", "base_url", "account"),
-                env_vars={"api_key": "STRIPE_API_KEY", "account": "STRIPE_ACCOUNT"},
-                credential_keys=("api_key",),
+                options=[
+                    Option("api_key", env="STRIPE_API_KEY", credential=True),
+                    Option("base_url"),
+                    Option("account", env="STRIPE_ACCOUNT"),
+                ],
             ),
             ProviderSpec(
                 name="zuora-ish",
                 factory=lambda context: context,  # type: ignore[arg-type,return-value]
-                env_vars={
-                    "api_access_key_id": "ZUORA_API_ACCESS_KEY_ID",
-                    "api_secret_access_key": "ZUORA_API_SECRET_ACCESS_KEY",
-                    "data_center": "ZUORA_DATA_CENTER",
-                },
-                credential_keys=("api_access_key_id", "api_secret_access_key"),
+                options=[
+                    Option("api_access_key_id", env="ZUORA_API_ACCESS_KEY_ID", credential=True),
+                    Option(
+                        "api_secret_access_key", env="ZUORA_API_SECRET_ACCESS_KEY", credential=True
+                    ),
+                    Option("data_center", env="ZUORA_DATA_CENTER"),
+                ],
             ),
         ]
 

@@ -446,3 +446,34 @@ def test_a_driver_whose_start_takes_no_progress_is_called_without_it(
     assert run.id == "r1"
     assert provider.created[0].calls[-1][0] == "start"
     assert events == []
+
+
+class ScopedFake(FakeProvider):
+    """A provider sending only an account, whose driver never looks at the scope."""
+
+    @hookimpl
+    def report_gateway_providers(self) -> list[ProviderSpec]:
+        return [
+            ProviderSpec(
+                name="fake", factory=self.factory, scope_headers={"account": "X-Fake-Account"}
+            )
+        ]
+
+
+def test_the_gateway_refuses_an_unsupported_scope_before_the_driver_sees_it(
+    make_gateway: MakeGateway,
+) -> None:
+    provider = ScopedFake()
+    gw = make_gateway(plugins=[provider])
+    for call in (
+        lambda: gw.get("fake", "r1", scope=Scope(context="ctx_1")),
+        lambda: gw.start("fake", "rep", {"x": 1}, scope=Scope(context="ctx_1")),
+        lambda: gw.template("fake", "rep", scope=Scope(context="ctx_1")),
+        lambda: list(gw.runs("fake", scope=Scope(context="ctx_1"))),
+    ):
+        with pytest.raises(ScopeError, match=r"only Scope\(account=\.\.\.\)"):
+            call()
+    assert provider.created[0].calls == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownStatusWarning)
+        assert gw.get("fake", "r1", scope=Scope(account="acct_1")).id == "r1"

@@ -159,3 +159,12 @@ def test_plugin_words_then_builtin_fallback(
 ) -> None:
     context = make_gateway().driver("example").context  # type: ignore[attr-defined]
     assert context.map_status(raw) is expected
+
+
+def test_a_result_file_of_an_unknown_content_type_is_refused_naming_the_known_ones() -> None:
+    from report_gateway.models import CONTENT_CSV, CONTENT_TSV_UTF16, CONTENT_ZIP, ResultFile
+
+    with pytest.raises(ValueError, match="'json' is not one of 'csv', 'zip', 'tsv-utf16'"):
+        ResultFile(content_type="json")
+    for known in (CONTENT_CSV, CONTENT_ZIP, CONTENT_TSV_UTF16):
+        assert ResultFile(content_type=known).content_type == known

@@ -187,6 +187,51 @@ def test_bad_provider_setting_names_option_and_layer(
     assert f"typed: setting {complaint}" in str(caught.value)
 
 
+@attrs.frozen
+class CountedSettings:
+    polls: int = option(env="TOY_POLLS", default=2)
+
+
+class Counted:
+    @hookimpl
+    def report_gateway_providers(self) -> list[ProviderSpec]:
+        return [
+            ProviderSpec(
+                name="typed",
+                factory=lambda context: context,  # type: ignore[arg-type,return-value]
+                settings_type=CountedSettings,
+            )
+        ]
+
+
+def counted(environ: dict[str, str], settings: Any = None) -> Gateway:
+    return Gateway(settings, plugins=[Counted()], load_entrypoints=False, environ=environ)
+
+
+@pytest.mark.parametrize(
+    ("settings", "env", "complaint"),
+    [
+        ({}, {"TOY_POLLS": "many"}, "'polls' (from env TOY_POLLS) must be an integer, not 'many'"),
+        ({"polls": 5.7}, {}, "'polls' (from {layer}) must be an integer, not 5.7"),
+        ({"polls": True}, {}, "'polls' (from {layer}) must be an integer, not True"),
+    ],
+)
+def test_an_int_setting_takes_only_whole_numbers(
+    environ: dict[str, str], settings: dict[str, Any], env: dict[str, str], complaint: str
+) -> None:
+    environ.update(env)
+    with pytest.raises(ConfigurationError) as caught:
+        counted(environ, {"typed": settings}).settings("typed")
+    layer = counted(environ, {"typed": {"polls": 1}}).settings("typed").origin("polls")
+    assert f"typed: setting {complaint.format(layer=layer)}" in str(caught.value)
+
+
+def test_an_int_setting_reads_whole_numbers_from_every_layer(environ: dict[str, str]) -> None:
+    environ["TOY_POLLS"] = " 7 "
+    assert counted(environ).settings("typed").typed.polls == 7
+    assert counted(environ, {"typed": {"polls": 3}}).settings("typed").typed.polls == 3
+
+
 def test_a_bad_secret_is_reported_without_its_value(environ: dict[str, str]) -> None:
     with pytest.raises(ConfigurationError) as caught:
         gateway(environ, {"typed": {"pin": ["s3cret-pin-value"]}}).settings("typed")
@@ -206,14 +251,16 @@ def test_spec_attributes_follow_from_the_declaration() -> None:
     }
     assert typed.credential_keys == ("token",)
     assert (listed.settings_keys, listed.credential_keys) == (("key", "region"), ("key",))
-    # A spec written the former way gets its option table from the three attributes.
-    former = ProviderSpec(
-        name="former",
-        factory=lambda context: context,  # type: ignore[arg-type,return-value]
-        settings_keys=("token", "polls"),
-        env_vars={"token": "FORMER_TOKEN"},
-        credential_keys=("token",),
-    )
+    # A spec written the former way gets its option table from the three attributes,
+    # and a warning that this way is legacy.
+    with pytest.warns(DeprecationWarning, match="legacy declaration; declare settings_type="):
+        former = ProviderSpec(
+            name="former",
+            factory=lambda context: context,  # type: ignore[arg-type,return-value]
+            settings_keys=("token", "polls"),
+            env_vars={"token": "FORMER_TOKEN"},
+            credential_keys=("token",),
+        )
     assert former.options == (
         Option("token", env="FORMER_TOKEN", credential=True),
         Option("polls"),

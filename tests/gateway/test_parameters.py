@@ -20,8 +20,10 @@ END = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _v1_like() -> ReportTemplate:
-    def stamp(name: str) -> ParameterSpec:
-        return ParameterSpec(name=name, type="timestamp", required=True, minimum=START, maximum=END)
+    def stamp(name: str, after: str | None = None) -> ParameterSpec:
+        return ParameterSpec(
+            name=name, type="timestamp", required=True, minimum=START, maximum=END, after=after
+        )
 
     return ReportTemplate(
         provider="stripe",
@@ -29,7 +31,7 @@ def _v1_like() -> ReportTemplate:
         name="Balance summary",
         parameters={
             "interval_start": stamp("interval_start"),
-            "interval_end": stamp("interval_end"),
+            "interval_end": stamp("interval_end", after="interval_start"),
             "columns": ParameterSpec(name="columns", type="array", element_type="string"),
             "payout": ParameterSpec(name="payout"),
         },
@@ -275,3 +277,42 @@ def test_validation_either_accepts_or_names_the_parameter(value: object) -> None
         assert isinstance(start, int)
         assert isinstance(end, int)
         assert START.timestamp() <= start < end
+
+
+def test_order_is_checked_only_where_a_parameter_declares_it() -> None:
+    """The neutral helper knows no provider: without ``after`` any order is the API's call."""
+    template = ReportTemplate(
+        provider="other",
+        id="r",
+        name="r",
+        parameters={
+            "interval_start": ParameterSpec(name="interval_start", type="timestamp"),
+            "interval_end": ParameterSpec(name="interval_end", type="timestamp"),
+        },
+    )
+    values = {"interval_start": "2025-01-02", "interval_end": "2025-01-01"}
+    assert validate_parameters(template, values, timestamp_format=format_unix) == {
+        "interval_start": 1735776000,
+        "interval_end": 1735689600,
+    }
+
+
+def test_defaults_fill_missing_optional_parameters_when_asked() -> None:
+    template = ReportTemplate(
+        provider="other",
+        id="r",
+        name="r",
+        parameters={
+            "currency": ParameterSpec(
+                name="currency", allowed_values=("usd", "eur"), default="usd"
+            ),
+            "note": ParameterSpec(name="note"),
+        },
+    )
+    assert validate_parameters(template, {}, timestamp_format=format_unix) == {}
+    filled = validate_parameters(template, {}, timestamp_format=format_unix, defaults=True)
+    assert filled == {"currency": "usd"}
+    given = {"currency": "eur"}
+    assert (
+        validate_parameters(template, given, timestamp_format=format_unix, defaults=True) == given
+    )

@@ -168,7 +168,7 @@ def test_fail_run_for_each_provider(client: Http, sandbox: Sandbox) -> None:
         headers=ZUORA_AUTH,
     )
     run_id = reply.json()["response"]["reportRunId"]
-    time.sleep(0.25)
+    sandbox.advance_clock(1)  # past run_seconds: finished, on the sandbox's clock
     status = client.get(f"{ZUORA}/reportruns/{run_id}", headers=ZUORA_AUTH).json()
     assert status["response"]["status"] == "ERROR"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from typing import Any
 
@@ -112,12 +111,12 @@ def test_compressed_result_is_a_zip(client: Http) -> None:
 
 
 def test_download_url_expires(client: Http, sandbox: Sandbox) -> None:
-    sandbox.configure(url_ttl_seconds=1)
+    sandbox.configure(url_ttl_seconds=60)
     run = create_v2(client).json()
     done = finished_v2(client, run["id"])
     url = done["result"]["file"]["download_url"]["url"]
     assert client.get(url).status == 200
-    time.sleep(1.1)
+    sandbox.advance_clock(61)
     expired = client.get(url)
     assert expired.status == 403
     assert b"Request has expired" in expired.body

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 import report_gateway_stripe.plugin as stripe_plugin
 from report_gateway import Gateway
-from report_gateway.webhooks import WebhookApp, make_server, sign
+from report_gateway.webhooks import WebhookApp, make_server
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox, SandboxConfig
+from report_gateway_stripe.webhooks import sign
 
 SECRET = "whsec_test_primary_5b1c0e"
 OLD_SECRET = "whsec_test_rotated_out_77d2"

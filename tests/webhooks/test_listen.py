@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from report_gateway.webhooks import sign
+from report_gateway_stripe.webhooks import sign
 
 from .conftest import SECRET
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -13,9 +14,11 @@ from typing import Any, TypeVar
 import pytest
 import report_gateway_stripe.plugin as stripe_plugin
 import stripe
-from report_gateway import ConfigurationError, Gateway, RunStatus, Scope
-from report_gateway.webhooks import SignatureError, WebhookApp, parse_secrets, sign, verify
+from report_gateway import ConfigurationError, Gateway, RunStatus, Scope, hookimpl
+from report_gateway.provider import Option, ProviderSpec, WebhookOutcome, WebhookSpec
+from report_gateway.webhooks import SignatureError, WebhookApp, parse_secrets
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
+from report_gateway_stripe.webhooks import sign, verify
 
 from .conftest import OLD_SECRET, SECRET, WEEK, Waiter, run_gets, settings_for, signed
 
@@ -369,3 +372,65 @@ def test_end_to_end_a_sandbox_signing_with_another_secret_is_refused(
     refused = until(lambda: sandbox.stats()["webhooks"]["refused"])
     assert refused == {"reporting.report_run.succeeded": 1}
     assert gw.events.latest("stripe", run.id) is None
+
+
+# -- another provider's webhooks, through the same app -------------------------------------
+
+
+class Acme:
+    """A third-party provider declaring webhooks: a shared-secret header, runs to fetch."""
+
+    @hookimpl
+    def report_gateway_providers(self) -> list[ProviderSpec]:
+        def check(payload: bytes, header: str | None, secrets: Any, **_: Any) -> None:
+            if header not in secrets:
+                raise SignatureError("wrong X-Acme-Token")
+
+        def read(event: Any, driver: Any) -> WebhookOutcome:
+            return WebhookOutcome(fetch=("acme", event["run"], None))
+
+        return [
+            ProviderSpec(
+                name="acme",
+                factory=lambda context: None,  # type: ignore[arg-type,return-value]
+                options=[Option("webhook_secret", secret=True)],
+                webhook=WebhookSpec(signature_header="X-Acme-Token", verify=check, read=read),
+            )
+        ]
+
+
+def test_each_provider_declaring_webhooks_gets_its_own_path(
+    sandbox: Sandbox, environ: dict[str, str]
+) -> None:
+    settings = {**settings_for(sandbox), "acme": {"webhook_secret": "acme-shared"}}
+    with Gateway(
+        settings, plugins=[stripe_plugin, Acme()], load_entrypoints=False, environ=environ
+    ) as gw:
+        fetched: list[str] = []
+
+        def get(provider: str, run_id: str, scope: Scope | None = None) -> Any:
+            fetched.append(f"{provider}/{run_id}")
+            raise RuntimeError("acme is down")  # answered 502: the provider retries
+
+        gw.get = get  # type: ignore[method-assign]
+        app = WebhookApp(gw)
+        assert app.paths == {"acme": "/webhooks/acme", "stripe": "/webhooks/stripe"}
+
+        def post(path: str, headers: dict[str, str]) -> str:
+            body = json.dumps({"id": "evt_acme", "run": "run_7"}).encode()
+            environ_ = {
+                "PATH_INFO": path,
+                "REQUEST_METHOD": "POST",
+                "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body),
+                **headers,
+            }
+            statuses: list[str] = []
+            app(environ_, lambda status, _headers: statuses.append(status))
+            return statuses[0]
+
+        assert post("/webhooks/acme", {"HTTP_X_ACME_TOKEN": "forged"}).startswith("400")
+        assert fetched == []
+        assert post("/webhooks/stripe", {"HTTP_X_ACME_TOKEN": "acme-shared"}).startswith("400")
+        assert post("/webhooks/acme", {"HTTP_X_ACME_TOKEN": "acme-shared"}).startswith("502")
+        assert fetched == ["acme/run_7"]

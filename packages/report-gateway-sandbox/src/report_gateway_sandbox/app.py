@@ -91,7 +91,8 @@ class SandboxApp:
         self.configure(faults=[])
 
     def reset(self) -> None:
-        """Forget every run, idempotency key and statistic; keep the configuration."""
+        """Forget every run, idempotency key and statistic, and put the clock back to real
+        time (``advance_clock``); keep the configuration."""
         self.state.close()
         self.state = SandboxState(self.state.config)
         self._build()
@@ -102,6 +103,11 @@ class SandboxApp:
     def close(self) -> None:
         """Stop sending webhook events (the server is going away)."""
         self.state.close()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the sandbox's clock ``seconds`` on: runs finish, download URLs and Zuora
+        tokens expire as if that time had passed (webhook deliveries keep real time)."""
+        self.state.advance_clock(seconds)
 
     def expire_tokens(self) -> int:
         """End the life of every Zuora bearer token now; returns how many were alive."""

@@ -409,5 +409,9 @@ class Sandbox:
     def stats(self) -> dict[str, Any]:
         return self.app.stats()
 
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass for the emulated APIs (see ``SandboxApp.advance_clock``)."""
+        self.app.advance_clock(seconds)
+
     def reset(self) -> None:
         self.app.reset()

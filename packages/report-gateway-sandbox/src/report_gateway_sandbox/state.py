@@ -21,8 +21,11 @@ _HEX = "0123456789abcdef"
 class SandboxState:
     """Mutable sandbox-wide state; providers keep their own runs but draw ids and time here."""
 
-    def __init__(self, config: SandboxConfig) -> None:
+    def __init__(self, config: SandboxConfig, *, clock_offset: float = 0.0) -> None:
         self.config = config
+        #: Seconds added to the real time (``advance_clock``): tests move time on instead
+        #: of sleeping through a TTL or a run's duration.
+        self.clock_offset = clock_offset
         self.lock = threading.RLock()
         self._rng = random.Random(config.seed)
         self.faults = FaultInjector(config.faults, config.seed)
@@ -57,7 +60,15 @@ class SandboxState:
         return self.new_id("", length, _HEX)
 
     def now(self) -> float:
-        return time.time()
+        return time.time() + self.clock_offset
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the emulated APIs' clock ``seconds`` on (never back); returns the offset."""
+        if seconds < 0:
+            raise ValueError("the sandbox clock only moves forward")
+        with self.lock:
+            self.clock_offset += seconds
+            return self.clock_offset
 
     def data_available_end(self) -> int:
         configured = self.config.data_available_end

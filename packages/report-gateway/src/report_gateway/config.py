@@ -27,7 +27,8 @@ environment variables::
 
 Each option is declared once, as data (``report_gateway.options.Option``); one resolver
 (``resolve_options``) layers, converts and reports a bad value with its option and layer.
-One CA bundle applies to the shared transport of every provider (``resolve_ca_bundle``).
+One CA bundle applies to the shared transport of every provider (the ``ca_bundle`` option,
+checked by ``check_ca_bundle``).
 
 Every object here hides secret values in its ``repr``.
 """
@@ -78,7 +79,6 @@ __all__ = [
     "is_secret_key",
     "layer_settings",
     "load_profile",
-    "resolve_ca_bundle",
     "resolve_options",
 ]
 
@@ -295,23 +295,6 @@ def load_profile(
         )
     providers = {key: table for key, table in chosen.items() if key != GATEWAY_TABLE}
     return ProfileFile(path, name, providers, chosen.get(GATEWAY_TABLE, {}))
-
-
-def resolve_ca_bundle(
-    ca_bundle: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> str | None:
-    """The CA bundle servers are verified against: ``ca_bundle``, else the environment.
-
-    None means the system trust store. (A Gateway also reads it from the profile: see
-    ``GATEWAY_OPTIONS``; this is the same check for the two layers outside any file.)
-    """
-    env = os.environ if environ is None else environ
-    if ca_bundle is not None:
-        return check_ca_bundle(ca_bundle, "")
-    if env.get(CA_BUNDLE_ENV):
-        return check_ca_bundle(env[CA_BUNDLE_ENV], f"env {CA_BUNDLE_ENV}")
-    return None
 
 
 def check_ca_bundle(ca_bundle: str | os.PathLike[str], origin: str) -> str:

@@ -18,8 +18,8 @@ The tree (``except GatewayError`` catches every one)::
     │     status subclasses, or TransportError), so nothing is copied and nothing is lost
     ├── RunFailedError, RunCanceledError, WaitTimeoutError (also TimeoutError)
     ├── DownloadError
-    │   ├── IntegrityError
-    │   └── ResultFormatError
+    │   └── IntegrityError
+    │       └── ResultFormatError
     ├── RunMayExistError
     └── RunLimitError
 

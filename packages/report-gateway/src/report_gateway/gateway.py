@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from reporting_runtime.redaction import scrub_text
+
 from .admission import Admissions
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
@@ -227,8 +229,6 @@ class Gateway:
 
     def scrub(self, text: str) -> str:
         """``text`` with every held secret (and key-shaped string) replaced by REDACTED."""
-        from reporting_runtime.redaction import scrub_text
-
         return scrub_text(text, self.held_secrets())
 
     def transport(self) -> Transport:
@@ -239,6 +239,16 @@ class Gateway:
         driver = self.driver(provider)
         with provider_errors(provider, scrub=self.scrub):
             return action(driver)
+
+    def _where(self, provider: str, scope: Scope | None) -> Scope:
+        """``scope`` (None: empty) checked against what the provider declares it can send,
+        before any driver call: a driver that forgets ``scope_headers`` cannot then ignore a
+        field and report on the wrong account (ScopeError instead)."""
+        where = scope or Scope()
+        if not where.is_empty:
+            self.driver(provider)
+            self._contexts[provider].scope_headers(where)
+        return where
 
     def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
         with provider_errors(provider, scrub=self.scrub):
@@ -254,19 +264,22 @@ class Gateway:
 
     def templates(self, provider: str, *, scope: Scope | None = None) -> list[ReportTemplate]:
         """Every report the provider offers (Stripe report types, v2 reports, Zuora reports)."""
-        return list(self._call(provider, lambda d: d.templates(scope=scope or Scope())))
+        where = self._where(provider, scope)
+        return list(self._call(provider, lambda d: d.templates(scope=where)))
 
     def template(
         self, provider: str, report_id: str, *, scope: Scope | None = None
     ) -> ReportTemplate:
         """One report with its parameter schema; ``UnknownReportError`` if there is none."""
-        return self._call(provider, lambda d: d.template(report_id, scope=scope or Scope()))
+        where = self._where(provider, scope)
+        return self._call(provider, lambda d: d.template(report_id, scope=where))
 
     def search(
         self, provider: str, query: str, *, scope: Scope | None = None
     ) -> list[ReportTemplate]:
         """Reports whose name matches ``query``."""
-        return list(self._call(provider, lambda d: d.search(query, scope=scope or Scope())))
+        where = self._where(provider, scope)
+        return list(self._call(provider, lambda d: d.search(query, scope=where)))
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -279,8 +292,8 @@ class Gateway:
         scope: Scope | None = None,
     ) -> dict[str, Any]:
         """Check parameters without creating a run; return them as the provider wants them."""
-        params = dict(parameters or {})
-        return self._call(provider, lambda d: d.validate(report_id, params, scope=scope or Scope()))
+        params, where = dict(parameters or {}), self._where(provider, scope)
+        return self._call(provider, lambda d: d.validate(report_id, params, scope=where))
 
     def start(
         self,
@@ -308,7 +321,7 @@ class Gateway:
             provider,
             report_id,
             dict(parameters or {}),
-            scope or Scope(),
+            self._where(provider, scope),
             key=idempotency_key or str(uuid.uuid4()),
             reuse=reuse,
             on_progress=on_progress,
@@ -381,7 +394,8 @@ class Gateway:
 
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
-        return self._seen(self._call(provider, lambda d: d.get(run_id, scope=scope or Scope())))
+        where = self._where(provider, scope)
+        return self._seen(self._call(provider, lambda d: d.get(run_id, scope=where)))
 
     def _seen(self, run: ReportRun) -> ReportRun:
         """Free the run's slot once it is seen finished (and let a waiting start try)."""
@@ -446,14 +460,15 @@ class Gateway:
         self, provider: str, report_id: str, *, scope: Scope | None = None
     ) -> ReportRun:
         """The newest succeeded run of a report; ``RunNotFoundError`` when there is none."""
-        return self._call(provider, lambda d: d.last_completed(report_id, scope=scope or Scope()))
+        where = self._where(provider, scope)
+        return self._call(provider, lambda d: d.last_completed(report_id, scope=where))
 
     def runs(
         self, provider: str, *, limit: int | None = 100, scope: Scope | None = None
     ) -> Iterator[ReportRun]:
         """Recent runs, newest first, pages followed lazily up to ``limit`` (None: all)."""
-        driver = self.driver(provider)
-        return self._iterate(provider, lambda: driver.runs(limit=limit, scope=scope or Scope()))
+        driver, where = self.driver(provider), self._where(provider, scope)
+        return self._iterate(provider, lambda: driver.runs(limit=limit, scope=where))
 
     # -- results --------------------------------------------------------------------------
 

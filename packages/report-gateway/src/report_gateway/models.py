@@ -18,6 +18,7 @@ import attrs
 __all__ = [
     "CONTENT_CSV",
     "CONTENT_TSV_UTF16",
+    "CONTENT_TYPES",
     "CONTENT_ZIP",
     "ParameterSpec",
     "ReportRun",
@@ -90,7 +91,10 @@ class ParameterSpec:
     ``type`` is one of ``string``, ``integer``, ``number``, ``boolean``, ``timestamp`` (unix
     seconds or an ISO date/datetime), ``date``, ``array`` (items of ``element_type``),
     ``object``; ``minimum``/``maximum`` bound numbers and timestamps (a timestamp bound is an
-    aware ``datetime``).
+    aware ``datetime``). ``default`` is what the report uses when the parameter is left out
+    (``validate_parameters(defaults=True)`` sends it). ``after`` names another timestamp or
+    date parameter this one must be later than, when both are given (``interval_end`` after
+    ``interval_start``).
     """
 
     name: str
@@ -102,6 +106,7 @@ class ParameterSpec:
     maximum: Any = None
     element_type: str | None = None
     default: Any = None
+    after: str | None = None
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
 
 
@@ -124,21 +129,33 @@ class ReportTemplate:
     raw: Mapping[str, Any] | None = attrs.field(default=None, repr=False, eq=False)
 
 
+#: Every ``ResultFile.content_type`` the gateway can save and read.
+CONTENT_TYPES = (CONTENT_CSV, CONTENT_ZIP, CONTENT_TSV_UTF16)
+
+
+def _known_content_type(instance: Any, attribute: Any, value: str) -> None:
+    if value not in CONTENT_TYPES:
+        allowed = ", ".join(repr(v) for v in CONTENT_TYPES)
+        raise ValueError(f"ResultFile.content_type {value!r} is not one of {allowed}")
+
+
 @attrs.frozen(kw_only=True)
 class ResultFile:
     """Where a finished run's bytes live and how to read them.
 
-    ``content_type`` is one of ``CONTENT_CSV``, ``CONTENT_ZIP``, ``CONTENT_TSV_UTF16`` (a
-    plugin may add its own, which download saves as-is). ``size`` is the byte count the
-    provider announced, checked after download; ``needs_auth`` says whether the API key goes
-    with the request (never for a pre-signed URL); ``checksum`` is ``"<hashlib name>:<hex>"``
-    when the provider gives one. ``url`` may be empty when the driver fetches the bytes
-    through an API operation instead.
+    ``content_type`` is one of ``CONTENT_CSV``, ``CONTENT_ZIP``, ``CONTENT_TSV_UTF16``
+    (anything else is a ValueError here: downloads and rows decode by it, and would read an
+    unknown format as CSV). ``size`` is the byte count the provider announced, checked after
+    download; ``checksum`` is ``"<hashlib name>:<hex>"`` when the provider gives one. ``url``
+    may be empty when the driver fetches the bytes through an API operation instead.
+    ``needs_auth`` is informational, for the driver's own ``open_result`` and for callers
+    inspecting a run: whether the API key goes with the request (never for a pre-signed
+    URL); the gateway itself never reads it, since the driver opens the bytes.
     """
 
     url: str = attrs.field(default="", repr=False)
     size: int | None = None
-    content_type: str = CONTENT_CSV
+    content_type: str = attrs.field(default=CONTENT_CSV, validator=_known_content_type)
     filename: str | None = None
     expires_at: datetime | None = None
     needs_auth: bool = False

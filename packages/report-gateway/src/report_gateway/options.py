@@ -15,7 +15,7 @@ A plugin declares its options in either of two spellings, which give the same ta
   The driver then reads ``context.settings_as(Cls).rate_limit_wait``, typed and converted:
   an option without ``convert`` is structured from its field's type by the converter here
   (reporting_runtime's cattrs converter, plus hooks for values written as text in the
-  environment: ``"true"``, ``"a,b"``).
+  environment: ``"true"``, ``"a,b"``; an ``int`` field takes only whole numbers, ``integer``).
 
 Converters raise ``ValueError``/``TypeError`` with what was expected ("must be a number of
 seconds"); the resolver adds the owner, option, layer and (unless secret) the value.
@@ -37,6 +37,7 @@ __all__ = [
     "OPTION",
     "Option",
     "boolean",
+    "integer",
     "name_list",
     "option",
     "options_of",
@@ -152,6 +153,23 @@ def boolean(value: Any) -> bool:
     raise ValueError("must be true or false")
 
 
+def integer(value: Any) -> int:
+    """A whole number from TOML (``5``) or the environment (``"5"``); ``5.7``, ``"many"`` and
+    ``true`` are refused rather than truncated or counted as 1."""
+    if isinstance(value, bool):
+        raise TypeError("must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be an integer")
+
+
 def seconds(value: Any) -> float:
     """A duration in seconds (negative counts as 0)."""
     if isinstance(value, bool):
@@ -193,6 +211,7 @@ def settings_converter() -> cattrs.Converter:
 
     conv = make_converter()
     conv.register_structure_hook(bool, lambda value, _: boolean(value))
+    conv.register_structure_hook(int, lambda value, _: integer(value))
     conv.register_structure_hook(str, lambda value, _: text(value))
 
     def structure_names(tp: Any) -> Callable[[Any, Any], Any]:

@@ -4,9 +4,10 @@ A provider refuses a bad run late (a 400 after the request, for some after a rat
 was asked for); these checks refuse it early, naming the parameter and what it accepts.
 Everything here works on the neutral ``ReportTemplate``/``ParameterSpec`` so it needs no
 client and no network, and every driver shares the rules: required, type, allowed values,
-timestamp bounds. Timestamps come in as unix seconds, ISO dates or ISO datetimes (naive
-means UTC) and leave as the API wants them (``format_unix``, ``format_rfc3339``, or any
-``TimestampFormat``). Plugins import these from ``report_gateway.provider``.
+timestamp bounds, defaults, one parameter after another (``ParameterSpec.after``).
+Timestamps come in as unix seconds, ISO dates or ISO datetimes (naive means UTC) and leave
+as the API wants them (``format_unix``, ``format_rfc3339``, or any ``TimestampFormat``).
+Plugins import these from ``report_gateway.provider``.
 """
 
 from __future__ import annotations
@@ -223,13 +224,17 @@ def validate_parameters(
     *,
     timestamp_format: TimestampFormat,
     optional_when: Mapping[str, str] | None = None,
+    defaults: bool = False,
 ) -> dict[str, Any]:
     """Check ``parameters`` against ``template.parameters``; return them in wire form.
 
     Unknown names are refused (listing the known ones); None and empty lists count as not
     given; a required parameter must be present unless the parameter named for it in
-    ``optional_when`` is given (Stripe v1 runs for one ``payout`` need no interval). When
-    both ``interval_start`` and ``interval_end`` are given the start must come first.
+    ``optional_when`` is given (Stripe v1 runs for one ``payout`` need no interval). With
+    ``defaults`` every optional parameter left out that declares a ``default`` is added
+    (checked like a given one): for an API that applies none itself; an API with its own
+    defaults (Stripe's) is better left to apply them. A parameter declaring ``after`` must
+    be later than the one it names when both are given.
     """
     specs = template.parameters
     checker = _Checker(template, timestamp_format)
@@ -238,19 +243,26 @@ def validate_parameters(
         if name not in specs:
             raise checker.error(name, "unknown parameter", known or "none")
     given = {name: value for name, value in parameters.items() if not _is_empty(value)}
+    if defaults:
+        for name, spec in specs.items():
+            if name not in given and not spec.required and not _is_empty(spec.default):
+                given[name] = spec.default
     exempt = optional_when or {}
     for name, spec in specs.items():
         if spec.required and name not in given and exempt.get(name) not in given:
             hint = _range_text(*_bounds(spec)) if spec.type == "timestamp" else spec.allowed_values
             raise checker.error(name, "is required", hint)
     clean = {name: checker.check(specs[name], value) for name, value in given.items()}
-    if "interval_start" in given and "interval_end" in given:
-        start = parse_timestamp(given["interval_start"])
-        end = parse_timestamp(given["interval_end"])
-        if end <= start:
-            raise checker.error(
-                "interval_end",
-                f"{iso(end)} must be after interval_start {iso(start)}",
-                f"after {iso(start)}",
-            )
+    for name, spec in specs.items():
+        if spec.after is not None and name in given and spec.after in given:
+            _check_order(checker, spec.after, given[spec.after], name, given[name])
     return clean
+
+
+def _check_order(checker: _Checker, first: str, early: Any, second: str, late: Any) -> None:
+    """``second`` must be later than ``first`` (both already checked as timestamps/dates)."""
+    start, end = parse_timestamp(early), parse_timestamp(late)
+    if end <= start:
+        raise checker.error(
+            second, f"{iso(end)} must be after {first} {iso(start)}", f"after {iso(start)}"
+        )

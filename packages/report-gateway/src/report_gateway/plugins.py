@@ -40,6 +40,9 @@ class PluginRegistry:
     """The plugin manager, loaded once (thread-safe), and the providers its plugins add.
 
     ``allowed``: the entry-point names to load (the ``load_plugins`` option); None: all.
+    ``skip_broken``: an entry point that fails to import is left out and recorded in
+    ``broken`` (name -> why) instead of raising; for a listing that must show the plugins
+    that work (``report-gateway demo``) rather than stop at the first that does not.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class PluginRegistry:
         plugins: Sequence[object] = (),
         load_entrypoints: bool = True,
         allowed: Collection[str] | None = None,
+        skip_broken: bool = False,
     ) -> None:
         self.pm = pluggy.PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -56,6 +60,11 @@ class PluginRegistry:
         self._extra = list(plugins)
         self._load_entrypoints = load_entrypoints
         self._allowed = None if allowed is None else frozenset(allowed)
+        self._skip_broken = skip_broken
+        #: Entry points that failed to import (``skip_broken``): name -> the error.
+        self.broken: dict[str, str] = {}
+        #: Entry points loaded and registered, in the order found.
+        self.entry_points: list[str] = []
         self._lock = threading.Lock()
         self._loaded = False
         self._specs: dict[str, ProviderSpec] = {}
@@ -123,6 +132,9 @@ class PluginRegistry:
             try:
                 plugin = entry_point.load()
             except Exception as exc:
+                if self._skip_broken:
+                    self.broken[name] = f"{type(exc).__name__}: {exc}"
+                    continue
                 dist = entry_point.dist.name if entry_point.dist else "unknown distribution"
                 raise ConfigurationError(
                     f"plugin {name!r} ({dist}) failed to load: {type(exc).__name__}: {exc}; "
@@ -130,6 +142,7 @@ class PluginRegistry:
                     "to the plugins to load"
                 ) from exc
             self.pm.register(plugin, name=name)
+            self.entry_points.append(name)
             if entry_point.dist is not None:
                 self._distributions[name] = (entry_point.dist.name, entry_point.dist.version)
 

@@ -16,7 +16,9 @@ and a third-party plugin can still override any of them by implementing the hook
 Everything a plugin needs is re-exported here (models, errors, ``Credentials``,
 ``ProviderSettings``, ``hookimpl``, the parameter helpers, ``credential_id``, ``Backoff`` for
 any wait that grows between tries, ``ProviderLimit`` for a provider that refuses creates over
-a limit of concurrent runs). Keep heavy
+a limit of concurrent runs, the runtime's auth policies ``BearerAuth``, ``BasicAuth``,
+``HeaderPairAuth`` and ``AuthPolicy``, its ``ApiError`` and ``Response``). A driver with no
+generated client sends its requests with ``ProviderContext.request``. Keep heavy
 imports (the generated client, urllib3, cattrs) inside the factory, not at the top of the
 plugin module: entry points are loaded when any provider is first used, and
 ``report-gateway providers`` should not pay for clients it does not call.
@@ -63,7 +65,7 @@ from .models import (
     Scope,
     StartProgress,
 )
-from .options import Option, boolean, name_list, option, options_of, seconds, text
+from .options import Option, boolean, integer, name_list, option, options_of, seconds, text
 from .parameters import (
     TIMESTAMP_FORMS,
     TimestampFormat,
@@ -73,9 +75,20 @@ from .parameters import (
     parse_timestamp,
     validate_parameters,
 )
+from .webhook_spec import SignatureError, WebhookEventError, WebhookOutcome, WebhookSpec
 
 if TYPE_CHECKING:
-    from reporting_runtime import AuthPolicy, RetryConfig, Transport
+    from reporting_runtime import (
+        ApiClient,
+        ApiError,
+        AuthPolicy,
+        BasicAuth,
+        BearerAuth,
+        HeaderPairAuth,
+        Response,
+        RetryConfig,
+        Transport,
+    )
     from reporting_runtime.backoff import Backoff
 
 __all__ = [
@@ -85,13 +98,18 @@ __all__ = [
     "OPTIONAL_KEYWORDS",
     "TIMESTAMP_FORMS",
     "WAITING_FOR_SLOT",
+    "ApiError",
+    "AuthPolicy",
     "Backoff",
     "BaseDriver",
+    "BasicAuth",
+    "BearerAuth",
     "ConfigurationError",
     "Credentials",
     "DemoSpec",
     "DownloadError",
     "DriverCalls",
+    "HeaderPairAuth",
     "NotSupportedError",
     "Option",
     "ParameterError",
@@ -103,6 +121,7 @@ __all__ = [
     "ProviderSpec",
     "ReportRun",
     "ReportTemplate",
+    "Response",
     "ResultFile",
     "ResultResponse",
     "RunMayExistError",
@@ -110,10 +129,14 @@ __all__ = [
     "RunStatus",
     "Scope",
     "ScopeError",
+    "SignatureError",
     "StartReporter",
     "TimestampFormat",
     "UnknownReportError",
     "UnknownStatusWarning",
+    "WebhookEventError",
+    "WebhookOutcome",
+    "WebhookSpec",
     "accepted_keywords",
     "accepts_progress",
     "boolean",
@@ -121,6 +144,7 @@ __all__ = [
     "format_rfc3339",
     "format_unix",
     "hookimpl",
+    "integer",
     "iso",
     "match_templates",
     "name_list",
@@ -135,13 +159,19 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # ``Backoff`` lives in the runtime; importing it on first use keeps a plugin module that
-    # imports this one from loading the runtime (see the module docstring).
-    if name == "Backoff":
-        from reporting_runtime.backoff import Backoff
+#: Runtime names re-exported here, so a plugin imports only this module.
+_FROM_RUNTIME = frozenset(
+    {"ApiError", "AuthPolicy", "Backoff", "BasicAuth", "BearerAuth", "HeaderPairAuth", "Response"}
+)
 
-        return Backoff
+
+def __getattr__(name: str) -> Any:
+    # These live in the runtime; importing them on first use keeps a plugin module that
+    # imports this one from loading the runtime (see the module docstring).
+    if name in _FROM_RUNTIME:
+        import reporting_runtime
+
+        return getattr(reporting_runtime, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -302,10 +332,12 @@ class ProviderSpec:
       it converted and typed with ``context.settings_as(Cls)``. Or ``options``: the same
       table as a list of ``Option`` (no typed object). See ``report_gateway.options``.
     - ``settings_keys``, ``env_vars``, ``credential_keys``: derived from the options (every
-      key; key -> environment variable; the ``credential`` ones). A plugin written before
-      options may set these three instead: its option table is derived from them.
+      key; key -> environment variable; the ``credential`` ones), read-only in spirit.
       ``settings_keys`` are every setting read (others get a warning: typos); the
       credential keys must all be present for the default credentials lookup.
+      *Legacy*: a plugin written before options may still set these three instead of
+      ``settings_type``/``options``; its option table is derived from them (untyped, no
+      conversion) and a ``DeprecationWarning`` says to move to ``settings_type``.
     - ``first_poll_interval``/``max_poll_interval``: how fast its runs usually move, so
       waiting neither hammers the API nor sleeps through a quick run.
     - ``demo``: what ``report-gateway demo`` runs against the embedded sandbox (None: the
@@ -320,6 +352,9 @@ class ProviderSpec:
       exclude each other.
     - ``auth``: builds the ``reporting_runtime.AuthPolicy`` from the credentials (import
       the runtime inside it, not at the top of the plugin module).
+    - ``webhook``: a ``WebhookSpec`` (signature header, secret setting, ``verify``, ``read``)
+      when the provider sends signed events: ``report_gateway.webhooks.WebhookApp`` then
+      serves ``POST /webhooks/<name>`` for it.
     """
 
     name: str
@@ -354,12 +389,20 @@ class ProviderSpec:
     scope_headers: Mapping[str, str] = attrs.field(factory=dict, validator=_scope_fields)
     check_scope: Callable[[Scope], None] | None = attrs.field(default=None, repr=False)
     auth: Callable[[Credentials], AuthPolicy] | None = attrs.field(default=None, repr=False)
+    webhook: WebhookSpec | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.name == GATEWAY_TABLE:
             raise ValueError(f"{GATEWAY_TABLE!r} names the profile's gateway-wide table")
         if not self.options and (self.settings_keys or self.env_vars or self.credential_keys):
             # Declared the former way: the option table follows from the three attributes.
+            warnings.warn(
+                f"ProviderSpec({self.name!r}): settings_keys/env_vars/credential_keys are the "
+                "legacy declaration; declare settings_type= (an attrs class of option() "
+                "fields) or options= instead",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             object.__setattr__(self, "options", _legacy_options(self))
 
     def option_table(self) -> dict[str, Option]:
@@ -455,9 +498,52 @@ class ProviderContext:
         self._transport_factory = transport_factory
         self._warned: set[str] = set()
         self._lock = threading.Lock()
+        self._client: ApiClient | None = None
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, settings={self.settings!r})"
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str | None] | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        stream: bool = False,
+    ) -> Response:
+        """One HTTP exchange for a driver with no generated client: the gateway's way.
+
+        Sent over the shared transport with the provider's ``auth``, the gateway's user
+        agent and retry (a POST is not retried: no idempotency header is known), logged
+        with secrets redacted. ``json`` is sent as a JSON body, ``params`` as the query;
+        ``stream=True`` leaves the body unread (``iter_bytes``: what ``open_result`` can
+        return). A non-2xx answer raises the runtime's ``ApiError`` (``NotFoundError``,
+        ``RateLimitError``...), scrubbed of secrets, which the gateway turns into a
+        ``ProviderError``. Braces in ``url`` are sent percent-encoded.
+        """
+        from reporting_runtime import ApiClient, Operation
+
+        with self._lock:
+            if self._client is None:
+                self._client = ApiClient(
+                    provider=self.name,
+                    base_url="",
+                    auth=self.auth,
+                    transport=self.transport,
+                    retry=self.retry,
+                    user_agent=self.user_agent,
+                )
+            client = self._client
+        operation = Operation(
+            operation_id=f"{method.upper()} request",
+            method=method.upper(),
+            path=url.replace("{", "%7B").replace("}", "%7D"),
+            body_encoding="json" if json is not None else None,
+            streaming=stream,
+        )
+        return client.request(operation, query=params, headers=headers, body=json, stream=stream)
 
     @property
     def transport(self) -> Transport:
@@ -465,14 +551,10 @@ class ProviderContext:
         return self._transport_factory()
 
     def setting(self, key: str, default: Any = None) -> Any:
-        """A resolved setting (explicit > profile file > env), or ``default``."""
+        """One resolved setting by name (explicit > profile file > env), or ``default``: for
+        code that reads a key generically (``BaseDriver.resolve_scope``) and for plugins
+        with no ``settings_type``. A driver reads its own settings with ``settings_as``."""
         return self.settings.get(key, default)
-
-    @property
-    def typed_settings(self) -> Any:
-        """The spec's ``settings_type`` built from the layers (converted, defaults filled
-        in), or None when the spec declares none."""
-        return self.settings.typed
 
     def settings_as(self, cls: type[T]) -> T:
         """The settings as the attrs class ``cls`` (the spec's ``settings_type``): the typed
@@ -646,12 +728,13 @@ class BaseDriver(abc.ABC):
       with the reason ``unsupported`` gives (method name -> (what, why));
     - ``search`` matches names with ``match_templates`` over ``templates``;
     - ``validate`` checks the parameters against ``template`` with ``validate_parameters``
-      (timestamps sent as the ``timestamp_format`` method makes them);
+      (timestamps sent as the ``timestamp_format`` method makes them; each optional
+      parameter left out that declares a ``default`` is filled in);
     - ``resolve_scope`` fills an empty scope from the settings; ``scope_headers`` gives a
       scope's headers through the hooks (pass them as the client's ``extra_headers=``);
     - ``make_run`` builds a ``ReportRun`` with the provider's name and mapped status;
     - ``run_from_event`` (optional; ``NotSupportedError`` here) maps a verified webhook event
-      that carries a whole run (``report_gateway.webhooks`` calls it).
+      that carries a whole run (the provider's ``WebhookSpec.read`` calls it).
 
     One instance serves every thread of a Gateway: keep per-call state local.
     """
@@ -721,7 +804,9 @@ class BaseDriver(abc.ABC):
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
         template = self.template(report_id, scope=scope)
-        return validate_parameters(template, parameters, timestamp_format=self.timestamp_format)
+        return validate_parameters(
+            template, parameters, timestamp_format=self.timestamp_format, defaults=True
+        )
 
     @abc.abstractmethod
     def start(

@@ -1,21 +1,19 @@
-"""Stripe webhooks: verify the signature, learn which run finished, wake whoever waits on it.
+"""Webhooks: verify a delivery, learn which run it is about, wake whoever waits on it.
 
-``WebhookApp(gateway)`` is a WSGI application taking ``POST /webhooks/stripe``. Stripe
-signs every delivery with the endpoint's secret (``whsec_...``): the ``Stripe-Signature``
-header holds ``t=<unix seconds>`` and one or more ``v1=<hex HMAC-SHA256>`` of
-``"<t>.<raw body>"``. A delivery is accepted only when some ``v1`` matches some configured
-secret (several at once while one is rotated), ``t`` is within ``tolerance`` seconds of now,
-and its event id was not accepted before; anything else is refused with 400 and a log line
-that names the reason, never the body, the header or a secret.
+``WebhookApp(gateway)`` is a WSGI application taking ``POST /webhooks/<provider>`` for every
+loaded provider whose ``ProviderSpec.webhook`` (a ``WebhookSpec``) declares webhooks and
+whose signing secret is configured; the stripe plugin declares ``POST /webhooks/stripe``
+(v1 and v2 events alike). The provider's spec says which header holds the signature, which
+setting holds the secret(s), how a signature is checked and what an event means; this
+module does the neutral rest:
 
-Accepted events:
-
-- v1 ``reporting.report_run.*``: the run is in ``data.object``; the stripe driver maps it
-  (``run_from_event``) exactly as a poll would, so no request is sent;
-- v2 thin ``v2.reporting.report_run.*``: only ``related_object.id`` is known, so the run is
-  retrieved once (``Gateway.get("stripe-v2", id)``, in the event's ``context``);
-  ``.created`` is acknowledged without one (the creator already knows);
-- anything else (``reporting.report_type.updated``...) is acknowledged and ignored.
+- a delivery is accepted only when the spec's ``verify`` accepts its signature and its event
+  id (events are JSON objects with a string ``id`` and a ``type``) was not accepted before;
+  anything else is refused with 400 and a log line that names the reason, never the body,
+  the header or a secret;
+- the spec's ``read`` says what the event means: a whole run (mapped by the driver exactly
+  as a poll would, no request sent), a run to retrieve once (``Gateway.get``; a failure
+  answers 502 so the provider retries), or nothing (acknowledged, ignored).
 
 The run is published to ``gateway.events``: a ``Gateway.wait`` on it in this process ends
 at once with that snapshot instead of polling again. ``on_run`` hears every run learned
@@ -24,8 +22,6 @@ this way; it is where a run journal shared with other processes gets updated.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -39,41 +35,39 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import attrs
 
 from .errors import ConfigurationError
-from .models import ReportRun, Scope
+from .models import ReportRun
+from .webhook_spec import (
+    DEFAULT_TOLERANCE,
+    SignatureError,
+    WebhookEventError,
+    WebhookOutcome,
+    WebhookSpec,
+)
 
 if TYPE_CHECKING:
     from .gateway import Gateway
 
 __all__ = [
     "DEFAULT_TOLERANCE",
-    "SIGNATURE_HEADER",
-    "WEBHOOK_PATH",
+    "WEBHOOK_PREFIX",
     "SignatureError",
     "WebhookApp",
+    "WebhookEventError",
+    "WebhookOutcome",
     "WebhookResult",
+    "WebhookSpec",
     "make_server",
     "parse_secrets",
-    "sign",
-    "verify",
 ]
 
 logger = logging.getLogger("report_gateway.webhooks")
 
-WEBHOOK_PATH = "/webhooks/stripe"
-SIGNATURE_HEADER = "Stripe-Signature"
-#: Stripe's own libraries refuse a signature older than five minutes.
-DEFAULT_TOLERANCE = 300.0
-#: Stripe's events are a few kilobytes; anything far larger is not one.
+#: Provider ``name`` is served at ``WEBHOOK_PREFIX + "/" + name``.
+WEBHOOK_PREFIX = "/webhooks"
+#: Providers' events are a few kilobytes; anything far larger is not one.
 MAX_BODY_BYTES = 1 << 20
-_V1_PREFIX = "reporting.report_run."
-_V2_PREFIX = "v2.reporting.report_run."
-_V2_RUN_OBJECT = "v2.reporting.report_run"
 
 StartResponse = Callable[..., Any]
-
-
-class SignatureError(ValueError):
-    """A delivery that does not prove it comes from Stripe, now (the reason, never the body)."""
 
 
 def parse_secrets(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -82,68 +76,6 @@ def parse_secrets(value: str | Iterable[str] | None) -> tuple[str, ...]:
         return ()
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(text for item in items if (text := str(item).strip()))
-
-
-def sign(payload: bytes, secret: str, timestamp: int) -> str:
-    """The ``Stripe-Signature`` value Stripe would send for ``payload`` at ``timestamp``."""
-    return f"t={timestamp},v1={_digest(payload, secret, timestamp)}"
-
-
-def _digest(payload: bytes, secret: str, timestamp: int) -> str:
-    signed = f"{timestamp}.".encode() + payload
-    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
-
-
-def verify(
-    payload: bytes,
-    header: str | None,
-    secrets: Sequence[str],
-    *,
-    tolerance: float = DEFAULT_TOLERANCE,
-    now: float | None = None,
-) -> int:
-    """Check a delivery's signature; return its timestamp or raise ``SignatureError``.
-
-    Every ``v1`` entry is compared, in constant time, with the digest under every secret;
-    other schemes (``v0``) are ignored. A timestamp more than ``tolerance`` seconds away from
-    ``now``, in either direction, is refused: an old one is a replay, a future one would
-    stretch the replay window.
-    """
-    if not secrets:
-        raise SignatureError("no signing secret configured")
-    if not header:
-        raise SignatureError(f"no {SIGNATURE_HEADER} header")
-    timestamp: int | None = None
-    signatures: list[str] = []
-    for item in header.split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep:
-            continue
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                raise SignatureError("timestamp is not an integer") from None
-        elif key == "v1":
-            signatures.append(value)
-    if timestamp is None:
-        raise SignatureError("no timestamp in the signature header")
-    if not signatures:
-        raise SignatureError("no v1 signature in the signature header")
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance:
-        raise SignatureError(
-            f"timestamp is {round(current - timestamp)} s from now (tolerance {tolerance:g} s)"
-        )
-    expected = [_digest(payload, secret, timestamp) for secret in secrets]
-    # Every pair is compared so the time taken says nothing about which one matched.
-    matched = False
-    for signature in signatures:
-        for digest in expected:
-            matched |= hmac.compare_digest(signature.encode(), digest.encode())
-    if not matched:
-        raise SignatureError("no signature matches a configured secret")
-    return timestamp
 
 
 @attrs.frozen
@@ -173,18 +105,30 @@ class _SeenEvents:
             return True
 
     def release(self, event_id: str) -> None:
-        """Forget an event that was not handled, so Stripe's retry of it is accepted."""
+        """Forget an event that was not handled, so the provider's retry of it is accepted."""
         with self._lock:
             self._ids.pop(event_id, None)
 
 
-class WebhookApp:
-    """WSGI application for ``POST /webhooks/stripe``, publishing runs to ``gateway``.
+@attrs.frozen
+class _Endpoint:
+    provider: str
+    spec: WebhookSpec
+    secrets: tuple[str, ...] = attrs.field(repr=False)
+    tolerance: float
+    environ_key: str
 
-    ``secrets`` are the endpoint signing secrets (a comma-separated string or a list); by
-    default the stripe provider's ``webhook_secret`` setting (or ``STRIPE_WEBHOOK_SECRET``).
-    None configured is a ``ConfigurationError`` here: an unverifiable listener must not
-    start. ``tolerance`` bounds the signature's age in seconds; ``remember`` is how many
+
+class WebhookApp:
+    """WSGI application for ``POST /webhooks/<provider>``, publishing runs to ``gateway``.
+
+    ``providers``: the providers to serve (default: every loaded one declaring webhooks
+    whose secret is configured). ``secrets``: the endpoint signing secrets (a comma-separated
+    string or a list, for the one provider served; or provider -> those); by default each
+    provider's own setting (the stripe provider's ``webhook_secret`` or
+    ``STRIPE_WEBHOOK_SECRET``). No secret for a provider asked for, or none at all, is a
+    ``ConfigurationError`` here: an unverifiable listener must not start. ``tolerance``
+    bounds the signature's age in seconds (default: the spec's); ``remember`` is how many
     accepted event ids are kept to refuse a replay; ``on_run(run)`` hears every run learned
     (after it was published); ``clock`` replaces ``time.time`` (tests).
     """
@@ -193,32 +137,85 @@ class WebhookApp:
         self,
         gateway: Gateway,
         *,
-        secrets: str | Sequence[str] | None = None,
-        tolerance: float = DEFAULT_TOLERANCE,
-        path: str = WEBHOOK_PATH,
+        secrets: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
+        tolerance: float | None = None,
+        providers: Sequence[str] | None = None,
+        prefix: str = WEBHOOK_PREFIX,
         remember: int = 100_000,
         on_run: Callable[[ReportRun], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if secrets is None:
-            secrets = gateway.settings("stripe").get("webhook_secret")
-        self._secrets = parse_secrets(secrets)
-        if not self._secrets:
-            raise ConfigurationError(
-                "no Stripe webhook signing secret: set `webhook_secret` in the stripe "
-                "settings or STRIPE_WEBHOOK_SECRET (several, comma-separated, while rotating)"
-            )
-        if tolerance <= 0:
+        if tolerance is not None and tolerance <= 0:
             raise ValueError("tolerance must be positive")
         self.gateway = gateway
-        self.tolerance = tolerance
-        self.path = path
         self.on_run = on_run
         self._clock = clock
         self._seen = _SeenEvents(remember)
+        declared = {
+            name: spec.webhook
+            for name in gateway.providers()
+            if (spec := gateway.spec(name)).webhook is not None
+        }
+        wanted = list(providers) if providers is not None else list(declared)
+        unknown = [name for name in wanted if name not in declared]
+        if unknown:
+            raise ConfigurationError(f"no webhooks declared by provider(s) {unknown}")
+        self._endpoints: dict[str, _Endpoint] = {}
+        missing: list[str] = []
+        for name in wanted:
+            hook = declared[name]
+            assert hook is not None
+            found = self._secrets_for(name, hook, secrets, single=len(wanted) == 1)
+            if not found:
+                missing.append(self._where_secrets_go(name, hook))
+                continue
+            path = f"{prefix.rstrip('/')}/{name}"
+            self._endpoints[path] = _Endpoint(
+                name,
+                hook,
+                found,
+                hook.tolerance if tolerance is None else tolerance,
+                "HTTP_" + hook.signature_header.upper().replace("-", "_"),
+            )
+        if not self._endpoints or (providers is not None and missing):
+            where = "; ".join(missing) or "no loaded provider declares webhooks"
+            raise ConfigurationError(
+                f"no webhook signing secret: {where} (several, comma-separated, while rotating)"
+            )
+
+    def _secrets_for(
+        self,
+        name: str,
+        hook: WebhookSpec,
+        given: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None,
+        *,
+        single: bool,
+    ) -> tuple[str, ...]:
+        if isinstance(given, Mapping):
+            return parse_secrets(given.get(name))
+        if given is not None and single:
+            return parse_secrets(given)
+        return parse_secrets(self.gateway.settings(name).get(hook.secret_setting))
+
+    def _where_secrets_go(self, name: str, hook: WebhookSpec) -> str:
+        key = hook.secret_setting
+        env = self.gateway.spec(name).option_table().get(key)
+        also = f" or {env.env}" if env is not None and env.env else ""
+        return f"set `{key}` in the {name} settings{also}"
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """Provider -> the path its deliveries are posted to."""
+        return {endpoint.provider: path for path, endpoint in self._endpoints.items()}
+
+    @property
+    def path(self) -> str:
+        """The first served path (the one ``report-gateway listen`` announces)."""
+        return next(iter(self._endpoints))
 
     def __repr__(self) -> str:
-        return f"<WebhookApp {self.path} secrets={len(self._secrets)}>"
+        served = ", ".join(f"{p} secrets={len(e.secrets)}" for p, e in self._endpoints.items())
+        return f"<WebhookApp {served}>"
 
     # -- WSGI ------------------------------------------------------------------------------
 
@@ -232,7 +229,8 @@ class WebhookApp:
         return [body]
 
     def _route(self, environ: Mapping[str, Any]) -> WebhookResult:
-        if environ.get("PATH_INFO", "") != self.path:
+        endpoint = self._endpoints.get(environ.get("PATH_INFO", ""))
+        if endpoint is None:
             return WebhookResult(404, {"error": "not found"})
         if environ.get("REQUEST_METHOD") != "POST":
             return WebhookResult(405, {"error": "use POST"})
@@ -241,35 +239,51 @@ class WebhookApp:
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY_BYTES:
-            return self._refuse(400, "bad or oversized Content-Length", environ)
+            return self._refuse(endpoint, 400, "bad or oversized Content-Length", environ)
         payload = environ["wsgi.input"].read(length) if length else b""
         return self.handle(
-            payload, environ.get("HTTP_STRIPE_SIGNATURE"), remote=environ.get("REMOTE_ADDR")
+            payload,
+            environ.get(endpoint.environ_key),
+            provider=endpoint.provider,
+            remote=environ.get("REMOTE_ADDR"),
         )
 
     # -- one delivery ----------------------------------------------------------------------
 
     def handle(
-        self, payload: bytes, signature: str | None, *, remote: str | None = None
+        self,
+        payload: bytes,
+        signature: str | None,
+        *,
+        provider: str | None = None,
+        remote: str | None = None,
     ) -> WebhookResult:
-        """Verify and act on one delivery (the WSGI layer aside; tests call this directly)."""
+        """Verify and act on one delivery to ``provider`` (default: the first served; the
+        WSGI layer aside, tests call this directly)."""
+        endpoint = self._endpoint(provider)
         where = {"REMOTE_ADDR": remote}
         try:
-            verify(payload, signature, self._secrets, tolerance=self.tolerance, now=self._clock())
+            endpoint.spec.verify(
+                payload,
+                signature,
+                endpoint.secrets,
+                tolerance=endpoint.tolerance,
+                now=self._clock(),
+            )
         except SignatureError as exc:
-            return self._refuse(400, str(exc), where)
+            return self._refuse(endpoint, 400, str(exc), where)
         try:
             event = json.loads(payload)
         except ValueError:
-            return self._refuse(400, "signed body is not JSON", where)
+            return self._refuse(endpoint, 400, "signed body is not JSON", where)
         if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-            return self._refuse(400, "signed body is not an event", where)
+            return self._refuse(endpoint, 400, "signed body is not an event", where)
         event_id: str = event["id"]
         kind = str(event.get("type") or "")
         if not self._seen.reserve(event_id):
-            return self._refuse(400, f"event {event_id} was already received", where)
+            return self._refuse(endpoint, 400, f"event {event_id} was already received", where)
         try:
-            result = self._dispatch(event_id, kind, event)
+            result = self._dispatch(endpoint, event_id, kind, event)
         except Exception:
             self._seen.release(event_id)
             raise
@@ -277,38 +291,47 @@ class WebhookApp:
             self._seen.release(event_id)
         return result
 
-    def _dispatch(self, event_id: str, kind: str, event: Mapping[str, Any]) -> WebhookResult:
-        if kind.startswith(_V1_PREFIX):
+    def _endpoint(self, provider: str | None) -> _Endpoint:
+        for endpoint in self._endpoints.values():
+            if provider is None or endpoint.provider == provider:
+                return endpoint
+        raise ValueError(f"this app serves no webhooks for {provider!r}")
+
+    def _dispatch(
+        self, endpoint: _Endpoint, event_id: str, kind: str, event: Mapping[str, Any]
+    ) -> WebhookResult:
+        name = endpoint.provider
+        try:
+            outcome = endpoint.spec.read(event, lambda: self.gateway.driver(name))
+        except WebhookEventError as exc:
+            logger.warning("%s webhook %s (%s): %s", name, event_id, kind, exc)
+            return WebhookResult(400, {"error": str(exc)})
+        except Exception as exc:  # a signed event we cannot read: say so, let it be retried
+            logger.warning("%s webhook %s (%s): not a report run: %s", name, event_id, kind, exc)
+            return WebhookResult(400, {"error": "event holds no report run"})
+        run = outcome.run
+        if run is None and outcome.fetch is not None:
+            provider, run_id, scope = outcome.fetch
             try:
-                run = self._v1_run(event)
-            except Exception as exc:  # a signed event we cannot read: say so, let Stripe retry
-                logger.warning("stripe webhook %s (%s): not a report run: %s", event_id, kind, exc)
-                return WebhookResult(400, {"error": "event holds no report run"})
-        elif kind.startswith(_V2_PREFIX):
-            if kind == _V2_PREFIX + "created":
-                return self._ignored(event_id, kind)
-            related = event.get("related_object")
-            if not isinstance(related, Mapping):
-                related = {}
-            run_id = related.get("id")
-            if not isinstance(run_id, str) or related.get("type", _V2_RUN_OBJECT) != _V2_RUN_OBJECT:
-                logger.warning("stripe webhook %s (%s): no report run named", event_id, kind)
-                return WebhookResult(400, {"error": "event names no report run"})
-            context = event.get("context")
-            scope = Scope(context=context) if isinstance(context, str) and context else None
-            try:
-                run = self.gateway.get("stripe-v2", run_id, scope=scope)
+                run = self.gateway.get(provider, run_id, scope=scope)
             except Exception as exc:
-                # Stripe retries a delivery that failed; our reading of the run failed.
+                # The provider retries a delivery that failed; our reading of the run failed.
                 logger.warning(
-                    "stripe webhook %s (%s): retrieving %s failed: %s", event_id, kind, run_id, exc
+                    "%s webhook %s (%s): retrieving %s failed: %s",
+                    name,
+                    event_id,
+                    kind,
+                    run_id,
+                    exc,
                 )
                 return WebhookResult(502, {"error": "could not retrieve the run; retry"})
-        else:
-            return self._ignored(event_id, kind)
+        if run is None:
+            logger.info("%s webhook %s (%s): acknowledged, nothing to do", name, event_id, kind)
+            return WebhookResult(200, {"received": True, "ignored": kind})
         woke = self.gateway.events.publish(run)
         logger.info(
-            "stripe webhook %s (%s): %s run %s is %s%s",
+            "%s webhook %s (%s): %s run %s is %s%s",
+            name,
             event_id,
             kind,
             run.provider,
@@ -324,22 +347,14 @@ class WebhookApp:
             run,
         )
 
-    def _v1_run(self, event: Mapping[str, Any]) -> ReportRun:
-        driver = self.gateway.driver("stripe")
-        mapper: Callable[[Mapping[str, Any]], ReportRun] | None = getattr(
-            driver, "run_from_event", None
-        )
-        if mapper is None:
-            raise ValueError("the stripe driver cannot map events (no run_from_event)")
-        return mapper(event)
-
-    def _ignored(self, event_id: str, kind: str) -> WebhookResult:
-        logger.info("stripe webhook %s (%s): acknowledged, nothing to do", event_id, kind)
-        return WebhookResult(200, {"received": True, "ignored": kind})
-
-    def _refuse(self, status: int, reason: str, environ: Mapping[str, Any]) -> WebhookResult:
+    def _refuse(
+        self, endpoint: _Endpoint, status: int, reason: str, environ: Mapping[str, Any]
+    ) -> WebhookResult:
         logger.warning(
-            "stripe webhook refused from %s: %s", environ.get("REMOTE_ADDR") or "?", reason
+            "%s webhook refused from %s: %s",
+            endpoint.provider,
+            environ.get("REMOTE_ADDR") or "?",
+            reason,
         )
         return WebhookResult(status, {"error": reason})
 
@@ -361,7 +376,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    # A v2 event's retrieve takes a round trip: one slow delivery must not hold the rest.
+    # An event whose run is retrieved costs a round trip: one slow delivery must not hold
+    # the rest.
     daemon_threads = True
     allow_reuse_address = True
 
@@ -369,7 +385,7 @@ class _ThreadingServer(ThreadingMixIn, WSGIServer):
 def make_server(app: WebhookApp, host: str = "127.0.0.1", port: int = 0) -> WSGIServer:
     """A threaded stdlib server for ``app``; ``port`` 0 picks a free one
     (``server.server_address`` says which). Loopback by default: put a TLS proxy in front
-    to take Stripe's deliveries from outside."""
+    to take the provider's deliveries from outside."""
     server = _ThreadingServer((host, port), _QuietHandler)
     server.set_app(app)
     return server

@@ -1,7 +1,7 @@
 """The module the ``report_gateway`` entry point names: it announces the two providers.
 
-What differs per provider and is plain data (status words, the scope header, Bearer auth)
-is on each ``ProviderSpec``; the gateway's built-in hooks read it. The drivers and the
+What differs per provider and is plain data (status words, the scope header, Bearer auth,
+the webhooks) is on each ``ProviderSpec``; the gateway's built-in hooks read it. The drivers and the
 generated clients are imported by the factories, the first time a provider is used, so
 ``report-gateway providers`` stays quick.
 """
@@ -22,6 +22,8 @@ from report_gateway.provider import (
     option,
     seconds,
 )
+
+from .webhooks import WEBHOOK
 
 if TYPE_CHECKING:
     from report_gateway.provider import ProviderContext, ProviderDriver
@@ -151,6 +153,8 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             statuses=STATUSES[STRIPE],
             scope_headers={"account": "Stripe-Account"},
             auth=bearer_auth,
+            # One endpoint takes v1 and v2 events alike, signed with webhook_secret.
+            webhook=WEBHOOK,
         ),
         ProviderSpec(
             name=STRIPE_V2,

@@ -78,7 +78,7 @@ def template_of(report_type: models.ReportType) -> ReportTemplate:
     """
     start, end = report_type.data_available_start, report_type.data_available_end
 
-    def timestamp(name: str) -> ParameterSpec:
+    def timestamp(name: str, after: str | None = None) -> ParameterSpec:
         return ParameterSpec(
             name=name,
             type="timestamp",
@@ -86,6 +86,7 @@ def template_of(report_type: models.ReportType) -> ReportTemplate:
             description=_DESCRIPTIONS[name],
             minimum=start,
             maximum=end,
+            after=after,
         )
 
     def text(name: str, default: str | None = None) -> ParameterSpec:
@@ -93,7 +94,7 @@ def template_of(report_type: models.ReportType) -> ReportTemplate:
 
     params: dict[str, ParameterSpec] = {
         "interval_start": timestamp("interval_start"),
-        "interval_end": timestamp("interval_end"),
+        "interval_end": timestamp("interval_end", after="interval_start"),
     }
     if report_type.default_columns is not None:
         params["columns"] = ParameterSpec(

@@ -141,9 +141,12 @@ def template_of(report: models.Report) -> ReportTemplate:
     """A v2 report as a neutral template.
 
     Enums become strings with ``allowed_values``; timestamp bounds are stored in order
-    (Stripe's guide prints one report with ``min`` and ``max`` swapped).
+    (Stripe's guide prints one report with ``min`` and ``max`` swapped); ``interval_end``
+    must come after ``interval_start``.
     """
     params = {name: _parameter_spec(name, p) for name, p in report.parameters.items()}
+    if "interval_start" in params and "interval_end" in params:
+        params["interval_end"] = attrs.evolve(params["interval_end"], after="interval_start")
     return ReportTemplate(
         provider=STRIPE_V2,
         id=report.id,

@@ -31,11 +31,17 @@ if TYPE_CHECKING:
 
     from .commands import Session
 
-__all__ = ["DEMO_PROVIDERS", "DemoResult", "run_demo"]
+__all__ = ["SHIPPED", "DemoResult", "run_demo"]
 
-#: The providers this project ships: each one missing is shown as "not installed" (with what
-#: to install) rather than silently left out. What they run comes from their specs.
-DEMO_PROVIDERS = ("stripe", "stripe-v2", "zuora")
+#: The providers of the distributions this project ships -> the distribution to install.
+#: Only a list to show first and to name what to install when one is missing ("not
+#: installed" rather than silently left out): what each runs, with which settings and
+#: credentials, comes from its own ``ProviderSpec.demo``.
+SHIPPED = {
+    "stripe": "report-gateway-stripe",
+    "stripe-v2": "report-gateway-stripe",
+    "zuora": "report-gateway-zuora",
+}
 
 
 @attrs.define
@@ -138,31 +144,24 @@ def _count_rows(path: Path) -> int:
         return max(0, sum(1 for _ in csv.reader(fh)) - 1)
 
 
-def _loadable_plugins() -> tuple[list[str], dict[str, str]]:
-    """Entry points that import, and why the others do not (shown under the table).
+def _installed_demos(s: Session) -> tuple[dict[str, DemoSpec | None], list[str], dict[str, str]]:
+    """Every loadable provider's demo (None: it declares none), the entry points that load,
+    and why the others do not (shown under the table).
 
-    Loading them here means one broken plugin marks its providers "not installed" instead
-    of stopping the whole demo.
+    The plugins are found the gateway's way (``PluginRegistry``, honouring the
+    ``load_plugins`` option from the command line's profile or the environment), except
+    that one broken plugin marks its providers "not installed" instead of stopping the demo.
     """
-    import os
-    from importlib.metadata import entry_points
+    from report_gateway.plugins import PluginRegistry
 
-    from report_gateway.gateway import LOAD_PLUGINS_ENV
+    allowed = s.gateway.options.load_plugins  # resolved only: no plugin loads here
+    registry = PluginRegistry(defaults=_NoDefaults(), allowed=allowed, skip_broken=True)
+    demos = {name: spec.demo for name, spec in registry.specs().items()}
+    return demos, list(registry.entry_points), dict(registry.broken)
 
-    wanted = os.environ.get(LOAD_PLUGINS_ENV)
-    allowed = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
-    loadable: list[str] = []
-    broken: dict[str, str] = {}
-    for entry_point in entry_points(group="report_gateway"):
-        if allowed is not None and entry_point.name not in allowed:
-            continue
-        try:
-            entry_point.load()
-        except Exception as exc:
-            broken[entry_point.name] = f"{type(exc).__name__}: {exc}"
-        else:
-            loadable.append(entry_point.name)
-    return loadable, broken
+
+class _NoDefaults:
+    """The probe needs the plugins' specs only, not the gateway's built-in hook answers."""
 
 
 def _run_one(s: Session, gw: Gateway, provider: str, demo: DemoSpec, folder: Path) -> DemoResult:
@@ -197,14 +196,6 @@ def _run_one(s: Session, gw: Gateway, provider: str, demo: DemoSpec, folder: Pat
     return result
 
 
-def _demos(environ: dict[str, str]) -> dict[str, DemoSpec | None]:
-    """Every loaded provider's demo (None: it declares none), read before any is configured."""
-    from report_gateway.gateway import Gateway
-
-    with Gateway(environ=environ) as probe:
-        return {name: probe.spec(name).demo for name in probe.providers()}
-
-
 def _not_run(provider: str, status: str, error: str) -> DemoResult:
     return DemoResult(provider, "", status=status, error=error, exit_code=exits.CONFIG)
 
@@ -227,23 +218,25 @@ def run_demo(s: Session) -> int:
         raise UsageError("--rows must be at least 1")
     folder = Path(args.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    loadable, broken = _loadable_plugins()
+    declared, loadable, broken = _installed_demos(s)
     config = SandboxConfig(run_seconds=args.run_seconds, result_rows=args.rows)
     results: list[DemoResult] = []
     with Sandbox(config) as sandbox, tempfile.TemporaryDirectory() as empty_home:
         # A private environment: only the plugin allow-list, and a config home with no file.
         environ = {LOAD_PLUGINS_ENV: ",".join(loadable), "XDG_CONFIG_HOME": empty_home}
-        declared = _demos(environ)
         demos = {name: demo for name, demo in declared.items() if demo is not None}
         settings = {name: demo.settings_for(sandbox.url) for name, demo in demos.items()}
         s.progress.note(f"sandbox serving on {sandbox.url}; writing files to {folder}")
         with Gateway(settings, environ=environ) as gw:
+            s.gateway.close()
             s.gateway = gw
             # The shipped providers first, in their order, then any other that declares one.
-            for provider in (*DEMO_PROVIDERS, *(p for p in demos if p not in DEMO_PROVIDERS)):
+            for provider in (*SHIPPED, *(p for p in demos if p not in SHIPPED)):
                 demo = demos.get(provider)
                 if provider not in declared:
                     error = f"no installed plugin provides {provider!r}"
+                    if provider in SHIPPED:
+                        error += f" (pip install {SHIPPED[provider]})"
                     results.append(_not_run(provider, "not installed", error))
                 elif demo is None:
                     error = f"the {provider!r} plugin declares no demo"

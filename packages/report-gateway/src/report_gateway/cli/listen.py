@@ -16,12 +16,12 @@ __all__ = ["run_listen"]
 
 
 def run_listen(s: Session) -> int:
-    from report_gateway.webhooks import WEBHOOK_PATH, WebhookApp, make_server
+    from report_gateway.webhooks import WebhookApp, make_server
 
     app = WebhookApp(s.gateway)
     server = make_server(app, s.args.host, s.args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
-    url = f"http://{host}:{port}{WEBHOOK_PATH}"
+    url = f"http://{host}:{port}{app.path}"
     if s.out.as_json:
         s.stdout.write(json.dumps({"listening": url}) + "\n")
     else:

@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
 from report_gateway.provider import (
     Credentials,
     ProviderContext,
@@ -17,6 +18,7 @@ from report_gateway.provider import (
     ReportRun,
     RunStatus,
     hookimpl,
+    option,
 )
 
 CREDENTIALS_ENV = "REPORT_GATEWAY_EXAMPLE_CREDENTIALS"
@@ -35,6 +37,18 @@ STATUSES = {
     "error": RunStatus.FAILED,
     "stopped": RunStatus.CANCELED,
 }
+
+
+@attrs.frozen
+class ExampleSettings:
+    """The toy's settings, declared once: key (the field), env var, default, conversion.
+
+    The driver reads them typed with ``context.settings_as(ExampleSettings)``.
+    """
+
+    token: str | None = option(env="EXAMPLE_TOKEN", credential=True, doc="the toy's API token")
+    polls: int = option(env="EXAMPLE_POLLS", default=2, doc="polls a run takes to finish")
+    account: str | None = option(doc="the account runs are made in when no scope says")
 
 
 @hookimpl(tryfirst=True)
@@ -76,9 +90,7 @@ def report_gateway_providers() -> Sequence[ProviderSpec]:
             name=PROVIDER,
             description="In-memory toy provider from the example plugin",
             factory=_make_driver,
-            settings_keys=("token", "polls", "account"),
-            env_vars={"token": "EXAMPLE_TOKEN", "polls": "EXAMPLE_POLLS"},
-            credential_keys=("token",),
+            settings_type=ExampleSettings,
             first_poll_interval=0.1,
             max_poll_interval=1.0,
             statuses=STATUSES,

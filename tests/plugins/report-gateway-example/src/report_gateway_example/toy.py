@@ -31,6 +31,8 @@ from report_gateway.provider import (
     no_progress,
 )
 
+from .plugin import ExampleSettings
+
 _CURRENCIES = ("usd", "eur")
 
 TEMPLATES = {
@@ -97,7 +99,7 @@ class ToyDriver(BaseDriver):
 
     def __init__(self, context: ProviderContext) -> None:
         super().__init__(context)
-        self.polls_needed = int(context.setting("polls", 2))
+        self.polls_needed = context.settings_as(ExampleSettings).polls
         self._runs: dict[str, _Run] = {}
         self._keys: dict[str, str] = {}
         self._ids = itertools.count(1)
@@ -119,14 +121,6 @@ class ToyDriver(BaseDriver):
     # search (by name, over templates) comes from BaseDriver.
 
     # Runs --------------------------------------------------------------------------------
-
-    def validate(
-        self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
-    ) -> dict[str, Any]:
-        """BaseDriver's checks (unknown, required, dates, allowed values), defaults filled."""
-        template = self.template(report_id, scope=scope)
-        defaults = {n: p.default for n, p in template.parameters.items() if p.default is not None}
-        return super().validate(report_id, {**defaults, **parameters}, scope=scope)
 
     def start(
         self,
