@@ -4,7 +4,10 @@ create, filters in Zuora's documented shape, and secrets kept out of every text.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ from report_gateway_sandbox import (
     Sandbox,
 )
 from report_gateway_zuora.oauth import TOKENS, OAuthClientCredentials
+from reporting_runtime.errors import DeadlineExceededError
 
 CUSTOMER_REPORT = "ff8080816293d35b0162bcb3e7780a75"  # Summary
 INVOICE_DETAIL = "ff8080816293d35b0162bcb3e7780a76"  # Detail
@@ -394,3 +398,105 @@ def test_no_token_or_client_secret_in_logs_errors_or_reprs(
         assert token not in text
         assert ZUORA_CLIENT_SECRET not in text
         assert bad_secret not in text
+
+
+class SilentTokenEndpoint:
+    """A raw socket where the token endpoint should be: it accepts connections and reads the
+    request, then answers nothing (``trickle``: a header byte every 0.2 s, never finishing),
+    until the test is over."""
+
+    def __init__(self, *, trickle: bool) -> None:
+        self.trickle = trickle
+        self.connections = 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        held: list[socket.socket] = []
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                for conn in held:
+                    self._drip(conn)
+                continue
+            self.connections += 1
+            held.append(conn)
+        for conn in held:
+            conn.close()
+        self._sock.close()
+
+    def _drip(self, conn: socket.socket) -> None:
+        if self.trickle:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"H")
+
+    def __enter__(self) -> SilentTokenEndpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def _ends_within(seconds: float, call: Callable[[], Any]) -> tuple[bool, BaseException | None]:
+    """Run ``call`` on a daemon thread: whether it ended in time, and what it raised (a call
+    that ignores its deadline is left behind rather than holding the test)."""
+    raised: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            raised.append(None)
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            raised.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return (not thread.is_alive(), raised[0] if raised else None)
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["never-answers", "trickles"])
+def test_a_token_endpoint_that_never_answers_cannot_hold_a_wait_past_its_timeout(
+    make_gateway: Callable[..., Gateway], trickle: bool
+) -> None:
+    """The token is fetched inside the poll: the wait's deadline bounds that fetch too."""
+    with SilentTokenEndpoint(trickle=trickle) as endpoint:
+        gw = make_gateway(
+            {
+                "client_id": ZUORA_CLIENT_ID,
+                "client_secret": "s3cret-s3cret",
+                "base_url": endpoint.url,
+            }
+        )
+        run = ReportRun(
+            provider="zuora",
+            id="2c92c0f96b1e6c2b016b2a29e8a96f5e",
+            report_id=CUSTOMER_REPORT,
+            status=RunStatus.RUNNING,
+            raw_status="STARTED",
+        )
+        ended, raised = _ends_within(2.0 + 1.0, lambda: gw.wait(run, timeout=2.0))
+        assert endpoint.connections >= 1  # the wait did reach the token endpoint
+    assert ended, "the wait outlived its timeout while the token endpoint stayed silent"
+    assert isinstance(raised, GatewayError)
+    assert "s3cret-s3cret" not in str(raised)
+
+
+def test_a_token_fetch_without_a_deadline_still_ends(transport: Any) -> None:
+    """No caller deadline (a bare client call): the fetch's own bound ends a trickle, which
+    would reset every read timeout."""
+    policy = OAuthClientCredentials(ZUORA_CLIENT_ID, "s3cret-s3cret", token_timeout=1.0)
+    with SilentTokenEndpoint(trickle=True) as endpoint:
+        policy.bind(endpoint.url, transport=transport)
+        ended, raised = _ends_within(1.0 + 1.0, policy.token)
+    assert ended
+    assert isinstance(raised, DeadlineExceededError)
+    assert "s3cret-s3cret" not in str(raised)
