@@ -5,6 +5,7 @@ create, filters in Zuora's documented shape, and secrets kept out of every text.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
@@ -271,28 +272,52 @@ def test_filter_shorthand_reaches_the_sandbox_in_zuoras_shape(
     ]
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples" / "zuora"
+
+
+def _documented(name: str) -> Any:
+    return json.loads((EXAMPLES / f"{name}.json").read_text("utf-8"))["payload"]
+
+
 def test_documented_filter_objects_reach_the_sandbox_unchanged(
     ogw: Gateway, sandbox: Sandbox
 ) -> None:
-    documented = [
-        {
-            "logicalOperator": {"value": "OR", "label": "OPERATOR_OR", "name": "or"},
-            "filterClauses": [
-                {
-                    "field": {
-                        "name": "Name",
-                        "id": "Product.Name",
-                        "label": "Name",
-                        "type": "text",
-                    },
-                    "value": "Hockey",
-                    "operator": {"name": "contains", "value": "contains"},
-                }
-            ],
-        }
-    ]
+    """docs.zuora.com's Run a report sample (whole field descriptions, "is greater than"
+    for ">"), through the plugin and accepted by the sandbox as sent."""
+    documented = _documented("run-a-report__run_report--request-filters")
     run = ogw.start("zuora", INVOICE_DETAIL, {"viewType": "Detail", "filters": documented})
     assert sandbox.app.zuora.runs[run.id].filters == documented
+
+
+@pytest.mark.parametrize("family", ["oauth", "password"])
+def test_developer_zuora_sample_runs_on_both_families(
+    make_gateway: Callable[..., Gateway],
+    oauth_settings: dict[str, Any],
+    sandbox_settings: dict[str, Any],
+    sandbox: Sandbox,
+    family: str,
+) -> None:
+    """developer.zuora.com's sample: a field with only id and type reaches the sandbox as
+    given, its bare "=" as Zuora's operator object; and a UI phrase as shorthand."""
+    gw = make_gateway(oauth_settings if family == "oauth" else sandbox_settings)
+    sample = _documented("older-api-run-a-report__run_report--request-string-operator")
+    sample[0]["filterClauses"].append(
+        {"field": "Invoice.Amount", "value": "100", "operator": "is greater than"}
+    )
+    run = gw.start("zuora", INVOICE_DETAIL, {"viewType": "Detail", "filters": sample})
+    kept = sandbox.app.zuora.runs[run.id].filters
+    assert kept[0]["filterClauses"] == [
+        {
+            "field": {"id": "Account.Status", "type": "Text"},
+            "value": "Active",
+            "operator": {"name": "=", "value": "="},
+        },
+        {
+            "field": {"id": "Invoice.Amount", "name": "Amount"},
+            "value": "100",
+            "operator": {"name": "is greater than", "value": ">"},
+        },
+    ]
 
 
 def test_pivoted_setting_reaches_the_export(
