@@ -24,6 +24,9 @@ from referencing.jsonschema import DRAFT202012
 from report_gateway_sandbox import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
+    ZUORA_CLIENT_ID,
+    ZUORA_CLIENT_SECRET,
+    ZUORA_REST_PREFIX,
     ZUORA_SECRET_ACCESS_KEY,
     Sandbox,
     SandboxConfig,
@@ -35,8 +38,20 @@ SPEC_FILES = {
     "stripe-v2": REPO / "specs" / "stripe-reporting-v2.yaml",
     "zuora": REPO / "specs" / "zuora-reporting.yaml",
 }
-#: The sandbox serves Zuora under the path its servers carry; the spec's paths omit it.
-PATH_PREFIX = {"stripe": "", "stripe-v2": "", "zuora": "/api/rest/v1"}
+#: The sandbox serves Zuora under the path its servers carry (one per endpoint family: the
+#: REST hosts' and the zconnect hosts'); the spec's paths omit it. The token operation sits
+#: at the host root, as in the spec.
+PATH_PREFIXES: dict[str, tuple[str, ...]] = {
+    "stripe": (),
+    "stripe-v2": (),
+    "zuora": (ZUORA_REST_PREFIX, "/api/rest/v1"),
+}
+#: The token operation's form, with the sandbox's default OAuth client.
+TOKEN_FORM = {
+    "client_id": ZUORA_CLIENT_ID,
+    "client_secret": ZUORA_CLIENT_SECRET,
+    "grant_type": "client_credentials",
+}
 SPEC_URI = "urn:report-gateway:conformance-spec"
 RUN_SECONDS = 0.4
 
@@ -96,8 +111,10 @@ class ProviderSpec:
         return bool(item) and method.lower() in item
 
     def _spec_path(self, path: str) -> str:
-        prefix = PATH_PREFIX[self.provider]
-        return path[len(prefix) :] if prefix and path.startswith(prefix) else path
+        for prefix in PATH_PREFIXES[self.provider]:
+            if path.startswith(prefix + "/"):
+                return path[len(prefix) :]
+        return path
 
     def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
         while "$ref" in node:
@@ -180,11 +197,27 @@ class Answer:
 
 
 class Wire:
-    """Bare HTTP to the sandbox with each provider's credentials (or wrong ones)."""
+    """Bare HTTP to the sandbox with each provider's credentials (or wrong ones).
+
+    Zuora comes as three "providers" here, one per kind of credential: ``zuora`` (the zconnect
+    hosts' header pair), ``zuora-rest`` (the REST hosts' bearer token, fetched once from the
+    sandbox's ``/oauth/token`` with its default OAuth client) and ``zuora-oauth`` (the token
+    operation itself, which takes its credentials in the form and no auth header).
+    """
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(10))
+        self._token: str | None = None
+
+    def token(self) -> str:
+        """A bearer token for the REST family, asked for once (the sandbox's tokens last an
+        hour by default)."""
+        if self._token is None:
+            answer = self.send("zuora-oauth", "POST", "/oauth/token", form=TOKEN_FORM)
+            assert answer.status == 200, answer.body[:300]
+            self._token = str(answer.json()["access_token"])
+        return self._token
 
     def auth(self, provider: str, *, valid: bool = True) -> dict[str, str]:
         if provider in ("stripe", "stripe-v2"):
@@ -198,6 +231,9 @@ class Wire:
                 "apiAccessKeyId": ZUORA_ACCESS_KEY_ID,
                 "apiSecretAccessKey": ZUORA_SECRET_ACCESS_KEY if valid else "wrong-secret",
             }
+        if provider == "zuora-rest":
+            token = self.token() if valid else "0" * 32
+            return {"Authorization": f"Bearer {token}"}
         return {}
 
     def send(

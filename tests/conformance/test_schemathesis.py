@@ -4,7 +4,9 @@ conform: no 5xx, a documented status, a documented content type, a body matching
 Bounded on purpose (a few examples per operation, no shrinking): this is a property check
 of the sandbox against the specs, not a fuzzing campaign. Most generated ids are unknown,
 so it mostly exercises the error answers; tests/conformance/test_responses.py covers the
-success answers deliberately.
+success answers deliberately. Zuora's operations run on both endpoint families (the zconnect
+hosts' header pair, the REST hosts' bearer token from the sandbox's own ``/oauth/token``);
+its token operation runs at the host root, where its server in the spec puts it.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 from report_gateway_sandbox import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
+    ZUORA_REST_PREFIX,
     ZUORA_SECRET_ACCESS_KEY,
     Sandbox,
     SandboxConfig,
 )
 
-from .conftest import SPEC_FILES
+from .conftest import SPEC_FILES, Wire
 
 schemathesis = pytest.importorskip("schemathesis")
 hypothesis = pytest.importorskip("hypothesis")
@@ -63,14 +67,24 @@ def _schema(provider: str) -> Any:
 
 
 SCHEMAS = {provider: _schema(provider) for provider in SPEC_FILES}
-# Issue 11: Zuora's token operation is in the spec before the sandbox emulates OAuth (a later
-# change on the sandbox); drop this entry when the sandbox serves it.
-NOT_YET_SERVED = {("zuora", "POST /oauth/token")}
+TOKEN_OPERATION = "POST /oauth/token"
+
+
+def _families(provider: str, label: str) -> list[str]:
+    """Where an operation is sent: Zuora's on both endpoint families, its token operation
+    once (it has a server of its own, the REST host root); Stripe's as they are."""
+    if provider != "zuora":
+        return [provider]
+    if label == TOKEN_OPERATION:
+        return ["zuora-oauth"]
+    return ["zuora", "zuora-rest"]
+
+
 OPERATIONS = [
-    (provider, op)
+    (target, op)
     for provider, schema in SCHEMAS.items()
     for op in (result.ok() for result in schema.get_all_operations())
-    if (provider, op.label) not in NOT_YET_SERVED
+    for target in _families(provider, op.label)
 ]
 
 
@@ -80,24 +94,34 @@ def fuzz_sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-def _target(sandbox: Sandbox, provider: str) -> tuple[str, dict[str, str]]:
-    if provider == "zuora":
+@pytest.fixture(scope="module")
+def bearer(fuzz_sandbox: Sandbox) -> str:
+    """A token for the REST family from the sandbox's token endpoint (its default client)."""
+    return Wire(fuzz_sandbox).token()
+
+
+def _target(sandbox: Sandbox, target: str, bearer: str) -> tuple[str, dict[str, str]]:
+    if target == "zuora":
         return sandbox.zuora_base_url, {
             "apiAccessKeyId": ZUORA_ACCESS_KEY_ID,
             "apiSecretAccessKey": ZUORA_SECRET_ACCESS_KEY,
         }
+    if target == "zuora-rest":
+        return sandbox.url + ZUORA_REST_PREFIX, {"Authorization": f"Bearer {bearer}"}
+    if target == "zuora-oauth":
+        return sandbox.url, {}  # the client's credentials are the (generated) form body
     return sandbox.url, {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
 
 
 @pytest.mark.parametrize(
-    ("provider", "operation"),
+    ("target", "operation"),
     OPERATIONS,
-    ids=[f"{provider}:{op.label}" for provider, op in OPERATIONS],
+    ids=[f"{target}:{op.label}" for target, op in OPERATIONS],
 )
 def test_generated_requests_get_conforming_answers(
-    provider: str, operation: Any, fuzz_sandbox: Sandbox
+    target: str, operation: Any, fuzz_sandbox: Sandbox, bearer: str
 ) -> None:
-    base_url, auth = _target(fuzz_sandbox, provider)
+    base_url, auth = _target(fuzz_sandbox, target, bearer)
 
     @given(case=operation.as_strategy())
     @settings(
@@ -112,4 +136,16 @@ def test_generated_requests_get_conforming_answers(
         response = case.call(base_url=base_url, headers=auth, timeout=10)
         case.validate_response(response, checks=CHECKS)
 
+    before = len(fuzz_sandbox.stats()["request_log"])
     answers_conform()
+    # The answers came from the operation on the intended family (not a route the sandbox
+    # does not know), and the REST family's were not all refusals of the bearer token.
+    prefix = urlsplit(base_url).path
+    seen = [
+        entry
+        for entry in fuzz_sandbox.stats()["request_log"][before:]
+        if entry["path"].startswith(prefix + "/") and entry["operation"]
+    ]
+    assert seen, f"no request reached {operation.label} under {prefix or '/'}"
+    if target == "zuora-rest":
+        assert any(entry["status"] != 401 for entry in seen)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,18 +205,24 @@ def _refusal(reply: Reply) -> str:
     return str(inner["message"])
 
 
-def test_documented_filter_objects_are_accepted_on_both_families(
-    client: Http, sandbox: Sandbox
+#: The two request samples Zuora prints for Run a report (tests/specs/examples/zuora):
+#: docs.zuora.com's objects (a whole field description, "is greater than" for ">") and
+#: developer.zuora.com's sample (a field with only id and type, the operator a bare "=").
+EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples" / "zuora"
+DOCUMENTED_FILTERS = {
+    name: json.loads((EXAMPLES / f"{name}.json").read_text("utf-8"))["payload"]
+    for name in (
+        "run-a-report__run_report--request-filters",
+        "older-api-run-a-report__run_report--request-string-operator",
+    )
+}
+
+
+@pytest.mark.parametrize("page", sorted(DOCUMENTED_FILTERS))
+def test_documented_filters_are_accepted_on_both_families(
+    client: Http, sandbox: Sandbox, page: str
 ) -> None:
-    body = [
-        {
-            "logicalOperator": OR,
-            "filterClauses": [
-                {"field": {"name": "Account.Name", "value": "Account.Name"}, "operator": CONTAINS}
-            ],
-        },
-        {"filterClauses": [{"field": {"value": "Invoice.Amount"}, "operator": {"value": ">"}}]},
-    ]
+    body = DOCUMENTED_FILTERS[page]
     rest = client.post(RUN_INVOICES, headers=bearer(client), json_body=body)
     assert rest.status == 200, rest.body
     zconnect = client.post(
@@ -223,9 +230,30 @@ def test_documented_filter_objects_are_accepted_on_both_families(
         headers=ZUORA_AUTH,
         json_body=body,
     )
-    assert zconnect.status == 200
+    assert zconnect.status == 200, zconnect.body
     run = sandbox.app.zuora.runs[rest.json()["response"]["reportRunId"]]
     assert run.filters == body  # kept as sent
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [
+        {"name": "is greater than", "value": ">"},
+        {"name": "is less than or equal to", "value": "<="},
+        {"name": "does not contain", "value": "does not contain"},
+        {"value": "!="},
+        "is not null",
+        ">=",
+    ],
+)
+def test_operator_names_and_values_the_reporting_ui_uses_are_known(
+    client: Http, operator: Any
+) -> None:
+    clause = {"field": {"id": "Invoice.Amount"}, "value": "10", "operator": operator}
+    reply = client.post(
+        RUN_INVOICES, headers=bearer(client), json_body=[{"filterClauses": [clause]}]
+    )
+    assert reply.status == 200, reply.body
 
 
 @pytest.mark.parametrize(
@@ -233,18 +261,48 @@ def test_documented_filter_objects_are_accepted_on_both_families(
     [
         ({"logicalOperator": "OR", "filterClauses": []}, "logicalOperator"),
         ({"filterClauses": [{"field": "Account.Name", "operator": CONTAINS}]}, "field"),
-        ({"filterClauses": [{"field": {"name": "A.B"}, "operator": "contains"}]}, "operator"),
         (
-            {"filterClauses": [{"field": {"name": "A.B"}, "operator": {"name": "resembles"}}]},
+            {"filterClauses": [{"field": {"name": "Name", "type": "text"}, "operator": "="}]},
+            "field must be an object with an id",
+        ),
+        ({"filterClauses": [{"field": {"id": ""}, "operator": "="}]}, "field"),
+        ({"filterClauses": [{"field": {"id": "A.B", "type": 1}, "operator": "="}]}, "type"),
+        (
+            {"filterClauses": [{"field": {"id": "A.B"}, "operator": {"name": "resembles"}}]},
             "'resembles' is not a known operator",
         ),
+        (
+            {"filterClauses": [{"field": {"id": "A.B"}, "operator": {"name": "contains"}}]},
+            "must have a value",
+        ),
+        (
+            {
+                "filterClauses": [
+                    {"field": {"id": "A.B"}, "operator": {"name": "is greater than", "value": "<"}}
+                ]
+            },
+            "does not match its value",
+        ),
+        ({"filterClauses": [{"field": {"id": "A.B"}, "operator": 5}]}, "operator"),
         ({"logicalOperator": {"value": "XOR"}, "filterClauses": []}, "not AND or OR"),
         (
             {"logicalOperator": {"value": "OR", "label": "OPERATOR_AND"}, "filterClauses": []},
             "label",
         ),
     ],
-    ids=["string-logical", "string-field", "string-operator", "unknown", "xor", "label"],
+    ids=[
+        "string-logical",
+        "string-field",
+        "field-without-id",
+        "empty-id",
+        "typed-member",
+        "unknown",
+        "no-value",
+        "name-value-mismatch",
+        "number-operator",
+        "xor",
+        "label",
+    ],
 )
 def test_rest_family_refuses_filters_in_other_shapes(
     client: Http, sandbox: Sandbox, group: dict[str, Any], where: str

@@ -4,7 +4,11 @@ create, filters in Zuora's documented shape, and secrets kept out of every text.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ from report_gateway_sandbox import (
     Sandbox,
 )
 from report_gateway_zuora.oauth import TOKENS, OAuthClientCredentials
+from reporting_runtime.errors import DeadlineExceededError
 
 CUSTOMER_REPORT = "ff8080816293d35b0162bcb3e7780a75"  # Summary
 INVOICE_DETAIL = "ff8080816293d35b0162bcb3e7780a76"  # Detail
@@ -267,28 +272,52 @@ def test_filter_shorthand_reaches_the_sandbox_in_zuoras_shape(
     ]
 
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "specs" / "examples" / "zuora"
+
+
+def _documented(name: str) -> Any:
+    return json.loads((EXAMPLES / f"{name}.json").read_text("utf-8"))["payload"]
+
+
 def test_documented_filter_objects_reach_the_sandbox_unchanged(
     ogw: Gateway, sandbox: Sandbox
 ) -> None:
-    documented = [
-        {
-            "logicalOperator": {"value": "OR", "label": "OPERATOR_OR", "name": "or"},
-            "filterClauses": [
-                {
-                    "field": {
-                        "name": "Name",
-                        "id": "Product.Name",
-                        "label": "Name",
-                        "type": "text",
-                    },
-                    "value": "Hockey",
-                    "operator": {"name": "contains", "value": "contains"},
-                }
-            ],
-        }
-    ]
+    """docs.zuora.com's Run a report sample (whole field descriptions, "is greater than"
+    for ">"), through the plugin and accepted by the sandbox as sent."""
+    documented = _documented("run-a-report__run_report--request-filters")
     run = ogw.start("zuora", INVOICE_DETAIL, {"viewType": "Detail", "filters": documented})
     assert sandbox.app.zuora.runs[run.id].filters == documented
+
+
+@pytest.mark.parametrize("family", ["oauth", "password"])
+def test_developer_zuora_sample_runs_on_both_families(
+    make_gateway: Callable[..., Gateway],
+    oauth_settings: dict[str, Any],
+    sandbox_settings: dict[str, Any],
+    sandbox: Sandbox,
+    family: str,
+) -> None:
+    """developer.zuora.com's sample: a field with only id and type reaches the sandbox as
+    given, its bare "=" as Zuora's operator object; and a UI phrase as shorthand."""
+    gw = make_gateway(oauth_settings if family == "oauth" else sandbox_settings)
+    sample = _documented("older-api-run-a-report__run_report--request-string-operator")
+    sample[0]["filterClauses"].append(
+        {"field": "Invoice.Amount", "value": "100", "operator": "is greater than"}
+    )
+    run = gw.start("zuora", INVOICE_DETAIL, {"viewType": "Detail", "filters": sample})
+    kept = sandbox.app.zuora.runs[run.id].filters
+    assert kept[0]["filterClauses"] == [
+        {
+            "field": {"id": "Account.Status", "type": "Text"},
+            "value": "Active",
+            "operator": {"name": "=", "value": "="},
+        },
+        {
+            "field": {"id": "Invoice.Amount", "name": "Amount"},
+            "value": "100",
+            "operator": {"name": "is greater than", "value": ">"},
+        },
+    ]
 
 
 def test_pivoted_setting_reaches_the_export(
@@ -394,3 +423,105 @@ def test_no_token_or_client_secret_in_logs_errors_or_reprs(
         assert token not in text
         assert ZUORA_CLIENT_SECRET not in text
         assert bad_secret not in text
+
+
+class SilentTokenEndpoint:
+    """A raw socket where the token endpoint should be: it accepts connections and reads the
+    request, then answers nothing (``trickle``: a header byte every 0.2 s, never finishing),
+    until the test is over."""
+
+    def __init__(self, *, trickle: bool) -> None:
+        self.trickle = trickle
+        self.connections = 0
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(8)
+        self._sock.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        held: list[socket.socket] = []
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                for conn in held:
+                    self._drip(conn)
+                continue
+            self.connections += 1
+            held.append(conn)
+        for conn in held:
+            conn.close()
+        self._sock.close()
+
+    def _drip(self, conn: socket.socket) -> None:
+        if self.trickle:
+            with contextlib.suppress(OSError):
+                conn.sendall(b"H")
+
+    def __enter__(self) -> SilentTokenEndpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def _ends_within(seconds: float, call: Callable[[], Any]) -> tuple[bool, BaseException | None]:
+    """Run ``call`` on a daemon thread: whether it ended in time, and what it raised (a call
+    that ignores its deadline is left behind rather than holding the test)."""
+    raised: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            raised.append(None)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return (not thread.is_alive(), raised[0] if raised else None)
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["never-answers", "trickles"])
+def test_a_token_endpoint_that_never_answers_cannot_hold_a_wait_past_its_timeout(
+    make_gateway: Callable[..., Gateway], trickle: bool
+) -> None:
+    """The token is fetched inside the poll: the wait's deadline bounds that fetch too."""
+    with SilentTokenEndpoint(trickle=trickle) as endpoint:
+        gw = make_gateway(
+            {
+                "client_id": ZUORA_CLIENT_ID,
+                "client_secret": "s3cret-s3cret",
+                "base_url": endpoint.url,
+            }
+        )
+        run = ReportRun(
+            provider="zuora",
+            id="2c92c0f96b1e6c2b016b2a29e8a96f5e",
+            report_id=CUSTOMER_REPORT,
+            status=RunStatus.RUNNING,
+            raw_status="STARTED",
+        )
+        ended, raised = _ends_within(2.0 + 1.0, lambda: gw.wait(run, timeout=2.0))
+        assert endpoint.connections >= 1  # the wait did reach the token endpoint
+    assert ended, "the wait outlived its timeout while the token endpoint stayed silent"
+    assert isinstance(raised, GatewayError)
+    assert "s3cret-s3cret" not in str(raised)
+
+
+def test_a_token_fetch_without_a_deadline_still_ends(transport: Any) -> None:
+    """No caller deadline (a bare client call): the fetch's own bound ends a trickle, which
+    would reset every read timeout."""
+    policy = OAuthClientCredentials(ZUORA_CLIENT_ID, "s3cret-s3cret", token_timeout=1.0)
+    with SilentTokenEndpoint(trickle=True) as endpoint:
+        policy.bind(endpoint.url, transport=transport)
+        ended, raised = _ends_within(1.0 + 1.0, policy.token)
+    assert ended
+    assert isinstance(raised, DeadlineExceededError)
+    assert "s3cret-s3cret" not in str(raised)

@@ -100,6 +100,50 @@ def test_filter_shorthand_is_normalized_to_zuoras_objects() -> None:
     ]
 
 
+def test_ui_phrase_shorthand_becomes_the_documented_name_and_symbol() -> None:
+    """docs.zuora.com prints {"name": "is greater than", "value": ">"}: the phrase alone is
+    a shorthand for that pair (the sandbox, like Zuora, takes the symbol as the value)."""
+    clauses = [
+        {"field": "Product.EffectiveStartDate", "value": "2018-03-31", "operator": op}
+        for op in ("is greater than", "Is Less Than Or Equal To", "contains")
+    ]
+    checked = check({"viewType": "Detail", "filters": [{"filterClauses": clauses}]})
+    assert [c["operator"] for c in checked["filters"][0]["filterClauses"]] == [
+        {"name": "is greater than", "value": ">"},
+        {"name": "Is Less Than Or Equal To", "value": "<="},
+        {"name": "contains", "value": "contains"},
+    ]
+
+
+def test_developer_zuora_sample_keeps_its_field_and_gets_the_operator_object() -> None:
+    """developer.zuora.com's sample: a field with only id and type passes as given; its
+    bare "=" is the shorthand, sent as Zuora's operator object."""
+    sample = [
+        {
+            "logicalOperator": {"value": "AND"},
+            "filterClauses": [
+                {
+                    "field": {"id": "Account.Status", "type": "Text"},
+                    "operator": "=",
+                    "value": "Active",
+                }
+            ],
+        }
+    ]
+    assert check({"viewType": "Detail", "filters": sample})["filters"] == [
+        {
+            "logicalOperator": {"value": "AND"},
+            "filterClauses": [
+                {
+                    "field": {"id": "Account.Status", "type": "Text"},
+                    "value": "Active",
+                    "operator": {"name": "=", "value": "="},
+                }
+            ],
+        }
+    ]
+
+
 #: Zuora's Run a report page (docs.zuora.com), as printed.
 DOCUMENTED_FILTERS = [
     {
@@ -134,6 +178,7 @@ def test_documented_filter_objects_pass_unchanged() -> None:
         ({"logicalOperator": {"label": "OPERATOR_OR"}}, "filters[0].logicalOperator.value"),
         ({"field": {"name": "Name"}}, "filters[0].filterClauses[0].field.id"),
         ({"operator": {"name": "contains"}}, "filters[0].filterClauses[0].operator.value"),
+        ({"field": {"id": "A.B", "type": 1}}, "filters[0].filterClauses[0].field.type"),
     ],
 )
 def test_bad_filter_objects_name_the_member(group: dict[str, Any], where: str) -> None:

@@ -695,47 +695,43 @@ def reasons_error(state: SandboxState, status: int, code: int, message: str) -> 
     return HttpError.json(status, body, content_type=JSON_TYPE, indent=None)
 
 
-#: Filter operators the sandbox knows, by name or value, case-insensitive. Zuora's Run a
-#: report page shows `{"name": "contains", "value": "contains"}`; the rest are the reporting
-#: UI's comparisons and the symbols the zconnect pages' examples use.
-FILTER_OPERATORS = frozenset(
-    {
-        "=",
-        "!=",
-        "<>",
-        "<",
-        "<=",
-        ">",
-        ">=",
-        "eq",
-        "ne",
-        "lt",
-        "le",
-        "gt",
-        "ge",
-        "equals",
-        "not equals",
-        "contains",
-        "does not contain",
-        "not contains",
-        "starts with",
-        "ends with",
-        "in",
-        "not in",
-        "is null",
-        "is not null",
-        "between",
-    }
-)
+#: Filter comparisons the sandbox knows, each under every spelling it accepts in an
+#: operator's `value` or `name` (case-insensitive): the symbol, its short word, and the
+#: reporting UI's phrase. Zuora's pages show `{"name": "contains", "value": "contains"}`,
+#: `{"name": "is greater than", "value": ">"}` (docs.zuora.com) and the bare `"="`
+#: (developer.zuora.com); the other phrases follow the same pattern.
+COMPARISONS: dict[str, tuple[str, ...]] = {
+    "=": ("=", "eq", "equals", "is equal to"),
+    "!=": ("!=", "<>", "ne", "not equals", "does not equal", "is not equal to"),
+    ">": (">", "gt", "is greater than"),
+    ">=": (">=", "ge", "is greater than or equal to"),
+    "<": ("<", "lt", "is less than"),
+    "<=": ("<=", "le", "is less than or equal to"),
+    "contains": ("contains",),
+    "does not contain": ("does not contain", "not contains"),
+    "starts with": ("starts with",),
+    "ends with": ("ends with",),
+    "in": ("in", "is in"),
+    "not in": ("not in", "is not in"),
+    "is null": ("is null", "is empty"),
+    "is not null": ("is not null", "is not empty"),
+    "between": ("between", "is between"),
+}
+_COMPARISON_OF = {spelling: key for key, spellings in COMPARISONS.items() for spelling in spellings}
+#: Every spelling an operator's `name` or `value` may take.
+FILTER_OPERATORS = frozenset(_COMPARISON_OF)
 _LOGICAL = {"and": "OPERATOR_AND", "or": "OPERATOR_OR"}
 
 
 def filter_problem(value: Any, *, strings: bool) -> str | None:
-    """What is wrong with a Run a report body, or None. `logicalOperator` and a clause's
-    `field` and `operator` are objects, as Zuora's Run a report page shows them
-    (`{"value": "OR", "label": "OPERATOR_OR", "name": "or"}`, `{"name": "contains",
-    "value": "contains"}`); plain strings only where `strings` (the zconnect family, whose
-    older pages print them)."""
+    """What is wrong with a Run a report body, or None. The shapes of both Zuora pages pass:
+    docs.zuora.com's objects (`logicalOperator` `{"value": "OR", "label": "OPERATOR_OR",
+    "name": "or"}`, a field `{"name": "Name", "id": "Product.Name", ...}`, an operator
+    `{"name": "is greater than", "value": ">"}`) and developer.zuora.com's sample (`{"value":
+    "AND"}`, a field `{"id": "Account.Status", "type": "Text"}`, the operator as a bare
+    `"="`). A field is known by its `id` (both pages carry it). `strings` (the zconnect
+    family, whose older clients send them) also lets `logicalOperator` and `field` be plain
+    strings (`"AND"`, `"Account.Currency"`)."""
     if not isinstance(value, list):
         return "The request body must be an array of filter groups."
     for g, group in enumerate(value):
@@ -753,7 +749,7 @@ def filter_problem(value: Any, *, strings: bool) -> str | None:
             problem = _field_problem(clause["field"], strings)
             if problem is not None:
                 return f"{at}.field {problem}"
-            problem = _operator_problem(clause["operator"], strings)
+            problem = _operator_problem(clause["operator"])
             if problem is not None:
                 return f"{at}.operator {problem}"
     return None
@@ -785,23 +781,43 @@ def _logical_problem(value: Any, strings: bool) -> str | None:
     return None
 
 
+_FIELD_SHAPE = 'an object with an id, such as {"id": "Account.Status", "type": "Text"}'
+
+
 def _field_problem(value: Any, strings: bool) -> str | None:
     if isinstance(value, str) and strings:
         return None if value.strip() else "must not be empty."
-    if not isinstance(value, dict) or _names(value, ("value", "name")) is None:
-        return 'must be an object such as {"name": "Account.Currency", "value": ...}.'
+    if not isinstance(value, dict):
+        return f"must be {_FIELD_SHAPE}."
+    field_id = value.get("id")
+    if not isinstance(field_id, str) or not field_id.strip():
+        return f"must be {_FIELD_SHAPE}."
+    for key in ("name", "label", "type", "dataSourceName"):
+        if key in value and not isinstance(value[key], str):
+            return f"{key} must be a string."
     return None
 
 
-def _operator_problem(value: Any, strings: bool) -> str | None:
-    shape = 'an object such as {"name": "contains", "value": "contains"}'
-    if isinstance(value, str) and strings:
-        names = [value]
-    elif isinstance(value, dict) and (found := _names(value, ("value", "name"))) is not None:
-        names = found
+def _operator_problem(value: Any) -> str | None:
+    """An operator is a known comparison: a bare string (developer.zuora.com's `"="`), or an
+    object whose `value` (required) and `name` (the UI's phrase, optional) both name it."""
+    shape = (
+        'a comparison such as "=" or an object such as {"name": "is greater than", "value": ">"}'
+    )
+    if isinstance(value, str):
+        spellings = [value]
+    elif isinstance(value, dict):
+        present = [value[k] for k in ("value", "name") if k in value]
+        if not all(isinstance(v, str) and v.strip() for v in present):
+            return f"must be {shape}."
+        spellings = [str(v) for v in present]
     else:
         return f"must be {shape}."
-    unknown = [n for n in names if n.strip().lower() not in FILTER_OPERATORS]
+    unknown = [n for n in spellings if n.strip().lower() not in _COMPARISON_OF]
     if unknown:
         return f"{unknown[0]!r} is not a known operator."
+    if isinstance(value, dict) and "value" not in value:
+        return f"must have a value: {shape}."
+    if len({_COMPARISON_OF[n.strip().lower()] for n in spellings}) != 1:
+        return f"name {value['name']!r} does not match its value {value['value']!r}."
     return None

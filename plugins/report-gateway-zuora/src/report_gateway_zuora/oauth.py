@@ -8,6 +8,13 @@ with the same OAuth client share one token. The cache key is the token endpoint 
 core's ``credential_id`` of the client id and secret (a hash: the cache holds no secret in
 its keys). The token never reaches a log record, a repr or an exception message:
 ``secret_values`` gives it (and the client secret) to every scrubber.
+
+Why the token call carries a deadline: it happens inside another request (the first one, or
+the one after a 401), so a token endpoint that never answers, or trickles bytes, would hold
+that request past the caller's deadline (``Request.deadline``) and, without one, forever (a
+trickle resets every read timeout). The fetch ends by the request's deadline, and never later
+than ``TOKEN_TIMEOUT`` seconds after it began; a request waiting for another thread's fetch
+of the same token waits no longer than that either.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING
 import attrs
 from report_gateway.provider import credential_id
 from reporting_runtime import AuthPolicy, ReportingError, Request, Response
+from reporting_runtime.errors import DeadlineExceededError
 from reporting_runtime.messages import with_header
 from reporting_runtime.redaction import Scrubber, scrub_error
 
@@ -27,11 +35,21 @@ if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
     from reporting_runtime.pipeline import SendFn
 
-__all__ = ["REFRESH_MARGIN", "OAuthClientCredentials", "TokenCache", "refresh_margin"]
+__all__ = [
+    "REFRESH_MARGIN",
+    "TOKEN_TIMEOUT",
+    "OAuthClientCredentials",
+    "TokenCache",
+    "refresh_margin",
+]
 
 #: A token is renewed this long before Zuora says it expires (a request in flight when it
 #: expires would be refused); short-lived tokens are renewed at 90 % of their life.
 REFRESH_MARGIN = 60.0
+
+#: The longest a token fetch may take, retries included, when the request it serves has no
+#: earlier deadline (``time.monotonic`` seconds from the start of the fetch).
+TOKEN_TIMEOUT = 60.0
 
 
 def refresh_margin(expires_in: float) -> float:
@@ -76,12 +94,23 @@ class TokenCache:
         fetch: Callable[[], tuple[str, float]],
         *,
         stale: str | None = None,
+        deadline: float | None = None,
     ) -> str:
         """A fresh token for ``key``; ``fetch`` (-> token, expires_in) when there is none,
-        or when the cached one is ``stale`` (refused with a 401)."""
+        or when the cached one is ``stale`` (refused with a 401). ``deadline``
+        (``time.monotonic`` seconds) bounds the wait for another thread's fetch of the same
+        key: a ``DeadlineExceededError`` past it."""
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
+        if deadline is None:
+            lock.acquire()
+        elif not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceededError(
+                "zuora create_token: another request's token fetch did not end before the deadline",
+                provider="zuora",
+                operation="create_token",
+            )
+        try:
             token = self._tokens.get(key)
             if token is not None and token.value != stale and self._clock() < token.renew_at:
                 return token.value
@@ -89,6 +118,8 @@ class TokenCache:
             value, expires_in = fetch()
             self._tokens[key] = _Token(value, asked + expires_in - refresh_margin(expires_in))
             return value
+        finally:
+            lock.release()
 
     def clear(self) -> None:
         with self._lock:
@@ -114,12 +145,16 @@ class OAuthClientCredentials(AuthPolicy):
         client_secret: str,
         *,
         cache: TokenCache = TOKENS,
+        token_timeout: float = TOKEN_TIMEOUT,
     ) -> None:
+        if token_timeout <= 0:
+            raise ValueError(f"token_timeout must be positive, got {token_timeout}")
         self.client_id = client_id
         self._client_secret = client_secret
         self._cache = cache
+        self.token_timeout = token_timeout
         self._oauth_base_url: str | None = None
-        self._token_client: Callable[[], tuple[str, float]] | None = None
+        self._token_client: Callable[[float], tuple[str, float]] | None = None
         self._key: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
@@ -154,9 +189,9 @@ class OAuthClientCredentials(AuthPolicy):
         )
         scrubber = Scrubber(self.secret_values)
 
-        def fetch() -> tuple[str, float]:
+        def fetch(deadline: float) -> tuple[str, float]:
             try:
-                answer = client.create_token(body=body)
+                answer = client.create_token(body=body, deadline=deadline)
             except ReportingError as exc:
                 # The token client holds no auth policy, so nothing hid the secret yet.
                 raise scrub_error(exc, scrubber) from None
@@ -169,14 +204,19 @@ class OAuthClientCredentials(AuthPolicy):
             credential_id({"client_id": self.client_id, "client_secret": self._client_secret}),
         )
 
-    def _bound(self) -> tuple[tuple[str, str], Callable[[], tuple[str, float]]]:
+    def _bound(self) -> tuple[tuple[str, str], Callable[[float], tuple[str, float]]]:
         if self._key is None or self._token_client is None:
             raise RuntimeError("OAuthClientCredentials.bind() was not called")
         return self._key, self._token_client
 
-    def token(self, *, stale: str | None = None) -> str:
+    def token(self, *, stale: str | None = None, deadline: float | None = None) -> str:
+        """The current token, fetched if needed by ``deadline`` (``time.monotonic``
+        seconds, the request's) and within ``token_timeout`` seconds in any case."""
         key, fetch = self._bound()
-        return self._cache.get(key, fetch, stale=stale)
+        limit = time.monotonic() + self.token_timeout
+        if deadline is not None:
+            limit = min(limit, deadline)
+        return self._cache.get(key, lambda: fetch(limit), stale=stale, deadline=limit)
 
     # -- AuthPolicy ---------------------------------------------------------------------------
 
@@ -196,13 +236,13 @@ class OAuthClientCredentials(AuthPolicy):
         return frozenset(values)
 
     def send(self, request: Request, next: SendFn) -> Response:
-        token = self.token()
+        token = self.token(deadline=request.deadline)
         response = next(_with_bearer(request, token))
         if response.status != 401:
             return response
         # Expired early, revoked, or renewed elsewhere: one new token, one more try.
         response.close()
-        fresh = self.token(stale=token)
+        fresh = self.token(stale=token, deadline=request.deadline)
         return next(_with_bearer(request, fresh))
 
 

@@ -199,6 +199,10 @@ def _logical(value: Any, where: str, error: _Fail) -> dict[str, Any]:
     return dict(_LOGICAL[word.upper()])
 
 
+#: Members of a field object that name it: text when present (the rest pass as given).
+_FIELD_TEXT = ("name", "label", "type", "dataSourceName")
+
+
 def _field(value: Any, where: str, error: _Fail) -> dict[str, Any]:
     """``"Account.Currency"`` -> ``{"id": "Account.Currency", "name": "Currency"}`` (Zuora's
     page: ``{"name": "Name", "id": "Product.Name", ...}``); an object as given, once it has
@@ -211,6 +215,9 @@ def _field(value: Any, where: str, error: _Fail) -> dict[str, Any]:
                 "is required: the data source and field, like Account.Currency",
                 shape,
             )
+        for key in _FIELD_TEXT:
+            if key in value and not isinstance(value[key], str):
+                error(f"{where}.{key}", "must be a string", shape)
         return dict(value)
     name = _text(value)
     if name is None:
@@ -218,18 +225,31 @@ def _field(value: Any, where: str, error: _Fail) -> dict[str, Any]:
     return {"id": name, "name": name.rpartition(".")[2] or name}
 
 
+#: The reporting UI's phrases for the comparisons that have a symbol: docs.zuora.com prints
+#: ``{"name": "is greater than", "value": ">"}``; the others follow that pattern.
+_SYMBOLS = {
+    "is equal to": "=",
+    "is not equal to": "!=",
+    "is greater than": ">",
+    "is greater than or equal to": ">=",
+    "is less than": "<",
+    "is less than or equal to": "<=",
+}
+
+
 def _operator(value: Any, where: str, error: _Fail) -> dict[str, Any]:
-    """``"contains"`` -> ``{"name": "contains", "value": "contains"}`` (Zuora's page); an
-    object as given, once it has a ``value``."""
-    shape = '"contains", "=", or {"name": "contains", "value": "contains"}'
+    """``"contains"`` -> ``{"name": "contains", "value": "contains"}``; a UI phrase becomes
+    the pair docs.zuora.com prints, ``"is greater than"`` -> ``{"name": "is greater than",
+    "value": ">"}``; an object as given, once it has a ``value``."""
+    shape = '"contains", "=", "is greater than", or {"name": "is greater than", "value": ">"}'
     if isinstance(value, Mapping):
         if _text(value.get("value")) is None:
-            error(f"{where}.value", "is required: the comparison, like contains or =", shape)
+            error(f"{where}.value", "is required: the comparison, like contains or >", shape)
         return dict(value)
     word = _text(value)
     if word is None:
         error(where, "is required and must be a comparison or Zuora's operator object", shape)
-    return {"name": word, "value": word}
+    return {"name": word, "value": _SYMBOLS.get(word.lower(), word)}
 
 
 def filter_groups(filters: Sequence[Mapping[str, Any]]) -> list[Any]:

@@ -215,7 +215,10 @@ class Client(ApiClient):
         JSON body, a list of filter groups, replaces the report's saved filters for this run;
         without a body the saved filters apply. On the REST hosts an `Idempotency-Key` makes
         a retried run safe (Zuora recognises the retry and starts no second run); the
-        zconnect pages document no such header.
+        zconnect pages document no such header. With a key, Zuora's Idempotent requests
+        guide adds two refusals: 409 while the first request with that key is still being
+        processed (retry later with the same key), 422 when the key was used with another
+        request (another report, view type or body: use a new key for a new run).
 
         Args:
             report_id: The report's internal id (the `id` from search_reports).

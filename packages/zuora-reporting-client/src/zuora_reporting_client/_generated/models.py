@@ -341,6 +341,21 @@ class ZuoraErrorEnvelope:
 
 
 @attrs.frozen(kw_only=True)
+class ZuoraErrorReason:
+    """One reason of a ZuoraReasonsError."""
+
+    code: int
+    """
+    Zuora's eight-digit error code: resource, then category in the last two digits
+    (for example 90000011, authentication failed; 90000010, access denied).
+    """
+    message: str
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+@attrs.frozen(kw_only=True)
 class ZuoraFlatError:
     """A flat error, as export and bad credentials give (`loginFailed`)."""
 
@@ -351,7 +366,24 @@ class ZuoraFlatError:
     )
 
 
-ZuoraError: TypeAlias = ZuoraErrorEnvelope | ZuoraFlatError
+@attrs.frozen(kw_only=True)
+class ZuoraReasonsError:
+    """
+    Zuora's general v1 REST error shape (its REST API error-handling guide), for refusals
+    made on the REST hosts before the Reporting service is reached: token, bearer token,
+    entity, idempotency. The Reporting pages themselves print only the other shapes.
+    """
+
+    success: Literal[False]
+    reasons: list[ZuoraErrorReason]
+    process_id: str | None = attrs.field(default=None, metadata={"json": "processId"})
+    """Zuora's id for the failed call; Zuora support asks for it."""
+    raw_payload: Mapping[str, Any] | None = attrs.field(
+        default=None, repr=False, eq=False, metadata={"raw": True}
+    )
+
+
+ZuoraError: TypeAlias = ZuoraErrorEnvelope | ZuoraFlatError | ZuoraReasonsError
 """
 Any of Zuora's JSON error bodies.
 """
