@@ -89,7 +89,22 @@ class ResultBody:
         return self._open(self.received)
 
     def chunks(self) -> Iterator[bytes]:
-        """Yield the bytes in order, each exactly once; raise DownloadError/IntegrityError."""
+        """Yield the bytes in order, each exactly once; raise DownloadError/IntegrityError.
+
+        Each chunk is a new ``bytes`` object: for callers that keep them. The hot paths use
+        ``views``.
+        """
+        for piece in self.views(bytearray(self.chunk_size)):
+            yield piece if isinstance(piece, bytes) else bytes(piece)
+
+    def views(self, buffer: bytearray) -> Iterator[bytes | memoryview]:
+        """Like ``chunks``, with no allocation per chunk: the bytes are read into ``buffer``
+        and each piece is a view of it, valid only until the next one is asked for.
+
+        A response with ``readinto`` (``reporting_runtime.Response``) fills the buffer; one
+        without it (an older driver's) is read with ``iter_bytes`` and its chunks passed on.
+        """
+        whole = memoryview(buffer)
         retryable = network_errors()
         failures = 0
         limit = self.expected_size
@@ -110,7 +125,7 @@ class ResultBody:
                     skip = self._restart(response)
                 got = 0
                 try:
-                    for chunk in response.iter_bytes(self.chunk_size):
+                    for chunk in _pieces(response, whole):
                         got += len(chunk)
                         if skip:
                             if len(chunk) <= skip:
@@ -233,6 +248,15 @@ class ResultBody:
         if self._last_modified is not None:
             return (headers.get("Last-Modified") or None) != self._last_modified
         return False
+
+
+def _pieces(response: ResultResponse, buffer: memoryview) -> Iterator[bytes | memoryview]:
+    readinto = getattr(response, "readinto", None)
+    if readinto is None:
+        yield from response.iter_bytes(len(buffer))
+        return
+    while count := readinto(buffer):
+        yield buffer[:count]
 
 
 def _strong_etag(headers: Mapping[str, str]) -> str | None:
