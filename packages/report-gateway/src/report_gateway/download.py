@@ -526,6 +526,56 @@ def _tsv_utf16_to_csv(source: Path, destination: BinaryIO) -> None:
     converter.finish()
 
 
+class Utf16Text:
+    """A UTF-16 export's text, decoded strictly, handed out a block of whole lines at a time.
+
+    Fed bytes in any split (views of a reused buffer included); ``feed`` returns the text
+    up to the last line break seen so far (maybe ``""``), ``finish`` the rest, refusing an
+    export that does not end on a line break (cut mid-row). The codec comes from the first
+    two bytes (``utf16_encoding``), so UTF-8 dressed as UTF-16 is refused before any text.
+    Invalid UTF-16 (an odd byte count, a lone surrogate) is an ``IntegrityError``.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._decode: Callable[..., str] | None = None
+        self._head = b""
+        self._tail = ""
+
+    def feed(self, data: bytes | memoryview, *, final: bool = False) -> str:
+        if self._decode is None:
+            self._head += data
+            if len(self._head) < 2 and not final:
+                return ""
+            encoding = utf16_encoding(self._head[:2])
+            self._decode = codecs.getincrementaldecoder(encoding)(errors="strict").decode
+            data, self._head = self._head, b""
+        try:
+            text = self._decode(data, final)
+        except UnicodeDecodeError as exc:
+            raise IntegrityError(f"{self._what} is not valid UTF-16 ({exc.reason})") from None
+        if self._tail:
+            text = self._tail + text
+        end = len(text)
+        if not final and text.endswith("\r"):
+            end -= 1  # it may be the CR of a CR LF: it waits for the next text
+        cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
+        if cut == len(text):
+            self._tail = ""
+            return text
+        self._tail = text[cut:]
+        return text[:cut]
+
+    def finish(self) -> str:
+        block = self.feed(b"", final=True)
+        if self._tail:
+            raise IntegrityError(
+                f"{self._what} does not end on a line boundary: it was cut mid-row "
+                f"({len(self._tail)} characters after the last line break)"
+            )
+        return block
+
+
 def _quote_comma_cells(text: str) -> str:
     """Quotes around every tab-separated cell holding a comma (the text holds no quote).
 
@@ -579,47 +629,20 @@ class TsvToCsv:
 
     def reset(self) -> None:
         """Forget everything fed (the body starts again from its first byte)."""
-        self._decode: Callable[..., str] | None = None
-        self._head = b""
-        self._tail = ""
+        self._text = Utf16Text(self._what)
         self._open: list[str] = []
 
-    def feed(self, data: bytes | memoryview, *, final: bool = False) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         """Convert the next bytes (any split); ``data`` may be a reused buffer's view."""
-        if self._decode is None:
-            # The codec comes from the first two bytes (``utf16_encoding``).
-            self._head += data
-            if len(self._head) < 2 and not final:
-                return
-            encoding = utf16_encoding(self._head[:2])
-            self._decode = codecs.getincrementaldecoder(encoding)(errors="strict").decode
-            data, self._head = self._head, b""
-        try:
-            text = self._decode(data, final)
-        except UnicodeDecodeError as exc:
-            raise IntegrityError(f"{self._what} is not valid UTF-16 ({exc.reason})") from None
-        if self._tail:
-            text = self._tail + text
-        end = len(text)
-        if not final and text.endswith("\r"):
-            end -= 1
-        cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
-        if cut == len(text):
-            self._tail = ""
-            self._block(text)
-        else:
-            self._tail = text[cut:]
-            if cut:
-                self._block(text[:cut])
+        block = self._text.feed(data)
+        if block:
+            self._block(block)
 
     def finish(self) -> None:
         """Flush what is left; refuse an export cut mid-row or with a quote left open."""
-        self.feed(b"", final=True)
-        if self._tail:
-            raise IntegrityError(
-                f"{self._what} does not end on a line boundary: it was cut mid-row "
-                f"({len(self._tail)} characters after the last line break)"
-            )
+        block = self._text.finish()
+        if block:
+            self._block(block)
         if self._open:
             rows = self._rows("".join(self._open))
             if rows is None:
