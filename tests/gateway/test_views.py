@@ -51,7 +51,8 @@ def test_views_fill_the_one_buffer_and_resume_after_a_drop() -> None:
     buffer = bytearray(4096)
     received = []
     for piece in body.views(buffer):
-        assert isinstance(piece, memoryview) and piece.obj is buffer
+        assert isinstance(piece, memoryview)
+        assert piece.obj is buffer
         received.append(bytes(piece))
     assert b"".join(received) == data
     assert opened == [0, 20480]  # resumed where the drop left it
@@ -71,4 +72,5 @@ def test_csv_rows_through_readinto_drop_nul() -> None:
     data = b"id,v\n" + b"".join(b"r%d,x\x00y\n" % i for i in range(2000))
     body = ResultBody(lambda offset: Filling(data, offset), expected_size=None, description="t")
     rows = list(iter_rows(body, CONTENT_CSV))
-    assert len(rows) == 2000 and rows[-1] == {"id": "r1999", "v": "xy"}
+    assert len(rows) == 2000
+    assert rows[-1] == {"id": "r1999", "v": "xy"}
