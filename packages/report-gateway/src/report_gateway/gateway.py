@@ -152,6 +152,11 @@ class Gateway:
         """Names of the providers the installed plugins add, sorted."""
         return sorted(self._registry.specs())
 
+    def loaded_specs(self) -> list[ProviderSpec]:
+        """The specs announced so far, without loading plugins (empty before the first use):
+        for code that runs while plugins load, such as a warning handler."""
+        return list(self._registry.specs().values()) if self._registry.loaded else []
+
     def spec(self, provider: str) -> ProviderSpec:
         """How a provider was announced (settings keys, env vars, poll hints)."""
         return self._registry.spec(provider)

@@ -448,6 +448,11 @@ class ResultResponse(Protocol):
 
     ``status`` is 200 for the whole body or 206 for a ranged one; ``headers`` must be a
     case-insensitive mapping (``Accept-Ranges``, ``Content-Range`` are read).
+
+    Optional: ``readinto(buffer: memoryview) -> int`` (0 at the end), as
+    ``reporting_runtime.Response`` has. When present, downloads and ``rows`` read the body
+    into one buffer reused for the whole transfer instead of a new object per chunk;
+    responses without it are read with ``iter_bytes``, as before.
     """
 
     @property

@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 
 from .errors import IntegrityError, ResultFormatError
@@ -36,14 +37,19 @@ from .transfer import CHUNK_SIZE, ResultBody
 __all__ = ["ResultFormatError", "guarded_reader", "iter_rows", "rows_from_text", "utf16_lines"]
 
 
-class _ChunkReader(io.RawIOBase):
-    """A read-only raw stream over an iterator of byte chunks (optionally NUL-free).
+_NUL = re.compile(b"\x00")
 
-    Removing NUL at the byte level is safe for UTF-8: 0x00 never occurs inside a multi-byte
-    sequence, and ``in``/``replace`` run in C, so clean files pay one scan per MiB.
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only raw stream over an iterator of byte chunks or views (optionally NUL-free).
+
+    The chunks may be views of one reused buffer (``ResultBody.views``): each is copied out
+    before the next is asked for. Removing NUL at the byte level is safe for UTF-8: 0x00
+    never occurs inside a multi-byte sequence, and the search runs in C on the view
+    itself, so clean files pay one scan per chunk and no copy.
     """
 
-    def __init__(self, chunks: Iterator[bytes], *, strip_nul: bool) -> None:
+    def __init__(self, chunks: Iterator[bytes | memoryview], *, strip_nul: bool) -> None:
         super().__init__()
         self._chunks = chunks
         self._strip_nul = strip_nul
@@ -58,8 +64,8 @@ class _ChunkReader(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
-            if self._strip_nul and b"\x00" in chunk:
-                chunk = chunk.replace(b"\x00", b"")
+            if self._strip_nul and _NUL.search(chunk):
+                chunk = bytes(chunk).replace(b"\x00", b"")
             view = memoryview(chunk)
         size = min(len(buffer), len(view))
         buffer[:size] = view[:size]
@@ -200,19 +206,31 @@ def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
         yield from _zip_rows(body)
         return
     if content_type != CONTENT_TSV_UTF16:
-        yield from _csv_rows(body.chunks())
+        yield from _csv_rows(body.views(bytearray(body.chunk_size)))
         return
-    # UTF-16 NULs are half of every ASCII character: they are removed after decoding.
-    raw = _ChunkReader(body.chunks(), strip_nul=False)
-    with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as buffered:
-        from .download import utf16_encoding
+    # Decoded a block of whole lines at a time (``Utf16Text``: strict, must end on a line
+    # break), then split into lines by ``StringIO`` in C: no Python step per line before
+    # ``csv``. UTF-16 NULs are half of every ASCII character: removed after decoding.
+    lines = itertools.chain.from_iterable(
+        io.StringIO(block, newline="") for block in _utf16_blocks(body)
+    )
+    yield from rows_from_text(lines, delimiter="\t")
 
-        encoding = utf16_encoding(buffered.peek(2)[:2])
-        text = io.TextIOWrapper(buffered, encoding=encoding, errors="strict", newline="")
-        yield from rows_from_text(utf16_lines(text), delimiter="\t")
+
+def _utf16_blocks(body: ResultBody) -> Iterator[str]:
+    from .download import Utf16Text
+
+    text = Utf16Text("the result")
+    for piece in body.views(bytearray(body.chunk_size)):
+        block = text.feed(piece)
+        if block:
+            yield block.replace("\x00", "") if "\x00" in block else block
+    block = text.finish()
+    if block:
+        yield block.replace("\x00", "") if "\x00" in block else block
 
 
-def _csv_rows(chunks: Iterator[bytes]) -> Iterator[dict[str, str]]:
+def _csv_rows(chunks: Iterator[bytes | memoryview]) -> Iterator[dict[str, str]]:
     """Rows of UTF-8 CSV bytes (BOM and NULs dropped), whether from the wire or a ZIP member."""
     raw = _ChunkReader(chunks, strip_nul=True)
     with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as buffered:
@@ -231,7 +249,7 @@ def _zip_rows(body: ResultBody) -> Iterator[dict[str, str]]:
     limits = DEFAULT_ZIP_LIMITS
     damaged = zip_errors()
     with tempfile.TemporaryFile() as spool:
-        for chunk in body.chunks():
+        for chunk in body.views(bytearray(body.chunk_size)):
             spool.write(chunk)
         spool.seek(0)
         try:

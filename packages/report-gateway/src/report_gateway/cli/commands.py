@@ -738,10 +738,9 @@ def _declared_secrets(
     secret_env: set[str] = set()
     if gateway is None:
         return declared, secret_env
-    try:
-        specs = [gateway.spec(name) for name in gateway.providers()]
-    except Exception:
-        return declared, secret_env
+    # Never load plugins from here: this also runs for a warning a plugin emits while it
+    # loads (a legacy spec's DeprecationWarning), and loading again would deadlock.
+    specs = gateway.loaded_specs()
     provider = getattr(args, "provider", None)
     for spec in specs:
         for opt in spec.options:
