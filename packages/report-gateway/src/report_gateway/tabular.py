@@ -106,10 +106,14 @@ def _typed(array: Any, kind: str, name: str) -> Any:
     array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
     try:
         if kind == "timestamp":
-            try:  # the providers' UTC wall-clock form, "2025-01-01 00:00:00"
-                return array.cast(pa.timestamp("us")).cast(_arrow_type(kind))
-            except pa.ArrowInvalid:  # ISO 8601 with an offset, "2025-01-01T00:00:00Z"
-                return array.cast(_arrow_type(kind))
+            # ISO 8601 with an offset ("2025-01-01T00:00:00Z") is read as it says; the
+            # providers' wall-clock form ("2025-01-01 00:00:00") is UTC.
+            utc = _arrow_type(kind)
+            zoned = pc.match_substring_regex(array, r"(Z|[+-]\d{2}:?\d{2})$")
+            none = pa.scalar(None, pa.string())
+            aware = pc.if_else(zoned, array, none).cast(utc)
+            naive = pc.if_else(zoned, none, array).cast(pa.timestamp("us")).cast(utc)
+            return pc.coalesce(aware, naive)
         return array.cast(_arrow_type(kind))
     except pa.ArrowInvalid as exc:
         raise ResultFormatError(
