@@ -97,9 +97,10 @@ def test_without_a_schema_every_column_is_text() -> None:
 
 def test_types_override_and_typed_false() -> None:
     fake = as_gateway(FakeGateway(ROWS, SCHEMA))
-    assert tabular.to_arrow(fake, RUN, types={"id": "string", "n": "number"}).schema.field(
-        "n"
-    ).type == pa.float64()
+    assert (
+        tabular.to_arrow(fake, RUN, types={"id": "string", "n": "number"}).schema.field("n").type
+        == pa.float64()
+    )
     assert set(tabular.to_arrow(fake, RUN, typed=False).schema.types) == {pa.string()}
 
 

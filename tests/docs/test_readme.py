@@ -132,3 +132,19 @@ def test_organizations_example_runs_as_printed(
     assert "unknown parameter" in printed[2]
     for name in ("direct", "connected", "concatenated_report", "aggregated_report"):
         assert (tmp_path / f"{name}.csv").stat().st_size > 0
+
+
+def test_data_tools_example_runs_as_printed(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    section = README.read_text(encoding="utf-8").split("## Data tools", 1)[1].split("\n## ")[0]
+    (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    exec(  # noqa: S102
+        compile(example.replace(README_URL, sandbox.url), "README.md", "exec"),
+        {"__name__": "readme_example"},
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "double 50"  # typed by Stripe v2's result.file.schema
+    assert printed[1] == "balance.parquet"
+    assert (tmp_path / "balance.parquet").stat().st_size > 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -298,7 +298,6 @@ def write_jsonl(
     durable: bool = True,
     timeout: float | None = None,
     stall_timeout: float | None = None,
-    on_row: Callable[[int], None] | None = None,
 ) -> Path:
     """Write the rows as JSON lines (one object per row, values as text), atomically; needs
     no extra. Memory holds one row."""
@@ -306,11 +305,7 @@ def write_jsonl(
 
     target = output_path(run, path, "jsonl")
     with atomic_file(target, overwrite=overwrite, durable=durable) as out:
-        count = 0
         for row in gateway.rows(run, timeout=timeout, stall_timeout=stall_timeout):
             out.write(json.dumps(row, ensure_ascii=False).encode("utf-8"))
             out.write(b"\n")
-            count += 1
-            if on_row is not None and count % 10_000 == 0:
-                on_row(count)
     return target

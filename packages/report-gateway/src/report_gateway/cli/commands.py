@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import exits
-from .formats import check_format
 from .exits import UsageError, exit_code_for
+from .formats import check_format
 from .output import (
     Output,
     format_bytes,

@@ -28,7 +28,9 @@ def check_format(args: argparse.Namespace) -> None:
     if fmt == "csv" or getattr(args, "output", None) is None:
         return
     if getattr(args, "raw", False):
-        raise UsageError(f"--raw keeps the provider's bytes: it cannot be combined with --format {fmt}")
+        raise UsageError(
+            f"--raw keeps the provider's bytes: it cannot be combined with --format {fmt}"
+        )
     if fmt == "parquet":
         if args.output == "-":
             raise UsageError("--format parquet needs a file or a folder for -o, not stdout")
