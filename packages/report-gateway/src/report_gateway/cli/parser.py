@@ -82,10 +82,7 @@ _EXAMPLES = {
     ],
     "status": ["report-gateway status stripe frr_123"],
     "wait": ["report-gateway wait stripe frr_123 -o out.csv"],
-    "download": [
-        "report-gateway download stripe frr_123 -o out.csv",
-        "report-gateway download stripe-v2 reprun_123 -o out.parquet --format parquet",
-    ],
+    "download": ["report-gateway download stripe frr_123 -o out.csv"],
     "cancel": ["report-gateway cancel zuora 2c92c0f9..."],
     "last": ["report-gateway last stripe balance.summary.1"],
     "runs": ["report-gateway runs stripe --limit 5"],
