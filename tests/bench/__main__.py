@@ -27,6 +27,7 @@ RUN_ORDER = (
     "fanout",
     "waiting",
     "startup",
+    "arrow",
 )
 
 

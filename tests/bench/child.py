@@ -155,6 +155,36 @@ def dictreader_rows(args: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "rows": count}
 
 
+def gateway_to_arrow(args: dict[str, Any]) -> dict[str, Any]:
+    """The whole result as a typed ``pyarrow.Table`` through ``Gateway.to_arrow``."""
+    gw = _gateway(args["settings"])
+    run = _run(gw, args)
+    _idle(args)
+    start = time.perf_counter()
+    table = gw.to_arrow(run)
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows": table.num_rows,
+        "maxrss_mib": _maxrss_mib(),
+    }
+
+
+def pyarrow_open_csv(args: dict[str, Any]) -> dict[str, Any]:
+    """pyarrow's streaming CSV reader over the same bytes on local disk, batches kept."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    _idle(args)
+    start = time.perf_counter()
+    reader = pacsv.open_csv(args["path"])
+    table = pa.Table.from_batches(list(reader), schema=reader.schema)
+    return {
+        "seconds": time.perf_counter() - start,
+        "rows": table.num_rows,
+        "maxrss_mib": _maxrss_mib(),
+    }
+
+
 def call_overhead(args: dict[str, Any]) -> dict[str, Any]:
     """start + get per client over kept-alive connections, interleaved in rounds (who goes
     first rotates) so drift hits every client alike.
@@ -372,6 +402,8 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "bare_utf16": bare_utf16,
     "gateway_rows": gateway_rows,
     "dictreader_rows": dictreader_rows,
+    "gateway_to_arrow": gateway_to_arrow,
+    "pyarrow_open_csv": pyarrow_open_csv,
     "call_overhead": call_overhead,
     "fanout": fanout,
     "waiting_runs": waiting_runs,

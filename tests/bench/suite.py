@@ -727,6 +727,52 @@ class Bench:
         ]
 
 
+def arrow(self: Bench) -> list[Row]:
+    """to_arrow against pyarrow.csv.open_csv on the same CSV (quiet machine): what the
+    tolerant, checked, typed Python path costs next to Arrow's C++ reader. Information,
+    no target: the gap is the price of rows()' rules, not a regression to catch."""
+    size = self.sizes.rows
+    run = self.run("stripe", size)
+    local = self.tmp / "local-arrow.csv"
+    self._bare("bare_download", run, keep=local)
+    idle = self.sizes.idle
+    try:
+        pairs = alternate(
+            {
+                "gateway": lambda: child(
+                    "gateway_to_arrow",
+                    {
+                        "settings": self.settings,
+                        "provider": "stripe",
+                        "run_id": run.id,
+                        "idle": idle,
+                    },
+                ),
+                "open_csv": lambda: child("pyarrow_open_csv", {"path": str(local), "idle": idle}),
+            },
+            self.sizes.pairs,
+        )
+    finally:
+        local.unlink(missing_ok=True)
+    self._log_pairs("to_arrow stripe quiet", pairs)
+    counts = {v["rows"] for values in pairs.samples.values() for v in values}
+    if len(counts) != 1:
+        raise RuntimeError(f"row counts differ: {sorted(counts)}")
+    rows = counts.pop()
+    peak = max(pairs.values("gateway", "maxrss_mib"))
+    return [
+        _ratio_row(
+            f"to_arrow() {_mib(size)} CSV vs pyarrow.csv.open_csv (peak {peak:.0f} MiB)",
+            pairs,
+            "gateway",
+            "open_csv",
+            size=rows / 1000,
+            unit="k rows/s",
+            minimum=None,
+        )
+    ]
+
+
 BENCHMARKS: dict[str, tuple[str, Callable[[Bench], list[Row]]]] = {
     "download": ("1", Bench.download_throughput),
     "memory": ("2", Bench.memory),
@@ -738,4 +784,5 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Bench], list[Row]]]] = {
     "zuora": ("8", Bench.zuora),
     "chunks": ("9", Bench.chunks),
     "waiting": ("10", Bench.waiting),
+    "arrow": ("11", arrow),
 }

@@ -154,3 +154,19 @@ def test_plugin_guide_http_recipe_runs_through_a_gateway(tmp_path: Path) -> None
                 gw.template("types", "no.such.type")
             assert caught.value.status == 404
             assert gw.spec("types").demo is not None
+
+
+def test_data_tools_example_runs_as_printed(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    section = README.read_text(encoding="utf-8").split("## Data tools", 1)[1].split("\n## ")[0]
+    (example,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    exec(  # noqa: S102
+        compile(example.replace(README_URL, sandbox.url), "README.md", "exec"),
+        {"__name__": "readme_example"},
+    )
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "double 50"  # typed by Stripe v2's result.file.schema
+    assert printed[1] == "balance.parquet"
+    assert (tmp_path / "balance.parquet").stat().st_size > 0

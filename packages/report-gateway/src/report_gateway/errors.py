@@ -41,6 +41,7 @@ __all__ = [
     "DownloadError",
     "GatewayError",
     "IntegrityError",
+    "MissingExtraError",
     "NotSupportedError",
     "ParameterError",
     "ProviderError",
@@ -274,6 +275,11 @@ class WaitTimeoutError(GatewayError, TimeoutError):
             f"gw.wait(gw.get({provider!r}, {run_id!r})) or `report-gateway wait {provider} "
             f"{run_id}`"
         )
+
+
+class MissingExtraError(ConfigurationError):
+    """A data tool needs an optional library that is not installed (``pyarrow``, ``pandas``,
+    ``polars``): the message names the ``pip install "report-gateway[...]"`` that adds it."""
 
 
 class DownloadError(GatewayError):

@@ -537,6 +537,18 @@ class Gateway:
         content_type = run.result.content_type
         return self._iterate(run.provider, lambda: iter_rows(body, content_type))
 
+    def to_arrow(self, run: ReportRun, **options: Any) -> Any:
+        """The result as a typed ``pyarrow.Table`` (``report-gateway[arrow]``; ``tabular``)."""
+        from .tabular import to_arrow
+
+        return to_arrow(self, run, **options)
+
+    def to_parquet(self, run: ReportRun, path: str | os.PathLike[str], **options: Any) -> Path:
+        """The result as a Parquet file, atomically, in record batches (``tabular``)."""
+        from .tabular import to_parquet
+
+        return to_parquet(self, run, path, **options)
+
     # -- many runs ------------------------------------------------------------------------
 
     def run_many(

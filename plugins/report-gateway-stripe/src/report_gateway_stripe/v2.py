@@ -426,6 +426,27 @@ class StripeV2Driver(StripeDriver):
             f"{STRIPE_V2} run {run.id}: {host} answered HTTP {status} for the result file"
         )
 
+    def result_columns(self, run: ReportRun) -> dict[str, str]:
+        """The file's column types (``result.file.schema``, asked for with ``include``: a
+        plain retrieve leaves it out), in the gateway's neutral vocabulary."""
+        raw = run.result.raw if run.result is not None else None
+        schema = raw.get("schema") if isinstance(raw, Mapping) else None
+        if not isinstance(schema, list):
+            _, headers = self.scoped(run.scope)
+            fresh = self.client.retrieve_report_run(
+                run.id,
+                include=["result.file.schema"],
+                stripe_context=headers.value,
+                extra_headers=headers.extra,
+            )
+            file = ((fresh.raw_payload or {}).get("result") or {}).get("file") or {}
+            schema = file.get("schema") if isinstance(file, Mapping) else None
+        return {
+            str(column["name"]): _COLUMN_TYPES.get(str(column.get("type")), "string")
+            for column in schema or ()
+            if isinstance(column, Mapping) and column.get("name")
+        }
+
     # -- mapping ---------------------------------------------------------------------------
 
     def _run(self, run: models.ReportRun, scope: Scope) -> ReportRun:
@@ -444,6 +465,16 @@ class StripeV2Driver(StripeDriver):
             error=_failure(run),
             raw=run.raw_payload,
         )
+
+
+#: ``result.file.schema`` column types -> the gateway's (``report_gateway.tabular``).
+_COLUMN_TYPES = {
+    "boolean": "boolean",
+    "double": "number",
+    "bigint": "integer",
+    "varchar": "string",
+    "timestamp": "timestamp",
+}
 
 
 def _result(run: models.ReportRun) -> ResultFile | None:

@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import exits
 from .exits import UsageError, exit_code_for
+from .formats import check_format
 from .output import (
     Output,
     format_bytes,
@@ -183,6 +184,8 @@ class Session:
         if output is not None:
             parts += ["-o", output]
             parts += [flag for flag in ("--unzip", "--raw") if getattr(args, flag[2:], False)]
+            if getattr(args, "format", "csv") != "csv":
+                parts += ["--format", args.format]
         for flag, name in (
             ("--profile", "profile"),
             ("--config", "config"),
@@ -206,6 +209,12 @@ class Session:
         """Save the result to ``output`` (``-``: stdout); return where, how many bytes, and
         notes for the reader (a ZIP renamed ``.zip``, a file replaced)."""
         self.resume = self.command("download", run, output)
+        fmt = getattr(self.args, "format", "csv")
+        if fmt != "csv":
+            from .formats import save_as
+
+            self.progress.start_download()
+            return save_as(self.gateway, run, output, fmt, self.stdout, self.progress)
         _check_room(run, output)
         self.progress.start_download(run, unzip=unzip, raw=raw)
         if output == "-":
@@ -501,6 +510,7 @@ def cmd_run(s: Session) -> int:
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
+    check_format(args)
     provider = args.provider
     run = _by_name(
         s,
@@ -548,6 +558,7 @@ def cmd_wait(s: Session) -> int:
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
+    check_format(args)
     run = _get(s)
     s.resume = s.command("wait", run, args.output)
     run = s.wait(run, args.timeout)
@@ -565,6 +576,7 @@ def cmd_download(s: Session) -> int:
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
+    check_format(args)
     run = _get(s)
     if run.status.is_terminal:
         from report_gateway.polling import finish

@@ -270,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="keep the provider's bytes (no UTF-16 TSV to UTF-8 CSV conversion for Zuora)",
         )
+        sub.add_argument(
+            "--format",
+            choices=("csv", "parquet", "jsonl"),
+            default="csv",
+            help="csv: the provider's file (default); parquet: typed columns where the "
+            'provider gives types (needs pip install "report-gateway[arrow]"); jsonl: one '
+            "JSON object per row",
+        )
 
     add("providers", "list the providers the installed plugins add")
     add("plugins", "list the installed plugins: name, version, hooks")
