@@ -44,6 +44,10 @@ _ASYNC_LOCK = threading.Lock()
 
 
 def _mask(value: object) -> None:
+    """Register ``value`` with the Task SDK's secrets masker: the task process's log and the
+    supervisor's (which writes the task log files) then show ``***`` for it. (``airflow
+    dags test`` runs tasks in-process and prints their logs unmasked, as Airflow does for
+    every secret there.)"""
     if isinstance(value, str) and value:
         from airflow.sdk.log import mask_secret
 
@@ -79,15 +83,16 @@ def _fill_credentials(gateway: Gateway, settings: dict[str, dict[str, Any]], con
     """Put login/password into the credential settings each provider leaves unset."""
     given = [value for value in (conn.login, conn.password) if value]
     for provider, values in settings.items():
-        credential_keys = [o.key for o in gateway.spec(provider).options if o.credential]
-        for key in credential_keys:
-            _mask(values.get(key))
+        options = gateway.spec(provider).options
+        credential_keys = [o.key for o in options if o.credential]
         missing = [key for key in credential_keys if not values.get(key)]
-        if not missing or not given:
-            continue
-        # One credential: the password. Two (key id and secret): login, then password.
-        fill = given[-len(missing) :] if len(given) >= len(missing) else []
-        values.update(zip(missing, fill, strict=False))
+        if missing and given:
+            # One credential: the password. Two (key id and secret): login, then password.
+            fill = given[-len(missing) :] if len(given) >= len(missing) else []
+            values.update(zip(missing, fill, strict=False))
+        for option in options:
+            if option.credential or option.secret:
+                _mask(values.get(option.key))
 
 
 class ReportGatewayHook(BaseHook):
