@@ -139,8 +139,10 @@ def test_waits_share_a_few_threads_and_hold_none_while_sleeping(
                 for i in range(60)
             ]
             waits = asyncio.gather(
-                *(agw.wait(r, poll_interval=0.2, max_interval=0.2, on_progress=progress)
-                  for r in runs)
+                *(
+                    agw.wait(r, poll_interval=0.2, max_interval=0.2, on_progress=progress)
+                    for r in runs
+                )
             )
             return await with_heartbeat(waits)
 

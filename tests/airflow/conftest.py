@@ -34,10 +34,8 @@ AIRFLOW_ENV = {
 # Before any test module imports Airflow.
 os.environ.update(AIRFLOW_ENV)
 
-EXAMPLE = (
-    Path(__file__).parents[2]
-    / "packages/report-gateway-airflow/src/report_gateway_airflow/example_dags/example_report_run.py"
-)
+PACKAGE = Path(__file__).parents[2] / "packages/report-gateway-airflow/src/report_gateway_airflow"
+EXAMPLE = PACKAGE / "example_dags" / "example_report_run.py"
 ROWS = 300
 LOGICAL_DATE = "2023-11-15"
 
@@ -93,9 +91,7 @@ class DagRun:
     def logs(self) -> str:
         """Every task log file Airflow wrote under AIRFLOW_HOME/logs."""
         folder = self.home / "logs"
-        return "\n".join(
-            p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file()
-        )
+        return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
 
     def xcoms(self, task_id: str) -> dict[int, Any]:
         """``return_value`` XComs of ``task_id`` by map index, from the metadata database."""

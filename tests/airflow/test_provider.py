@@ -17,7 +17,9 @@ INTERVAL = {"interval_start": 1_700_000_000, "interval_end": 1_700_086_400}
 
 
 def test_airflow_finds_the_provider_and_its_connection_type(airflow_home: Any) -> None:
-    (found,) = [e for e in entry_points(group="apache_airflow_provider") if "report_gateway" in e.value]
+    (found,) = [
+        e for e in entry_points(group="apache_airflow_provider") if "report_gateway" in e.value
+    ]
     info = found.load()()
     assert info["package-name"] == "report-gateway-airflow"
     from airflow.providers_manager import ProvidersManager

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
-
 from report_gateway_airflow.operators import ReportRunOperator
 
 INTERVAL = {"interval_start": 1_700_000_000, "interval_end": 1_700_086_400}
@@ -39,4 +38,3 @@ with DAG(
         retries=0,
         poll_interval=0.2,
     )
-

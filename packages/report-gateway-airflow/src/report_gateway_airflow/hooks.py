@@ -79,7 +79,9 @@ def gateway_arguments(connection: Connection) -> tuple[dict[str, dict[str, Any]]
     return settings, options
 
 
-def _fill_credentials(gateway: Gateway, settings: dict[str, dict[str, Any]], conn: Connection) -> None:
+def _fill_credentials(
+    gateway: Gateway, settings: dict[str, dict[str, Any]], conn: Connection
+) -> None:
     """Put login/password into the credential settings each provider leaves unset."""
     given = [value for value in (conn.login, conn.password) if value]
     for provider, values in settings.items():

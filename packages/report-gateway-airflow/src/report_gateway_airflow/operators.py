@@ -47,7 +47,13 @@ DEFAULT_TIMEOUT = 24 * 3600.0
 
 #: Errors a retry cannot fix (settings, credentials, parameters, scope, report): the task
 #: fails at once instead of spending its retries.
-FINAL_ERRORS = (ConfigurationError, ParameterError, ScopeError, UnknownReportError, NotSupportedError)
+FINAL_ERRORS = (
+    ConfigurationError,
+    ParameterError,
+    ScopeError,
+    UnknownReportError,
+    NotSupportedError,
+)
 
 
 def task_error(exc: GatewayError) -> AirflowException:
@@ -213,7 +219,9 @@ class ReportRunOperator(BaseOperator):
         path = gateway.download(run, target, unzip=self.unzip)
         rows = _count_rows(path)
         size = path.stat().st_size
-        self.log.info("saved %s run %s to %s (%d bytes, %s rows)", run.provider, run.id, path, size, rows)
+        self.log.info(
+            "saved %s run %s to %s (%d bytes, %s rows)", run.provider, run.id, path, size, rows
+        )
         return {
             "path": str(path),
             "provider": run.provider,

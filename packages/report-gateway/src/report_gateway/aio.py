@@ -269,9 +269,7 @@ class AsyncGateway:
         queue; leaving the ``async for`` early (or cancelling) stops the thread."""
         loop = asyncio.get_running_loop()
         rows = self.gateway.rows(run)  # checks the run has a result before any thread
-        queue: asyncio.Queue[list[dict[str, str]] | BaseException | None] = asyncio.Queue(
-            ROW_QUEUE
-        )
+        queue: asyncio.Queue[list[dict[str, str]] | BaseException | None] = asyncio.Queue(ROW_QUEUE)
         stop = threading.Event()
 
         def put(item: list[dict[str, str]] | BaseException | None) -> None:
