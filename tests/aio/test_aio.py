@@ -122,15 +122,13 @@ def test_the_loop_keeps_ticking_while_polls_and_downloads_are_slow(
 def test_waits_share_a_few_threads_and_hold_none_while_sleeping(
     gateway: Gateway, sandbox: Sandbox
 ) -> None:
-    sandbox.configure(run_seconds=2.0)
-    polled_before_any_finished: set[str] = set()
-    finished: list[str] = []
+    sandbox.configure(run_seconds=600)  # no run ends: every wait runs into its timeout
+    polled_before_any_timeout: set[str] = set()
+    timeouts: list[str] = []
 
     def progress(run: Any, elapsed: float) -> None:
-        if elapsed > 0 and not finished:
-            polled_before_any_finished.add(run.id)
-        if run.status.is_terminal:
-            finished.append(run.id)
+        if elapsed > 0 and not timeouts:
+            polled_before_any_timeout.add(run.id)
 
     async def main() -> tuple[list[Any], Heartbeat]:
         async with AsyncGateway(gateway, max_threads=2, max_transfers=1) as agw:
@@ -138,19 +136,20 @@ def test_waits_share_a_few_threads_and_hold_none_while_sleeping(
                 await agw.start("stripe-v2", V2_REPORT, INTERVAL, scope=Scope(context=f"c{i}"))
                 for i in range(60)
             ]
-            waits = asyncio.gather(
-                *(
-                    agw.wait(r, poll_interval=0.2, max_interval=0.2, on_progress=progress)
-                    for r in runs
-                )
-            )
-            return await with_heartbeat(waits)
 
-    done, beat = asyncio.run(main())
-    assert [r.status for r in done] == [RunStatus.SUCCEEDED] * 60
-    # Two threads, yet every run was polled while the first ones were still running: a
-    # wait that slept in its thread would have let only two runs poll.
-    assert len(polled_before_any_finished) == 60
+            async def wait(run: Any) -> None:
+                try:
+                    await agw.wait(run, timeout=3.0, poll_interval=0.2, on_progress=progress)
+                except WaitTimeoutError:
+                    timeouts.append(run.id)
+
+            return await with_heartbeat(asyncio.gather(*(wait(r) for r in runs)))
+
+    _, beat = asyncio.run(main())
+    assert len(timeouts) == 60
+    # Two threads, yet all 60 runs were polled before the first wait gave up: a wait that
+    # slept in its thread would have let two runs poll until their timeouts.
+    assert len(polled_before_any_timeout) == 60
     assert beat.peak_threads <= 2
 
 
