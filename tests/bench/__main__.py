@@ -26,6 +26,7 @@ RUN_ORDER = (
     "overhead",
     "fanout",
     "waiting",
+    "aio_waiting",
     "startup",
     "arrow",
 )

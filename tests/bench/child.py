@@ -395,6 +395,62 @@ def waiting_runs(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def aio_waiting_runs(args: dict[str, Any]) -> dict[str, Any]:
+    """The same N waits as ``waiting_runs``, as N ``AsyncGateway.wait`` coroutines in one
+    event loop (polls in the bounded call pool, sleeps on the loop): RSS before the waits
+    and at their peak, peak threads."""
+    import asyncio
+    import threading
+
+    import psutil
+    from report_gateway import Scope, WaitTimeoutError
+    from report_gateway.aio import AsyncGateway
+
+    gw = _gateway(args["settings"])
+    contexts = args["contexts"]
+    runs = [
+        gw.start(
+            "stripe-v2",
+            args["report"],
+            args["parameters"],
+            scope=Scope(context=f"acct_wait{i % contexts:08d}"),
+        )
+        for i in range(args["runs"])
+    ]
+    me = psutil.Process()
+    before = me.memory_info().rss / (1 << 20)
+    peaks: dict[str, float] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_peak_sampler, args=(stop, peaks), daemon=True)
+    sampler.start()
+
+    async def wait_all() -> int:
+        agw = AsyncGateway(gw)
+
+        async def one(run: Any) -> bool:
+            try:
+                await agw.wait(run, timeout=args["hold"], poll_interval=args["poll_interval"])
+            except WaitTimeoutError:
+                return True
+            return False
+
+        try:
+            return sum(await asyncio.gather(*(one(run) for run in runs)))
+        finally:
+            await agw.aclose()
+
+    timed_out = asyncio.run(wait_all())
+    stop.set()
+    sampler.join()
+    return {
+        "runs": len(runs),
+        "rss_before_waits_mib": before,
+        "peak_rss_mib": peaks.get("rss_mib", before),
+        "peak_threads": peaks.get("threads", 0),
+        "timed_out": timed_out,
+    }
+
+
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "gateway_download": gateway_download,
     "bare_download": bare_download,
@@ -407,6 +463,7 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "call_overhead": call_overhead,
     "fanout": fanout,
     "waiting_runs": waiting_runs,
+    "aio_waiting_runs": aio_waiting_runs,
 }
 
 

@@ -1,4 +1,4 @@
-"""The benchmarks of issues 6 and 12, each a function returning table rows.
+"""The benchmarks of issues 6, 12 and 14, each a function returning table rows.
 
 Every headline figure is a ratio measured the way a user runs things (see ``method.py``):
 alternating pairs of subject and baseline, each a fresh process with the same setup and
@@ -67,6 +67,7 @@ class Sizes:
     fanout_seconds: float = 1.0
     waiting_runs: int = 10_000
     waiting_hold: float = 5.0
+    aio_waits: int = 1000
     startup_repeats: int = 10
 
     @classmethod
@@ -91,6 +92,7 @@ class Sizes:
             fanout_seconds=0.5,
             waiting_runs=200,
             waiting_hold=1.0,
+            aio_waits=100,
             startup_repeats=2,
         )
 
@@ -726,6 +728,69 @@ class Bench:
             )
         ]
 
+    # -- 11. waits in one event loop (AsyncGateway) ------------------------------------------
+
+    def aio_waiting(self) -> list[Row]:
+        """N concurrent ``AsyncGateway.wait`` in one event loop against N ``Gateway.wait``
+        threads (the same runs setup, the same hold and poll interval), alternating pairs of
+        fresh processes: peak threads and the RSS the waits add."""
+        s = self.sizes
+        self.sb.reset()
+        self.sb.configure(
+            run_seconds=max(600.0, s.waiting_hold * 10),
+            v2_concurrency_limit=s.aio_waits * 2 * s.pairs * 2,
+            result_bytes=None,
+        )
+        args = {
+            "settings": self.settings,
+            "report": V2_REPORT,
+            "parameters": {"interval_start": INTERVAL[0], "interval_end": INTERVAL[1]},
+            "runs": s.aio_waits,
+            "contexts": s.fanout_contexts,
+            "hold": s.waiting_hold,
+            "poll_interval": s.waiting_hold / 10,
+        }
+        try:
+            pairs = alternate(
+                {
+                    "aio": lambda: child("aio_waiting_runs", args),
+                    "threads": lambda: child("waiting_runs", args),
+                },
+                s.pairs,
+            )
+        finally:
+            self.sb.reset()
+            self.sb.configure(run_seconds=0.05, v2_concurrency_limit=100)
+
+        def grown(sample: dict[str, Any]) -> float:
+            return float(sample["peak_rss_mib"] - sample["rss_before_waits_mib"])
+
+        for name in ("aio", "threads"):
+            self.log(f"  {name} waits: {pairs.samples[name]}")
+        ratios = [
+            max(grown(t), 0.1) / max(grown(a), 0.1)
+            for a, t in zip(pairs.samples["aio"], pairs.samples["threads"], strict=True)
+        ]
+        _, text = summary(ratios)
+        aio_threads = max(int(x["peak_threads"]) for x in pairs.samples["aio"])
+        aio_peak = statistics.median(x["peak_rss_mib"] for x in pairs.samples["aio"])
+        thread_peak = statistics.median(x["peak_rss_mib"] for x in pairs.samples["threads"])
+        thread_count = max(int(x["peak_threads"]) for x in pairs.samples["threads"])
+        all_waited = all(
+            x["timed_out"] == s.aio_waits for x in pairs.samples["aio"] + pairs.samples["threads"]
+        )
+        return [
+            Row(
+                f"{s.aio_waits} concurrent AsyncGateway.wait in one event loop vs one"
+                " Gateway.wait thread each: peak RSS (ratio: RSS the waits add, threads/aio)",
+                f"{aio_peak:.0f} MiB, {aio_threads} threads",
+                f"{thread_peak:.0f} MiB, {thread_count} threads",
+                text,
+                "<= 16 threads",
+                aio_threads <= 16 and all_waited,
+            )
+        ]
+
 
 def arrow(self: Bench) -> list[Row]:
     """to_arrow against pyarrow.csv.open_csv on the same CSV (quiet machine): what the
@@ -785,4 +850,5 @@ BENCHMARKS: dict[str, tuple[str, Callable[[Bench], list[Row]]]] = {
     "chunks": ("9", Bench.chunks),
     "waiting": ("10", Bench.waiting),
     "arrow": ("11", arrow),
+    "aio_waiting": ("12", Bench.aio_waiting),
 }

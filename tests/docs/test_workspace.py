@@ -16,6 +16,15 @@ def _members() -> list[str]:
     return members
 
 
+def _session_members() -> list[str]:
+    """Folders only one nox session installs (``session-members``), after every member."""
+    document = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    sessions: dict[str, list[str]] = document["tool"]["report-gateway"]["workspace"].get(
+        "session-members", {}
+    )
+    return [folder for folders in sessions.values() for folder in folders]
+
+
 def _project(folder: str) -> dict[str, object]:
     text = (ROOT / folder / "pyproject.toml").read_text(encoding="utf-8")
     project: dict[str, object] = tomllib.loads(text)["project"]
@@ -28,13 +37,14 @@ def test_every_package_folder_is_a_member() -> None:
         for pattern in ("packages/*/pyproject.toml", "plugins/*/pyproject.toml")
         for path in ROOT.glob(pattern)
     }
-    assert folders == set(_members())
+    assert folders == set(_members()) | set(_session_members())
 
 
 def test_members_come_after_the_members_they_depend_on() -> None:
     seen: set[str] = set()
-    names = {str(_project(folder)["name"]) for folder in _members()}
-    for folder in _members():
+    everything = [*_members(), *_session_members()]
+    names = {str(_project(folder)["name"]) for folder in everything}
+    for folder in everything:
         project = _project(folder)
         requirements = project.get("dependencies") or []
         assert isinstance(requirements, list)

@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .aio import AsyncGateway
     from .config import Credentials, ProviderSettings
     from .download import ZipLimits
     from .errors import (
@@ -50,6 +51,7 @@ __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
     "Gateway": "gateway",
+    "AsyncGateway": "aio",
     "PluginInfo": "plugins",
     "hookimpl": "hookspecs",
     "RunStatus": "models",
@@ -86,6 +88,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "AsyncGateway",
     "BaseDriver",
     "ConfigurationError",
     "Credentials",

@@ -1,0 +1,119 @@
+"""The provider package as Airflow sees it: entry point, connection type, trigger round trip."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
+
+from .conftest import connection
+
+V1_REPORT = "balance_change_from_activity.itemized.3"
+INTERVAL = {"interval_start": 1_700_000_000, "interval_end": 1_700_086_400}
+
+
+def test_airflow_finds_the_provider_and_its_connection_type(airflow_home: Any) -> None:
+    (found,) = [
+        e for e in entry_points(group="apache_airflow_provider") if "report_gateway" in e.value
+    ]
+    info = found.load()()
+    assert info["package-name"] == "report-gateway-airflow"
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    assert "report-gateway-airflow" in manager.providers
+    hooks = manager.hooks
+    assert hooks["report_gateway"] is not None
+    assert hooks["report_gateway"].hook_class_name.endswith("ReportGatewayHook")
+
+
+def test_the_idempotency_key_is_the_task_instance_identity() -> None:
+    from report_gateway_airflow.operators import idempotency_key
+
+    key = idempotency_key("dag", "task", "manual__2023", 3)
+    assert key == idempotency_key("dag", "task", "manual__2023", 3)
+    others = {
+        idempotency_key("dag2", "task", "manual__2023", 3),
+        idempotency_key("dag", "task2", "manual__2023", 3),
+        idempotency_key("dag", "task", "manual__2024", 3),
+        idempotency_key("dag", "task", "manual__2023", 4),
+    }
+    assert key not in others
+    assert len(others) == 4
+    assert len(key) <= 64
+
+
+def test_password_fills_the_providers_credential(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from report_gateway_airflow.hooks import ReportGatewayHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_REPORT_GATEWAY_DEFAULT", json.dumps(connection(sandbox)))
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    hook = ReportGatewayHook()
+    gateway = hook.get_conn()
+    try:
+        assert gateway.settings("stripe-v2")["api_key"] == STRIPE_TEST_KEY
+        assert gateway.providers()
+    finally:
+        hook.close()
+
+
+def test_the_hook_registers_every_credential_with_the_task_log_masker(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Task SDK's masker is what task log files pass through (task process and
+    supervisor): a key the hook resolved, under any option name, comes out as ***."""
+    from airflow.sdk._shared.secrets_masker import redact
+    from report_gateway_airflow.hooks import ReportGatewayHook
+
+    secret = "sk_test_extraOnly0123456789abcdef"
+    conn = connection(sandbox)
+    del conn["password"]
+    conn["extra"]["stripe-v2"]["api_key"] = secret
+    monkeypatch.setenv("AIRFLOW_CONN_MASKED", json.dumps(conn))
+    assert secret in redact(f"Authorization: Bearer {secret}")  # not known yet
+    hook = ReportGatewayHook("masked")
+    try:
+        hook.get_conn()
+    finally:
+        hook.close()
+    line = redact(f"Authorization: Bearer {secret}; held {[secret]}")
+    assert secret not in str(line)
+    assert "***" in str(line)
+
+
+def test_the_trigger_round_trips_and_fires_when_the_run_ends(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serialized as Airflow stores it, rebuilt from the class path, run in an event loop."""
+    from airflow.sdk._shared.module_loading import import_string
+    from airflow.sdk.serde import deserialize, serialize
+    from report_gateway import Scope
+    from report_gateway_airflow.hooks import ReportGatewayHook
+    from report_gateway_airflow.triggers import ReportRunTrigger
+
+    monkeypatch.setenv("AIRFLOW_CONN_REPORT_GATEWAY_DEFAULT", json.dumps(connection(sandbox)))
+    hook = ReportGatewayHook()
+    run = hook.get_conn().start("stripe", V1_REPORT, INTERVAL, scope=Scope(account="acct_rt"))
+    hook.close()
+
+    trigger = ReportRunTrigger(
+        provider="stripe", run_id=run.id, scope={"account": "acct_rt"}, poll_interval=0.1
+    )
+    classpath, kwargs = trigger.serialize()
+    stored = json.loads(json.dumps(serialize(kwargs)))
+    rebuilt = import_string(classpath)(**deserialize(stored))
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+    async def first_event() -> Any:
+        async for event in rebuilt.run():
+            return event.payload
+        return None
+
+    payload = asyncio.run(first_event())
+    assert payload == {"status": "success", "provider": "stripe", "run_id": run.id, "message": ""}
