@@ -153,9 +153,15 @@ class Gateway:
         return sorted(self._registry.specs())
 
     def loaded_specs(self) -> list[ProviderSpec]:
-        """The specs announced so far, without loading plugins (empty before the first use):
-        for code that runs while plugins load, such as a warning handler."""
-        return list(self._registry.specs().values()) if self._registry.loaded else []
+        """Every spec, loading the plugins if need be, but empty when called from inside
+        that loading (a warning handler hearing a plugin's warning): loading again there
+        would deadlock. Empty too when the plugins fail to load."""
+        if self._registry.loading_here:
+            return []
+        try:
+            return list(self._registry.specs().values())
+        except Exception:
+            return []
 
     def spec(self, provider: str) -> ProviderSpec:
         """How a provider was announced (settings keys, env vars, poll hints)."""

@@ -66,6 +66,7 @@ class PluginRegistry:
         #: Entry points loaded and registered, in the order found.
         self.entry_points: list[str] = []
         self._lock = threading.Lock()
+        self._loading_in: int | None = None  # the thread loading the plugins, while it does
         self._loaded = False
         self._specs: dict[str, ProviderSpec] = {}
         self._distributions: dict[str, tuple[str, str]] = {}
@@ -79,8 +80,17 @@ class PluginRegistry:
         if not self._loaded:
             with self._lock:
                 if not self._loaded:
-                    self._load()
+                    self._loading_in = threading.get_ident()
+                    try:
+                        self._load()
+                    finally:
+                        self._loading_in = None
         return self._specs
+
+    @property
+    def loading_here(self) -> bool:
+        """Whether this thread is inside the plugins' loading (a hook, a warning it raised)."""
+        return self._loading_in == threading.get_ident()
 
     def spec(self, provider: str) -> ProviderSpec:
         specs = self.specs()
