@@ -88,6 +88,8 @@ _EXAMPLES = {
     "runs": ["report-gateway runs stripe --limit 5"],
     "demo": ["report-gateway demo --rows 100"],
     "listen": ["report-gateway listen --port 8080"],
+    "journal": ["report-gateway journal --since 2h --unfinished"],
+    "resume": ["report-gateway resume"],
 }
 
 
