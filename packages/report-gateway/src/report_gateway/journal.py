@@ -313,8 +313,8 @@ class Journal:
         kept = (DOWNLOADED, ABANDONED) + (() if new.is_terminal else _ENDED)
         marks = ", ".join("?" * len(kept))
         return self._write(
-            "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"
-            f" WHERE provider = ? AND run_id = ? AND state NOT IN ({marks})",  # noqa: S608
+            "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"  # noqa: S608
+            f" WHERE provider = ? AND run_id = ? AND state NOT IN ({marks})",
             (new.value, raw, self._clock(), provider, run_id, *kept),
         )
 

@@ -191,7 +191,8 @@ class WebhookApp:
     None configured is a ``ConfigurationError`` here: an unverifiable listener must not
     start. ``tolerance`` bounds the signature's age in seconds; ``remember`` is how many
     accepted event ids are kept to refuse a replay; ``on_run(run)`` hears every run learned
-    (after it was published, and written to the gateway's run journal if it has one); ``clock`` replaces ``time.time`` (tests).
+    (after it was published, and written to the gateway's run journal if it has one);
+    ``clock`` replaces ``time.time`` (tests).
     """
 
     def __init__(
