@@ -415,6 +415,7 @@ class Gateway:
         spec = self.spec(run.provider)
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
+        journal = self.journal  # opened before the deadline starts counting
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         self._seen(run)
         self.driver(run.provider)
@@ -423,7 +424,7 @@ class Gateway:
             run,
             lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope, **extra)),
             sleep,
-            journal=self.journal,
+            journal=journal,
         )
         with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
             return wait_for(
