@@ -23,6 +23,8 @@ from report_gateway.journal import CRASH_ENV
 from report_gateway_sandbox import (
     STRIPE_TEST_KEY,
     ZUORA_ACCESS_KEY_ID,
+    ZUORA_CLIENT_ID,
+    ZUORA_CLIENT_SECRET,
     ZUORA_ENTITIES,
     ZUORA_SECRET_ACCESS_KEY,
     Sandbox,
@@ -46,6 +48,8 @@ JOBS = {
         [{"entity_id": eid} for eid in ZUORA_ENTITIES],
     ),
 }
+#: Cases: a provider, with Zuora under each of its two authentications.
+CASES = {"stripe-v2": "stripe-v2", "stripe": "stripe", "zuora": "zuora", "zuora-oauth": "zuora"}
 
 CHILD = """
 import json, sys
@@ -59,8 +63,16 @@ print("finished without crashing")
 """
 
 
-def _profile(sb: Sandbox, tmp_path: Path) -> Path:
+def _profile(sb: Sandbox, tmp_path: Path, *, zuora_oauth: bool = False) -> Path:
     config = tmp_path / "config.toml"
+    zuora = (
+        f'client_id = "{ZUORA_CLIENT_ID}"\nclient_secret = "{ZUORA_CLIENT_SECRET}"\n'
+        f'base_url = "{sb.url}"'
+        if zuora_oauth
+        else f'api_access_key_id = "{ZUORA_ACCESS_KEY_ID}"\n'
+        f'api_secret_access_key = "{ZUORA_SECRET_ACCESS_KEY}"\n'
+        f'base_url = "{sb.zuora_base_url}"'
+    )
     config.write_text(
         f"""
 [profiles.default.gateway]
@@ -75,9 +87,7 @@ api_key = "{STRIPE_TEST_KEY}"
 base_url = "{sb.stripe_base_url}"
 
 [profiles.default.zuora]
-api_access_key_id = "{ZUORA_ACCESS_KEY_ID}"
-api_secret_access_key = "{ZUORA_SECRET_ACCESS_KEY}"
-base_url = "{sb.zuora_base_url}"
+{zuora}
 """,
         encoding="utf-8",
     )
@@ -85,21 +95,23 @@ base_url = "{sb.zuora_base_url}"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("provider", sorted(JOBS))
+@pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("step", STEPS)
 def test_killed_at_each_step_then_resumed(
-    provider: str, step: str, make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: str, step: str, make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Big enough results that a download reports progress before it ends.
     sb = make_sandbox(run_seconds=0.6, result_bytes=300_000, chunk_size=16_384)
+    provider = CASES[case]
     report, parameters, scopes = JOBS[provider]
-    config = _profile(sb, tmp_path)
+    config = _profile(sb, tmp_path, zuora_oauth=case == "zuora-oauth")
     out = tmp_path / "out"
     job = {"provider": provider, "report": report, "parameters": parameters}
-    # Zuora (password auth) has no idempotency key: a create another worker was sending when
-    # the process died may or may not have left, and the journal rightly refuses to guess
-    # (the entry ends "lost"). One worker keeps the kill on the step under test.
-    job |= {"scopes": scopes, "out": str(out), "workers": 1 if provider == "zuora" else 2}
+    # Zuora with password auth has no idempotency key: a create another worker was sending
+    # when the process died may or may not have left, and the journal rightly refuses to
+    # guess (the entry ends "lost"). One worker keeps the kill on the step under test. Under
+    # OAuth the key is sent, so two workers are as safe as with Stripe.
+    job |= {"scopes": scopes, "out": str(out), "workers": 1 if case == "zuora" else 2}
     env = {**os.environ, "REPORT_GATEWAY_CONFIG": str(config), CRASH_ENV: step}
     env.pop("REPORT_GATEWAY_JOURNAL", None)
     child = subprocess.run(
@@ -148,3 +160,21 @@ def test_killed_at_each_step_then_resumed(
     }
     assert sb.stats()["runs_created"][provider] == len(scopes)
     assert len(result.skipped) >= len({e.scope for e in left})
+    if case == "zuora-oauth":
+        keys = _run_report_keys(sb)
+        assert len(keys) >= len(scopes)
+        assert all(keys), "every Run a report under OAuth carries an Idempotency-Key"
+        if step == "after-create":
+            # The run made before the kill was recovered by sending its create again with
+            # the journaled key: the sandbox answered with the same run.
+            assert len(set(keys)) == len(scopes) < len(keys)
+
+
+def _run_report_keys(sb: Sandbox) -> list[str | None]:
+    """The Idempotency-Key of every Run a report the sandbox received, in order."""
+    keys: list[str | None] = []
+    for entry in sb.stats()["request_log"]:
+        if entry["method"] == "POST" and entry["path"].endswith("/reportrun"):
+            headers = {k.lower(): v for k, v in entry["headers"].items()}
+            keys.append(headers.get("idempotency-key"))
+    return keys

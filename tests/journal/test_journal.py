@@ -120,3 +120,55 @@ def test_cli_journal_lists_runs(
     assert entry["run_id"] == run.id
     assert STRIPE_TEST_KEY not in json.dumps(entry)
     assert main(["journal", "--since", "yesterday-ish"]) == 2
+
+
+def test_a_finished_run_is_not_taken_back_by_an_older_poll(tmp_path: Path) -> None:
+    """A listener in another process wrote "succeeded"; a poll answered just before that
+    and written after it says "running": the provider never restarts a run, so it stays."""
+    from report_gateway.models import ReportRun
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    entry = journal.begin("stripe-v2", REPORT, Scope(), PARAMS, key="k1")
+    run = ReportRun(
+        provider="stripe-v2", id="reprun_y", report_id=REPORT, status=RunStatus.RUNNING,
+        raw_status="running",
+    )  # fmt: skip
+    journal.record_run(entry.id, run)
+    assert journal.ended_at("stripe-v2", "reprun_y") is None
+    assert journal.record_status("stripe-v2", "reprun_y", RunStatus.SUCCEEDED, "succeeded") == 1
+    ended = journal.ended_at("stripe-v2", "reprun_y")
+    assert ended is not None
+    assert journal.record_status("stripe-v2", "reprun_y", RunStatus.RUNNING, "running") == 0
+    assert journal.status_of("stripe-v2", "reprun_y").state == "succeeded"  # type: ignore[union-attr]
+    assert journal.record_status("stripe-v2", "reprun_y", RunStatus.FAILED, "failed") == 1
+    assert journal.ended_at("stripe-v2", "reprun_y") is not None
+    assert journal.ended_at("stripe-v2", "reprun_unknown") is None
+    journal.close()
+    assert journal.ended_at("stripe-v2", "reprun_y") is None  # unreadable: the wait polls on
+
+
+@pytest.mark.parametrize(("oauth", "idempotent"), [(True, True), (False, False)])
+def test_zuora_creates_are_idempotent_only_under_oauth(
+    make_sandbox, oauth: bool, idempotent: bool
+) -> None:
+    """What the journal's lost-create resolution asks: send again with the same key
+    (OAuth: Zuora honours Idempotency-Key) or look for the run (the password pair)."""
+    from report_gateway_sandbox import (
+        ZUORA_ACCESS_KEY_ID,
+        ZUORA_CLIENT_ID,
+        ZUORA_CLIENT_SECRET,
+        ZUORA_SECRET_ACCESS_KEY,
+    )
+
+    sb = make_sandbox()
+    settings = (
+        {"client_id": ZUORA_CLIENT_ID, "client_secret": ZUORA_CLIENT_SECRET, "base_url": sb.url}
+        if oauth
+        else {
+            "api_access_key_id": ZUORA_ACCESS_KEY_ID,
+            "api_secret_access_key": ZUORA_SECRET_ACCESS_KEY,
+            "base_url": sb.zuora_base_url,
+        }
+    )
+    with Gateway(settings={"zuora": settings}, environ={}, journal=None) as gw:
+        assert gw.driver("zuora").idempotent_create is idempotent  # type: ignore[attr-defined]

@@ -9,22 +9,36 @@ webhook may well arrive between ``start`` and ``wait``.
 Only terminal snapshots end a wait: a provider never takes a finished run back, so one is
 always safe to trust, while a "still running" event may be older than the last poll.
 
-Across processes this notifier sees nothing; the run journal is the shared record there
-(the webhook listener would write the terminal status to it, and ``wait`` read it between
-polls).
+Across processes this notifier sees nothing; the run journal is the shared record there.
+A listener (``report-gateway listen``, any ``WebhookApp`` whose gateway has a journal)
+writes each run it learns to the journal, and a wait given the journal (``watch(...,
+journal=)``) reads it every ``JOURNAL_CHECK_SECONDS`` while it sleeps: a run written down
+as ended wakes it, and the next ``fetch`` polls once (the journal holds a status, not the
+run's result, so that one request is still needed). A journal entry that already said
+"ended" when it woke the wait does not wake it again: should the poll disagree (the
+provider is the truth), the wait goes back to its schedule rather than polling in a loop.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .models import ReportRun
 
-__all__ = ["RunEvents", "RunKey"]
+if TYPE_CHECKING:
+    from .journal import Journal
+
+__all__ = ["JOURNAL_CHECK_SECONDS", "RunEvents", "RunKey"]
+
+#: How often a sleeping wait reads the run journal: one indexed SQLite read, so a listener
+#: in another process ends the wait within about this long, whatever the poll schedule.
+JOURNAL_CHECK_SECONDS = 1.0
 
 #: (provider, run id): runs of different providers may share an id.
 RunKey = tuple[str, str]
@@ -101,15 +115,31 @@ class RunEvents:
         run: ReportRun,
         poll: Callable[[], ReportRun],
         sleep: Callable[[float], None] | None = None,
+        *,
+        journal: Journal | None = None,
+        check_every: float = JOURNAL_CHECK_SECONDS,
     ) -> tuple[Callable[[], ReportRun], Callable[[float], None]]:
         """The ``fetch`` and ``sleep`` a polling loop over ``run`` uses (``Gateway.wait``).
 
         ``fetch`` returns the terminal snapshot published for the run when there is one (in
         the waiting run's scope: the one its downloads must use), else ``poll()``. ``sleep``
-        waits on this notifier, so a publish ends it early; a ``sleep`` given here (a test's)
-        is called instead, and ``fetch`` still prefers a published snapshot.
+        waits on this notifier, so a publish ends it early; with a ``journal`` it also reads
+        it every ``check_every`` seconds and ends early when the run was written down as
+        ended there (by another process: see the module docstring). A ``sleep`` given here
+        (a test's) is called instead, and ``fetch`` still prefers a published snapshot.
         """
+        if check_every <= 0:
+            raise ValueError("check_every must be positive")
         provider, run_id = run.provider, run.id
+        woken_by: list[float] = []  # the journal entry's time that last woke this wait
+
+        def ended_in_journal() -> bool:
+            assert journal is not None
+            stamp = journal.ended_at(provider, run_id)
+            if stamp is None or stamp in woken_by:
+                return False
+            woken_by[:] = [stamp]
+            return True
 
         def fetch() -> ReportRun:
             pushed = self.latest(provider, run_id)
@@ -120,8 +150,15 @@ class RunEvents:
         def pause(delay: float) -> None:
             if sleep is not None:
                 sleep(delay)
-            else:
+                return
+            if journal is None:
                 self.wait(provider, run_id, delay)
+                return
+            end = time.monotonic() + delay
+            while not ended_in_journal():
+                left = end - time.monotonic()
+                if left <= 0 or self.wait(provider, run_id, min(left, check_every)) is not None:
+                    return
 
         return fetch, pause
 

@@ -434,11 +434,13 @@ class Gateway:
         (retries and Retry-After included), so the wait ends within moments of it whatever
         the server does.
         Between polls it sleeps on ``self.events``: a terminal snapshot published there (by
-        ``report_gateway.webhooks``) ends the sleep and is taken instead of the next poll.
+        ``report_gateway.webhooks``) ends the sleep and is taken instead of the next poll; a
+        run the journal says ended (a listener in another process) is polled at once.
         """
         spec = self.spec(run.provider)
         first = poll_interval or spec.first_poll_interval
         backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
+        journal = self.journal  # opened before the deadline starts counting
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         self._seen(run)
         self.driver(run.provider)
@@ -447,6 +449,7 @@ class Gateway:
             run,
             lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope, **extra)),
             sleep,
+            journal=journal,
         )
         with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
             return wait_for(

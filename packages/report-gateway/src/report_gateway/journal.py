@@ -20,8 +20,9 @@ transaction per write (never one held across a request). Writes are ``synchronou
 the row written before a create must survive whatever ends the process.
 
 Other parts of a process update it without a run in hand: ``record_status(provider,
-run_id, status, raw)`` (a webhook listener), ``status_of(provider, run_id)`` (a wait between
-polls).
+run_id, status, raw)`` (``report_gateway.webhooks``: a listener, maybe in another process),
+``ended_at(provider, run_id)`` (a ``Gateway.wait`` between polls: a run a listener wrote
+down as ended is polled once at once, instead of at its next scheduled poll).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ SENDING = "sending"  # the create request is being sent: a run may exist without
 DOWNLOADED = "downloaded"  # the result file was verified at ``path`` with ``size`` bytes
 ABANDONED = "abandoned"  # the create was refused: no run exists
 LOST = "lost"  # a run may exist but could not be found (RunMayExistError)
+#: The run's own terminal states, as journaled.
+_ENDED = tuple(status.value for status in RunStatus if status.is_terminal)
 #: States in which nothing is left to do for the entry.
 FINISHED = frozenset(
     {DOWNLOADED, ABANDONED, LOST, RunStatus.FAILED.value, RunStatus.CANCELED.value}
@@ -303,12 +306,16 @@ class Journal:
     ) -> int:
         """A run's new status, from whoever learnt it (a poll, a webhook listener in another
         process); returns how many entries it updated (0: not a journaled run). A
-        downloaded entry keeps its state."""
-        state = status.value if isinstance(status, RunStatus) else RunStatus(status).value
+        downloaded entry keeps its state, and a finished one is never taken back to
+        running: a provider never restarts a finished run, so a poll answered before a
+        listener's event was written is merely older."""
+        new = status if isinstance(status, RunStatus) else RunStatus(status)
+        kept = (DOWNLOADED, ABANDONED) + (() if new.is_terminal else _ENDED)
+        marks = ", ".join("?" * len(kept))
         return self._write(
-            "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"
-            " WHERE provider = ? AND run_id = ? AND state NOT IN (?, ?)",
-            (state, raw, self._clock(), provider, run_id, DOWNLOADED, ABANDONED),
+            "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"  # noqa: S608
+            f" WHERE provider = ? AND run_id = ? AND state NOT IN ({marks})",
+            (new.value, raw, self._clock(), provider, run_id, *kept),
         )
 
     def record_download(
@@ -346,6 +353,27 @@ class Journal:
             (provider, run_id),
         )
         return found[0] if found else None
+
+    def ended_at(self, provider: str, run_id: str) -> float | None:
+        """When the run's newest entry was written down as ended (succeeded, failed,
+        canceled or downloaded), else None; what a ``wait`` checks every second or so
+        (``events.RunEvents.watch``), so a listener in another process can end it.
+
+        One indexed read of two columns. A journal that cannot be read answers None: the
+        wait then goes on polling, which stays the truth.
+        """
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT state, updated_at FROM runs WHERE provider = ? AND run_id = ?"
+                    " ORDER BY updated_at DESC LIMIT 1",
+                    (provider, run_id),
+                ).fetchone()
+        except sqlite3.Error:
+            return None
+        if row is None or row[0] not in (*_ENDED, DOWNLOADED):
+            return None
+        return float(row[1])
 
     def latest(
         self,

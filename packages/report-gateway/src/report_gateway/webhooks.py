@@ -16,14 +16,19 @@ module does the neutral rest:
   answers 502 so the provider retries), or nothing (acknowledged, ignored).
 
 The run is published to ``gateway.events``: a ``Gateway.wait`` on it in this process ends
-at once with that snapshot instead of polling again. ``on_run`` hears every run learned
-this way; it is where a run journal shared with other processes gets updated.
+at once with that snapshot instead of polling again. When the gateway has a run journal
+(``Gateway.journal``, on by default) the run's status is written there too, which is how a
+``wait`` in another process on the same journal learns it: it reads the journal every
+second or so while it sleeps, and a run written down as ended is polled once at once
+(``report_gateway.events``). A run the journal does not know (started elsewhere, or with
+the journal off) changes nothing there. ``on_run`` then hears every run learned.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -130,7 +135,8 @@ class WebhookApp:
     ``ConfigurationError`` here: an unverifiable listener must not start. ``tolerance``
     bounds the signature's age in seconds (default: the spec's); ``remember`` is how many
     accepted event ids are kept to refuse a replay; ``on_run(run)`` hears every run learned
-    (after it was published); ``clock`` replaces ``time.time`` (tests).
+    (after it was published, and written to the gateway's run journal if it has one);
+    ``clock`` replaces ``time.time`` (tests).
     """
 
     def __init__(
@@ -329,8 +335,20 @@ class WebhookApp:
             logger.info("%s webhook %s (%s): acknowledged, nothing to do", name, event_id, kind)
             return WebhookResult(200, {"received": True, "ignored": kind})
         woke = self.gateway.events.publish(run)
+        try:
+            journaled = self._journal(run)
+        except sqlite3.Error as exc:
+            # Waits in other processes would miss it: let Stripe deliver it again.
+            logger.warning(
+                "%s webhook %s (%s): the run journal could not be written: %s",
+                name,
+                event_id,
+                kind,
+                exc,
+            )
+            return WebhookResult(503, {"error": "could not record the run; retry"})
         logger.info(
-            "%s webhook %s (%s): %s run %s is %s%s",
+            "%s webhook %s (%s): %s run %s is %s%s%s",
             name,
             event_id,
             kind,
@@ -338,6 +356,7 @@ class WebhookApp:
             run.id,
             run.raw_status,
             "" if woke else " (not finished; nothing woken)",
+            " (journaled)" if journaled else "",
         )
         if self.on_run is not None:
             self.on_run(run)
@@ -346,6 +365,13 @@ class WebhookApp:
             {"received": True, "run": run.id, "provider": run.provider, "status": run.raw_status},
             run,
         )
+
+    def _journal(self, run: ReportRun) -> bool:
+        """Write the run's status to the gateway's journal; whether a journaled run had it."""
+        journal = self.gateway.journal
+        if journal is None:
+            return False
+        return journal.record_status(run.provider, run.id, run.status, run.raw_status) > 0
 
     def _refuse(
         self, endpoint: _Endpoint, status: int, reason: str, environ: Mapping[str, Any]
@@ -365,6 +391,7 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 
 

@@ -127,6 +127,10 @@ class ZuoraDriver(BaseDriver):
         super().__init__(context)
         self.client = client
         self.oauth = isinstance(client.auth, OAuthClientCredentials) if oauth is None else oauth
+        # The run journal's lost-create resolution: under OAuth a create sent again with the
+        # same Idempotency-Key gets the first run back; the password pair sends no key, so
+        # a lost create is looked for instead (``find_created``).
+        self.idempotent_create = self.oauth
         self.pivoted = pivoted
         self.create_lookup_seconds = create_lookup_seconds
         self._sleep = sleep

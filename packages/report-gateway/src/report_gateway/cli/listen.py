@@ -2,6 +2,11 @@
 
 Bound to loopback by default: Stripe reaches it through a tunnel or a TLS proxy (or the
 Stripe CLI's ``stripe listen --forward-to``), never by exposing this plain-HTTP server.
+
+Every run it learns is written to the run journal (the gateway's: ``journal`` setting or
+``$REPORT_GATEWAY_JOURNAL``), so a ``wait`` in another process on the same journal ends
+within a second or so of the event. The journal is opened before listening, so a journal
+that cannot be used is said at once, not at the first event.
 """
 
 from __future__ import annotations
@@ -19,13 +24,17 @@ def run_listen(s: Session) -> int:
     from report_gateway.webhooks import WebhookApp, make_server
 
     app = WebhookApp(s.gateway)
+    journal = s.gateway.journal
     server = make_server(app, s.args.host, s.args.port)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     url = f"http://{host}:{port}{app.path}"
     if s.out.as_json:
-        s.stdout.write(json.dumps({"listening": url}) + "\n")
+        where = None if journal is None else str(journal.path)
+        s.stdout.write(json.dumps({"listening": url, "journal": where}) + "\n")
     else:
         s.stdout.write(f"listening on {url} (Ctrl-C stops)\n")
+        if journal is not None:
+            s.stdout.write(f"runs learned are written to the run journal {journal.path}\n")
     s.stdout.flush()
     events = logging.getLogger("report_gateway.webhooks")
     handler: logging.Handler | None = None
