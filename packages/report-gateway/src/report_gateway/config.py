@@ -229,9 +229,14 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     systems that follow XDG, so an explicit environment decides alone.
     """
     import platformdirs
+    import platformdirs.api
+    import platformdirs.unix
 
     env = os.environ if environ is None else environ
-    dirs = platformdirs.PlatformDirs("report-gateway", appauthor=False, roaming=True)
+    # The class platformdirs picked for this system (typed as its base: it varies).
+    dirs: platformdirs.api.PlatformDirsABC = platformdirs.PlatformDirs(
+        "report-gateway", appauthor=False, roaming=True
+    )
     if isinstance(dirs, platformdirs.unix.Unix):
         base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
         return Path(base) / "report-gateway" / "config.toml"
