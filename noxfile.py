@@ -113,3 +113,14 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the sandbox; prints ratios and exits non-zero on a missed target."""
     install_workspace(session, "bench")
     session.run("python", "-m", "tests.bench", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (README sections, provider pages, API reference) into site/;
+    strict: a warning fails. `-- serve` previews it instead."""
+    install_workspace(session, "docs")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs)

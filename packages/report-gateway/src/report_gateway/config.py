@@ -3,9 +3,11 @@
 Settings for a provider are layered, highest first: the dict given to ``Gateway(settings=)``,
 the selected profile of the TOML file, then environment variables (names declared by each
 provider plugin in its ``ProviderSpec.env_vars``). The file is ``config_file=``, else
-``$REPORT_GATEWAY_CONFIG``, else ``$XDG_CONFIG_HOME/report-gateway/config.toml`` (default
-``~/.config/...``); the profile is ``profile=``, else ``$REPORT_GATEWAY_PROFILE``, else
-``default``::
+``$REPORT_GATEWAY_CONFIG``, else ``config.toml`` in the system's user config folder
+(``default_config_path``: ``$XDG_CONFIG_HOME/report-gateway/`` or ``~/.config/report-gateway/``
+on Linux, ``~/Library/Application Support/report-gateway/`` on macOS,
+``%APPDATA%\\report-gateway\\`` on Windows); the profile is ``profile=``, else
+``$REPORT_GATEWAY_PROFILE``, else ``default``::
 
     [profiles.default.stripe]
     api_key = "sk_test_..."
@@ -219,10 +221,26 @@ class Credentials(Mapping[str, str]):
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
-    """The config file used when neither ``config_file=`` nor the env variable names one."""
+    """The config file used when neither ``config_file=`` nor the env variable names one.
+
+    The user config folder of the system, from platformdirs: ``$XDG_CONFIG_HOME`` or
+    ``~/.config`` on Linux, ``~/Library/Application Support`` on macOS, ``%APPDATA%`` on
+    Windows. ``XDG_CONFIG_HOME`` is read from ``environ`` (not only the process's) on the
+    systems that follow XDG, so an explicit environment decides alone.
+    """
+    import platformdirs
+    import platformdirs.api
+    import platformdirs.unix
+
     env = os.environ if environ is None else environ
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "report-gateway" / "config.toml"
+    # The class platformdirs picked for this system (typed as its base: it varies).
+    dirs: platformdirs.api.PlatformDirsABC = platformdirs.PlatformDirs(
+        "report-gateway", appauthor=False, roaming=True
+    )
+    if isinstance(dirs, platformdirs.unix.Unix):
+        base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        return Path(base) / "report-gateway" / "config.toml"
+    return dirs.user_config_path / "config.toml"
 
 
 @attrs.frozen

@@ -29,6 +29,7 @@ from reporting_runtime.errors import (
     ReadTimeoutError,
     TransportError,
 )
+from reporting_runtime.instrumentation import quiet_if_secret
 from reporting_runtime.messages import DEFAULT_MAX_BODY_BYTES, Request, Response
 from reporting_runtime.redaction import redact_url
 
@@ -121,16 +122,18 @@ class Transport:
         if deadline is not None and self._clock() >= deadline:
             raise deadline_error(request, "the deadline passed before the request was sent")
         try:
-            raw = self._pool.urlopen(
-                request.method,
-                request.url,
-                body=request.body,
-                headers=request.headers,
-                retries=retries if retries is not None else False,
-                redirect=False,
-                preload_content=False,
-                timeout=self._timeout_for(request),
-            )
+            # A pre-signed URL is a credential: HTTP auto-instrumentation must not record it.
+            with quiet_if_secret(request.url):
+                raw = self._pool.urlopen(
+                    request.method,
+                    request.url,
+                    body=request.body,
+                    headers=request.headers,
+                    retries=retries if retries is not None else False,
+                    redirect=False,
+                    preload_content=False,
+                    timeout=self._timeout_for(request),
+                )
         except (MaxRetryError, HTTPError) as exc:
             reason = (exc.reason or exc) if isinstance(exc, MaxRetryError) else exc
             if deadline is not None and (

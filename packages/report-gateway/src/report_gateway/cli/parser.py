@@ -26,7 +26,8 @@ sandbox, with no account and no network."""
 _SETTINGS_HELP = """\
 settings and credentials:
   Each provider reads its settings from --set/--base-url, then the selected profile of the
-  config file (--config, $REPORT_GATEWAY_CONFIG, else ~/.config/report-gateway/config.toml;
+  config file (--config, $REPORT_GATEWAY_CONFIG, else report-gateway/config.toml in the user
+  config folder: ~/.config on Linux, ~/Library/Application Support on macOS, %APPDATA%;
   --profile or $REPORT_GATEWAY_PROFILE, else "default"), then environment variables:
   STRIPE_API_KEY; ZUORA_API_ACCESS_KEY_ID, ZUORA_API_SECRET_ACCESS_KEY, ZUORA_DATA_CENTER,
   ZUORA_ENTITY_ID, ZUORA_ENTITY_NAME. Secrets are never printed.
@@ -88,6 +89,8 @@ _EXAMPLES = {
     "cancel": ["report-gateway cancel zuora 2c92c0f9..."],
     "last": ["report-gateway last stripe balance.summary.1"],
     "runs": ["report-gateway runs stripe --limit 5"],
+    "journal": ["report-gateway journal --unfinished --since 2h"],
+    "resume": ["report-gateway resume --timeout 600"],
     "demo": ["report-gateway demo --rows 100"],
     "listen": ["report-gateway listen --port 8080"],
     "journal": ["report-gateway journal --since 2h", "report-gateway journal --unfinished"],

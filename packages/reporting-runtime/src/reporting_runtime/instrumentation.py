@@ -1,0 +1,45 @@
+"""Keep HTTP auto-instrumentation (OpenTelemetry's urllib3 instrumentor) off the requests
+whose URL is itself a credential.
+
+A pre-signed download URL carries its signature in the query; the urllib3 instrumentor
+records ``url.full`` verbatim, so a trace exporter would ship a working download link to
+wherever traces go. Such a request is sent with instrumentation suppressed for its
+duration. The runtime imports no OpenTelemetry: when nothing has imported
+``opentelemetry.context`` there is no instrumentation to suppress.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from reporting_runtime.redaction import redact_url
+
+__all__ = ["carries_credential", "quiet_if_secret"]
+
+_SUPPRESS_KEYS = ("_SUPPRESS_INSTRUMENTATION_KEY", "_SUPPRESS_HTTP_INSTRUMENTATION_KEY")
+
+
+def carries_credential(url: str) -> bool:
+    """Whether the URL holds a secret (user-info, a signature or token in the query)."""
+    return redact_url(url) != url.split("#", 1)[0]
+
+
+@contextmanager
+def quiet_if_secret(url: str) -> Iterator[None]:
+    """Suppress OpenTelemetry instrumentation while sending to ``url`` if it is a secret."""
+    context = sys.modules.get("opentelemetry.context")
+    if context is None or not carries_credential(url):
+        yield
+        return
+    values = context.get_current()
+    for name in _SUPPRESS_KEYS:
+        key = getattr(context, name, None)
+        if key is not None:
+            values = context.set_value(key, True, values)
+    token = context.attach(values)
+    try:
+        yield
+    finally:
+        context.detach(token)

@@ -1,0 +1,139 @@
+"""report-gateway[otel]: spans for start, each poll, wait and download, recorded by an
+in-memory exporter; no key and no pre-signed URL in any of them, nor in what urllib3's
+auto-instrumentation records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from report_gateway import Gateway, RunStatus, tracing
+from report_gateway_sandbox import Sandbox, SandboxConfig
+
+KEY = "sk_test_sandbox_4eC39HqLyjWDarjtT1zdp7dc"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(SandboxConfig(run_seconds=0.3, result_rows=30)) as sb:
+        yield sb
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.instrument(tracer_provider=provider)
+    URLLib3Instrumentor().instrument(tracer_provider=provider)
+    try:
+        yield exporter
+    finally:
+        URLLib3Instrumentor().uninstrument()
+        tracing.uninstrument()
+
+
+def _gateway(sandbox: Sandbox, provider: str) -> Gateway:
+    settings = {"api_key": KEY, "base_url": sandbox.url}
+    if provider == "stripe":
+        settings["files_base_url"] = sandbox.url
+    return Gateway({provider: settings}, journal=None, environ={})
+
+
+def _text(span: ReadableSpan) -> str:
+    events = [(e.name, dict(e.attributes or {})) for e in span.events]
+    return f"{span.name} {dict(span.attributes or {})} {events}"
+
+
+def _v2_run(gw: Gateway, tmp_path: Path) -> Path:
+    run = gw.start(
+        "stripe-v2",
+        "report_balance_summary",
+        {"interval_start": "2025-01-01T00:00:00Z", "interval_end": "2025-02-01T00:00:00Z"},
+    )
+    done = gw.wait(run, poll_interval=0.1, max_interval=0.2)
+    assert done.status is RunStatus.SUCCEEDED
+    return gw.download(done, tmp_path / "out.csv")
+
+
+def test_spans_for_start_each_poll_wait_and_download(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    with _gateway(sandbox, "stripe-v2") as gw:
+        saved = _v2_run(gw, tmp_path)
+    spans = exporter.get_finished_spans()
+    ours = [s for s in spans if s.name.startswith("report_gateway.")]
+    names = [s.name for s in ours]
+    assert names[0] == "report_gateway.start"
+    assert names.count("report_gateway.poll") >= 1
+    assert names[-2:] == ["report_gateway.wait", "report_gateway.download"]
+    by_name = {s.name: s for s in ours}
+    start, wait, download = (by_name[f"report_gateway.{n}"] for n in ("start", "wait", "download"))
+    run_id = start.attributes[tracing.RUN_ID]
+    assert start.attributes[tracing.PROVIDER] == "stripe-v2"
+    assert start.attributes[tracing.REPORT] == "report_balance_summary"
+    assert wait.attributes[tracing.RUN_ID] == run_id
+    assert wait.attributes[tracing.STATUS] == "succeeded"
+    assert download.attributes[tracing.BYTES] == saved.stat().st_size
+    for poll in (s for s in ours if s.name == "report_gateway.poll"):
+        assert poll.parent is not None
+        assert poll.parent.span_id == wait.context.span_id
+        assert poll.attributes[tracing.RUN_ID] == run_id
+    # run_changed: the status changes are events on the start and wait spans
+    changes = [e for s in (start, wait) for e in s.events if e.name.endswith("run_changed")]
+    assert changes[-1].attributes[tracing.STATUS] == "succeeded"
+
+
+def test_no_span_holds_the_key_or_the_presigned_query(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    with _gateway(sandbox, "stripe-v2") as gw:
+        _v2_run(gw, tmp_path)
+    spans = exporter.get_finished_spans()
+    http = [s for s in spans if not s.name.startswith("report_gateway.")]
+    # urllib3's instrumentation is on: the API calls are recorded with their URLs...
+    urls = [str(s.attributes.get("url.full") or s.attributes.get("http.url")) for s in http]
+    assert any("/v2/reporting/report_runs" in url for url in urls), urls
+    # ...but the pre-signed download is not, and nothing anywhere carries its signature.
+    for span in spans:
+        text = _text(span)
+        assert "signature" not in text, text
+        assert KEY not in text
+
+
+def test_v1_download_keeps_its_http_span(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    """Suppression is for URLs that are credentials only: Stripe v1's file download is
+    authorised by a header, so its HTTP span stays (with no key in it)."""
+    with _gateway(sandbox, "stripe") as gw:
+        run = gw.start(
+            "stripe",
+            "balance.summary.1",
+            {"interval_start": "2025-01-01", "interval_end": "2025-02-01"},
+        )
+        gw.download(gw.wait(run, poll_interval=0.1, max_interval=0.2), tmp_path / "v1.csv")
+    spans = exporter.get_finished_spans()
+    urls = [str(s.attributes.get("url.full") or s.attributes.get("http.url")) for s in spans]
+    assert any("/contents" in url for url in urls), urls
+    assert all(KEY not in _text(s) for s in spans)
+
+
+def test_the_runtime_suppresses_only_urls_that_are_credentials() -> None:
+    from reporting_runtime.instrumentation import carries_credential
+
+    assert carries_credential("https://files.example/r.csv?expires=1&signature=abc")
+    assert carries_credential("https://s3.example/r.csv?X-Amz-Signature=abc&X-Amz-Date=1")
+    assert not carries_credential("https://api.stripe.com/v1/reporting/report_runs?limit=10")
+
+
+def test_without_instrument_the_plugin_is_quiet(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Installed but not instrumented: runs work and the hook records nothing."""
+    with _gateway(sandbox, "stripe-v2") as gw:
+        assert "otel" in [info.name for info in gw.plugins()]
+        assert _v2_run(gw, tmp_path).stat().st_size > 0
