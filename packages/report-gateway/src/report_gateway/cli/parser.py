@@ -89,8 +89,6 @@ _EXAMPLES = {
     "cancel": ["report-gateway cancel zuora 2c92c0f9..."],
     "last": ["report-gateway last stripe balance.summary.1"],
     "runs": ["report-gateway runs stripe --limit 5"],
-    "journal": ["report-gateway journal --unfinished --since 2h"],
-    "resume": ["report-gateway resume --timeout 600"],
     "demo": ["report-gateway demo --rows 100"],
     "listen": ["report-gateway listen --port 8080"],
     "journal": ["report-gateway journal --since 2h", "report-gateway journal --unfinished"],
