@@ -76,7 +76,7 @@ def test_run_id_used_as_a_name_stays_inside(
     before = {p for p in workdir.parent.rglob("*")}
     with kit.provider_server(provider, kit.fixed(body), size=len(body), run_id=run_id) as s:
         gw = kit.gateway_for(provider, s)
-        run = gw.get(provider, kit.RUN_ID[provider])
+        run = gw.get(provider, run_id)  # the id the server answers with (checked)
         try:
             written: Path | None = gw.download(run, workdir)
         except GatewayError:

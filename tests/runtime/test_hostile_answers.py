@@ -129,8 +129,8 @@ def test_a_huge_error_page_keeps_only_its_head(raw: list[RawServer]) -> None:
     assert server.sent < 16 * MiB
 
 
-def test_the_cap_defaults_to_16_mib_and_must_be_positive() -> None:
-    assert Transport().max_body_bytes == 16 * MiB
+def test_the_cap_defaults_to_4_mib_and_must_be_positive() -> None:
+    assert Transport().max_body_bytes == 4 * MiB
     with pytest.raises(ValueError, match="max_body_bytes"):
         Transport(max_body_bytes=0)
 

@@ -19,6 +19,7 @@ from reporting_runtime import (
     Operation,
     Pipeline,
     Policy,
+    RedirectPolicy,
     ReportingError,
     Request,
     Response,
@@ -154,7 +155,7 @@ def test_same_host_redirect_is_followed_with_credentials(server: Any) -> None:
     assert server.seen[1].headers["Authorization"] == f"Bearer {SECRET}"
 
 
-def test_cross_host_redirect_drops_authorization_and_auth_headers(
+def test_cross_host_redirect_is_refused_and_nothing_is_sent_there(
     server: Any, other_server: Any
 ) -> None:
     auth = HeaderPairAuth({"apiAccessKeyId": "me", "apiSecretAccessKey": ZUORA_SECRET})
@@ -162,7 +163,26 @@ def test_cross_host_redirect_drops_authorization_and_auth_headers(
         307, b"", headers={"Location": f"{other_server.url}/bucket/f.csv?X-Amz-Signature=s"}
     )
     other_server.reply(200, b"a,b", headers={"Content-Type": "text/csv"})
-    response = client_for(server, auth).request(GET, headers={"Authorization": f"Bearer {SECRET}"})
+    with pytest.raises(ReportingError, match=r"refused a redirect .* to another host"):
+        client_for(server, auth).request(GET, headers={"Authorization": f"Bearer {SECRET}"})
+    assert other_server.seen == []
+    assert server.seen[0].headers["apiSecretAccessKey"] == ZUORA_SECRET
+
+
+def test_cross_origin_opt_in_drops_authorization_and_auth_headers(
+    server: Any, other_server: Any
+) -> None:
+    auth = HeaderPairAuth({"apiAccessKeyId": "me", "apiSecretAccessKey": ZUORA_SECRET})
+    server.reply(
+        307, b"", headers={"Location": f"{other_server.url}/bucket/f.csv?X-Amz-Signature=s"}
+    )
+    other_server.reply(200, b"a,b", headers={"Content-Type": "text/csv"})
+    redirects = RedirectPolicy(cross_origin=True, secret_headers=auth.secret_header_names)
+    pipeline = Pipeline([auth, redirects], Transport())
+    request = Request(
+        method="GET", url=f"{server.url}/file", headers={"Authorization": f"Bearer {SECRET}"}
+    )
+    response = pipeline.send(request)
     assert response.read() == b"a,b"
     hop = other_server.seen[0]
     assert hop.path == "/bucket/f.csv?X-Amz-Signature=s"
@@ -198,10 +218,8 @@ def test_no_secret_reaches_any_log_record(
     caplog.set_level(logging.DEBUG)  # root: urllib3's own records are captured too
     auth = HeaderPairAuth({"apiAccessKeyId": "me", "apiSecretAccessKey": ZUORA_SECRET})
     server.reply(503, b"{}")
-    server.reply(
-        302, b"", headers={"Location": f"{other_server.url}/f?X-Amz-Signature={ZUORA_SECRET}"}
-    )
-    other_server.reply(200, b"ok", headers={"Set-Cookie": f"session={ZUORA_SECRET}"})
+    server.reply(302, b"", headers={"Location": f"/f?X-Amz-Signature={ZUORA_SECRET}"})
+    server.reply(200, b"ok", headers={"Set-Cookie": f"session={ZUORA_SECRET}"})
     client = ApiClient(
         provider="zuora",
         base_url=server.url,
@@ -210,7 +228,7 @@ def test_no_secret_reaches_any_log_record(
         error_reader=ZUORA_ERROR_READER,
     )
     client.request(GET, query={"token": SECRET, "limit": 5}, headers={"X-Custom": SECRET})
-    assert len(other_server.seen) == 1
+    assert len(server.seen) == 3
     text = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
     assert "reporting_runtime.http" in text  # the logger did log the exchanges
     assert "limit=5" in text

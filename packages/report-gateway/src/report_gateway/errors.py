@@ -374,6 +374,21 @@ def provider_errors(provider: str, *, scrub: Callable[[str], str] | None = None)
         raise
 
 
+def same_run(run: ReportRun, run_id: str) -> ReportRun:
+    """``run`` when it is the run asked for (``run_id``); else a ``ProviderError`` naming
+    both. A provider answering a lookup with another run (a proxy's cache, a server bug)
+    would have that run's status and result taken for the one asked about."""
+    if run.id == run_id:
+        return run
+    from reporting_runtime.errors import ResponseFormatError
+
+    cause = ResponseFormatError(
+        f"{run.provider}: asked for run {run_id!r}, the answer is about run {run.id!r}; refused",
+        provider=run.provider,
+    )
+    raise ProviderError(cause, provider=run.provider) from cause
+
+
 def _scrub(error: BaseException, scrub: Callable[[str], str]) -> None:
     from reporting_runtime.redaction import scrub_error
 

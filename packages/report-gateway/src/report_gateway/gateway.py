@@ -25,7 +25,7 @@ from .connections import SharedTransport
 from .credentials import resolve_credentials
 from .defaults import BuiltinHooks
 from .download import download
-from .errors import provider_errors
+from .errors import provider_errors, same_run
 from .events import RunEvents
 from .hookspecs import hookimpl
 from .journal import JournalHolder, journaled_start
@@ -406,7 +406,9 @@ class Gateway:
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
         where = self._where(provider, scope)
-        return self._seen(self._call(provider, lambda d: d.get(run_id, scope=where)))
+        return self._seen(
+            self._call(provider, lambda d: same_run(d.get(run_id, scope=where), run_id))
+        )
 
     def _seen(self, run: ReportRun) -> ReportRun:
         """Free the run's slot once it is seen finished (and let a waiting start try)."""
@@ -447,7 +449,9 @@ class Gateway:
         extra = self._calls[run.provider].keywords("get", deadline=deadline)
         fetch, pause = self.events.watch(
             run,
-            lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope, **extra)),
+            lambda: self._call(
+                run.provider, lambda d: same_run(d.get(run.id, scope=run.scope, **extra), run.id)
+            ),
             sleep,
             journal=journal,
         )

@@ -45,7 +45,13 @@ if TYPE_CHECKING:
         html_title,
         text_value,
     )
-    from reporting_runtime.messages import DEFAULT_MAX_BODY_BYTES, Headers, Request, Response
+    from reporting_runtime.messages import (
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_JSON_ITEMS,
+        Headers,
+        Request,
+        Response,
+    )
     from reporting_runtime.pipeline import Pipeline, Policy
     from reporting_runtime.policies import (
         HeadersPolicy,
@@ -67,6 +73,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_JSON_ITEMS",
     "ApiClient",
     "ApiError",
     "AuthPolicy",
@@ -130,6 +137,7 @@ _LAZY: dict[str, str] = {
     "BasicAuth": "reporting_runtime.auth",
     "BearerAuth": "reporting_runtime.auth",
     "DEFAULT_MAX_BODY_BYTES": "reporting_runtime.messages",
+    "DEFAULT_MAX_JSON_ITEMS": "reporting_runtime.messages",
     "EpochMillisOrRfc3339": "reporting_runtime.types",
     "ErrorDetails": "reporting_runtime.error_bodies",
     "ErrorReader": "reporting_runtime.error_bodies",

@@ -24,7 +24,7 @@ from reporting_runtime.policies import (
 )
 from reporting_runtime.redaction import Scrubber, scrub_error
 from reporting_runtime.retry import RetryConfig, RetryPolicy
-from reporting_runtime.transport import ERROR_BODY_LIMIT, Transport
+from reporting_runtime.transport import ERROR_BODY_LIMIT, Transport, register_scrubber
 
 __all__ = ["ApiClient", "Operation"]
 
@@ -101,6 +101,9 @@ class ApiClient:
         self.auth = auth
         self.transport = transport or Transport()
         self.scrubber = Scrubber(auth.secret_values if auth is not None else ())
+        # urllib3's own log records (URLs a server chose: a redirect's Location, a run id
+        # echoing a key) are scrubbed of these secrets too.
+        register_scrubber(self.scrubber)
         secret_names = sorted(auth.secret_header_names) if auth is not None else []
         chain: list[Policy] = [
             UserAgentPolicy(user_agent),
@@ -245,7 +248,7 @@ class ApiClient:
         if self.error_reader.checks_success and self._may_report_failure(response, stream):
             body_bytes = response.read()
             try:
-                data = parse_json(body_bytes)
+                data = parse_json(body_bytes, max_items=response.max_json_items)
             except (ValueError, UnicodeDecodeError):
                 data = None
             if self.error_reader.failed(data):

@@ -57,6 +57,25 @@ def _structure_str(value: Any, _: type) -> str:
     return value
 
 
+def _structure_int(value: Any, _: type) -> int:
+    # cattrs' default is int(value): a size sent as true becomes 1, 12.7 becomes 12 and
+    # "12" becomes 12, each used as if the server had said so. A spec integer is a JSON
+    # number without a fraction (12.0 is the same number); anything else is refused.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise _WrongJsonType(f"expected an integer, got {_json_type(value)}")
+
+
+def _structure_bool(value: Any, _: type) -> bool:
+    # Registered beside int (bool is an int subclass, so int's hook would claim it);
+    # cattrs' default bool(value) would make "false" true.
+    if isinstance(value, bool):
+        return value
+    raise _WrongJsonType(f"expected a boolean, got {_json_type(value)}")
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -68,6 +87,8 @@ def _json_type(value: Any) -> str:
         return "an object"
     if isinstance(value, list):
         return "an array"
+    if isinstance(value, str):
+        return "a string"
     return type(value).__name__
 
 
@@ -139,6 +160,8 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
 
     # By class: OpenEnum (a str subclass) registers its own below, the more specific one.
     conv.register_structure_hook(str, _structure_str)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(datetime, format_rfc3339)
     conv.register_structure_hook(UnixTime, lambda v, _: parse_unix_time(v))
@@ -246,7 +269,8 @@ def unstructure(obj: Any) -> Any:
 
 
 class _WrongJsonType(TypeError):
-    """A JSON value of the wrong type where the spec asks for a string."""
+    """A JSON value of the wrong type where the spec asks for a string, an integer or a
+    boolean."""
 
 
 def _describe_failure(exc: BaseException, type_: type | None) -> str:

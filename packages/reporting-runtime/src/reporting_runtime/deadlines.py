@@ -203,8 +203,26 @@ def _guarded(
     timeout = kwargs.get("timeout")
     if not isinstance(timeout, DeadlineTimeout):
         return make_request(conn, *args, **kwargs)
-    with WATCHDOG.arm(timeout.deadline, lambda: shutdown_connection(conn), timeout.clock):
-        return make_request(conn, *args, **kwargs)
+    alarm = WATCHDOG.arm(timeout.deadline, lambda: shutdown_connection(conn), timeout.clock)
+    try:
+        response = make_request(conn, *args, **kwargs)
+    except Exception as exc:
+        alarm.cancel()
+        if alarm.fired:
+            raise DeadlineReached(_HEADERS_LATE) from exc
+        raise
+    alarm.cancel()
+    if alarm.fired:
+        # The socket was shut mid-headers: http.client takes that end of stream for the end
+        # of the headers, so what arrived so far would pass for a whole response (a status
+        # line and no Content-Type). It is not one: never hand it on.
+        with contextlib.suppress(Exception):
+            response.close()
+        raise DeadlineReached(_HEADERS_LATE)
+    return response
+
+
+_HEADERS_LATE = "the answer's headers did not arrive before the deadline"
 
 
 class DeadlineHTTPConnectionPool(HTTPConnectionPool):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from types import TracebackType
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_JSON_ITEMS",
     "Headers",
     "RawResponse",
     "Request",
@@ -37,9 +39,18 @@ __all__ = [
 #: small, and a server sending gigabytes must not take the process down with it. Streamed
 #: bodies (``iter_bytes``) are not held, so not capped here. ``Transport(max_body_bytes=)``
 #: changes it.
-DEFAULT_MAX_BODY_BYTES = 16 << 20
+DEFAULT_MAX_BODY_BYTES = 4 << 20
+
+#: The most JSON values (counted as ``[``, ``{`` and ``,`` bytes, a cheap upper bound) a
+#: body may hold before it is parsed: 4 MiB of ``[[],[],...]`` would otherwise become
+#: hundreds of MiB of Python objects and take seconds to build. A reporting answer holds a
+#: few thousand (a page of 100 runs); ``Transport(max_json_items=...)`` changes it.
+DEFAULT_MAX_JSON_ITEMS = 200_000
 
 _READ_CHUNK = 1 << 16
+
+#: A Content-Length value: ASCII digits, at most 18 (an exabyte; int() refuses 4300+).
+_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 class Headers(Mapping[str, str]):
@@ -154,9 +165,24 @@ def body_excerpt(body: bytes, limit: int = 200, scrub: Callable[[str], str] = sc
     return text
 
 
-def parse_json(body: bytes) -> Any:
+class TooManyJsonItems(ValueError):
+    """A JSON text holding more values than ``parse_json`` was allowed to build."""
+
+
+def count_json_items(body: bytes | str) -> int:
+    """An upper bound of the values in a JSON text (its ``[``, ``{`` and ``,``, strings
+    included), read at memory speed before a parse that could cost far more."""
+    if isinstance(body, str):
+        return body.count("[") + body.count("{") + body.count(",")
+    return body.count(b"[") + body.count(b"{") + body.count(b",")
+
+
+def parse_json(body: bytes | str, max_items: int | None = DEFAULT_MAX_JSON_ITEMS) -> Any:
     """``json.loads`` whose every failure is a ValueError (a body nested deeper than the
-    interpreter's recursion limit raises RecursionError otherwise)."""
+    interpreter's recursion limit raises RecursionError otherwise), refusing a body with
+    more than ``max_items`` values (``TooManyJsonItems``) before building any of them."""
+    if max_items is not None and count_json_items(body) > max_items:
+        raise TooManyJsonItems(f"more than {max_items} JSON values")
     try:
         return json.loads(body)
     except RecursionError:
@@ -176,11 +202,13 @@ class Response:
         headers: Headers | None = None,
         content: bytes | None = None,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_json_items: int = DEFAULT_MAX_JSON_ITEMS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.request = request
         self._clock = clock
         self.max_body_bytes = max_body_bytes
+        self.max_json_items = max_json_items
         self._raw = raw
         self.status: int = status if status is not None else (raw.status if raw else 0)
         if headers is None:
@@ -202,9 +230,17 @@ class Response:
         """Bytes the body will yield, when the server said so and did not compress it."""
         encoding = self.headers.get("Content-Encoding", "identity").strip().lower()
         value = self.headers.get("Content-Length")
-        if value is None or encoding not in ("", "identity") or not value.strip().isdigit():
+        if value is None:
             return None
-        return int(value)
+        # Repeated identical values ("12, 12") are allowed by RFC 9110; anything but ASCII
+        # digits, or more of them than any real body needs (int() refuses 4300+ digits),
+        # leaves the body's end unknown: the response cannot be trusted, so it is refused.
+        values = {part.strip() for part in value.split(",")}
+        if len(values) != 1 or not all(_LENGTH.fullmatch(part) for part in values):
+            raise self._bad_framing(f"an invalid Content-Length ({value[:40]!r})")
+        if encoding not in ("", "identity"):
+            return None
+        return int(values.pop())
 
     @property
     def request_id(self) -> str | None:
@@ -280,6 +316,18 @@ class Response:
             self._content = bytes(buffer)
         return self._content
 
+    def _bad_framing(self, what: str) -> ResponseFormatError:
+        self.close()
+        return ResponseFormatError(
+            f"{self._where()}: the answer has {what}, so where its body ends is unknown"
+            f" (HTTP {self.status}"
+            + (f", request id {self.request_id}" if self.request_id else "")
+            + "); refused",
+            provider=self.request.provider,
+            operation=self.request.operation,
+            status=self.status,
+        )
+
     def _too_large(self, what: str) -> BodyTooLargeError:
         return BodyTooLargeError(
             f"{self._where()}: the answer {what}, beyond the {self.max_body_bytes}-byte limit"
@@ -293,7 +341,23 @@ class Response:
         )
 
     def json(self) -> Any:
+        """The body parsed as JSON; anything else (not JSON, nested too deeply, more than
+        ``max_json_items`` values) is a ``ResponseFormatError``. Past the request's deadline
+        nothing is parsed (``DeadlineExceededError``): parsing is work on the caller's time."""
         body = self.read()
+        deadline = self.request.deadline
+        if deadline is not None and self._clock() >= deadline:
+            raise self.deadline_error()
+        if count_json_items(body) > self.max_json_items:
+            raise ResponseFormatError(
+                f"{self._where()}: the JSON answer holds more than {self.max_json_items} values"
+                f" (HTTP {self.status}"
+                + (f", request id {self.request_id}" if self.request_id else "")
+                + "); refused unparsed, raise Transport(max_json_items=...) if it is genuine",
+                provider=self.request.provider,
+                operation=self.request.operation,
+                status=self.status,
+            )
         try:
             return json.loads(body)
         except RecursionError:

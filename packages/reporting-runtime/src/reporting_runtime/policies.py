@@ -86,16 +86,27 @@ class RedirectPolicy(Policy):
     """Follows redirects itself, because the transport never does.
 
     Same origin (scheme, host, port): followed as is, at most `max_redirects` times. Another
-    origin: followed only after removing Authorization, Cookie and every credential header
-    the auth policies named, so a key is never handed to a host it was not meant for (a
-    pre-signed storage URL needs none). An https -> http downgrade is not followed.
+    origin: refused (a ``ReportingError`` naming the target, nothing sent there). An answer
+    is vouched for by the host the client was configured for; bytes fetched from wherever
+    that host points would be saved as the provider's result without anyone having
+    authenticated them, and no reporting API needs such a hop. ``cross_origin=True`` follows
+    them instead, after removing Authorization, Cookie and every credential header the auth
+    policies named, so a key is still never handed to a host it was not meant for. An https
+    -> http downgrade is never followed.
     """
 
     ALWAYS_SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
 
-    def __init__(self, *, max_redirects: int = 3, secret_headers: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        max_redirects: int = 3,
+        secret_headers: Iterable[str] = (),
+        cross_origin: bool = False,
+    ) -> None:
         self.max_redirects = max_redirects
         self.secret_headers = self.ALWAYS_SECRET | {h.lower() for h in secret_headers}
+        self.cross_origin = cross_origin
 
     def send(self, request: Request, next: SendFn) -> Response:
         response = next(request)
@@ -110,12 +121,27 @@ class RedirectPolicy(Policy):
                     f"{request.provider} {request.operation}: more than "
                     f"{self.max_redirects} redirects"
                 )
-            target = urljoin(request.url, location)
+            try:
+                target = urljoin(request.url, location)
+                _origin(target)  # a port out of range, a broken IPv6 host: not followed
+            except ValueError:
+                response.close()
+                raise ReportingError(
+                    f"{request.provider} {request.operation}: refused a redirect (HTTP "
+                    f"{response.status}) to an unreadable Location"
+                ) from None
             if urlsplit(request.url).scheme == "https" and urlsplit(target).scheme != "https":
                 response.close()
                 raise ReportingError(
                     f"{request.provider} {request.operation}: refused a redirect from https "
                     f"to {redact_url(target)}"
+                )
+            if not self.cross_origin and _origin(target) != _origin(request.url):
+                response.close()
+                raise ReportingError(
+                    f"{request.provider} {request.operation}: refused a redirect (HTTP "
+                    f"{response.status}) to another host, {redact_url(target)}: an answer is "
+                    "only taken from the host it was asked of"
                 )
             request = self._follow(request, response.status, target)
             response.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,10 +32,22 @@ from reporting_runtime.errors import (
     TransportError,
 )
 from reporting_runtime.instrumentation import quiet_if_secret
-from reporting_runtime.messages import DEFAULT_MAX_BODY_BYTES, Request, Response
-from reporting_runtime.redaction import redact_url
+from reporting_runtime.messages import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_JSON_ITEMS,
+    Request,
+    Response,
+)
+from reporting_runtime.redaction import REDACTED, Scrubber
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_TIMEOUT", "ERROR_BODY_LIMIT", "Timeout", "Transport"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_JSON_ITEMS",
+    "DEFAULT_TIMEOUT",
+    "ERROR_BODY_LIMIT",
+    "Timeout",
+    "Transport",
+]
 
 DEFAULT_TIMEOUT = Timeout(connect=10, read=60)
 
@@ -42,19 +56,43 @@ ERROR_BODY_LIMIT = 1 << 16
 
 
 class _RedactUrlsFilter(logging.Filter):
-    """urllib3 logs request lines with the full URL at DEBUG; a pre-signed download URL
-    carries its credential in the query, so its log records get their URLs redacted."""
+    """urllib3 logs request lines with the full URL (DEBUG), retries and broken connections
+    (WARNING) with its own text. Such a URL may carry a secret anywhere: a pre-signed
+    credential in the query, a key a server echoed into a run id in the path or into a
+    redirect's Location. So each record is rendered here, its query strings hidden and every
+    secret a live client holds (``register_scrubber``: each ApiClient's Scrubber) replaced,
+    before any handler sees it, whatever its level."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and record.args:
-            record.args = tuple(
-                redact_url(arg) if isinstance(arg, str) and ("?" in arg or "@" in arg) else arg
-                for arg in record.args
-            )
+        try:
+            text = record.getMessage()
+        except Exception:
+            text = str(record.msg)
+        clean = _QUERY.sub("?" + REDACTED, text)
+        for scrub in list(_SCRUBBERS):
+            clean = scrub(clean)
+        record.msg, record.args = clean, None
         return True
 
 
-_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.util.retry")
+#: A query string inside a logged line, up to the next blank or quote.
+_QUERY = re.compile(r"\?[^\s\"'<>]+")
+#: The scrubbers of the live clients (weakly held: a closed, dropped client holds nothing).
+_SCRUBBERS: weakref.WeakSet[Scrubber] = weakref.WeakSet()
+
+
+def register_scrubber(scrubber: Scrubber) -> None:
+    """Have urllib3's log records hidden from ``scrubber``'s secrets too (ApiClient does)."""
+    _SCRUBBERS.add(scrubber)
+
+
+_URLLIB3_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.poolmanager",
+    "urllib3.util.retry",
+    "urllib3.connection",
+    "urllib3.response",
+)
 
 
 def _guard_urllib3_logs() -> None:
@@ -75,7 +113,10 @@ class Transport:
     `max_body_bytes` bounds what is read into memory (a non-streamed answer, or
     `Response.read`/`json` on a streamed one): a larger body is a `BodyTooLargeError`, refused
     from its Content-Length before reading when it has one. Default `DEFAULT_MAX_BODY_BYTES`
-    (16 MiB). A non-2xx answer keeps only its first `ERROR_BODY_LIMIT` bytes, to explain it.
+    (4 MiB: a reporting API's answers are kilobytes). `max_json_items` bounds the values
+    `Response.json` will build (`DEFAULT_MAX_JSON_ITEMS`), counted before parsing: bytes
+    alone do not bound a parse (4 MiB of `[],` is a million lists). A non-2xx answer keeps
+    only its first `ERROR_BODY_LIMIT` bytes, to explain it.
 
     `timeout` holds per socket operation: connect, then each wait for a byte (`read` is so
     the stall limit; a request's `read_timeout` replaces it). A request with a `deadline`
@@ -91,11 +132,15 @@ class Transport:
         ca_certs: str | None = None,
         verify: bool = True,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_json_items: int = DEFAULT_MAX_JSON_ITEMS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+        if max_json_items < 1:
+            raise ValueError(f"max_json_items must be positive, got {max_json_items}")
         self.max_body_bytes = max_body_bytes
+        self.max_json_items = max_json_items
         options: dict[str, Any] = {"maxsize": pool_maxsize, "timeout": timeout, "retries": False}
         if verify:
             options["cert_reqs"] = "CERT_REQUIRED"
@@ -142,7 +187,11 @@ class Transport:
                 raise deadline_error(request, _deadline_text(reason)) from None
             raise transport_error(request, reason) from None
         response = Response(
-            raw, request=request, max_body_bytes=self.max_body_bytes, clock=self._clock
+            raw,
+            request=request,
+            max_body_bytes=self.max_body_bytes,
+            max_json_items=self.max_json_items,
+            clock=self._clock,
         )
         if not stream:
             if response.ok:

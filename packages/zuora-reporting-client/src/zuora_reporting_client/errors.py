@@ -10,12 +10,12 @@ the HTTP reason phrase.
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from reporting_runtime import ApiError, AuthenticationError, ErrorDetails, html_title, text_value
+from reporting_runtime.messages import parse_json
 
 __all__ = ["ERROR_READER", "ZuoraErrorReader"]
 
@@ -46,7 +46,7 @@ def _inner(inner: Any) -> ErrorDetails | None:
         stripped = inner.strip()
         if stripped.startswith("{"):
             try:
-                inner = json.loads(stripped)
+                inner = parse_json(stripped)
             except ValueError:
                 return ErrorDetails(message=stripped)
         else:

@@ -121,8 +121,12 @@ class Session:
         self.args = args
         self.stdout = stdout
         self.stderr = stderr
-        self.out = Output(stdout, as_json=bool(args.json))
-        self.progress = Progress(stderr)
+
+        def scrub(text: str) -> str:
+            return _redact(text, _secrets(args, self))
+
+        self.out = Output(stdout, as_json=bool(args.json), scrub=scrub)
+        self.progress = Progress(stderr, scrub=scrub)
         self.run: ReportRun | None = None
         #: The command that finishes the job from the current step (a wait or a download),
         #: printed when that step is interrupted or fails, so no run is ever stranded.

@@ -8,7 +8,7 @@ expires.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -194,18 +194,42 @@ def run_block(run: ReportRun) -> str:
     )
 
 
-class Output:
-    """Where a command's answer goes: stdout as text or JSON, nothing else on stdout."""
+def _scrubbed(value: Any, scrub: Callable[[str], str]) -> Any:
+    """JSON-ready data with every string (keys too) passed through ``scrub``."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(k): _scrubbed(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v, scrub) for v in value]
+    return value
 
-    def __init__(self, stream: IO[str], *, as_json: bool) -> None:
+
+class Output:
+    """Where a command's answer goes: stdout as text or JSON, nothing else on stdout.
+
+    ``scrub`` (the CLI's: the secrets the gateway holds, and key-shaped strings) is applied
+    to everything printed: a provider writes the names, ids and reasons shown, and one that
+    echoes a key into a template name or a run id must not get it printed.
+    """
+
+    def __init__(
+        self, stream: IO[str], *, as_json: bool, scrub: Callable[[str], str] | None = None
+    ) -> None:
         self.stream = stream
         self.as_json = as_json
+        self.scrub = scrub
 
     def emit(self, data: Any, human: str | None) -> None:
         """Print ``data`` as JSON in --json mode, else the ``human`` text (if any)."""
         if self.as_json:
-            json.dump(_jsonable(data), self.stream, indent=2, ensure_ascii=False)
+            plain = _jsonable(data)
+            if self.scrub is not None:
+                plain = _scrubbed(plain, self.scrub)
+            json.dump(plain, self.stream, indent=2, ensure_ascii=False)
             self.stream.write("\n")
         elif human:
+            if self.scrub is not None:
+                human = self.scrub(human)
             self.stream.write(human.rstrip("\n") + "\n")
         self.stream.flush()

@@ -31,6 +31,7 @@ class Progress:
         *,
         enabled: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        scrub: Callable[[str], str] | None = None,
     ) -> None:
         if enabled is None:
             isatty = getattr(stream, "isatty", None)
@@ -44,6 +45,8 @@ class Progress:
         self._received = 0
         self._conversion: str | None = None
         self.prefix = ""
+        #: Applied to every line drawn (run ids and statuses are the provider's words).
+        self.scrub = scrub
         # The waiting line's last poll (run, elapsed then, clock then), redrawn by the ticker
         # so the elapsed time moves every second even when polls are a minute apart.
         self._polled: tuple[ReportRun, float, float] | None = None
@@ -54,6 +57,8 @@ class Progress:
     def _draw(self, text: str) -> None:
         with self._lock:
             line = f"{self.prefix}{text}"
+            if self.scrub is not None:
+                line = self.scrub(line)
             pad = " " * max(0, self._width - len(line))
             self.stream.write(f"\r{line}{pad}")
             self.stream.flush()
@@ -76,7 +81,8 @@ class Progress:
         """A line of its own (``started run ...``), shown only on a terminal like the rest."""
         if self.enabled:
             self.finish()
-            self.stream.write(f"{self.prefix}{text}\n")
+            line = f"{self.prefix}{text}"
+            self.stream.write(f"{self.scrub(line) if self.scrub is not None else line}\n")
             self.stream.flush()
 
     # -- starting --------------------------------------------------------------------------
