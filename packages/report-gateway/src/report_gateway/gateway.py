@@ -1,8 +1,9 @@
 """The ``Gateway`` facade: one object that runs any installed provider's reports.
 
 It reads as a sequence of calls to collaborators: the plugin registry (``plugins``), the
-built-in hook answers (``defaults``), settings (``config``), credentials (``credentials``),
-run admission (``admission``), waiting (``polling``), downloads and rows. It creates each
+built-in hook answers (``defaults``), settings (``config``), credentials and each driver's
+context (``credentials``), starts (``journal.Starts``), run admission (``admission``),
+waiting (``polling``, ``events``), downloads, rows, tables and fan-out. It creates each
 provider's driver once (under a lock: a Gateway is shared across threads) and wraps
 runtime errors in ``ProviderError`` (``errors.provider_errors``).
 """
@@ -10,7 +11,6 @@ runtime errors in ``ProviderError`` (``errors.provider_errors``).
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,35 +19,31 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from reporting_runtime.redaction import scrub_text
 
+from . import fanout, tabular
 from .admission import Admissions
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
-from .credentials import resolve_credentials
+from .credentials import held_secrets, provider_context
 from .defaults import BuiltinHooks
 from .download import download
+from .drivers import Drivers
 from .errors import provider_errors
 from .events import RunEvents
 from .hookspecs import hookimpl
-from .journal import JournalHolder, journaled_start
+from .journal import JournalHolder, Starts
 from .models import ReportRun, ReportTemplate, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import Backoff, wait_for
-from .provider import (
-    DriverCalls,
-    ProviderContext,
-    ProviderDriver,
-    ProviderSpec,
-    start_reporter,
-)
+from .provider import ProviderContext, ProviderDriver, ProviderSpec, ResultResponse
 from .rows import iter_rows
-from .transfer import ResultBody, result_opener
+from .transfer import result_body, result_opener
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
 
     from .download import DownloadProgress, ZipLimits
     from .fanout import FanOutProgress, FanOutResult
-    from .journal import Create, Journal, JournalEntry
+    from .journal import Journal
     from .polling import ProgressCallback
 
 __all__ = ["LOAD_PLUGINS_ENV", "Gateway", "PluginInfo", "hookimpl"]
@@ -111,11 +107,7 @@ class Gateway:
         self._journal = JournalHolder(options)
         self._transport = SharedTransport(transport, options)
         self._admission = Admissions(options.max_active_runs, options.slot_timeout)
-        self._key_ids: dict[str, str] = {}
-        self._contexts: dict[str, ProviderContext] = {}
-        self._calls: dict[str, DriverCalls] = {}
-        self._lock = threading.RLock()
-        self._drivers: dict[str, ProviderDriver] = {}
+        self._drivers = Drivers(self.spec, self._context)
         #: Terminal snapshots pushed to this process (``report_gateway.webhooks``) end waits.
         self.events = RunEvents()
         self._registry = PluginRegistry(
@@ -125,6 +117,9 @@ class Gateway:
             allowed=options.load_plugins,
         )
         self.pm = self._registry.pm
+        self._starts = Starts(
+            self, self._where, self._admission, self._drivers.calls, self._changed
+        )
 
     def __repr__(self) -> str:
         names = sorted(self._registry.specs()) if self._registry.loaded else "not loaded"
@@ -173,19 +168,7 @@ class Gateway:
 
     def driver(self, provider: str) -> ProviderDriver:
         """The provider's driver, created once (settings, credentials, auth resolved then)."""
-        driver = self._drivers.get(provider)
-        if driver is not None:
-            return driver
-        spec = self.spec(provider)
-        with self._lock:
-            driver = self._drivers.get(provider)
-            if driver is None:
-                with provider_errors(provider):
-                    driver = spec.factory(self._context(spec))
-                # Which optional keywords (progress=, deadline=, ...) its methods take.
-                self._calls[provider] = DriverCalls.of(driver)
-                self._drivers[provider] = driver
-        return driver
+        return self._drivers.get(provider)
 
     def settings(self, provider: str) -> ProviderSettings:
         """The provider's layered settings (explicit > profile file > environment)."""
@@ -193,50 +176,20 @@ class Gateway:
         return self._settings.for_provider(provider, spec)
 
     def _context(self, spec: ProviderSpec) -> ProviderContext:
-        settings = self.settings(spec.name)
-        credentials = resolve_credentials(
-            self.pm,
-            spec,
-            settings,
-            profile=self._settings.profile,
-            environ=self._settings.environ,
-            credential_plugins=self._registry.implementing("report_gateway_credentials"),
+        plugins = self._registry.implementing("report_gateway_credentials")
+        return provider_context(
+            self.pm, spec, self._settings, self.options, self.transport, credential_plugins=plugins
         )
-        hook = self.pm.hook
-        context = ProviderContext(
-            spec=spec,
-            settings=settings,
-            credentials=credentials,
-            auth=hook.report_gateway_auth(provider=spec.name, credentials=credentials),
-            scope_headers=lambda scope: hook.report_gateway_scope_headers(
-                provider=spec.name, scope=scope
-            ),
-            map_status=lambda raw: hook.report_gateway_map_status(
-                provider=spec.name, raw_status=raw
-            ),
-            transport_factory=self.transport,
-            retry=self.options.retry,
-            user_agent=self.options.user_agent,
-        )
-        self._key_ids[spec.name] = context.credential_id
-        self._contexts[spec.name] = context
-        return context
 
     def credential_id(self, provider: str) -> str:
         """A hash naming the provider's credentials (never the credentials themselves)."""
-        self.driver(provider)
-        return self._key_ids.get(provider, "")
+        return self._drivers.context(provider).credential_id
 
     def held_secrets(self) -> frozenset[str]:
         """Every secret value this Gateway holds now: the credentials it resolved and what
         each provider's auth policy holds (``AuthPolicy.secret_values``: a token it obtained
         too). What ``scrub`` hides; a provider not used yet holds nothing."""
-        values: set[str] = set()
-        for context in list(self._contexts.values()):
-            values.update(v for v in context.credentials.values() if isinstance(v, str))
-            if context.auth is not None:
-                values.update(context.auth.secret_values())
-        return frozenset(v for v in values if v)
+        return held_secrets(self._drivers.contexts())
 
     def scrub(self, text: str) -> str:
         """``text`` with every held secret (and key-shaped string) replaced by REDACTED."""
@@ -257,8 +210,7 @@ class Gateway:
         field and report on the wrong account (ScopeError instead)."""
         where = scope or Scope()
         if not where.is_empty:
-            self.driver(provider)
-            self._contexts[provider].scope_headers(where)
+            self._drivers.context(provider).scope_headers(where)
         return where
 
     def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
@@ -328,11 +280,11 @@ class Gateway:
         for the same job (provider, report, parameters, scope, credentials) and returns its
         run when it is still going or succeeded, recovering a create whose answer was lost.
         """
-        run, entry = self._journaled_start(
+        run, entry = self._starts.start(
             provider,
             report_id,
             dict(parameters or {}),
-            self._where(provider, scope),
+            scope,
             key=idempotency_key or str(uuid.uuid4()),
             reuse=reuse,
             on_progress=on_progress,
@@ -343,66 +295,6 @@ class Gateway:
             run = self.get(provider, entry.run_id, scope=entry.scope)
         return run
 
-    def _journaled_start(
-        self,
-        provider: str,
-        report_id: str,
-        params: dict[str, Any],
-        where: Scope,
-        *,
-        key: str,
-        reuse: bool,
-        on_progress: Callable[[StartProgress], None] | None = None,
-        output: str | os.PathLike[str] | None = None,
-    ) -> tuple[ReportRun | None, JournalEntry | None]:
-        create = self._creator(on_progress)
-        if self.journal is None:
-            return create(provider, report_id, params, where, key, lambda: None), None
-        return journaled_start(
-            self, self.journal, create, provider, report_id, params, where,
-            key=key, reuse=reuse, output=output,
-        )  # fmt: skip
-
-    def _creator(self, on_progress: Callable[[StartProgress], None] | None = None) -> Create:
-        return lambda *args: self._create(*args, on_progress=on_progress)
-
-    def _create(
-        self,
-        provider: str,
-        report_id: str,
-        params: Mapping[str, Any],
-        where: Scope,
-        key: str,
-        sending: Callable[[], None],
-        *,
-        on_progress: Callable[[StartProgress], None] | None,
-    ) -> ReportRun:
-        progress = start_reporter(provider, report_id, on_progress)
-
-        def create(driver: ProviderDriver) -> ReportRun:
-            valid = driver.validate(report_id, dict(params), scope=where)
-            # A driver whose start predates ``progress=`` is called without it.
-            extra = self._calls[provider].keywords("start", progress=progress)
-
-            def send() -> ReportRun:
-                sending()
-                return driver.start(report_id, valid, scope=where, idempotency_key=key, **extra)
-
-            return self._admission.admit(
-                self.spec(provider),
-                self._key_ids.get(provider, ""),
-                get=lambda run_id, held_scope: driver.get(run_id, scope=held_scope),
-                create=send,
-                limit=getattr(driver, "provider_limit", None),
-                progress=progress,
-                report_id=report_id,
-                scope=where,
-            )
-
-        run = self._call(provider, create)
-        self._changed(run, None)
-        return run
-
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
         where = self._where(provider, scope)
@@ -410,7 +302,7 @@ class Gateway:
 
     def _seen(self, run: ReportRun) -> ReportRun:
         """Free the run's slot once it is seen finished (and let a waiting start try)."""
-        return self._admission.seen(run, self._key_ids.get(run.provider, ""))
+        return self._admission.seen(run, self._drivers.credential_id(run.provider))
 
     def wait(
         self,
@@ -444,7 +336,7 @@ class Gateway:
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         self._seen(run)
         self.driver(run.provider)
-        extra = self._calls[run.provider].keywords("get", deadline=deadline)
+        extra = self._drivers.calls[run.provider].keywords("get", deadline=deadline)
         fetch, pause = self.events.watch(
             run,
             lambda: self._call(run.provider, lambda d: d.get(run.id, scope=run.scope, **extra)),
@@ -510,7 +402,7 @@ class Gateway:
         longest wait for any byte (None: the transport's read timeout, 60 s by default).
         Either ends the call with a ``DownloadError``, nothing written.
         """
-        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
+        opener = self._opener(run, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
                 run,
@@ -536,27 +428,23 @@ class Gateway:
     ) -> Iterator[dict[str, str]]:
         """The result's rows as dicts keyed by the header row, streamed (see ``rows``);
         ``timeout`` (from this call) and ``stall_timeout`` as for ``download``."""
-        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
-        assert run.result is not None  # checked by _opener
-        body = ResultBody(
-            opener,
-            expected_size=run.result.size,
-            description=f"{run.provider} run {run.id} result",
-        )
-        content_type = run.result.content_type
-        return self._iterate(run.provider, lambda: iter_rows(body, content_type))
+        opener = self._opener(run, timeout, stall_timeout)
+        body, result = result_body(run, opener), run.result
+        assert result is not None  # checked by result_opener
+        return self._iterate(run.provider, lambda: iter_rows(body, result.content_type))
+
+    def _opener(
+        self, run: ReportRun, timeout: float | None, stall: float | None
+    ) -> Callable[..., ResultResponse]:
+        return result_opener(run, self.driver, self._drivers.calls, self.scrub, timeout, stall)
 
     def to_arrow(self, run: ReportRun, **options: Any) -> Any:
         """The result as a typed ``pyarrow.Table`` (``report-gateway[arrow]``; ``tabular``)."""
-        from .tabular import to_arrow
-
-        return to_arrow(self, run, **options)
+        return tabular.to_arrow(self, run, **options)
 
     def to_parquet(self, run: ReportRun, path: str | os.PathLike[str], **options: Any) -> Path:
         """The result as a Parquet file, atomically, in record batches (``tabular``)."""
-        from .tabular import to_parquet
-
-        return to_parquet(self, run, path, **options)
+        return tabular.to_parquet(self, run, path, **options)
 
     # -- many runs ------------------------------------------------------------------------
 
@@ -576,9 +464,7 @@ class Gateway:
         """One run per scope, at most ``max_concurrency`` active at once, each result in its
         own file in ``output_dir`` (optionally ``combine``d into one CSV with a leading scope
         column); a scope's failure is collected, never stops the others (``fanout``)."""
-        from .fanout import run_many
-
-        return run_many(
+        return fanout.run_many(
             self, provider, report_id, dict(parameters or {}), scopes=list(scopes),
             max_concurrency=max_concurrency, output_dir=output_dir, combine=combine,
             on_progress=on_progress, **options,
@@ -586,6 +472,4 @@ class Gateway:
 
     def resume(self, *, max_concurrency: int | None = None, **options: Any) -> FanOutResult:
         """Finish every unfinished wait and download in the journal (``fanout.resume``)."""
-        from .fanout import resume
-
-        return resume(self, max_concurrency=max_concurrency, **options)
+        return fanout.resume(self, max_concurrency=max_concurrency, **options)

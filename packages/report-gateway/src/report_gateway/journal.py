@@ -44,18 +44,29 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .config import JOURNAL_ENV
-from .errors import ConfigurationError, GatewayError, ProviderError, RunLimitError, RunMayExistError
-from .models import ReportRun, RunStatus, Scope
+from .errors import (
+    ConfigurationError,
+    GatewayError,
+    ProviderError,
+    RunLimitError,
+    RunMayExistError,
+    provider_errors,
+)
+from .models import ReportRun, RunStatus, Scope, StartProgress
+from .provider import start_reporter
 
 if TYPE_CHECKING:
+    from .admission import Admissions
     from .config import GatewayOptions
     from .gateway import Gateway
+    from .provider import DriverCalls
 
 __all__ = [
     "CRASH_ENV",
     "JOURNAL_ENV",
     "Journal",
     "JournalEntry",
+    "Starts",
     "default_journal_path",
     "parameters_hash",
 ]
@@ -455,6 +466,79 @@ class JournalHolder:
 #: ``create(provider, report_id, parameters, scope, key, sending)``: the Gateway's create,
 #: calling ``sending()`` right before each request it sends.
 Create = Callable[[str, str, Mapping[str, Any], Scope, str, Callable[[], None]], ReportRun]
+
+
+class Starts:
+    """The one route of every start: ``Gateway.start``, each scope of ``run_many`` and each
+    entry ``resume`` finishes. The scope is checked against what the provider declares
+    (``check``) before anything is journaled or sent, so no path can report on the wrong
+    account; the journal is consulted when it is on.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        check: Callable[[str, Scope | None], Scope],
+        admissions: Admissions,
+        calls: Mapping[str, DriverCalls],
+        changed: Callable[[ReportRun, ReportRun | None], None],
+    ) -> None:
+        self._gateway, self._check, self._admissions = gateway, check, admissions
+        self._calls, self._changed = calls, changed
+
+    def _creator(self, on_progress: Callable[[StartProgress], None] | None) -> Create:
+        """The create every start sends: admitted (``Admissions.start``), then announced."""
+        gateway = self._gateway
+
+        def create(
+            provider: str,
+            report_id: str,
+            params: Mapping[str, Any],
+            where: Scope,
+            key: str,
+            sending: Callable[[], None],
+        ) -> ReportRun:
+            progress = start_reporter(provider, report_id, on_progress)
+            spec, driver = gateway.spec(provider), gateway.driver(provider)
+            key_id, calls = gateway.credential_id(provider), self._calls[provider]
+            with provider_errors(provider, scrub=gateway.scrub):
+                run = self._admissions.start(
+                    spec, key_id, driver, calls, report_id, params, where,
+                    key=key, sending=sending, progress=progress,
+                )  # fmt: skip
+            self._changed(run, None)
+            return run
+
+        return create
+
+    def start(
+        self,
+        provider: str,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        scope: Scope | None,
+        *,
+        key: str,
+        reuse: bool,
+        on_progress: Callable[[StartProgress], None] | None = None,
+        output: str | os.PathLike[str] | None = None,
+    ) -> tuple[ReportRun | None, JournalEntry | None]:
+        """The run (None: the journal's entry is already downloaded and verified) and its
+        entry (None when the journal is off); see ``journaled_start``."""
+        where = self._check(provider, scope)
+        create = self._creator(on_progress)
+        journal = self._gateway.journal
+        if journal is None:
+            return create(provider, report_id, parameters, where, key, lambda: None), None
+        return journaled_start(
+            self._gateway, journal, create, provider, report_id, parameters, where,
+            key=key, reuse=reuse, output=output,
+        )  # fmt: skip
+
+    def resume(self, journal: Journal, entry: JournalEntry) -> ReportRun:
+        """An unfinished entry's run (``resume_entry``), its scope checked first."""
+        self._check(entry.provider, entry.scope)
+        return resume_entry(self._gateway, journal, self._creator(None), entry)
 
 
 def _refused(exc: BaseException) -> bool:

@@ -36,7 +36,14 @@ from .errors import DownloadError, IntegrityError, deadline_passed, provider_err
 from .models import ReportRun, RunStatus
 from .provider import DriverCalls, ResultResponse, accepted_keywords
 
-__all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors", "result_opener"]
+__all__ = [
+    "CHUNK_SIZE",
+    "ResultBody",
+    "accepts_if_range",
+    "network_errors",
+    "result_body",
+    "result_opener",
+]
 
 #: Bytes read into the one buffer per transfer (``views``), chosen by measurement on this
 #: machine kind (2 cores, shared), ``nox -s bench -- --only chunks``: bare ``readinto`` of
@@ -334,3 +341,11 @@ def result_opener(
             return response
 
     return open_result
+
+
+def result_body(run: ReportRun, open_result: Callable[..., ResultResponse]) -> ResultBody:
+    """One pass over ``run``'s result (``result_opener`` made sure there is one), held to
+    the size the provider announced."""
+    assert run.result is not None
+    description = f"{run.provider} run {run.id} result"
+    return ResultBody(open_result, expected_size=run.result.size, description=description)
