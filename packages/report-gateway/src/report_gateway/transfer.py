@@ -41,7 +41,6 @@ __all__ = [
     "ResultBody",
     "accepts_if_range",
     "network_errors",
-    "result_body",
     "result_opener",
 ]
 
@@ -341,11 +340,3 @@ def result_opener(
             return response
 
     return open_result
-
-
-def result_body(run: ReportRun, open_result: Callable[..., ResultResponse]) -> ResultBody:
-    """One pass over ``run``'s result (``result_opener`` made sure there is one), held to
-    the size the provider announced."""
-    assert run.result is not None
-    description = f"{run.provider} run {run.id} result"
-    return ResultBody(open_result, expected_size=run.result.size, description=description)
