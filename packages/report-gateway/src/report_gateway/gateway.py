@@ -162,9 +162,8 @@ class Gateway:
         return self._drivers.context(provider).credential_id
 
     def held_secrets(self) -> frozenset[str]:
-        """Every secret value this Gateway holds now: the credentials it resolved and what
-        each provider's auth policy holds (``AuthPolicy.secret_values``: a token it obtained
-        too). What ``scrub`` hides; a provider not used yet holds nothing."""
+        """Every secret held now (credentials resolved, tokens its auth policies obtained):
+        what ``scrub`` hides; a provider not used yet holds none (``credentials``)."""
         return held_secrets(self._drivers.contexts())
 
     def scrub(self, text: str) -> str:
