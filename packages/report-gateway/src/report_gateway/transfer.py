@@ -36,13 +36,7 @@ from .errors import DownloadError, IntegrityError, deadline_passed, provider_err
 from .models import ReportRun, RunStatus
 from .provider import DriverCalls, ResultResponse, accepted_keywords
 
-__all__ = [
-    "CHUNK_SIZE",
-    "ResultBody",
-    "accepts_if_range",
-    "network_errors",
-    "result_opener",
-]
+__all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors", "result_opener"]
 
 #: Bytes read into the one buffer per transfer (``views``), chosen by measurement on this
 #: machine kind (2 cores, shared), ``nox -s bench -- --only chunks``: bare ``readinto`` of
