@@ -155,7 +155,9 @@ def _traced_wait(original: Any, tracer: Tracer) -> Any:
 
 
 def _traced_watch(original: Any, tracer: Tracer) -> Any:
-    def watch(self: Any, run: ReportRun, poll: Callable[[], ReportRun], *args: Any) -> Any:
+    def watch(
+        self: Any, run: ReportRun, poll: Callable[[], ReportRun], *args: Any, **kwargs: Any
+    ) -> Any:
         def traced_poll() -> ReportRun:
             with tracer.start_as_current_span(
                 "report_gateway.poll", attributes=_run_attributes(run), record_exception=False
@@ -168,7 +170,7 @@ def _traced_watch(original: Any, tracer: Tracer) -> Any:
                 span.set_attributes(_run_attributes(snapshot))
                 return snapshot
 
-        return original(self, run, traced_poll, *args)
+        return original(self, run, traced_poll, *args, **kwargs)
 
     return watch
 
