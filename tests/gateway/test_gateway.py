@@ -477,3 +477,23 @@ def test_the_gateway_refuses_an_unsupported_scope_before_the_driver_sees_it(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownStatusWarning)
         assert gw.get("fake", "r1", scope=Scope(account="acct_1")).id == "r1"
+
+
+def test_fan_out_and_resume_check_each_scope_before_journaling_or_sending(
+    make_gateway: MakeGateway, tmp_path: Path
+) -> None:
+    provider = ScopedFake()
+    gw = make_gateway(plugins=[provider], journal=tmp_path / "journal.sqlite3")
+    bad = Scope(context="ctx_1")
+    result = gw.run_many("fake", "rep", {"x": 1}, scopes=[bad], output_dir=tmp_path / "out")
+    [outcome] = result.outcomes
+    assert isinstance(outcome.error, ScopeError)
+    journal = gw.journal
+    assert journal is not None
+    assert journal.entries() == []
+    assert provider.created[0].calls == []
+    # An entry journaled with that scope (by another version, say) is refused on resume too.
+    journal.begin("fake", "rep", bad, {"x": 1}, key="k1")
+    [outcome] = gw.resume().outcomes
+    assert isinstance(outcome.error, ScopeError)
+    assert provider.created[0].calls == []

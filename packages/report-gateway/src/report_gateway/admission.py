@@ -41,7 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -51,7 +51,7 @@ from .models import ReportRun, Scope
 if TYPE_CHECKING:
     from reporting_runtime.backoff import Backoff
 
-    from .provider import ProviderSpec, StartReporter
+    from .provider import DriverCalls, ProviderDriver, ProviderSpec, StartReporter
 
 __all__ = [
     "Admission",
@@ -487,6 +487,41 @@ class Admissions:
         if run.status.is_terminal:
             admission_for(run.provider, key_id).seen(run)
         return run
+
+    def start(
+        self,
+        spec: ProviderSpec,
+        key_id: str,
+        driver: ProviderDriver,
+        calls: DriverCalls,
+        report_id: str,
+        params: Mapping[str, Any],
+        scope: Scope,
+        *,
+        key: str,
+        sending: Callable[[], None],
+        progress: StartReporter,
+    ) -> ReportRun:
+        """Validate, then send the driver's create once admitted: the same key on every
+        attempt, ``sending()`` right before it (the journal's mark that a run may exist)."""
+        valid = driver.validate(report_id, dict(params), scope=scope)
+        # A driver whose start predates ``progress=`` is called without it.
+        extra = calls.keywords("start", progress=progress)
+
+        def send() -> ReportRun:
+            sending()
+            return driver.start(report_id, valid, scope=scope, idempotency_key=key, **extra)
+
+        return self.admit(
+            spec,
+            key_id,
+            get=lambda run_id, held_scope: driver.get(run_id, scope=held_scope),
+            create=send,
+            limit=getattr(driver, "provider_limit", None),
+            progress=progress,
+            report_id=report_id,
+            scope=scope,
+        )
 
     def admit(
         self,

@@ -28,8 +28,9 @@ import attrs
 
 from .download import safe_name
 from .errors import ConfigurationError, DownloadError
-from .journal import JournalEntry, crash_point, resume_entry
+from .journal import JournalEntry, crash_point
 from .models import ReportRun, RunStatus, Scope
+from .polling import finish
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -257,8 +258,8 @@ def _start(
     if task.entry is not None and journal is not None:
         if task.entry.verified:
             return None, task.entry
-        return resume_entry(gw, journal, gw._creator(), task.entry), None
-    run, entry = gw._journaled_start(
+        return gw._starts.resume(journal, task.entry), None
+    run, entry = gw._starts.start(
         task.provider,
         task.report_id,
         dict(task.parameters),
@@ -298,8 +299,6 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
         if not run.status.is_terminal or run.status is RunStatus.SUCCEEDED:
             run = _wait(gw, run, settings, tracker)
         else:
-            from .polling import finish
-
             finish(run)  # failed or canceled: raise its error
         saved: Path | None = None
         if task.path is not None:

@@ -1,83 +1,64 @@
 """The ``Gateway`` facade: one object that runs any installed provider's reports.
 
-It reads as a sequence of calls to collaborators: the plugin registry (``plugins``), the
-built-in hook answers (``defaults``), settings (``config``), credentials (``credentials``),
-run admission (``admission``), waiting (``polling``), downloads and rows. It creates each
-provider's driver once (under a lock: a Gateway is shared across threads) and wraps
-runtime errors in ``ProviderError`` (``errors.provider_errors``).
+Each job is a collaborator's, so a feature extends one mechanism instead of growing here:
+plugins (``plugins``, ``defaults``), settings (``config``), drivers and their contexts
+(``drivers``, ``credentials``), starts (``journal.Starts``, ``admission``), waits
+(``polling``, ``events``), results (``transfer``, ``download``, ``rows``, ``tabular``),
+fan-out (``fanout``); runtime errors become ``ProviderError`` (``errors``).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from reporting_runtime.redaction import scrub_text
 
+from . import fanout, tabular
 from .admission import Admissions
 from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
-from .credentials import resolve_credentials
+from .credentials import held_secrets
 from .defaults import BuiltinHooks
 from .download import download
-from .errors import provider_errors, same_run
+from .drivers import Drivers
+from .errors import provider_errors
 from .events import RunEvents
 from .hookspecs import hookimpl
-from .journal import JournalHolder, journaled_start
+from .journal import JournalHolder, Starts
 from .models import ReportRun, ReportTemplate, Scope, StartProgress
 from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
-from .polling import Backoff, wait_for
-from .provider import (
-    DriverCalls,
-    ProviderContext,
-    ProviderDriver,
-    ProviderSpec,
-    start_reporter,
-)
-from .rows import iter_rows
-from .transfer import ResultBody, result_opener
+from .polling import deadline_after, poll_schedule, wait_for
+from .provider import ProviderDriver, ProviderSpec
+from .rows import result_rows
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
 
     from .download import DownloadProgress, ZipLimits
     from .fanout import FanOutProgress, FanOutResult
-    from .journal import Create, Journal, JournalEntry
+    from .journal import Journal
     from .polling import ProgressCallback
 
 __all__ = ["LOAD_PLUGINS_ENV", "Gateway", "PluginInfo", "hookimpl"]
 
-T = TypeVar("T")
 _UNSET = object()
 
 
 class Gateway:
     """Run any installed provider's reports through one API.
 
-    ``settings`` maps a provider name to its settings (highest precedence; see
-    ``report_gateway.config`` for the profile file and the environment). ``plugins`` are extra
-    plugin objects (modules or instances with ``@hookimpl`` methods) registered before the
+    ``settings`` maps a provider name to its settings (over the profile file and the
+    environment: ``config``). ``plugins`` are extra plugin objects registered before the
     entry points; ``load_entrypoints=False`` keeps installed plugins out (tests, embedding).
-    ``transport`` is a ``reporting_runtime.Transport`` to share; one is created on first use
-    otherwise. ``ca_bundle`` is a PEM file of CA certificates that replaces the system trust
-    store for every provider (a TLS-intercepting corporate proxy, a private CA); without it
-    ``$REPORT_GATEWAY_CA_BUNDLE`` is used. Verification stays on either way; a missing or
-    unreadable bundle is a ``ConfigurationError`` here, before any request. A ``transport``
-    given explicitly brings its own trust (``Transport(ca_certs=...)``), so it excludes
-    ``ca_bundle`` and ignores the environment variable.
-    ``environ`` replaces ``os.environ`` for settings lookups (tests).
-    ``max_active_runs`` caps the runs this process keeps active per provider and key (an int
-    for every provider, or ``{"stripe-v2": 5}``); ``start`` waits up to ``slot_timeout``
-    seconds (default 600) for a slot, then raises ``RunLimitError`` (``report_gateway.admission``).
-    ``journal`` is the SQLite run journal's path (default: in the user data folder; None
-    turns it off): every start is written down there first (``report_gateway.journal``).
-    Gateway-wide keywords left out come from the profile's ``gateway`` table, then the
-    environment (``options``).
+    ``transport`` is a ``reporting_runtime.Transport`` to share: it brings its own trust, so
+    it excludes ``ca_bundle``. ``environ`` replaces ``os.environ`` (tests). The other
+    keywords are the gateway-wide options (``config.GatewayOptions``: ``ca_bundle``,
+    ``max_active_runs`` with ``slot_timeout``, ``journal``; None turns the journal off);
+    left out, they come from the profile's ``gateway`` table, then the environment.
     """
 
     def __init__(
@@ -111,11 +92,6 @@ class Gateway:
         self._journal = JournalHolder(options)
         self._transport = SharedTransport(transport, options)
         self._admission = Admissions(options.max_active_runs, options.slot_timeout)
-        self._key_ids: dict[str, str] = {}
-        self._contexts: dict[str, ProviderContext] = {}
-        self._calls: dict[str, DriverCalls] = {}
-        self._lock = threading.RLock()
-        self._drivers: dict[str, ProviderDriver] = {}
         #: Terminal snapshots pushed to this process (``report_gateway.webhooks``) end waits.
         self.events = RunEvents()
         self._registry = PluginRegistry(
@@ -125,6 +101,8 @@ class Gateway:
             allowed=options.load_plugins,
         )
         self.pm = self._registry.pm
+        self._drivers = Drivers(self._registry, self._settings, options, self.transport, self.scrub)
+        self._starts = Starts(self, self._drivers, self._admission, self._changed)
 
     def __repr__(self) -> str:
         names = sorted(self._registry.specs()) if self._registry.loaded else "not loaded"
@@ -173,70 +151,20 @@ class Gateway:
 
     def driver(self, provider: str) -> ProviderDriver:
         """The provider's driver, created once (settings, credentials, auth resolved then)."""
-        driver = self._drivers.get(provider)
-        if driver is not None:
-            return driver
-        spec = self.spec(provider)
-        with self._lock:
-            driver = self._drivers.get(provider)
-            if driver is None:
-                with provider_errors(provider):
-                    driver = spec.factory(self._context(spec))
-                # Which optional keywords (progress=, deadline=, ...) its methods take.
-                self._calls[provider] = DriverCalls.of(driver)
-                self._drivers[provider] = driver
-        return driver
+        return self._drivers.get(provider)
 
     def settings(self, provider: str) -> ProviderSettings:
         """The provider's layered settings (explicit > profile file > environment)."""
-        spec = self.spec(provider)
-        return self._settings.for_provider(provider, spec)
-
-    def _context(self, spec: ProviderSpec) -> ProviderContext:
-        settings = self.settings(spec.name)
-        credentials = resolve_credentials(
-            self.pm,
-            spec,
-            settings,
-            profile=self._settings.profile,
-            environ=self._settings.environ,
-            credential_plugins=self._registry.implementing("report_gateway_credentials"),
-        )
-        hook = self.pm.hook
-        context = ProviderContext(
-            spec=spec,
-            settings=settings,
-            credentials=credentials,
-            auth=hook.report_gateway_auth(provider=spec.name, credentials=credentials),
-            scope_headers=lambda scope: hook.report_gateway_scope_headers(
-                provider=spec.name, scope=scope
-            ),
-            map_status=lambda raw: hook.report_gateway_map_status(
-                provider=spec.name, raw_status=raw
-            ),
-            transport_factory=self.transport,
-            retry=self.options.retry,
-            user_agent=self.options.user_agent,
-        )
-        self._key_ids[spec.name] = context.credential_id
-        self._contexts[spec.name] = context
-        return context
+        return self._settings.for_provider(provider, self.spec(provider))
 
     def credential_id(self, provider: str) -> str:
         """A hash naming the provider's credentials (never the credentials themselves)."""
-        self.driver(provider)
-        return self._key_ids.get(provider, "")
+        return self._drivers.context(provider).credential_id
 
     def held_secrets(self) -> frozenset[str]:
-        """Every secret value this Gateway holds now: the credentials it resolved and what
-        each provider's auth policy holds (``AuthPolicy.secret_values``: a token it obtained
-        too). What ``scrub`` hides; a provider not used yet holds nothing."""
-        values: set[str] = set()
-        for context in list(self._contexts.values()):
-            values.update(v for v in context.credentials.values() if isinstance(v, str))
-            if context.auth is not None:
-                values.update(context.auth.secret_values())
-        return frozenset(v for v in values if v)
+        """Every secret held now (credentials resolved, tokens its auth policies obtained):
+        what ``scrub`` hides; a provider not used yet holds none (``credentials``)."""
+        return held_secrets(self._drivers.contexts())
 
     def scrub(self, text: str) -> str:
         """``text`` with every held secret (and key-shaped string) replaced by REDACTED."""
@@ -246,51 +174,30 @@ class Gateway:
         """The shared ``reporting_runtime.Transport`` (one connection pool for all providers)."""
         return self._transport.get()
 
-    def _call(self, provider: str, action: Callable[[ProviderDriver], T]) -> T:
-        driver = self.driver(provider)
-        with provider_errors(provider, scrub=self.scrub):
-            return action(driver)
-
-    def _where(self, provider: str, scope: Scope | None) -> Scope:
-        """``scope`` (None: empty) checked against what the provider declares it can send,
-        before any driver call: a driver that forgets ``scope_headers`` cannot then ignore a
-        field and report on the wrong account (ScopeError instead)."""
-        where = scope or Scope()
-        if not where.is_empty:
-            self.driver(provider)
-            self._contexts[provider].scope_headers(where)
-        return where
-
-    def _iterate(self, provider: str, items: Callable[[], Iterator[T]]) -> Iterator[T]:
-        with provider_errors(provider, scrub=self.scrub):
-            yield from items()
-
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
-        journal = self.journal
-        if journal is not None:
-            journal.record_status(run.provider, run.id, run.status, run.raw_status)
+        self._journal.changed(run)
         self.pm.hook.report_gateway_run_changed(run=run, previous=previous)
 
     # -- templates ------------------------------------------------------------------------
 
     def templates(self, provider: str, *, scope: Scope | None = None) -> list[ReportTemplate]:
         """Every report the provider offers (Stripe report types, v2 reports, Zuora reports)."""
-        where = self._where(provider, scope)
-        return list(self._call(provider, lambda d: d.templates(scope=where)))
+        where = self._drivers.where(provider, scope)
+        return list(self._drivers.call(provider, lambda d: d.templates(scope=where)))
 
     def template(
         self, provider: str, report_id: str, *, scope: Scope | None = None
     ) -> ReportTemplate:
         """One report with its parameter schema; ``UnknownReportError`` if there is none."""
-        where = self._where(provider, scope)
-        return self._call(provider, lambda d: d.template(report_id, scope=where))
+        where = self._drivers.where(provider, scope)
+        return self._drivers.call(provider, lambda d: d.template(report_id, scope=where))
 
     def search(
         self, provider: str, query: str, *, scope: Scope | None = None
     ) -> list[ReportTemplate]:
         """Reports whose name matches ``query``."""
-        where = self._where(provider, scope)
-        return list(self._call(provider, lambda d: d.search(query, scope=where)))
+        where = self._drivers.where(provider, scope)
+        return list(self._drivers.call(provider, lambda d: d.search(query, scope=where)))
 
     # -- runs -----------------------------------------------------------------------------
 
@@ -303,8 +210,8 @@ class Gateway:
         scope: Scope | None = None,
     ) -> dict[str, Any]:
         """Check parameters without creating a run; return them as the provider wants them."""
-        params, where = dict(parameters or {}), self._where(provider, scope)
-        return self._call(provider, lambda d: d.validate(report_id, params, scope=where))
+        params, where = dict(parameters or {}), self._drivers.where(provider, scope)
+        return self._drivers.call(provider, lambda d: d.validate(report_id, params, scope=where))
 
     def start(
         self,
@@ -319,100 +226,25 @@ class Gateway:
     ) -> ReportRun:
         """Validate the parameters, then create a run (once, even if the request is retried).
 
-        One idempotency key is made per call (or taken from ``idempotency_key``, to make a
-        retried job reuse its run); the runtime reuses it on every retry of the request.
-        ``on_progress`` hears, in the calling thread, why a start is taking long (waiting
-        for a free run slot under ``max_active_runs`` or a provider's concurrency limit);
-        a callback that raises is logged and ignored, never costing the run.
-        The start is journaled before its create is sent; ``reuse=True`` first looks there
-        for the same job (provider, report, parameters, scope, credentials) and returns its
-        run when it is still going or succeeded, recovering a create whose answer was lost.
+        One idempotency key per call (or ``idempotency_key``, so a retried job reuses its
+        run). ``on_progress`` hears, in the calling thread, why a start is taking long (no
+        free run slot); a callback that raises is logged and ignored, never costing the run.
+        The start is journaled before its create is sent; ``reuse=True`` returns the same
+        job's run from there when it is still going or succeeded (a lost answer recovered).
         """
-        run, entry = self._journaled_start(
-            provider,
-            report_id,
-            dict(parameters or {}),
-            self._where(provider, scope),
-            key=idempotency_key or str(uuid.uuid4()),
-            reuse=reuse,
-            on_progress=on_progress,
-        )
-        if run is None:  # downloaded and verified: the journal's run, as it is now
-            assert entry is not None
-            assert entry.run_id is not None
-            run = self.get(provider, entry.run_id, scope=entry.scope)
-        return run
-
-    def _journaled_start(
-        self,
-        provider: str,
-        report_id: str,
-        params: dict[str, Any],
-        where: Scope,
-        *,
-        key: str,
-        reuse: bool,
-        on_progress: Callable[[StartProgress], None] | None = None,
-        output: str | os.PathLike[str] | None = None,
-    ) -> tuple[ReportRun | None, JournalEntry | None]:
-        create = self._creator(on_progress)
-        if self.journal is None:
-            return create(provider, report_id, params, where, key, lambda: None), None
-        return journaled_start(
-            self, self.journal, create, provider, report_id, params, where,
-            key=key, reuse=reuse, output=output,
+        return self._starts.run(
+            provider, report_id, dict(parameters or {}), scope,
+            key=idempotency_key, reuse=reuse, on_progress=on_progress,
         )  # fmt: skip
-
-    def _creator(self, on_progress: Callable[[StartProgress], None] | None = None) -> Create:
-        return lambda *args: self._create(*args, on_progress=on_progress)
-
-    def _create(
-        self,
-        provider: str,
-        report_id: str,
-        params: Mapping[str, Any],
-        where: Scope,
-        key: str,
-        sending: Callable[[], None],
-        *,
-        on_progress: Callable[[StartProgress], None] | None,
-    ) -> ReportRun:
-        progress = start_reporter(provider, report_id, on_progress)
-
-        def create(driver: ProviderDriver) -> ReportRun:
-            valid = driver.validate(report_id, dict(params), scope=where)
-            # A driver whose start predates ``progress=`` is called without it.
-            extra = self._calls[provider].keywords("start", progress=progress)
-
-            def send() -> ReportRun:
-                sending()
-                return driver.start(report_id, valid, scope=where, idempotency_key=key, **extra)
-
-            return self._admission.admit(
-                self.spec(provider),
-                self._key_ids.get(provider, ""),
-                get=lambda run_id, held_scope: driver.get(run_id, scope=held_scope),
-                create=send,
-                limit=getattr(driver, "provider_limit", None),
-                progress=progress,
-                report_id=report_id,
-                scope=where,
-            )
-
-        run = self._call(provider, create)
-        self._changed(run, None)
-        return run
 
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""
-        where = self._where(provider, scope)
-        return self._seen(
-            self._call(provider, lambda d: same_run(d.get(run_id, scope=where), run_id))
-        )
+        where = self._drivers.where(provider, scope)
+        return self._seen(self._drivers.run(provider, run_id, where))
 
     def _seen(self, run: ReportRun) -> ReportRun:
         """Free the run's slot once it is seen finished (and let a waiting start try)."""
-        return self._admission.seen(run, self._key_ids.get(run.provider, ""))
+        return self._admission.seen(run, self._drivers.credential_id(run.provider))
 
     def wait(
         self,
@@ -425,33 +257,22 @@ class Gateway:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> ReportRun:
-        """Poll until the run ends; return it SUCCEEDED or raise.
+        """Poll until the run ends; return it SUCCEEDED or raise ``RunFailedError`` (with the
+        provider's reason), ``RunCanceledError``, or ``WaitTimeoutError``.
 
-        Raises ``RunFailedError`` (with the provider's reason), ``RunCanceledError``, or
-        ``WaitTimeoutError`` after ``timeout`` seconds (None: no deadline). ``on_progress(run,
-        elapsed)`` is called before the first poll and after each one; every status change
-        fires ``report_gateway_run_changed``. ``poll_interval``/``max_interval`` override the
-        provider's hints; ``clock``/``sleep`` replace ``time.monotonic``/``time.sleep``.
-        ``timeout`` is a deadline for the whole call: each poll's request gets what is left
-        (retries and Retry-After included), so the wait ends within moments of it whatever
-        the server does.
-        Between polls it sleeps on ``self.events``: a terminal snapshot published there (by
-        ``report_gateway.webhooks``) ends the sleep and is taken instead of the next poll; a
-        run the journal says ended (a listener in another process) is polled at once.
+        ``timeout`` (None: none) bounds the whole call, each poll's retries included;
+        ``on_progress(run, elapsed)`` hears every poll, ``report_gateway_run_changed`` every
+        change. ``poll_interval``/``max_interval`` override the provider's hints; ``clock``/
+        ``sleep`` replace ``time``'s. A snapshot published on ``self.events`` (a webhook) ends
+        the wait early; a run the journal says ended (a listener elsewhere) is polled at once.
         """
-        spec = self.spec(run.provider)
-        first = poll_interval or spec.first_poll_interval
-        backoff = Backoff(first=first, maximum=max(first, max_interval or spec.max_poll_interval))
+        spec, provider = self.spec(run.provider), run.provider
         journal = self.journal  # opened before the deadline starts counting
-        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         self._seen(run)
-        self.driver(run.provider)
-        extra = self._calls[run.provider].keywords("get", deadline=deadline)
+        extra = self._drivers.keywords(provider, "get", deadline=deadline_after(timeout))
         fetch, pause = self.events.watch(
             run,
-            lambda: self._call(
-                run.provider, lambda d: same_run(d.get(run.id, scope=run.scope, **extra), run.id)
-            ),
+            lambda: self._drivers.run(provider, run.id, run.scope, **extra),
             sleep,
             journal=journal,
         )
@@ -460,7 +281,7 @@ class Gateway:
                 run,
                 lambda: self._seen(fetch()),
                 timeout=timeout,
-                backoff=backoff,
+                backoff=poll_schedule(spec, poll_interval, max_interval),
                 on_progress=on_progress,
                 on_change=self._changed,
                 clock=clock or time.monotonic,
@@ -469,7 +290,7 @@ class Gateway:
 
     def cancel(self, run: ReportRun) -> ReportRun:
         """Ask the provider to stop the run; return its new snapshot."""
-        canceled = self._seen(self._call(run.provider, lambda d: d.cancel(run)))
+        canceled = self._seen(self._drivers.call(run.provider, lambda d: d.cancel(run)))
         if canceled.status is not run.status:
             self._changed(canceled, run)
         return canceled
@@ -478,15 +299,15 @@ class Gateway:
         self, provider: str, report_id: str, *, scope: Scope | None = None
     ) -> ReportRun:
         """The newest succeeded run of a report; ``RunNotFoundError`` when there is none."""
-        where = self._where(provider, scope)
-        return self._call(provider, lambda d: d.last_completed(report_id, scope=where))
+        where = self._drivers.where(provider, scope)
+        return self._drivers.call(provider, lambda d: d.last_completed(report_id, scope=where))
 
     def runs(
         self, provider: str, *, limit: int | None = 100, scope: Scope | None = None
     ) -> Iterator[ReportRun]:
         """Recent runs, newest first, pages followed lazily up to ``limit`` (None: all)."""
-        driver, where = self.driver(provider), self._where(provider, scope)
-        return self._iterate(provider, lambda: driver.runs(limit=limit, scope=where))
+        driver, where = self.driver(provider), self._drivers.where(provider, scope)
+        return self._drivers.iterate(provider, lambda: driver.runs(limit=limit, scope=where))
 
     # -- results --------------------------------------------------------------------------
 
@@ -506,15 +327,13 @@ class Gateway:
     ) -> Path:
         """Save the result atomically and verified; return the path written.
 
-        ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export is converted to UTF-8
-        CSV unless ``raw``; ``on_progress(bytes, total)`` follows the transfer; ``durable=False``
-        skips the fsyncs (still atomic, not crash-safe); ``zip_limits`` bounds what a ZIP
-        member may expand to (``ZipLimits()`` defaults). ``timeout``: seconds the whole
-        transfer may take, reconnects included (None: no limit); ``stall_timeout``: the
-        longest wait for any byte (None: the transport's read timeout, 60 s by default).
-        Either ends the call with a ``DownloadError``, nothing written.
+        ``unzip`` unpacks a ZIP result to its CSV; Zuora's UTF-16 export becomes UTF-8 CSV
+        unless ``raw``; ``durable=False`` skips the fsyncs (atomic, not crash-safe);
+        ``zip_limits`` bounds a ZIP member's expansion. ``timeout`` bounds the whole transfer
+        and ``stall_timeout`` the wait for any byte (None: the transport's read timeout):
+        either ends it with a ``DownloadError``, nothing written.
         """
-        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
+        opener = self._drivers.opener(run, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
                 run,
@@ -527,8 +346,7 @@ class Gateway:
                 durable=durable,
                 zip_limits=zip_limits,
             )
-        if self.journal is not None:
-            self.journal.record_download(run.provider, run.id, saved, saved.stat().st_size)
+        self._journal.downloaded(run, saved)
         return saved
 
     def rows(
@@ -540,27 +358,16 @@ class Gateway:
     ) -> Iterator[dict[str, str]]:
         """The result's rows as dicts keyed by the header row, streamed (see ``rows``);
         ``timeout`` (from this call) and ``stall_timeout`` as for ``download``."""
-        opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
-        assert run.result is not None  # checked by _opener
-        body = ResultBody(
-            opener,
-            expected_size=run.result.size,
-            description=f"{run.provider} run {run.id} result",
-        )
-        content_type = run.result.content_type
-        return self._iterate(run.provider, lambda: iter_rows(body, content_type))
+        opener = self._drivers.opener(run, timeout, stall_timeout)  # no result: raises now
+        return self._drivers.iterate(run.provider, lambda: result_rows(run, opener))
 
     def to_arrow(self, run: ReportRun, **options: Any) -> Any:
         """The result as a typed ``pyarrow.Table`` (``report-gateway[arrow]``; ``tabular``)."""
-        from .tabular import to_arrow
-
-        return to_arrow(self, run, **options)
+        return tabular.to_arrow(self, run, **options)
 
     def to_parquet(self, run: ReportRun, path: str | os.PathLike[str], **options: Any) -> Path:
         """The result as a Parquet file, atomically, in record batches (``tabular``)."""
-        from .tabular import to_parquet
-
-        return to_parquet(self, run, path, **options)
+        return tabular.to_parquet(self, run, path, **options)
 
     # -- many runs ------------------------------------------------------------------------
 
@@ -580,9 +387,7 @@ class Gateway:
         """One run per scope, at most ``max_concurrency`` active at once, each result in its
         own file in ``output_dir`` (optionally ``combine``d into one CSV with a leading scope
         column); a scope's failure is collected, never stops the others (``fanout``)."""
-        from .fanout import run_many
-
-        return run_many(
+        return fanout.run_many(
             self, provider, report_id, dict(parameters or {}), scopes=list(scopes),
             max_concurrency=max_concurrency, output_dir=output_dir, combine=combine,
             on_progress=on_progress, **options,
@@ -590,6 +395,4 @@ class Gateway:
 
     def resume(self, *, max_concurrency: int | None = None, **options: Any) -> FanOutResult:
         """Finish every unfinished wait and download in the journal (``fanout.resume``)."""
-        from .fanout import resume
-
-        return resume(self, max_concurrency=max_concurrency, **options)
+        return fanout.resume(self, max_concurrency=max_concurrency, **options)

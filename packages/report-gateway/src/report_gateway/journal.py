@@ -44,11 +44,21 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .config import JOURNAL_ENV
-from .errors import ConfigurationError, GatewayError, ProviderError, RunLimitError, RunMayExistError
-from .models import ReportRun, RunStatus, Scope
+from .errors import (
+    ConfigurationError,
+    GatewayError,
+    ProviderError,
+    RunLimitError,
+    RunMayExistError,
+    provider_errors,
+)
+from .models import ReportRun, RunStatus, Scope, StartProgress
+from .provider import start_reporter
 
 if TYPE_CHECKING:
+    from .admission import Admissions
     from .config import GatewayOptions
+    from .drivers import Drivers
     from .gateway import Gateway
 
 __all__ = [
@@ -56,6 +66,7 @@ __all__ = [
     "JOURNAL_ENV",
     "Journal",
     "JournalEntry",
+    "Starts",
     "default_journal_path",
     "parameters_hash",
 ]
@@ -443,6 +454,18 @@ class JournalHolder:
             warnings.warn(f"{exc}; runs are not journaled", stacklevel=4)
             return None
 
+    def changed(self, run: ReportRun) -> None:
+        """Note the run's new status, when the journal is on."""
+        journal = self.get()
+        if journal is not None:
+            journal.record_status(run.provider, run.id, run.status, run.raw_status)
+
+    def downloaded(self, run: ReportRun, path: Path) -> None:
+        """Note the run's verified result file and its size, when the journal is on."""
+        journal = self.get()
+        if journal is not None:
+            journal.record_download(run.provider, run.id, path, path.stat().st_size)
+
     def close(self) -> None:
         with self._lock:
             if self._journal is not None:
@@ -455,6 +478,101 @@ class JournalHolder:
 #: ``create(provider, report_id, parameters, scope, key, sending)``: the Gateway's create,
 #: calling ``sending()`` right before each request it sends.
 Create = Callable[[str, str, Mapping[str, Any], Scope, str, Callable[[], None]], ReportRun]
+
+
+class Starts:
+    """The one route of every start: ``Gateway.start``, each scope of ``run_many`` and each
+    entry ``resume`` finishes. The scope is checked against what the provider declares
+    (``Drivers.where``) before anything is journaled or sent, so no path can report on the
+    wrong account; the journal is consulted when it is on.
+    """
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        drivers: Drivers,
+        admissions: Admissions,
+        changed: Callable[[ReportRun, ReportRun | None], None],
+    ) -> None:
+        self._gateway, self._drivers = gateway, drivers
+        self._admissions, self._changed = admissions, changed
+
+    def _creator(self, on_progress: Callable[[StartProgress], None] | None) -> Create:
+        """The create every start sends: admitted (``Admissions.start``), then announced."""
+        gateway = self._gateway
+
+        def create(
+            provider: str,
+            report_id: str,
+            params: Mapping[str, Any],
+            where: Scope,
+            key: str,
+            sending: Callable[[], None],
+        ) -> ReportRun:
+            progress = start_reporter(provider, report_id, on_progress)
+            spec, driver = gateway.spec(provider), self._drivers.get(provider)
+            key_id, calls = gateway.credential_id(provider), self._drivers.calls[provider]
+            with provider_errors(provider, scrub=gateway.scrub):
+                run = self._admissions.start(
+                    spec, key_id, driver, calls, report_id, params, where,
+                    key=key, sending=sending, progress=progress,
+                )  # fmt: skip
+            self._changed(run, None)
+            return run
+
+        return create
+
+    def start(
+        self,
+        provider: str,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        scope: Scope | None,
+        *,
+        key: str,
+        reuse: bool,
+        on_progress: Callable[[StartProgress], None] | None = None,
+        output: str | os.PathLike[str] | None = None,
+    ) -> tuple[ReportRun | None, JournalEntry | None]:
+        """The run (None: the journal's entry is already downloaded and verified) and its
+        entry (None when the journal is off); see ``journaled_start``."""
+        where = self._drivers.where(provider, scope)
+        create = self._creator(on_progress)
+        journal = self._gateway.journal
+        if journal is None:
+            return create(provider, report_id, parameters, where, key, lambda: None), None
+        return journaled_start(
+            self._gateway, journal, create, provider, report_id, parameters, where,
+            key=key, reuse=reuse, output=output,
+        )  # fmt: skip
+
+    def run(
+        self,
+        provider: str,
+        report_id: str,
+        parameters: Mapping[str, Any],
+        scope: Scope | None,
+        *,
+        key: str | None,
+        reuse: bool,
+        on_progress: Callable[[StartProgress], None] | None = None,
+    ) -> ReportRun:
+        """``start``'s run, a verified entry's as it is now (``Gateway.start``); a new
+        idempotency key unless ``key``."""
+        key = key or str(uuid.uuid4())
+        run, entry = self.start(
+            provider, report_id, parameters, scope, key=key, reuse=reuse, on_progress=on_progress
+        )
+        if run is None:  # downloaded and verified: the journal's run, as it is now
+            assert entry is not None
+            assert entry.run_id is not None
+            run = self._gateway.get(provider, entry.run_id, scope=entry.scope)
+        return run
+
+    def resume(self, journal: Journal, entry: JournalEntry) -> ReportRun:
+        """An unfinished entry's run (``resume_entry``), its scope checked first."""
+        self._drivers.where(entry.provider, entry.scope)
+        return resume_entry(self._gateway, journal, self._creator(None), entry)
 
 
 def _refused(exc: BaseException) -> bool:

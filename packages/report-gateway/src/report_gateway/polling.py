@@ -14,16 +14,33 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from reporting_runtime.backoff import Backoff
 
 from .errors import RunCanceledError, RunFailedError, WaitTimeoutError, deadline_passed
 from .models import ReportRun, RunStatus
 
-__all__ = ["Backoff", "ProgressCallback", "finish", "wait_for"]
+if TYPE_CHECKING:
+    from .provider import ProviderSpec
+
+__all__ = ["Backoff", "ProgressCallback", "deadline_after", "finish", "poll_schedule", "wait_for"]
 
 #: ``on_progress(run, elapsed_seconds)``: called once before the first poll and after each.
 ProgressCallback = Callable[[ReportRun, float], None]
+
+
+def poll_schedule(
+    spec: ProviderSpec, first: float | None = None, maximum: float | None = None
+) -> Backoff:
+    """The provider's poll hints, each overridden when given (``Gateway.wait``)."""
+    start = first or spec.first_poll_interval
+    return Backoff(first=start, maximum=max(start, maximum or spec.max_poll_interval))
+
+
+def deadline_after(timeout: float | None) -> float | None:
+    """``time.monotonic()`` ``timeout`` seconds from now (None: no deadline)."""
+    return None if timeout is None else time.monotonic() + max(0.0, timeout)
 
 
 def finish(run: ReportRun) -> ReportRun:

@@ -28,13 +28,21 @@ import csv
 import io
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from .errors import IntegrityError, ResultFormatError
-from .models import CONTENT_TSV_UTF16, CONTENT_ZIP
+from .models import CONTENT_TSV_UTF16, CONTENT_ZIP, ReportRun
 from .transfer import CHUNK_SIZE, ResultBody
 
-__all__ = ["ResultFormatError", "guarded_reader", "iter_rows", "rows_from_text", "utf16_lines"]
+__all__ = [
+    "ResultFormatError",
+    "guarded_reader",
+    "iter_rows",
+    "result_rows",
+    "rows_from_text",
+    "utf16_lines",
+]
 
 
 _NUL = re.compile(b"\x00")
@@ -198,6 +206,18 @@ def utf16_lines(
             yield line.replace("\x00", "") if strip_nul and "\x00" in line else line
     except UnicodeDecodeError as exc:
         raise IntegrityError(f"{what} is not valid UTF-16 ({exc.reason})") from None
+
+
+def result_rows(run: ReportRun, open_result: Callable[..., Any]) -> Iterator[dict[str, str]]:
+    """Rows of ``run``'s result (``transfer.result_opener`` made sure there is one), its
+    size held to the one the provider announced."""
+    assert run.result is not None
+    body = ResultBody(
+        open_result,
+        expected_size=run.result.size,
+        description=f"{run.provider} run {run.id} result",
+    )
+    yield from iter_rows(body, run.result.content_type)
 
 
 def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
