@@ -501,6 +501,7 @@ class Gateway:
         longest wait for any byte (None: the transport's read timeout, 60 s by default).
         Either ends the call with a ``DownloadError``, nothing written.
         """
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
@@ -513,6 +514,7 @@ class Gateway:
                 on_progress=on_progress,
                 durable=durable,
                 zip_limits=zip_limits,
+                deadline=deadline,
             )
         if self.journal is not None:
             self.journal.record_download(run.provider, run.id, saved, saved.stat().st_size)
