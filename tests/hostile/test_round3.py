@@ -51,7 +51,7 @@ def peak_mib(call: Callable[[], Any]) -> tuple[float, BaseException | None]:
     error: BaseException | None = None
     try:
         call()
-    except BaseException as exc:  # noqa: BLE001 - handed back to the test
+    except BaseException as exc:  # handed back to the test
         error = exc
     finally:
         peak = tracemalloc.get_traced_memory()[1]
@@ -140,9 +140,7 @@ def test_a_206_with_a_third_of_the_export_is_not_a_success(kit: Any, workdir: Pa
     assert kit.files_in(workdir) == []
 
 
-def test_a_206_first_answer_is_completed_by_asking_for_the_rest(
-    kit: Any, workdir: Path
-) -> None:
+def test_a_206_first_answer_is_completed_by_asking_for_the_rest(kit: Any, workdir: Path) -> None:
     """first-answer-206-then-rest: a first answer of 206 with a third, then the rest when
     asked with Range: the whole export, once, converted."""
     full = utf16(EXPORT)
@@ -161,7 +159,8 @@ def test_a_206_first_answer_is_completed_by_asking_for_the_rest(
         rows = list(gw.rows(_zuora_run(kit, gw)))
     expected = EXPORT.replace("\t", ",").replace("\r\n", "\n").encode()
     assert saved.read_bytes() == expected
-    assert len(rows) == 300 and rows[-1] == {"a": "299", "b": str(299 * 7)}
+    assert len(rows) == 300
+    assert rows[-1] == {"a": "299", "b": str(299 * 7)}
 
 
 def test_a_206_of_unknown_total_to_a_whole_request_is_refused(kit: Any, workdir: Path) -> None:
@@ -179,9 +178,7 @@ def test_a_206_of_unknown_total_to_a_whole_request_is_refused(kit: Any, workdir:
     assert kit.files_in(workdir) == []
 
 
-def test_a_content_range_total_other_than_announced_is_refused(
-    kit: Any, workdir: Path
-) -> None:
+def test_a_content_range_total_other_than_announced_is_refused(kit: Any, workdir: Path) -> None:
     """content-range-total-not-announced: the provider announced N bytes, the 206 says the
     file is 2N: ``IntegrityError`` before a byte is kept."""
     body = kit.CSV
@@ -396,7 +393,8 @@ def test_a_zip_with_no_csv_member_is_refused_by_rows_and_download(
             list(gw.rows(run))
         with pytest.raises(IntegrityError, match="no CSV file") as from_download:
             gw.download(run, workdir, unzip=True)
-    assert named in str(from_rows.value) and named in str(from_download.value)
+    assert named in str(from_rows.value)
+    assert named in str(from_download.value)
     assert kit.files_in(workdir) == []
 
 
@@ -443,7 +441,8 @@ def test_invisible_characters_never_reach_a_file_name(name: str) -> None:
     """A right-to-left override (``report<RLO>gnp.csv`` reads as ``reportvsc.png``),
     zero-width characters and separators in a server's name become ``_``."""
     cleaned = safe_name(name)
-    assert cleaned.isprintable() and cleaned.endswith(".csv")
+    assert cleaned.isprintable()
+    assert cleaned.endswith(".csv")
     assert not any(c in cleaned for c in "\u202e\u200b\ufeff\u2028")
 
 
@@ -453,7 +452,8 @@ def test_a_file_name_with_a_rtl_override_lands_cleaned(kit: Any, workdir: Path) 
     with kit.provider_server("stripe", kit.fixed(kit.CSV), size=len(kit.CSV), filename=name) as s:
         gw = kit.gateway_for("stripe", s)
         saved = gw.download(gw.get("stripe", kit.RUN_ID["stripe"]), workdir)
-    assert saved.parent == workdir and saved.name == "invoice_gnp.csv"
+    assert saved.parent == workdir
+    assert saved.name == "invoice_gnp.csv"
 
 
 def test_a_doubled_bom_gives_a_clean_header(kit: Any, workdir: Path) -> None:
@@ -475,9 +475,7 @@ def test_a_utf8_csv_with_a_doubled_bom_gives_a_clean_header(kit: Any) -> None:
         assert list(gw.rows(gw.get("stripe", kit.RUN_ID["stripe"]))) == [{"a": "1", "b": "2"}]
 
 
-def test_nuls_in_an_export_are_dropped_by_download_and_rows_alike(
-    kit: Any, workdir: Path
-) -> None:
+def test_nuls_in_an_export_are_dropped_by_download_and_rows_alike(kit: Any, workdir: Path) -> None:
     """utf16-nul-chars: NULs are padding: rows() and the converted download drop them, so
     the file and the rows agree (``raw=True`` keeps the provider's bytes)."""
     body = utf16("a\tb\r\n1\x00\t2\r\n\x00")
@@ -489,4 +487,3 @@ def test_nuls_in_an_export_are_dropped_by_download_and_rows_alike(
     assert rows == [{"a": "1", "b": "2"}]
     assert saved.read_bytes() == b"a,b\n1,2\n"
     assert raw.read_bytes() == body
-

@@ -294,8 +294,8 @@ def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
 
 
 def _utf16_blocks(body: ResultBody, spent: list[int]) -> Iterator[str]:
-    """Blocks of whole lines (NUL-free: ``Utf16Text`` drops them); ``spent`` counts their characters since the last row
-    (a line with no end is bounded by ``Utf16Text`` itself)."""
+    """Blocks of whole lines (NUL-free: ``Utf16Text`` drops them); ``spent`` counts their
+    characters since the last row (a line with no end is bounded by ``Utf16Text`` itself)."""
     from .download import Utf16Text
 
     text = Utf16Text("the result")
