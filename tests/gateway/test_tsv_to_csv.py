@@ -26,7 +26,14 @@ def reference(data: bytes) -> bytes | str:
     )
     out = io.StringIO()
     try:
-        lines = utf16_lines(text, "the export", strip_nul=False)
+        try:
+            decoded = text.read()
+        except UnicodeDecodeError:
+            return "IntegrityError"
+        # NULs are padding: dropped from the text before it is split into lines (as rows()
+        # drops them), so NULs after the last line break are not a row cut short.
+        clean = io.StringIO(decoded.replace("\x00", ""), newline="")
+        lines = utf16_lines(clean, "the export", strip_nul=False)
         rows = guarded_reader(lines, delimiter="\t", what="the export")
         csv.writer(out, lineterminator="\n").writerows(rows)
     except IntegrityError as exc:

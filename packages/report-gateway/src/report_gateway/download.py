@@ -52,6 +52,7 @@ import attrs
 from .errors import DownloadError, IntegrityError, ResultFormatError
 from .models import CONTENT_TSV_UTF16, CONTENT_ZIP, ReportRun
 from .provider import ResultResponse
+from .rows import MAX_ROW
 from .transfer import CHUNK_SIZE, ResultBody
 
 __all__ = ["DownloadProgress", "ZipLimits", "download", "safe_name", "utf16_encoding"]
@@ -79,6 +80,9 @@ NAME_MAX = 255
 _TEMPORARY_EXTRA = 15
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.part\Z", re.DOTALL)
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
+#: Invisible characters that change how a name reads (U+202E turns ``exe.csv`` around,
+#: zero-width ones hide in plain sight): format (Cf), line and paragraph separators.
+_INVISIBLE = frozenset(("Cf", "Zl", "Zp"))
 
 #: ``on_progress(bytes_received, total_or_None)``, called after every chunk.
 DownloadProgress = Callable[[int, int | None], None]
@@ -95,6 +99,7 @@ def download(
     on_progress: DownloadProgress | None = None,
     durable: bool = True,
     zip_limits: ZipLimits | None = None,
+    deadline: float | None = None,
 ) -> Path:
     """Write ``run``'s result to ``path`` atomically and return the final path.
 
@@ -102,7 +107,9 @@ def download(
     used inside it. ``unzip`` unpacks a ZIP result to its CSV; ``raw`` keeps the provider's
     bytes as they are (no UTF-16 decoding); ``overwrite=False`` refuses an existing target.
     ``durable=False`` skips the fsyncs (the file is still complete and atomically renamed,
-    but a power loss right after may lose it): for scratch files only.
+    but a power loss right after may lose it): for scratch files only. ``deadline``
+    (``time.monotonic()`` seconds) bounds the steps after the transfer too (checksum,
+    unpacking, conversion): past it, a ``DownloadError`` and no file.
     """
     result = run.result
     if result is None:
@@ -115,11 +122,14 @@ def download(
         if target.exists() and not overwrite:
             raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
         _remove_abandoned_temporaries(folder)
+        limits = zip_limits or DEFAULT_ZIP_LIMITS
         body = ResultBody(
             open_result,
             expected_size=result.size,
             description=f"{run.provider} run {run.id} result",
+            max_ratio=limits.max_ratio,
         )
+        clock = _Clock(deadline, body.description)
         temporaries = _Temporaries()
         try:
             # A UTF-16 export is converted as it arrives, unless a checksum must first be
@@ -135,16 +145,16 @@ def download(
                     convert=TsvToCsv(out, what="the export") if streamed else None,
                 )
             if result.checksum:
-                _verify_checksum(fetched, result.checksum, body.description)
+                _verify_checksum(fetched, result.checksum, body.description, clock)
             final = fetched
             if unpack:
                 final, fd = _new_temporary(folder, target.name, temporaries)
                 with open(fd, "wb") as unpacked:
-                    _unzip(fetched, unpacked, zip_limits or DEFAULT_ZIP_LIMITS)
+                    _unzip(fetched, unpacked, limits, clock)
             elif decode and not streamed:
                 final, fd = _new_temporary(folder, target.name, temporaries)
                 with open(fd, "wb") as converted:
-                    _tsv_utf16_to_csv(fetched, converted)
+                    _tsv_utf16_to_csv(fetched, converted, clock)
             os.chmod(final, _final_mode(target, folder, temporaries))
             if durable:
                 with final.open("r+b") as fh:
@@ -166,11 +176,17 @@ def download(
 def safe_name(name: str, *, fallback: str = "result.csv", name_max: int = NAME_MAX) -> str:
     """A server-chosen file name made safe to use inside a folder, or ``fallback``.
 
-    Separators, control characters (NUL included) and ``:`` become ``_``; leading dots and
-    spaces go (no ``..``, no hidden files); the name is cut (its extension kept) so that it
-    and its temporary's 15 extra characters fit ``name_max`` bytes.
+    Separators, control characters (NUL included), invisible format characters (Unicode
+    category Cf: the right-to-left override U+202E, zero-width spaces, a BOM; line and
+    paragraph separators) and ``:`` become ``_``; leading dots and spaces go (no ``..``, no
+    hidden files); the name is cut (its extension kept) so that it and its temporary's 15
+    extra characters fit ``name_max`` bytes.
     """
-    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", name)).strip().lstrip(". ")
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", name))
+    if not cleaned.isascii():
+        category = unicodedata.category
+        cleaned = "".join("_" if category(c) in _INVISIBLE else c for c in cleaned)
+    cleaned = cleaned.strip().lstrip(". ")
     cleaned = cleaned.rstrip(". ")
     if not cleaned:
         cleaned = fallback
@@ -413,7 +429,31 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
-def _verify_checksum(path: Path, checksum: str, description: str) -> None:
+class _Clock:
+    """The call's deadline for the steps after the transfer, checked once per chunk."""
+
+    def __init__(self, deadline: float | None, description: str) -> None:
+        self.deadline = deadline
+        self.description = description
+
+    def check(self) -> None:
+        if self.deadline is None:
+            return
+        import time
+
+        if time.monotonic() >= self.deadline:
+            raise DownloadError(
+                f"{self.description}: not finished by the deadline (while checking, "
+                "unpacking or converting the bytes received)"
+            )
+
+
+_NO_DEADLINE = _Clock(None, "")
+
+
+def _verify_checksum(
+    path: Path, checksum: str, description: str, clock: _Clock = _NO_DEADLINE
+) -> None:
     """Compare with ``"<hashlib algorithm>:<hex digest>"`` (a bare digest means sha256)."""
     import hashlib
 
@@ -426,6 +466,7 @@ def _verify_checksum(path: Path, checksum: str, description: str) -> None:
     buffer = memoryview(bytearray(CHUNK_SIZE))
     with path.open("rb", buffering=0) as fh:
         while count := fh.readinto(buffer):
+            clock.check()
             digest.update(buffer[:count])
     if digest.hexdigest().lower() != expected.strip().lower():
         raise IntegrityError(f"{description}: {algorithm} checksum does not match")
@@ -434,20 +475,22 @@ def _verify_checksum(path: Path, checksum: str, description: str) -> None:
 def choose_member(archive: Any, limits: ZipLimits) -> Any:
     """The ZIP member holding the report, checked before a byte of it is unpacked.
 
-    The only member, else the only ``.csv`` member. Several CSV members are refused with
-    their names (which one is "the" report is not ours to guess); so is an encrypted
-    member, or one whose announced size or expansion ratio is beyond ``limits``.
+    The one ``.csv`` member (folders aside), for ``download(unzip=True)`` and ``rows``
+    alike. No ``.csv`` member (an empty archive, only folders, a nested ZIP, a lone
+    ``evil.exe``) or several are refused with what the archive holds: which file is "the"
+    report is not ours to guess, and a file not named as CSV is not read as one. So is an
+    encrypted member, or one whose announced size or expansion ratio is beyond ``limits``.
     """
     members = [m for m in archive.infolist() if not m.is_dir()]
     csvs = [m for m in members if m.filename.lower().endswith(".csv")]
-    if len(members) == 1:
-        chosen = members[0]
-    elif len(csvs) == 1:
-        chosen = csvs[0]
-    else:
-        names = ", ".join(repr(m.filename) for m in (csvs or members)) or "nothing"
-        what = "several CSV files" if csvs else "no single CSV file"
+    if len(csvs) != 1:
+        listed = archive.infolist()
+        names = ", ".join(repr(m.filename) for m in (csvs or listed)[:10]) or "nothing"
+        if len(csvs or listed) > 10:
+            names += f", ... ({len(csvs or listed)} in all)"
+        what = "several CSV files" if csvs else "no CSV file"
         raise IntegrityError(f"ZIP result holds {what} (found {names}); refusing to pick one")
+    chosen = csvs[0]
     if chosen.flag_bits & 0x1:
         raise IntegrityError(f"ZIP member {chosen.filename!r} is encrypted")
     if chosen.file_size > limits.max_size:
@@ -471,10 +514,13 @@ def zip_errors() -> tuple[type[BaseException], ...]:
     return (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 
-def member_chunks(member: IO[bytes], limits: ZipLimits, name: str) -> Iterator[bytes]:
+def member_chunks(
+    member: IO[bytes], limits: ZipLimits, name: str, clock: _Clock = _NO_DEADLINE
+) -> Iterator[bytes]:
     """A member's bytes, bounded by ``limits.max_size`` whatever its header said."""
     unpacked = 0
     while chunk := member.read(CHUNK_SIZE):
+        clock.check()
         unpacked += len(chunk)
         if unpacked > limits.max_size:
             raise IntegrityError(
@@ -483,7 +529,9 @@ def member_chunks(member: IO[bytes], limits: ZipLimits, name: str) -> Iterator[b
         yield chunk
 
 
-def _unzip(archive: Path, destination: BinaryIO, limits: ZipLimits) -> None:
+def _unzip(
+    archive: Path, destination: BinaryIO, limits: ZipLimits, clock: _Clock = _NO_DEADLINE
+) -> None:
     """Extract the report's CSV (see ``choose_member``); its CRC is checked at the end."""
     import zipfile
 
@@ -492,7 +540,7 @@ def _unzip(archive: Path, destination: BinaryIO, limits: ZipLimits) -> None:
         with zipfile.ZipFile(archive) as zf:
             chosen = choose_member(zf, limits)
             with zf.open(chosen) as src:
-                for chunk in member_chunks(src, limits, chosen.filename):
+                for chunk in member_chunks(src, limits, chosen.filename, clock):
                     destination.write(chunk)
     except damaged as exc:
         raise IntegrityError(f"result is not a valid ZIP file: {exc}") from None
@@ -511,7 +559,7 @@ def utf16_encoding(head: bytes) -> str:
     return "utf-16-le"
 
 
-def _tsv_utf16_to_csv(source: Path, destination: BinaryIO) -> None:
+def _tsv_utf16_to_csv(source: Path, destination: BinaryIO, clock: _Clock = _NO_DEADLINE) -> None:
     """Zuora's UTF-16 tab-separated export as UTF-8 comma-separated CSV (cells unchanged).
 
     Decoded strictly and required to end on a line boundary; a quote left open at the end
@@ -522,6 +570,7 @@ def _tsv_utf16_to_csv(source: Path, destination: BinaryIO) -> None:
     converter = TsvToCsv(destination, what="the export")
     with source.open("rb", buffering=0) as fh:
         while count := fh.readinto(view):
+            clock.check()
             converter.feed(view[:count])
     converter.finish()
 
@@ -534,6 +583,14 @@ class Utf16Text:
     export that does not end on a line break (cut mid-row). The codec comes from the first
     two bytes (``utf16_encoding``), so UTF-8 dressed as UTF-16 is refused before any text.
     Invalid UTF-16 (an odd byte count, a lone surrogate) is an ``IntegrityError``.
+
+    NUL characters are dropped from the text (padding, never data: ``rows`` and the
+    converted download agree), before lines are told apart, so a NUL between CR and LF
+    reads the same in any split. A line still open after ``MAX_ROW`` characters (NULs
+    counted) is a ``ResultFormatError`` there and then: an export that never sends a line
+    break cannot fill memory. The codec drops the
+    BOM; a second one doubled at the very start of the text is dropped too (never data:
+    it would key the first column ``'\ufeffa'``).
     """
 
     def __init__(self, what: str) -> None:
@@ -541,6 +598,8 @@ class Utf16Text:
         self._decode: Callable[..., str] | None = None
         self._head = b""
         self._tail = ""
+        self._started = False
+        self._unbroken = 0  # characters since the last line break, NULs included
 
     def feed(self, data: bytes | memoryview, *, final: bool = False) -> str:
         if self._decode is None:
@@ -554,6 +613,12 @@ class Utf16Text:
             text = self._decode(data, final)
         except UnicodeDecodeError as exc:
             raise IntegrityError(f"{self._what} is not valid UTF-16 ({exc.reason})") from None
+        if not self._started and text:
+            text = text.lstrip("\ufeff")
+            self._started = bool(text)
+        unbroken = self._unbroken + len(text)
+        if "\x00" in text:
+            text = text.replace("\x00", "")
         if self._tail:
             text = self._tail + text
         end = len(text)
@@ -562,8 +627,15 @@ class Utf16Text:
         cut = max(text.rfind("\n", 0, end), text.rfind("\r", 0, end)) + 1
         if cut == len(text):
             self._tail = ""
+            self._unbroken = 0
             return text
         self._tail = text[cut:]
+        self._unbroken = len(self._tail) if cut else unbroken
+        if self._unbroken > MAX_ROW:
+            raise ResultFormatError(
+                f"cannot read {self._what} as CSV: {self._unbroken} characters without a "
+                f"line break (a row may hold at most {MAX_ROW}, MAX_ROW); refused"
+            )
         return text[:cut]
 
     def finish(self) -> str:
@@ -604,6 +676,9 @@ class TsvToCsv:
     ``ResultFormatError``. A block always ends on a line break; a CR at the end of the
     decoded text waits for the next text (it may be the CR of a CR LF). Decoding is strict
     (an ``IntegrityError`` names the reason) and the export must end on a line break.
+    NUL characters are dropped (by ``Utf16Text``), as ``rows`` drops them. A quoted cell
+    still open after about ``2 * MAX_ROW`` characters gathered is a ``ResultFormatError``
+    (a row longer than ``MAX_ROW``), so memory stays bounded whatever the export holds.
     ``tests/gateway/test_tsv_to_csv.py`` pins the output to the round trip.
     """
 
@@ -616,6 +691,7 @@ class TsvToCsv:
         """Forget everything fed (the body starts again from its first byte)."""
         self._text = Utf16Text(self._what)
         self._open: list[str] = []
+        self._open_size = 0
 
     def feed(self, data: bytes | memoryview) -> None:
         """Convert the next bytes (any split); ``data`` may be a reused buffer's view."""
@@ -639,11 +715,20 @@ class TsvToCsv:
 
     def _block(self, text: str) -> None:
         if self._open or '"' in text:
+            reread = not self._open or '"' in text  # no quote in it: it cannot close one
             self._open.append(text)
-            rows = self._rows("".join(self._open))
+            self._open_size += len(text)
+            rows = self._rows("".join(self._open)) if reread else None
             if rows is not None:
                 self._open.clear()
+                self._open_size = 0
                 self._write_rows(rows)
+            elif self._open_size > 2 * MAX_ROW:
+                raise ResultFormatError(
+                    f"cannot read {self._what} as CSV: a quoted cell is still open after "
+                    f"{self._open_size} characters (a row may hold at most {MAX_ROW}, "
+                    "MAX_ROW); refused"
+                )
             return
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")

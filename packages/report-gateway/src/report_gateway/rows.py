@@ -6,20 +6,32 @@ Bytes flow from the response through a buffered reader and an incremental decode
 
 Tolerant results for imperfect files (documented in README):
 
-- NUL characters are removed (they are padding, never data, in the providers' files).
+- NUL characters are removed (they are padding, never data, in the providers' files);
+  so does ``download``'s conversion of a Zuora export.
 - Bytes that are not valid UTF-8 become U+FFFD. Zuora's UTF-16 export is decoded
   strictly and must end on a line boundary: anything else (an odd byte count, invalid
   data, a UTF-8 file, a cut mid-row) is an ``IntegrityError``.
-- A UTF-8 BOM is dropped; blank lines are skipped.
+- A UTF-8 BOM is dropped; so is a second one (or more) doubled at the very start of the
+  text (a writer that added its own BOM to a BOM'd stream): a header is never keyed
+  ``'\ufeffa'``. A U+FEFF anywhere else is data. Blank lines are skipped.
 - A short row is completed with ``""`` for the missing columns.
 - Cells beyond the header go under ``_extra_1``, ``_extra_2``, ... (by position; empty ones,
   such as a trailing comma, are left out).
-- A repeated header name gets a suffix: ``Amount``, ``Amount_2``, ``Amount_3``.
+- A repeated header name gets a suffix: ``Amount``, ``Amount_2``, ``Amount_3``, never a
+  name the header already has (``a,a_2,a`` gives ``a``, ``a_2``, ``a_3``); likewise an
+  ``_extra_N`` key that the header already has gets a suffix.
+- A row (one record: its quoted line breaks included) longer than ``MAX_ROW`` (1 MiB of
+  text: bytes of a CSV, characters of Zuora's export) is a ``ResultFormatError`` as soon
+  as that much is read without the row ending, so a server sending one endless line
+  cannot fill memory. ``csv``'s own limit of 128 KiB per cell applies as well.
 - A file with no header row yields nothing.
 - Malformed quoting that ``csv`` cannot read raises ``ResultFormatError`` with the line; so
   does a quote still open at the end of the file (it would swallow the rest into one cell).
 - A ZIP result's member is read through once (CRC checked) before its first row is
-  yielded, so no row of a damaged member is ever handed out.
+  yielded, so no row of a damaged member is ever handed out. The member is chosen as
+  ``download(unzip=True)`` chooses it (``choose_member``): the one ``.csv`` member; an
+  empty archive, one holding only folders, a nested ZIP or any other single file is an
+  ``IntegrityError`` naming what it holds, never zero rows.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from .models import CONTENT_TSV_UTF16, CONTENT_ZIP, ReportRun
 from .transfer import CHUNK_SIZE, ResultBody
 
 __all__ = [
+    "MAX_ROW",
     "ResultFormatError",
     "guarded_reader",
     "iter_rows",
@@ -46,6 +59,17 @@ __all__ = [
 
 
 _NUL = re.compile(b"\x00")
+#: The longest row read (a record's text, its quoted line breaks included): bytes of a CSV,
+#: characters of a UTF-16 export. Report rows are a few KiB; more is a broken or hostile file.
+MAX_ROW = 1 << 20
+
+
+def _row_too_long(what: str, size: int) -> ResultFormatError:
+    return ResultFormatError(
+        f"cannot read {what} as CSV: {size} characters or bytes read without the row ending "
+        f"(a row may hold at most {MAX_ROW}, MAX_ROW); the file has no line breaks or an "
+        "endless quoted cell"
+    )
 
 
 class _ChunkReader(io.RawIOBase):
@@ -57,11 +81,19 @@ class _ChunkReader(io.RawIOBase):
     itself, so clean files pay one scan per chunk and no copy.
     """
 
-    def __init__(self, chunks: Iterator[bytes | memoryview], *, strip_nul: bool) -> None:
+    def __init__(
+        self,
+        chunks: Iterator[bytes | memoryview],
+        *,
+        strip_nul: bool,
+        spent: list[int] | None = None,
+    ) -> None:
         super().__init__()
         self._chunks = chunks
         self._strip_nul = strip_nul
         self._view = memoryview(b"")
+        #: Bytes handed out since the reader last finished a row (it resets ``spent[0]``).
+        self._spent = spent if spent is not None else [0]
 
     def readable(self) -> bool:
         return True
@@ -72,6 +104,10 @@ class _ChunkReader(io.RawIOBase):
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0
+            spent = self._spent
+            spent[0] += len(chunk)
+            if spent[0] > MAX_ROW:
+                raise _row_too_long("the result", spent[0])
             if self._strip_nul and _NUL.search(chunk):
                 chunk = bytes(chunk).replace(b"\x00", b"")
             view = memoryview(chunk)
@@ -88,13 +124,33 @@ class _ChunkReader(io.RawIOBase):
 
 
 def _unique(header: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """Header names made unique: a repeat gets the first free ``_N`` suffix, never a name
+    another column has (``a,a_2,a``: the third is ``a_3``, not a second ``a_2``)."""
+    taken = set(header)
+    seen: set[str] = set()
     names: list[str] = []
     for name in header:
-        count = seen.get(name, 0) + 1
-        seen[name] = count
-        names.append(name if count == 1 else f"{name}_{count}")
+        if name not in seen:
+            seen.add(name)
+            names.append(name)
+            continue
+        count = 2
+        while f"{name}_{count}" in taken:
+            count += 1
+        unique = f"{name}_{count}"
+        taken.add(unique)
+        names.append(unique)
     return names
+
+
+def _extra_key(position: int, header: frozenset[str]) -> str:
+    key = f"_extra_{position}"
+    if key not in header:
+        return key
+    count = 2
+    while f"{key}_{count}" in header:
+        count += 1
+    return f"{key}_{count}"
 
 
 class _End:
@@ -146,22 +202,35 @@ def guarded_reader(
         ) from None
 
 
-def rows_from_text(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[dict[str, str]]:
-    """Rows from an iterable of text lines (newline-preserving), with the tolerant rules."""
+def rows_from_text(
+    lines: Iterable[str], *, delimiter: str = ",", spent: list[int] | None = None
+) -> Iterator[dict[str, str]]:
+    """Rows from an iterable of text lines (newline-preserving), with the tolerant rules.
+
+    ``spent``, when given, is the input side's count of text read since the last row: reset
+    here at each row, so the input side can refuse a row longer than ``MAX_ROW``.
+    """
     end = _End()
     ended = end.ended
+    if spent is None:
+        spent = [0]
     reader = csv.reader(itertools.chain(lines, end), delimiter=delimiter)
     try:
         first = next(reader, None)
         while first is not None and not first:
+            spent[0] = 0
             first = next(reader, None)
         if first is None or end.ended[0]:
             if first is not None and first != ["\x00"]:
                 raise _unclosed("the result", reader.line_num)
             return
+        if first[0].startswith("\ufeff"):
+            first[0] = first[0].lstrip("\ufeff")  # a doubled BOM (see the module notes)
         header = _unique(first)
+        names = frozenset(header)
         width = len(header)
         for row in reader:
+            spent[0] = 0
             if ended[0]:
                 if row == ["\x00"]:
                     return
@@ -179,7 +248,7 @@ def rows_from_text(lines: Iterable[str], *, delimiter: str = ",") -> Iterator[di
                 record = dict(zip(header, row))
                 for position, cell in enumerate(row[width:], start=1):
                     if cell:
-                        record[f"_extra_{position}"] = cell
+                        record[_extra_key(position, names)] = cell
                 yield record
     except csv.Error as exc:
         raise ResultFormatError(
@@ -231,31 +300,39 @@ def iter_rows(body: ResultBody, content_type: str) -> Iterator[dict[str, str]]:
     # Decoded a block of whole lines at a time (``Utf16Text``: strict, must end on a line
     # break), then split into lines by ``StringIO`` in C: no Python step per line before
     # ``csv``. UTF-16 NULs are half of every ASCII character: removed after decoding.
+    spent = [0]
     lines = itertools.chain.from_iterable(
-        io.StringIO(block, newline="") for block in _utf16_blocks(body)
+        io.StringIO(block, newline="") for block in _utf16_blocks(body, spent)
     )
-    yield from rows_from_text(lines, delimiter="\t")
+    yield from rows_from_text(lines, delimiter="\t", spent=spent)
 
 
-def _utf16_blocks(body: ResultBody) -> Iterator[str]:
+def _utf16_blocks(body: ResultBody, spent: list[int]) -> Iterator[str]:
+    """Blocks of whole lines (NUL-free: ``Utf16Text`` drops them); ``spent`` counts their
+    characters since the last row (a line with no end is bounded by ``Utf16Text`` itself)."""
     from .download import Utf16Text
 
     text = Utf16Text("the result")
     for piece in body.views(bytearray(body.chunk_size)):
         block = text.feed(piece)
         if block:
-            yield block.replace("\x00", "") if "\x00" in block else block
+            spent[0] += len(block)
+            if spent[0] > MAX_ROW + len(block):
+                # The rows before this block ended a row at most ``len(block)`` ago.
+                raise _row_too_long("the result", spent[0])
+            yield block
     block = text.finish()
     if block:
-        yield block.replace("\x00", "") if "\x00" in block else block
+        yield block
 
 
 def _csv_rows(chunks: Iterator[bytes | memoryview]) -> Iterator[dict[str, str]]:
     """Rows of UTF-8 CSV bytes (BOM and NULs dropped), whether from the wire or a ZIP member."""
-    raw = _ChunkReader(chunks, strip_nul=True)
+    spent = [0]
+    raw = _ChunkReader(chunks, strip_nul=True, spent=spent)
     with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as buffered:
         text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline="")
-        yield from rows_from_text(text)
+        yield from rows_from_text(text, spent=spent)
 
 
 def _zip_rows(body: ResultBody) -> Iterator[dict[str, str]]:
@@ -277,8 +354,6 @@ def _zip_rows(body: ResultBody) -> Iterator[dict[str, str]]:
         except damaged as exc:
             raise ResultFormatError(f"result is not a valid ZIP file: {exc}") from None
         with archive:
-            if not [m for m in archive.infolist() if not m.is_dir()]:
-                return
             try:
                 chosen = choose_member(archive, limits)
                 with archive.open(chosen) as member:

@@ -19,6 +19,19 @@ Reading stops at the announced size: a body longer than its Content-Length, or a
 longer than the size the provider announced, is an ``IntegrityError`` before the first
 byte past that size reaches the consumer (a counter check per chunk, no copy). Attempts
 are bounded; the final check compares the byte count with the announced size.
+
+A ``206`` is believed only as far as its ``Content-Range`` goes: its numbers are read with
+at most 18 digits (a longer one is a ``DownloadError``, never a bare ``ValueError``), and
+its total, when given, is the size to reach, like an announced size: a result that stops
+short of it is resumed for the rest (a server answering ``206`` to a request that asked for
+no range, with a third of the file, does not make a third a success), and a total that
+differs from the provider's announced size is an ``IntegrityError``. A ``206`` with an
+unknown total (``*``) to a request that asked for no range cannot be vouched for: refused.
+
+A compressed transfer (``Content-Encoding``) of a result with no announced size is bounded
+by its expansion: more than ``max_ratio`` (default ``MAX_DECODED_RATIO``, 200, as
+``ZipLimits.max_ratio``) decoded bytes per byte on the wire, past the first MiB, is an
+``IntegrityError``: a gzip bomb stops after a few MiB, where it would have filled the disk.
 """
 
 from __future__ import annotations
@@ -54,7 +67,13 @@ __all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors", "re
 CHUNK_SIZE = 64 << 10
 _WHOLE = -1
 _REOPEN = -2
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.IGNORECASE)
+_CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*\Z", re.IGNORECASE)
+#: Digits a Content-Range number may have: 18 is below 2**63 (an exabyte); more is a lie.
+_MAX_DIGITS = 18
+#: Decoded bytes per wire byte allowed for a compressed body of unknown size (``ZipLimits``'s).
+MAX_DECODED_RATIO = 200.0
+#: Decoded bytes a compressed body may always reach before its ratio is checked.
+_RATIO_GRACE = 1 << 20
 
 
 def network_errors() -> tuple[type[BaseException], ...]:
@@ -90,6 +109,7 @@ class ResultBody:
         description: str,
         max_attempts: int = 5,
         chunk_size: int = CHUNK_SIZE,
+        max_ratio: float = MAX_DECODED_RATIO,
     ) -> None:
         self._open = open_result
         self.expected_size = expected_size
@@ -98,9 +118,12 @@ class ResultBody:
         self.description = description
         self.max_attempts = max(1, max_attempts)
         self.chunk_size = chunk_size
+        self.max_ratio = max_ratio
         self.on_restart: Callable[[], None] | None = None
         self._etag: str | None = None
         self._last_modified: str | None = None
+        #: The total a ``206``'s Content-Range gave: the size to reach when none was announced.
+        self._range_total: int | None = None
 
     def _call_open(self) -> ResultResponse:
         validator = self._etag or self._last_modified
@@ -138,7 +161,6 @@ class ResultBody:
         whole = memoryview(buffer)
         retryable = network_errors()
         failures = 0
-        limit = self.expected_size
         while True:
             response = self._call_open()
             short = False
@@ -154,6 +176,8 @@ class ResultBody:
                     continue
                 if skip == _WHOLE:
                     skip = self._restart(response)
+                limit = self._goal()
+                wire = None if limit is not None else _wire_counter(response)
                 got = 0
                 try:
                     for chunk in _pieces(response, whole):
@@ -174,6 +198,8 @@ class ResultBody:
                                 f"{self.description}: the body is longer than its "
                                 f"Content-Length ({body_length}); stopped reading"
                             )
+                        if wire is not None and got > _RATIO_GRACE:
+                            self._check_ratio(got, wire())
                         self.received += len(chunk)
                         yield chunk
                 except DeadlineExceededError:
@@ -189,7 +215,10 @@ class ResultBody:
                 short = body_length is not None and got < body_length
             finally:
                 response.close()
-            if short:
+            if short or (self._range_total is not None and self.received < self._range_total):
+                # Cut short of its Content-Length, or of the total its Content-Range gave
+                # (the server itself says there is more): resumed for the rest, a bounded
+                # number of times.
                 failures += 1
                 if failures >= self.max_attempts:
                     raise IntegrityError(
@@ -203,6 +232,18 @@ class ResultBody:
                     f"announced {self.expected_size}"
                 )
             return
+
+    def _goal(self) -> int | None:
+        """The size the result must reach: announced, else a Content-Range's total."""
+        return self.expected_size if self.expected_size is not None else self._range_total
+
+    def _check_ratio(self, decoded: int, wire: int | None) -> None:
+        if wire is not None and decoded > self.max_ratio * max(wire, 1):
+            raise IntegrityError(
+                f"{self.description}: the compressed body expands beyond {self.max_ratio:g} "
+                f"times ({decoded} bytes from {wire}) and no size was announced; stopped "
+                "reading (a compression bomb?)"
+            )
 
     def _restart(self, response: ResultResponse) -> int:
         """The resumed answer is not the rest of the same bytes: start again or refuse.
@@ -231,6 +272,7 @@ class ResultBody:
         self.on_restart()
         self.received = 0
         self.total = self.expected_size
+        self._range_total = None
         self._etag = self._last_modified = None
 
     def _position(self, response: ResultResponse) -> tuple[int, int | None]:
@@ -251,17 +293,28 @@ class ResultBody:
                 return 0, length
             raise DownloadError(f"{self.description}: unexpected HTTP status {status}")
         if status == 206:
-            match = _CONTENT_RANGE.search(headers.get("Content-Range", ""))
-            if match is None:
-                raise DownloadError(f"{self.description}: partial response without Content-Range")
-            start = int(match.group(1))
-            if match.group(3) != "*" and self.total is None:
-                self.total = int(match.group(3))
+            start, end, total = self._content_range(headers.get("Content-Range", ""))
+            if length is not None and length != end - start + 1:
+                raise DownloadError(
+                    f"{self.description}: partial response of {length} bytes for the "
+                    f"{end - start + 1} its Content-Range names"
+                )
             if start > self.received:
                 raise DownloadError(
                     f"{self.description}: server resumed at byte {start}, expected {self.received}"
                 )
-            if self._changed(headers):
+            if self.received == 0:
+                # A partial answer to a request for the whole result (no Range was sent):
+                # only its total can tell whether the rest is missing.
+                if total is None:
+                    raise DownloadError(
+                        f"{self.description}: the server answered a request for the whole "
+                        "result with a part of unknown total size (206, Content-Range "
+                        f"{headers.get('Content-Range', '')[:80]!r}); refused"
+                    )
+                self._etag = _strong_etag(headers)
+                self._last_modified = headers.get("Last-Modified") or None
+            elif self._changed(headers):
                 if self.on_restart is None:
                     raise IntegrityError(
                         f"{self.description}: the result changed on the server while it was "
@@ -269,10 +322,44 @@ class ResultBody:
                     )
                 self._rewind()
                 return _REOPEN, length
+            if total is not None:
+                self._take_total(total)
             return self.received - start, length
         if 200 <= status < 300:
             return _WHOLE, length
         raise DownloadError(f"{self.description}: unexpected HTTP status {status}")
+
+    def _content_range(self, value: str) -> tuple[int, int, int | None]:
+        """``bytes START-END/TOTAL`` (TOTAL may be ``*``), numbers of at most 18 digits."""
+        match = _CONTENT_RANGE.match(value)
+        if match is None:
+            what = "without Content-Range" if not value else "with an unreadable Content-Range"
+            raise DownloadError(f"{self.description}: partial response {what}")
+        if any(len(number) > _MAX_DIGITS for number in match.groups()):
+            raise DownloadError(
+                f"{self.description}: partial response whose Content-Range has a number "
+                f"longer than {_MAX_DIGITS} digits; refused"
+            )
+        start, end = int(match.group(1)), int(match.group(2))
+        total = None if match.group(3) == "*" else int(match.group(3))
+        if end < start or (total is not None and end >= total):
+            raise DownloadError(
+                f"{self.description}: partial response with an impossible Content-Range "
+                f"({start}-{end}/{match.group(3)})"
+            )
+        return start, end, total
+
+    def _take_total(self, total: int) -> None:
+        """A Content-Range's total: it must agree with the announced size and earlier answers."""
+        known = self.expected_size if self.expected_size is not None else self._range_total
+        if known is not None and total != known:
+            raise IntegrityError(
+                f"{self.description}: the server's Content-Range says the result is {total} "
+                f"bytes, but {known} were announced"
+            )
+        self._range_total = total
+        if self.total is None:
+            self.total = total
 
     def _changed(self, headers: Mapping[str, str]) -> bool:
         """Whether a ranged answer belongs to another version than the first answer."""
@@ -290,6 +377,26 @@ def _pieces(response: ResultResponse, buffer: memoryview) -> Iterator[bytes | me
         return
     while count := readinto(buffer):
         yield buffer[:count]
+
+
+def _wire_counter(response: ResultResponse) -> Callable[[], int | None] | None:
+    """For a compressed body: a count of its bytes on the wire so far, to bound its ratio.
+
+    ``reporting_runtime.Response.wire_bytes()`` counts them; a response without it is
+    bounded by its (compressed) Content-Length header, when it has one. ``None`` for a
+    body that is not compressed (nothing to bound: each wire byte is one byte).
+    """
+    headers = response.headers
+    if headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity"):
+        return None
+    counter = getattr(response, "wire_bytes", None)
+    if callable(counter):
+        return counter  # type: ignore[no-any-return]
+    announced = (headers.get("Content-Length") or "").strip()
+    if announced.isdigit() and len(announced) <= _MAX_DIGITS:
+        size = int(announced)
+        return lambda: size
+    return None
 
 
 def _strong_etag(headers: Mapping[str, str]) -> str | None:

@@ -500,6 +500,17 @@ class Response:
                 )
         return count
 
+    def wire_bytes(self) -> int | None:
+        """Body bytes read off the connection so far, before any Content-Encoding is undone
+        (None when unknown): what a caller bounds a compressed body's expansion by."""
+        tell = getattr(self._raw, "tell", None)
+        if not callable(tell):
+            return None
+        try:
+            return int(tell())
+        except Exception:  # a replay stub may not count: unknown, not an error
+            return None
+
     def _deadline_hit(self, deadline: float) -> bool:
         return (self._alarm is not None and self._alarm.fired) or self._clock() >= deadline
 
