@@ -125,15 +125,42 @@ def test_a_base_url_without_scheme_is_a_usage_error(cli: Cli) -> None:
 
 
 @needs_zuora
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("search", "zuora", "Customer"),
+        ("run", "zuora", "Customer", "-p", "viewType=Summary"),
+        ("last", "zuora", "Customer"),
+    ],
+)
 def test_a_zuora_base_url_without_the_api_prefix_gets_a_hint(
+    provider_cli: Cli, sandbox: Any, argv: tuple[str, ...]
+) -> None:
+    """Every command's 404 names the prefix the credentials in use can call: the password
+    pair (exported by the fixture) lives on the zconnect family, never /reporting/..."""
+    root = sandbox.url.rstrip("/")
+    result = provider_cli(*argv, "--base-url", root)
+    assert result.code != 0
+    line = _error(result.err)
+    assert f"--base-url {root} has no API prefix" in line
+    assert f"use the zconnect endpoint {root}/api/rest/v1" in line
+    assert "/reporting/api/rest/v1" not in line
+    assert "find reports by name" not in line
+
+
+@needs_zuora
+def test_the_password_pair_on_the_rest_prefix_is_told_to_use_zconnect(
     provider_cli: Cli, sandbox: Any
 ) -> None:
-    result = provider_cli("search", "zuora", "Customer", "--base-url", sandbox.url)
-    assert result.code == 6
+    root = sandbox.url.rstrip("/")
+    result = provider_cli(
+        "run", "zuora", "Customer", "-p", "viewType=Summary",
+        "--base-url", f"{root}/reporting/api/rest/v1",
+    )  # fmt: skip
     line = _error(result.err)
-    assert "HTTP 404" in line
-    assert f"is under {sandbox.url}/reporting/api/rest/v1" in line
-    assert f"or {sandbox.url}/api/rest/v1 (zconnect host)" in line
+    assert "HTTP 401" in line
+    assert "takes only OAuth" in line
+    assert f"needs the zconnect endpoint {root}/api/rest/v1" in line
 
 
 # -- plugins --------------------------------------------------------------------------------
