@@ -101,9 +101,7 @@ def _base_url_hint(
     if (
         getattr(args, "provider", None) != "zuora"
         or not base_url
-        or not (
-            getattr(exc, "status", None) in (401, 404) or isinstance(exc, UnknownReportError)
-        )
+        or not (getattr(exc, "status", None) in (401, 404) or isinstance(exc, UnknownReportError))
     ):
         return None
     from urllib.parse import urlsplit
