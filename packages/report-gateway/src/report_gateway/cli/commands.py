@@ -48,7 +48,9 @@ T = TypeVar("T")
 def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """Build the Gateway the command line asks for (``extra`` goes to ``Gateway``).
 
-    ``--base-url`` and ``--set`` apply to the provider the command names; they are explicit
+    ``--base-url`` and ``--set`` apply to the provider the command names (``listen``, which
+    names none: to its ``--provider`` ones, else to the Stripe providers, since a v2 thin
+    event's run is fetched from the API it names); they are explicit
     settings, so they win over the config file and the environment (a plugin whose settings
     depend on each other, like Stripe's files host on ``base_url``, weighs the layers itself).
     """
@@ -60,7 +62,8 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         _check_url("--base-url", base_url)
         overrides["base_url"] = base_url
     provider: str | None = getattr(args, "provider", None)
-    if overrides and provider is None:
+    targets: list[str] | None = getattr(args, "webhook_providers", None)
+    if overrides and provider is None and targets is None:
         raise UsageError("--base-url and --set need a command that names a PROVIDER")
     options = {
         "config_file": getattr(args, "config", None),
@@ -68,8 +71,14 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         "ca_bundle": getattr(args, "ca_bundle", None),
         **extra,
     }
-    settings = {provider: overrides} if overrides and provider is not None else {}
-    return Gateway(settings, **options)
+    if not overrides:
+        return Gateway({}, **options)
+    if provider is not None:
+        return Gateway({provider: overrides}, **options)
+    if not targets:  # listen without --provider: the Stripe providers installed
+        with Gateway({}, **options) as probe:
+            targets = [name for name in probe.providers() if name.split("-")[0] == "stripe"]
+    return Gateway({name: overrides for name in targets}, **options)
 
 
 def _check_url(option: str, url: str) -> None:
