@@ -125,15 +125,42 @@ def test_a_base_url_without_scheme_is_a_usage_error(cli: Cli) -> None:
 
 
 @needs_zuora
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("search", "zuora", "Customer"),
+        ("run", "zuora", "Customer", "-p", "viewType=Summary"),
+        ("last", "zuora", "Customer"),
+    ],
+)
 def test_a_zuora_base_url_without_the_api_prefix_gets_a_hint(
+    provider_cli: Cli, sandbox: Any, argv: tuple[str, ...]
+) -> None:
+    """Every command's 404 names the prefix the credentials in use can call: the password
+    pair (exported by the fixture) lives on the zconnect family, never /reporting/..."""
+    root = sandbox.url.rstrip("/")
+    result = provider_cli(*argv, "--base-url", root)
+    assert result.code != 0
+    line = _error(result.err)
+    assert f"--base-url {root} has no API prefix" in line
+    assert f"use the zconnect endpoint {root}/api/rest/v1" in line
+    assert "/reporting/api/rest/v1" not in line
+    assert "find reports by name" not in line
+
+
+@needs_zuora
+def test_the_password_pair_on_the_rest_prefix_is_told_to_use_zconnect(
     provider_cli: Cli, sandbox: Any
 ) -> None:
-    result = provider_cli("search", "zuora", "Customer", "--base-url", sandbox.url)
-    assert result.code == 6
+    root = sandbox.url.rstrip("/")
+    result = provider_cli(
+        "run", "zuora", "Customer", "-p", "viewType=Summary",
+        "--base-url", f"{root}/reporting/api/rest/v1",
+    )  # fmt: skip
     line = _error(result.err)
-    assert "HTTP 404" in line
-    assert f"is under {sandbox.url}/reporting/api/rest/v1" in line
-    assert f"or {sandbox.url}/api/rest/v1 (zconnect host)" in line
+    assert "HTTP 401" in line
+    assert "takes only OAuth" in line
+    assert f"needs the zconnect endpoint {root}/api/rest/v1" in line
 
 
 # -- plugins --------------------------------------------------------------------------------
@@ -149,3 +176,91 @@ def test_load_plugins_naming_nothing_installed_lists_the_installed(
     assert "REPORT_GATEWAY_LOAD_PLUGINS (or the load_plugins option) names strpie" in line
     assert "installed plugins: " in line
     assert "stripe" in line.rsplit("installed plugins: ")[1]
+
+
+# -- messages a new user met (issue: confusing CLI messages) --------------------------------
+
+
+@needs_zuora
+def test_missing_credentials_name_options_not_python(
+    provider_cli: Cli, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZUORA_API_ACCESS_KEY_ID")
+    monkeypatch.delenv("ZUORA_API_SECRET_ACCESS_KEY")
+    line = _error(provider_cli("search", "zuora", "Customer", "--base-url", sandbox.url).err)
+    assert "settings[" not in line
+    assert "--set client_id=..." in line
+    assert "env ZUORA_CLIENT_ID" in line
+
+
+@needs_zuora
+def test_entity_name_under_oauth_names_the_options(
+    provider_cli: Cli, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ZUORA_API_ACCESS_KEY_ID")
+    monkeypatch.delenv("ZUORA_API_SECRET_ACCESS_KEY")
+    result = provider_cli(
+        "search", "zuora", "Customer", "--base-url", sandbox.url, "--entity-name", "EU",
+        "--set", "client_id=5a4db0c5-0000-4000-8000-5a4db0c50001",
+        "--set", "client_secret=sandbox-client-secret",
+    )  # fmt: skip
+    line = _error(result.err)
+    assert "--entity-name cannot be used with OAuth" in line
+    assert "use --entity-id instead" in line
+
+
+@needs_zuora
+def test_both_credential_pairs_say_where_each_came_from(provider_cli: Cli, sandbox: Any) -> None:
+    result = provider_cli(
+        "search", "zuora", "Customer", "--base-url", sandbox.zuora_base_url,
+        "--set", "client_id=a", "--set", "client_secret=b",
+    )  # fmt: skip
+    line = _error(result.err)
+    assert "both credential pairs are set: client_id and client_secret" in line
+    assert "(OAuth, REST hosts) from --set, and api_access_key_id" in line
+    env = "env ZUORA_API_ACCESS_KEY_ID, env ZUORA_API_SECRET_ACCESS_KEY"
+    assert f"from {env}; keep one pair, not both" in line
+
+
+@needs_zuora
+def test_both_entity_settings_name_the_source_once(provider_cli: Cli, sandbox: Any) -> None:
+    result = provider_cli(
+        "search", "zuora", "Customer", "--base-url", sandbox.zuora_base_url,
+        "--set", "entity_id=a", "--set", "entity_name=b",
+    )  # fmt: skip
+    line = _error(result.err)
+    assert line.endswith("zuora: entity_id and entity_name are both set (in --set); keep one")
+
+
+@needs_zuora
+def test_a_wrong_view_type_says_the_one_that_fits(provider_cli: Cli, sandbox: Any) -> None:
+    url = sandbox.zuora_base_url
+    report = provider_cli("search", "zuora", "Customer report", "--base-url", url)
+    report_id = report.out.split("\n")[1].split()[0]
+    result = provider_cli(
+        "run", "zuora", report_id, "-p", "viewType=Detail", "--base-url", sandbox.zuora_base_url
+    )
+    line = _error(result.err)
+    assert line.endswith(
+        "parameter 'viewType': the report is a Summary report, so viewType must be Summary"
+    )
+    assert "allowed" not in line
+
+
+@needs_stripe
+def test_fan_out_rows_speak_cli_without_exception_names(
+    provider_cli: Cli, sandbox: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
+    accounts = tmp_path / "accounts.txt"
+    accounts.write_text("acct_1\n", encoding="utf-8")
+    result = provider_cli(
+        "run", "stripe-v2", "report_balance_summary", "-p", "interval_start=2025-01-01",
+        "-p", "interval_end=2025-02-01", "--accounts", str(accounts),
+        "-o", str(tmp_path / "out"), "--base-url", sandbox.stripe_base_url,
+    )  # fmt: skip
+    assert result.code != 0
+    row = next(line for line in result.out.splitlines() if line.startswith("acct_1"))
+    assert "--account is not supported; only --context is accepted" in row
+    assert "Error:" not in row
+    assert not any(word in row for word in PYTHON_WORDS), row

@@ -170,3 +170,18 @@ def test_data_tools_example_runs_as_printed(
     assert printed[0] == "double 50"  # typed by Stripe v2's result.file.schema
     assert printed[1] == "balance.parquet"
     assert (tmp_path / "balance.parquet").stat().st_size > 0
+
+
+def test_async_example_runs_as_printed(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The Async API block is a whole program (``asyncio.run(main())``), not a fragment."""
+    (example,) = [block for block in _blocks("python") if "asyncio.run(main(" in block]
+    monkeypatch.chdir(tmp_path)
+    code = example.replace(README_URL, sandbox.url)
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_async_example"})  # noqa: S102
+    printed = capsys.readouterr().out
+    written = tmp_path / "async-balance.csv"
+    header = written.read_text(encoding="utf-8").splitlines()[0]
+    assert str(written) in printed or written.name in printed
+    assert repr(header.split(",")[0]) in printed  # the first row streamed by agw.rows()

@@ -206,6 +206,9 @@ class Credentials(Mapping[str, str]):
 
     secrets: Mapping[str, str] = attrs.field(repr=False, converter=_copy_secrets)
     source: str = "unknown"
+    #: Where each key's value came from (key -> origin), when known: a plugin refusing a
+    #: combination of keys can then say which place to edit.
+    origins: Mapping[str, str] = attrs.field(factory=dict, converter=_copy_secrets)
 
     def __getitem__(self, key: str) -> str:
         return self.secrets[key]

@@ -42,9 +42,11 @@ class BuiltinHooks:
         keys = self._spec_of(provider).credential_keys
         if not all(settings.get(key) for key in keys):
             return None
-        origins = sorted({settings.origin(key) or "settings" for key in keys})
+        origin = {key: settings.origin(key) or "settings" for key in keys}
         return Credentials(
-            {key: str(settings[key]) for key in keys}, source=", ".join(origins) or "none needed"
+            {key: str(settings[key]) for key in keys},
+            source=", ".join(sorted(set(origin.values()))) or "none needed",
+            origins=origin,
         )
 
     @hookimpl(trylast=True)

@@ -95,9 +95,9 @@ def verify(
         raise SignatureError("no v1 signature in the signature header")
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
-        raise SignatureError(
-            f"timestamp is {round(current - timestamp)} s from now (tolerance {tolerance:g} s)"
-        )
+        age = round(current - timestamp)
+        when = f"{age} s old" if age > 0 else f"{-age} s in the future"
+        raise SignatureError(f"timestamp is {when} (tolerance {tolerance:g} s)")
     expected = [_digest(payload, secret, timestamp) for secret in secrets]
     # Every pair is compared so the time taken says nothing about which one matched.
     matched = False

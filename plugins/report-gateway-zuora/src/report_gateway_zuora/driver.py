@@ -12,6 +12,7 @@ run; ``runs`` says it is not supported.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -150,9 +151,12 @@ class ZuoraDriver(BaseDriver):
         settings = context.settings
         typed = context.settings_as(ZuoraSettings)
         if settings.get("entity_id") and settings.get("entity_name"):
+            origins = dict.fromkeys(
+                (settings.origin("entity_id") or "settings", settings.origin("entity_name") or "")
+            )
+            where = " and ".join(o for o in origins if o)
             raise ConfigurationError(
-                "zuora: settings entity_id and entity_name are both set "
-                f"({settings.origin('entity_id')}; {settings.origin('entity_name')}); keep one"
+                f"zuora: entity_id and entity_name are both set (in {where}); keep one"
             )
         auth = context.auth
         oauth = isinstance(auth, OAuthClientCredentials)
@@ -205,7 +209,7 @@ class ZuoraDriver(BaseDriver):
                 raise ScopeError(
                     "zuora: entity_name cannot be used with OAuth (client_id/client_secret): "
                     "the REST hosts take the entity only by id, as Zuora-Entity-Ids; use "
-                    "entity_id"
+                    "entity_id instead"
                 )
             out[ENTITY_IDS_HEADER if lower == "entityid" else name] = value
         return out
@@ -338,10 +342,15 @@ class ZuoraDriver(BaseDriver):
             raise UnknownReportError(PROVIDER, report_id, exc.message) from exc
         except BadRequestError as exc:
             if VIEW_TYPE.lower() in exc.message.lower():
+                # "... which is a Summary report": the one allowed value, said once (listing
+                # both view types next to it would contradict it).
+                kind = re.search(r"\b(Summary|Detail) report\b", exc.message)
                 raise ParameterError(
                     VIEW_TYPE,
-                    f"Zuora refused it: {exc.message}",
-                    allowed=VIEW_TYPES,
+                    f"the report is a {kind[1]} report, so viewType must be {kind[1]}"
+                    if kind
+                    else f"Zuora refused it: {exc.message}",
+                    allowed=None if kind else VIEW_TYPES,
                     provider=PROVIDER,
                     report_id=report_id,
                 ) from exc

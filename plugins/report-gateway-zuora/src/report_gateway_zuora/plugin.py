@@ -181,21 +181,35 @@ def report_gateway_credentials(provider: str, settings: ProviderSettings) -> Cre
     given = {key: str(settings[key]) for key in (*OAUTH_PAIR, *PASSWORD_PAIR) if settings.get(key)}
     if not given:
         return None
-    pair = _pair_of(given, source="settings")
-    origins = sorted({settings.origin(key) or "settings" for key in pair})
-    return Credentials({key: given[key] for key in pair}, source=", ".join(origins))
+    origins = {key: settings.origin(key) or "settings" for key in given}
+    pair = _pair_of(given, source="settings", origins=origins)
+    return Credentials(
+        {key: given[key] for key in pair},
+        source=", ".join(sorted({origins[key] for key in pair})),
+        origins={key: origins[key] for key in pair},
+    )
 
 
-def _pair_of(given: Mapping[str, str], *, source: str) -> tuple[str, str]:
-    """Which pair ``given`` holds; a ConfigurationError for both, half, or neither."""
+def _pair_of(
+    given: Mapping[str, str], *, source: str, origins: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """Which pair ``given`` holds; a ConfigurationError for both, half, or neither.
+
+    ``origins`` (key -> where its value came from) lets the both-pairs error say where each
+    pair was found, which is what the user has to go and remove."""
     oauth = [key for key in OAUTH_PAIR if given.get(key)]
     password = [key for key in PASSWORD_PAIR if given.get(key)]
     both = " and ".join
+
+    def found_in(keys: Sequence[str]) -> str:
+        places = dict.fromkeys((origins or {}).get(key) or source for key in keys)
+        return ", ".join(places)
+
     if oauth and password:
         raise ConfigurationError(
-            f"{PROVIDER}: {source} set both credential pairs ({', '.join(oauth + password)}); "
-            f"keep {both(OAUTH_PAIR)} (OAuth, REST hosts) or {both(PASSWORD_PAIR)} "
-            "(username/password, zconnect hosts), not both"
+            f"{PROVIDER}: both credential pairs are set: {both(oauth)} (OAuth, REST hosts) "
+            f"from {found_in(oauth)}, and {both(password)} (username/password, zconnect "
+            f"hosts) from {found_in(password)}; keep one pair, not both"
         )
     for pair, found in ((OAUTH_PAIR, oauth), (PASSWORD_PAIR, password)):
         if found:
@@ -217,7 +231,9 @@ def auth_kind(credentials: Mapping[str, str]) -> str:
     """``"oauth"`` or ``"password"``: which pair the credentials hold (ConfigurationError
     for both or neither)."""
     source = getattr(credentials, "source", "the credentials")
-    return "oauth" if _pair_of(credentials, source=source) == OAUTH_PAIR else "password"
+    origins = getattr(credentials, "origins", None)
+    pair = _pair_of(credentials, source=source, origins=origins)
+    return "oauth" if pair == OAUTH_PAIR else "password"
 
 
 def zuora_auth(credentials: Credentials) -> AuthPolicy:

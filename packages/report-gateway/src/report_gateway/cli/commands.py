@@ -48,7 +48,9 @@ T = TypeVar("T")
 def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """Build the Gateway the command line asks for (``extra`` goes to ``Gateway``).
 
-    ``--base-url`` and ``--set`` apply to the provider the command names; they are explicit
+    ``--base-url`` and ``--set`` apply to the provider the command names (``listen``, which
+    names none: to its ``--provider`` ones, else to the Stripe providers, since a v2 thin
+    event's run is fetched from the API it names); they are explicit
     settings, so they win over the config file and the environment (a plugin whose settings
     depend on each other, like Stripe's files host on ``base_url``, weighs the layers itself).
     """
@@ -60,7 +62,8 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         _check_url("--base-url", base_url)
         overrides["base_url"] = base_url
     provider: str | None = getattr(args, "provider", None)
-    if overrides and provider is None:
+    targets: list[str] | None = getattr(args, "webhook_providers", None)
+    if overrides and provider is None and targets is None:
         raise UsageError("--base-url and --set need a command that names a PROVIDER")
     options = {
         "config_file": getattr(args, "config", None),
@@ -68,8 +71,14 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         "ca_bundle": getattr(args, "ca_bundle", None),
         **extra,
     }
-    settings = {provider: overrides} if overrides and provider is not None else {}
-    return Gateway(settings, **options)
+    if not overrides:
+        return Gateway({}, **options)
+    if provider is not None:
+        return Gateway({provider: overrides}, **options)
+    if not targets:  # listen without --provider: the Stripe providers installed
+        with Gateway({}, **options) as probe:
+            targets = [name for name in probe.providers() if name.split("-")[0] == "stripe"]
+    return Gateway({name: overrides for name in targets}, **options)
 
 
 def _check_url(option: str, url: str) -> None:
@@ -89,26 +98,62 @@ def _check_url(option: str, url: str) -> None:
 _ZUORA_PREFIXES = ("/reporting/api/rest/v1", "/api/rest/v1")
 
 
-def _base_url_hint(exc: BaseException, args: argparse.Namespace) -> str | None:
-    """A 404 from Zuora when ``--base-url`` lacks the API prefix: say which prefix."""
+def _base_url_hint(
+    exc: BaseException, args: argparse.Namespace, gateway: Gateway | None = None
+) -> str | None:
+    """A 404 from Zuora when ``--base-url`` lacks the API prefix, or a 401 for the password
+    pair on the REST prefix: say which prefix, the one the credentials in use can call (the
+    two pairs live on different endpoint families)."""
+    from report_gateway.errors import UnknownReportError
+
     base_url = getattr(args, "base_url", None)
     if (
         getattr(args, "provider", None) != "zuora"
         or not base_url
-        or getattr(exc, "status", None) != 404
+        or not (getattr(exc, "status", None) in (401, 404) or isinstance(exc, UnknownReportError))
     ):
         return None
     from urllib.parse import urlsplit
 
     path = urlsplit(base_url).path.rstrip("/")
+    if path.endswith(_ZUORA_PREFIXES[0]) and not _zuora_oauth(args, gateway):
+        if getattr(exc, "status", None) == 401:
+            root = base_url.rstrip("/").removesuffix(_ZUORA_PREFIXES[0])
+            return (
+                f"--base-url {base_url} is on the REST endpoint family "
+                f"({_ZUORA_PREFIXES[0]}), which takes only OAuth (client_id/client_secret); "
+                "the username/password pair (ZUORA_API_ACCESS_KEY_ID, "
+                f"ZUORA_API_SECRET_ACCESS_KEY) needs the zconnect endpoint {root}/api/rest/v1"
+            )
+        return None
+    if getattr(exc, "status", None) == 401:
+        return None
     if path.endswith(_ZUORA_PREFIXES):
         return None
     root = base_url.rstrip("/")
+    if _zuora_oauth(args, gateway):
+        return (
+            f"--base-url {base_url} has no API prefix: with client_id/client_secret the "
+            f"Reporting API is under {root}/reporting/api/rest/v1 (added for you), so check "
+            "that the host is a Zuora REST host (e.g. https://rest.zuora.com)"
+        )
     return (
-        f"--base-url {base_url} has no API prefix: Zuora's Reporting API is under "
-        f"{root}/reporting/api/rest/v1 (REST host, e.g. https://rest.zuora.com) or "
-        f"{root}/api/rest/v1 (zconnect host)"
+        f"--base-url {base_url} has no API prefix: with the username/password pair "
+        f"(ZUORA_API_ACCESS_KEY_ID, ZUORA_API_SECRET_ACCESS_KEY) use the zconnect "
+        f"endpoint {root}/api/rest/v1"
     )
+
+
+def _zuora_oauth(args: argparse.Namespace, gateway: Gateway | None) -> bool:
+    """Whether the Zuora credentials in use are the OAuth client pair (not the password)."""
+    if any(item.split("=", 1)[0].strip() == "client_id" for item in args.settings or ()):
+        return True
+    if gateway is None:
+        return False
+    try:
+        return bool(gateway.settings("zuora").get("client_id"))
+    except Exception:  # a hint must never hide the error it explains
+        return False
 
 
 class Session:
@@ -492,6 +537,9 @@ def _by_name(s: Session, action: Callable[[str], T]) -> T:
             f"{provider}: {len(exact)} reports are named {report!r}: {listed}; "
             "give the id of the one to use"
         )
+    hint = _base_url_hint(unknown, s.args, s.opened_gateway)
+    if hint:
+        raise UsageError(f"{unknown}; {hint}") from None
     search = f"{PROG} search {provider} {shlex.quote(report)}"
     raise UsageError(f"{unknown}; find reports by name with `{search}`") from None
 
@@ -841,7 +889,7 @@ def _describe(exc: BaseException, code: int, s: Session) -> str:
         return f"{exc.provider} run {exc.run_id} is still {status}{after}; {resume}"
     hint = _resume_hint(s, code)
     text = speak_cli(str(exc) or type(exc).__name__, s.args)
-    base_url_hint = _base_url_hint(exc, s.args)
+    base_url_hint = _base_url_hint(exc, s.args, s.opened_gateway)
     if base_url_hint:
         text = f"{text}; {base_url_hint}"
     if code == exits.INTERNAL:

@@ -15,6 +15,7 @@ from . import exits
 from .exits import UsageError, exit_code_for
 from .output import format_bytes, format_seconds, table
 from .params import parse_parameters
+from .speak import speak_cli
 
 if TYPE_CHECKING:
     from report_gateway.fanout import FanOutProgress, FanOutResult
@@ -61,7 +62,7 @@ def _report(s: Session, result: FanOutResult) -> int:
             o.run_id,
             o.path.name if o.path is not None else None,
             format_bytes(o.size) if o.size is not None else None,
-            None if o.error is None else f"{type(o.error).__name__}: {o.error}",
+            None if o.error is None else speak_cli(str(o.error) or type(o.error).__name__, s.args),
         )
         for o in result.outcomes
     ]

@@ -414,8 +414,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = add(
         "listen",
-        "receive Stripe webhooks (POST /webhooks/stripe): verify them and end waits on "
-        "the runs they announce",
+        "receive Stripe webhooks (POST /webhooks/stripe): verify them and write the runs "
+        "they announce to the run journal, where a wait in any process on that journal "
+        "reads them between polls",
+    )
+    sub.add_argument(
+        "--provider",
+        metavar="NAME",
+        action="append",
+        dest="webhook_providers",
+        default=[],
+        help="provider that --base-url/--set apply to; repeatable (default: stripe and "
+        "stripe-v2, the API a v2 thin event's run is fetched from)",
     )
     sub.add_argument(
         "--port", metavar="N", type=int, default=0, help="port to listen on (default: a free one)"

@@ -58,6 +58,22 @@ _RULES: list[_Rule] = [
     ),
     # gw.wait(gw.get('p', 'id')) or `report-gateway wait p id` -> the command alone
     (re.compile(r"gw\.wait\(gw\.get\([^)]*\)\) or "), lambda m, a: ""),
+    # looked in client_id: settings['zuora']['client_id'], ... -> --set client_id=..., ...
+    (
+        re.compile(r"settings\['[\w-]+'\]\['(\w+)'\]"),
+        lambda m, a: f"--set {m[1]}=...",
+    ),
+    # entity_name cannot be used with OAuth ...; use entity_id instead -> the options
+    (
+        re.compile(r"\bentity_name cannot be used\b"),
+        lambda m, a: "--entity-name cannot be used",
+    ),
+    (re.compile(r"\buse entity_id instead\b"), lambda m, a: "use --entity-id instead"),
+    # (settings from the Gateway's keyword are, on the command line, --set's)
+    (
+        re.compile(r"(?<=from )settings(?=[,;)])|(?<=\(in )settings(?=\))"),
+        lambda m, a: "--set",
+    ),
     # the setting 'x' -> the setting 'x' (--set x=...)
     (
         re.compile(r"(?<=the setting )'(\w+)'(?! \(--set)"),
