@@ -333,7 +333,6 @@ class Gateway:
         and ``stall_timeout`` the wait for any byte (None: the transport's read timeout):
         either ends it with a ``DownloadError``, nothing written.
         """
-        deadline = deadline_after(timeout)
         opener = self._drivers.opener(run, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
@@ -346,7 +345,7 @@ class Gateway:
                 on_progress=on_progress,
                 durable=durable,
                 zip_limits=zip_limits,
-                deadline=deadline,
+                deadline=deadline_after(timeout),
             )
         self._journal.downloaded(run, saved)
         return saved
