@@ -117,3 +117,68 @@ def test_the_trigger_round_trips_and_fires_when_the_run_ends(
 
     payload = asyncio.run(first_event())
     assert payload == {"status": "success", "provider": "stripe", "run_id": run.id, "message": ""}
+
+
+ZUORA_ENV = (
+    "ZUORA_CLIENT_ID",
+    "ZUORA_CLIENT_SECRET",
+    "ZUORA_API_ACCESS_KEY_ID",
+    "ZUORA_API_SECRET_ACCESS_KEY",
+)
+
+
+@pytest.mark.parametrize(
+    ("table", "filled"),
+    [
+        ({}, ("client_id", "client_secret")),
+        ({"auth": "oauth"}, ("client_id", "client_secret")),
+        ({"auth": "password"}, ("api_access_key_id", "api_secret_access_key")),
+        ({"api_access_key_id": "zuser"}, ("api_access_key_id", "api_secret_access_key")),
+    ],
+)
+def test_login_and_password_fill_one_zuora_credential_pair(
+    monkeypatch: pytest.MonkeyPatch, table: dict[str, str], filled: tuple[str, str]
+) -> None:
+    """Zuora declares two pairs (OAuth; username/password) and takes one: login and
+    password fill the pair the extra picks, the OAuth client by default."""
+    from airflow.sdk import Connection
+    from report_gateway_airflow.hooks import ReportGatewayHook
+    from report_gateway_zuora.plugin import report_gateway_credentials
+
+    for name in ZUORA_ENV:
+        monkeypatch.delenv(name, raising=False)
+    conn = Connection(
+        conn_id="zuora_conn",
+        conn_type="report_gateway",
+        login="zuser",
+        password="zsecret-0123456789",
+        extra=json.dumps({"zuora": table}),
+    )
+    gateway = ReportGatewayHook.build(conn)
+    try:
+        settings = gateway.settings("zuora")
+        assert (settings.get(filled[0]), settings.get(filled[1])) == (
+            "zuser",
+            "zsecret-0123456789",
+        )
+        others = {"client_id", "client_secret", "api_access_key_id", "api_secret_access_key"}
+        assert not any(settings.get(key) for key in others - set(filled))
+        assert "auth" not in settings
+        # One whole pair: the plugin's lookup takes it (both pairs or half is an error).
+        assert sorted(report_gateway_credentials("zuora", settings)) == sorted(filled)
+    finally:
+        gateway.close()
+
+
+def test_an_unknown_zuora_auth_family_is_refused() -> None:
+    from airflow.sdk import Connection
+    from report_gateway_airflow.hooks import ReportGatewayHook
+
+    conn = Connection(
+        conn_id="zuora_conn",
+        conn_type="report_gateway",
+        password="zsecret",
+        extra=json.dumps({"zuora": {"auth": "basic"}}),
+    )
+    with pytest.raises(ValueError, match="'oauth', 'password'"):
+        ReportGatewayHook.build(conn).close()
