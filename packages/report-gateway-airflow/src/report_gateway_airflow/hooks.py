@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
 from report_gateway import Gateway
 from report_gateway.aio import AsyncGateway
 
@@ -195,10 +196,22 @@ class ReportGatewayHook(BaseHook):
             self._gateway = None
 
     @classmethod
+    async def connection_async(cls, conn_id: str) -> Connection:
+        """The connection, from the trigger's event loop. The Task SDK's async lookup does
+        not reach every place a connection can be stored: under ``airflow dags test`` it
+        misses one stored in the metadata database (``airflow connections add``) that the
+        task itself found, so a miss is asked again through the synchronous lookup, in a
+        thread, before it counts."""
+        try:
+            return await cls.aget_connection(conn_id)
+        except AirflowNotFoundException:
+            return await asyncio.to_thread(cls.get_connection, conn_id)
+
+    @classmethod
     async def async_gateway(cls, conn_id: str) -> AsyncGateway:
         """The process's ``AsyncGateway`` for ``conn_id``, made on first use (and made
         again if the connection's settings changed)."""
-        connection = await cls.aget_connection(conn_id)
+        connection = await cls.connection_async(conn_id)
         fingerprint = hashlib.sha256(
             json.dumps(
                 [connection.extra_dejson, connection.login, connection.password],
