@@ -93,13 +93,22 @@ class DagRun:
         folder = self.home / "logs"
         return "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
 
+    def run_id(self) -> str:
+        """The DAG run ``dags test`` made (each makes a new one; tests share the database)."""
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            (run_id,) = db.execute(
+                "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1",
+                (self.dag_id,),
+            ).fetchone()
+        return str(run_id)
+
     def xcoms(self, task_id: str) -> dict[int, Any]:
         """``return_value`` XComs of ``task_id`` by map index, from the metadata database."""
         with sqlite3.connect(self.home / "airflow.db") as db:
             rows = db.execute(
                 "SELECT map_index, value FROM xcom WHERE dag_id = ? AND task_id = ?"
-                " AND key = 'return_value'",
-                (self.dag_id, task_id),
+                " AND run_id = ? AND key = 'return_value'",
+                (self.dag_id, task_id, self.run_id()),
             ).fetchall()
         return {index: json.loads(value) for index, value in rows}
 
@@ -107,8 +116,9 @@ class DagRun:
         """(task id, map index) -> (state, try number)."""
         with sqlite3.connect(self.home / "airflow.db") as db:
             rows = db.execute(
-                "SELECT task_id, map_index, state, try_number FROM task_instance WHERE dag_id = ?",
-                (self.dag_id,),
+                "SELECT task_id, map_index, state, try_number FROM task_instance"
+                " WHERE dag_id = ? AND run_id = ?",
+                (self.dag_id, self.run_id()),
             ).fetchall()
         return {(t, m): (s, n) for t, m, s, n in rows}
 
@@ -118,23 +128,52 @@ def dags_test(airflow_home: Path, sandbox: Sandbox, tmp_path: Path) -> Any:
     """``dags_test(dag_id)``: ``airflow dags test`` against this test's sandbox; files go
     under ``tmp_path / "out"`` (the ``report_gateway_output`` variable)."""
 
-    def run(dag_id: str) -> DagRun:
+    def run(dag_id: str, *, stored_connection: bool = False) -> DagRun:
+        """``stored_connection``: the connection is in the metadata database (``airflow
+        connections add``, as the README shows) instead of an AIRFLOW_CONN_* variable."""
         env = {
             **os.environ,
             **AIRFLOW_ENV,
-            "AIRFLOW_CONN_REPORT_GATEWAY_DEFAULT": json.dumps(connection(sandbox)),
             "AIRFLOW_VAR_REPORT_GATEWAY_OUTPUT": str(tmp_path / "out"),
         }
         # The key reaches the tasks only through the connection.
         env.pop("STRIPE_API_KEY", None)
-        done = subprocess.run(
-            [airflow_command(), "dags", "test", dag_id, LOGICAL_DATE],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+        env.pop("AIRFLOW_CONN_REPORT_GATEWAY_DEFAULT", None)
+        conn = connection(sandbox)
+        if stored_connection:
+            subprocess.run(
+                [
+                    airflow_command(),
+                    *("connections", "add", "report_gateway_default"),
+                    *("--conn-type", conn["conn_type"]),
+                    *("--conn-password", conn["password"]),
+                    *("--conn-extra", json.dumps(conn["extra"])),
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        else:
+            env["AIRFLOW_CONN_REPORT_GATEWAY_DEFAULT"] = json.dumps(conn)
+        try:
+            done = subprocess.run(
+                [airflow_command(), "dags", "test", dag_id, LOGICAL_DATE],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=240,
+                check=False,
+            )
+        finally:
+            if stored_connection:
+                subprocess.run(
+                    [airflow_command(), "connections", "delete", "report_gateway_default"],
+                    env=env,
+                    check=False,
+                    capture_output=True,
+                    timeout=120,
+                )
         return DagRun(done, airflow_home, dag_id)
 
     return run

@@ -40,6 +40,23 @@ def test_the_example_dag_defers_each_mapped_task_and_leaves_verified_files(
     assert STRIPE_TEST_KEY not in run.output
 
 
+def test_a_connection_stored_in_the_database_reaches_the_trigger(
+    dags_test: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The README's path: `airflow connections add`, no AIRFLOW_CONN_* variable. The
+    deferred tasks' trigger finds the connection too, so every run is waited on and saved."""
+    run = dags_test("example_report_gateway", stored_connection=True)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "isn't defined" not in run.output
+    assert run.states() == {("balance_report", i): ("success", 1) for i in range(3)}
+    assert run.output.count("Pausing task as DEFERRED") == 3
+    assert sandbox.stats()["runs_created"]["stripe"] == 3
+    xcoms = run.xcoms("balance_report")
+    assert sorted(xcoms) == [0, 1, 2]
+    assert all(value["rows"] == ROWS for value in xcoms.values())
+    assert STRIPE_TEST_KEY not in run.output
+
+
 def test_a_retried_task_reuses_its_run_and_a_failed_run_fails_with_its_reason(
     dags_test: Any, sandbox: Sandbox
 ) -> None:

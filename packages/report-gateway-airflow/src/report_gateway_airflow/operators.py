@@ -4,8 +4,12 @@ The run is started with an idempotency key made from the task instance's identit
 task, DAG run, map index), never from the try number: a task that fails after its create
 (a worker lost, a download cut) and is retried sends the same key, and the provider answers
 with the run it already made instead of starting a second one. Only when that run itself
-ended failed or canceled does a retry start afresh (under a key that adds the try number),
-because replaying a failed run would fail every retry the same way.
+ended failed or canceled does a retry start afresh, because replaying a failed run would
+fail every retry the same way. The keys form a fixed chain (``key``, ``key-try2``,
+``key-try3``...): try N walks it from the start, replaying each key an earlier try used, and
+stops at the first run that has not failed, or at ``key-tryN``. So a try whose fresh run was
+fine but whose worker died leaves that run to the next try, not a second one. (Zuora's
+username/password hosts take no idempotency key: there a retry may start a second run.)
 
 With ``deferrable=True`` (the default) the worker slot is released while the provider
 works: the task defers to ``ReportRunTrigger``, the triggerer waits on it asynchronously,
@@ -141,17 +145,7 @@ class ReportRunOperator(BaseOperator):
             gateway = hook.get_conn()
             run = self._start(gateway, key, scope)
             if ti.try_number > 1:
-                # A replayed create answers with the run as it was then: look at it now.
-                run = gateway.get(self.provider, run.id, scope=scope)
-                if run.status in (RunStatus.FAILED, RunStatus.CANCELED):
-                    self.log.info(
-                        "%s run %s ended %s; starting a new one for try %d",
-                        self.provider,
-                        run.id,
-                        run.raw_status,
-                        ti.try_number,
-                    )
-                    run = self._start(gateway, f"{key}-try{ti.try_number}", scope)
+                run, key = self._first_live_run(gateway, run, key, scope, ti.try_number)
             self.log.info(
                 "%s run %s of %s (%s), idempotency key %s",
                 self.provider,
@@ -206,6 +200,32 @@ class ReportRunOperator(BaseOperator):
             raise task_error(exc) from None
         finally:
             hook.close()
+
+    def _first_live_run(
+        self, gateway: Gateway, run: ReportRun, key: str, scope: Scope, try_number: int
+    ) -> tuple[ReportRun, str]:
+        """Walk the key chain from ``run`` (the first key's): the first run that did not end
+        failed or canceled, and its key; at most one new run, under ``key-try{try_number}``
+        or the first key of the chain no earlier try got to."""
+        used = key
+        for attempt in range(2, try_number + 2):
+            # A replayed create answers with the run as it was then: look at it now.
+            run = gateway.get(self.provider, run.id, scope=scope)
+            if run.status not in (RunStatus.FAILED, RunStatus.CANCELED):
+                break
+            if attempt > try_number:
+                break  # this try's own run failed already: the wait reports it
+            used = f"{key}-try{attempt}"
+            self.log.info(
+                "%s run %s ended %s; key %s for try %d",
+                self.provider,
+                run.id,
+                run.raw_status,
+                used,
+                try_number,
+            )
+            run = self._start(gateway, used, scope)
+        return run, used
 
     def _start(self, gateway: Gateway, key: str, scope: Scope) -> ReportRun:
         return gateway.start(

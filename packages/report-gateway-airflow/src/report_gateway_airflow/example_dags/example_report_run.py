@@ -2,7 +2,8 @@
 
 Each mapped task starts its account's run (once, whatever the retries), defers while
 Stripe works (the worker slot is free meanwhile), then downloads the CSV to
-``{report_gateway_output}/{ds}/{account}.csv`` on a worker. The ``report_gateway`` pool
+``{report_gateway_output}/{ds}/{map_index}.csv`` on a worker (map index 0, 1, 2: the
+accounts in ``ACCOUNTS`` order). The ``report_gateway`` pool
 (created with ``--include-deferred``, so a deferred task whose run is running at the provider
 keeps its slot) caps the runs of this provider across every worker: size it to the
 provider's concurrency limit (Stripe v2: 500 running runs in live mode, 100 in a sandbox)
@@ -44,6 +45,7 @@ with DAG(
             "{{ var.value.get('report_gateway_output', '/tmp/report-gateway') }}"
             "/{{ ds }}/{{ task_instance.map_index }}.csv"
         ),
-        # With a pool (README: "Airflow"), add pool="report_gateway" here.
+        # With the pool created (README: "Pools"), uncomment this line:
+        # pool="report_gateway",
         poll_interval=1.0,
     ).expand(scope=[{"account": account} for account in ACCOUNTS])
