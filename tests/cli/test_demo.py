@@ -160,3 +160,17 @@ def test_demo_honours_the_profiles_plugin_allow_list(demo_cli: Cli, tmp_path: Pa
     assert "not installed" in rows["stripe-v2"]
     assert " succeeded " in rows["zuora"]
     assert "pip install report-gateway-stripe" in result.out
+
+
+@needs_stripe
+@needs_zuora
+def test_demo_writes_nothing_to_the_run_journal(
+    demo_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's runs live in a throwaway sandbox: in the user's journal, a later `resume`
+    would chase them against the real services."""
+    data_home = tmp_path / "data"
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    result = demo_cli("demo", "--output-dir", tmp_path / "out", "--rows", "5")
+    assert result.code == 0, result.out + result.err
+    assert not any(data_home.rglob("*journal*")), sorted(data_home.rglob("*"))

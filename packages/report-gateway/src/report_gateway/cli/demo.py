@@ -227,7 +227,9 @@ def run_demo(s: Session) -> int:
         demos = {name: demo for name, demo in declared.items() if demo is not None}
         settings = {name: demo.settings_for(sandbox.url) for name, demo in demos.items()}
         s.progress.note(f"sandbox serving on {sandbox.url}; writing files to {folder}")
-        with Gateway(settings, environ=environ) as gw:
+        # journal=None: the demo's runs live in a throwaway sandbox; in the user's journal a
+        # later `resume` would chase them against the real services.
+        with Gateway(settings, environ=environ, journal=None) as gw:
             s.gateway.close()
             s.gateway = gw
             # The shipped providers first, in their order, then any other that declares one.
