@@ -172,3 +172,27 @@ def test_zuora_creates_are_idempotent_only_under_oauth(
     )
     with Gateway(settings={"zuora": settings}, environ={}, journal=None) as gw:
         assert gw.driver("zuora").idempotent_create is idempotent  # type: ignore[attr-defined]
+
+
+def test_an_update_by_run_id_reaches_only_that_job(tmp_path: Path) -> None:
+    """Run ids repeat (a sandbox's after a restart): an older job's entry keeps its file."""
+    from report_gateway.models import ReportRun
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    run = ReportRun(provider="stripe-v2", report_id=REPORT, id="reprun_1",
+                    status=RunStatus.RUNNING, raw_status="running")  # fmt: skip
+    old = journal.begin("stripe-v2", REPORT, Scope(context="a"), PARAMS, key="k0")
+    journal.record_run(old.id, run)
+    journal.record_download("stripe-v2", "reprun_1", tmp_path / "old.csv", 5, entry_id=old.id)
+    other = journal.begin("stripe-v2", REPORT, Scope(context="b"), PARAMS, key="k1")
+    journal.record_run(other.id, run)
+    new = journal.begin("stripe-v2", REPORT, Scope(context="a"), PARAMS, key="k2")
+    journal.record_run(new.id, run)
+    assert journal.record_status("stripe-v2", "reprun_1", "succeeded", scope=Scope(context="a"))
+    assert journal.record_download("stripe-v2", "reprun_1", tmp_path / "new.csv", 7) == 1
+    assert journal.record_status("stripe-v2", "reprun_1", RunStatus.FAILED, entry_id=other.id) == 1
+    got = {e.key: e for e in journal.entries()}
+    assert (got["k0"].path, got["k0"].size) == (str(tmp_path / "old.csv"), 5)
+    assert (got["k2"].state, got["k2"].size) == ("downloaded", 7)
+    assert got["k1"].state == "failed"
+    journal.close()

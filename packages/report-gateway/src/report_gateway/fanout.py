@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,9 @@ class ScopeOutcome:
     path: Path | None = None
     size: int | None = None
     error: BaseException | None = attrs.field(default=None, eq=False)
+    #: When the journal entry whose run this is was started, if earlier than this fan-out
+    #: (a run reused, or a file skipped); None: a run started now.
+    reused_from: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -123,6 +127,11 @@ class ScopeOutcome:
             "run_id": self.run_id,
             "path": None if self.path is None else str(self.path),
             "size": self.size,
+            "reused_from": None
+            if self.reused_from is None
+            else datetime.fromtimestamp(self.reused_from)
+            .astimezone()
+            .isoformat(timespec="seconds"),
             "error": None
             if self.error is None
             else {"type": type(self.error).__name__, "message": str(self.error)},
@@ -251,47 +260,52 @@ def _concurrency(gw: Gateway, provider: str, given: int | None, count: int) -> i
 
 def _start(
     gw: Gateway, task: _Task, settings: _Settings
-) -> tuple[ReportRun | None, JournalEntry | None]:
-    """The task's run, or None with the journal entry whose verified file is the result."""
+) -> tuple[ReportRun | None, JournalEntry | None, bool]:
+    """The task's run (None: the entry's verified file is the result), its journal entry,
+    and whether that entry is an earlier one (reused) rather than started now."""
     journal = gw.journal
     if task.entry is not None and journal is not None:
         if task.entry.verified:
-            return None, task.entry
-        return resume_entry(gw, journal, gw._creator(), task.entry), None
+            return None, task.entry, True
+        return resume_entry(gw, journal, gw._creator(), task.entry), task.entry, True
+    key = str(uuid.uuid4())
     run, entry = gw._journaled_start(
         task.provider,
         task.report_id,
         dict(task.parameters),
         task.scope,
-        key=str(uuid.uuid4()),
+        key=key,
         reuse=settings.reuse,
         output=task.path,
     )
+    reused = entry is not None and entry.key != key
     if run is not None:
-        return run, None
+        return run, entry, reused
     assert entry is not None
     assert entry.run_id is not None
     if task.path is not None and entry.path != str(task.path.absolute()):
         # Downloaded and verified, but elsewhere: the same run's result, saved here too.
-        return gw.get(task.provider, entry.run_id, scope=entry.scope), None
-    return None, entry
+        return gw.get(task.provider, entry.run_id, scope=entry.scope), entry, True
+    return None, entry, True
 
 
 def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> ScopeOutcome:
     tracker.move(task.scope, QUEUED, STARTING)
-    state, run = STARTING, None
+    state, run, entry, reused = STARTING, None, task.entry, False
     try:
-        run, verified = _start(gw, task, settings)
+        run, entry, reused = _start(gw, task, settings)
+        since = entry.created_at if reused and entry is not None else None
         if run is None:
-            assert verified is not None
-            assert verified.path is not None
-            tracker.move(task.scope, state, SKIPPED, verified.run_id)
+            assert entry is not None
+            assert entry.path is not None
+            tracker.move(task.scope, state, SKIPPED, entry.run_id)
             return ScopeOutcome(
                 scope=task.scope,
                 state=SKIPPED,
-                run_id=verified.run_id,
-                path=Path(verified.path),
-                size=verified.size,
+                run_id=entry.run_id,
+                path=Path(entry.path),
+                size=entry.size,
+                reused_from=since,
             )
         tracker.move(task.scope, state, RUNNING, run.id)
         state = RUNNING
@@ -305,7 +319,7 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
         if task.path is not None:
             tracker.move(task.scope, state, DOWNLOADING, run.id)
             state = DOWNLOADING
-            saved = _download(gw, run, task.path, settings)
+            saved = _download(gw, run, task.path, settings, entry)
         tracker.move(task.scope, state, DONE, run.id)
         return ScopeOutcome(
             scope=task.scope,
@@ -314,11 +328,19 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
             run=run,
             path=saved,
             size=None if saved is None else saved.stat().st_size,
+            reused_from=since,
         )
     except Exception as exc:
-        run_id = run.id if run is not None else (task.entry.run_id if task.entry else None)
+        run_id = run.id if run is not None else (entry.run_id if entry else None)
         tracker.move(task.scope, state, FAILED, run_id)
-        return ScopeOutcome(scope=task.scope, state=FAILED, run_id=run_id, run=run, error=exc)
+        return ScopeOutcome(
+            scope=task.scope,
+            state=FAILED,
+            run_id=run_id,
+            run=run,
+            error=exc,
+            reused_from=entry.created_at if reused and entry is not None else None,
+        )
 
 
 def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -> ReportRun:
@@ -343,12 +365,21 @@ def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -
         tracker.run_active(-1)
 
 
-def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> Path:
+def _download(
+    gw: Gateway, run: ReportRun, path: Path, settings: _Settings, entry: JournalEntry | None
+) -> Path:
     def downloading(received: int, total: int | None) -> None:
         if received:
             crash_point("mid-download")
 
-    return gw.download(run, path, unzip=True, raw=settings.raw, on_progress=downloading)
+    return gw._download(
+        run,
+        path,
+        unzip=True,
+        raw=settings.raw,
+        on_progress=downloading,
+        entry_id=None if entry is None else entry.id,
+    )
 
 
 def _execute(

@@ -268,7 +268,14 @@ class Gateway:
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
         journal = self.journal
         if journal is not None:
-            journal.record_status(run.provider, run.id, run.status, run.raw_status)
+            journal.record_status(
+                run.provider,
+                run.id,
+                run.status,
+                run.raw_status,
+                credential=self._key_ids.get(run.provider),
+                scope=run.scope,
+            )
         self.pm.hook.report_gateway_run_changed(run=run, previous=previous)
 
     # -- templates ------------------------------------------------------------------------
@@ -510,6 +517,37 @@ class Gateway:
         longest wait for any byte (None: the transport's read timeout, 60 s by default).
         Either ends the call with a ``DownloadError``, nothing written.
         """
+        return self._download(
+            run,
+            path,
+            unzip=unzip,
+            raw=raw,
+            overwrite=overwrite,
+            on_progress=on_progress,
+            durable=durable,
+            zip_limits=zip_limits,
+            timeout=timeout,
+            stall_timeout=stall_timeout,
+        )
+
+    def _download(
+        self,
+        run: ReportRun,
+        path: str | os.PathLike[str],
+        *,
+        unzip: bool = False,
+        raw: bool = False,
+        overwrite: bool = True,
+        on_progress: DownloadProgress | None = None,
+        durable: bool = True,
+        zip_limits: ZipLimits | None = None,
+        timeout: float | None = None,
+        stall_timeout: float | None = None,
+        entry_id: str | None = None,
+    ) -> Path:
+        """``download``, recorded on journal entry ``entry_id`` when the caller knows it
+        (run ids repeat: a sandbox's after a restart), else on the newest entry of the run
+        under these credentials and scope."""
         opener = result_opener(run, self.driver, self._calls, self.scrub, timeout, stall_timeout)
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
@@ -524,7 +562,15 @@ class Gateway:
                 zip_limits=zip_limits,
             )
         if self.journal is not None:
-            self.journal.record_download(run.provider, run.id, saved, saved.stat().st_size)
+            self.journal.record_download(
+                run.provider,
+                run.id,
+                saved,
+                saved.stat().st_size,
+                entry_id=entry_id,
+                credential=self._key_ids.get(run.provider),
+                scope=run.scope,
+            )
         return saved
 
     def rows(

@@ -7,8 +7,10 @@ its run id, every status change, and the result file with its size once a downlo
 verified. ``Gateway.start(..., reuse=True)``, ``Gateway.run_many`` and ``report-gateway
 resume`` read it back (``journaled_start``):
 
-- a run still going is waited on again, one downloaded and verified (the file exists with
-  the recorded size) is skipped;
+- a run that never finished (still going, a create maybe lost, succeeded but not yet
+  downloaded) is waited on again; one downloaded and verified (the file exists with the
+  recorded size) is skipped; anything else (failed, canceled, or downloaded to a file since
+  moved or changed) gets a new run, since a job run again later wants that day's data;
 - a start whose create may have been sent without its answer being written down is resolved
   by sending it again with the same idempotency key when the driver says its create is
   idempotent (``idempotent_create``: Stripe keys replay the first answer), else by the
@@ -301,31 +303,76 @@ class Journal:
         """The create answered: the run's id and first status."""
         self._update(entry_id, run_id=run.id, state=run.status.value, raw_status=run.raw_status)
 
+    def _run_filter(
+        self,
+        provider: str,
+        run_id: str,
+        entry_id: str | None,
+        credential: str | None,
+        scope: Scope | None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """Which entry an update by run id means: ``entry_id`` when known; else the newest
+        entry of the run id (narrowed to ``credential`` and ``scope`` when given). Run ids
+        are not unique across jobs (a sandbox's repeat after a restart), so an update never
+        reaches an older job's entry."""
+        if entry_id is not None:
+            return "id = ?", (entry_id,)
+        where, args = "provider = ? AND run_id = ?", [provider, run_id]
+        if credential is not None:
+            where += " AND credential = ?"
+            args.append(credential)
+        if scope is not None:
+            where += " AND scope = ?"
+            args.append(scope_text(scope))
+        return (
+            f"id = (SELECT id FROM runs WHERE {where} ORDER BY created_at DESC LIMIT 1)",  # noqa: S608
+            tuple(args),
+        )
+
     def record_status(
-        self, provider: str, run_id: str, status: RunStatus | str, raw: str | None = None
+        self,
+        provider: str,
+        run_id: str,
+        status: RunStatus | str,
+        raw: str | None = None,
+        *,
+        entry_id: str | None = None,
+        credential: str | None = None,
+        scope: Scope | None = None,
     ) -> int:
         """A run's new status, from whoever learnt it (a poll, a webhook listener in another
-        process); returns how many entries it updated (0: not a journaled run). A
-        downloaded entry keeps its state, and a finished one is never taken back to
-        running: a provider never restarts a finished run, so a poll answered before a
-        listener's event was written is merely older."""
+        process); returns how many entries it updated (0: not a journaled run). Only the
+        run's newest entry is updated (see ``_run_filter``). A downloaded entry keeps its
+        state, and a finished one is never taken back to running: a provider never restarts a
+        finished run, so a poll answered before a listener's event was written is merely older."""
         new = status if isinstance(status, RunStatus) else RunStatus(status)
         kept = (DOWNLOADED, ABANDONED) + (() if new.is_terminal else _ENDED)
         marks = ", ".join("?" * len(kept))
+        which, args = self._run_filter(provider, run_id, entry_id, credential, scope)
         return self._write(
             "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"  # noqa: S608
-            f" WHERE provider = ? AND run_id = ? AND state NOT IN ({marks})",
-            (new.value, raw, self._clock(), provider, run_id, *kept),
+            f" WHERE {which} AND run_id = ? AND state NOT IN ({marks})",
+            (new.value, raw, self._clock(), *args, run_id, *kept),
         )
 
     def record_download(
-        self, provider: str, run_id: str, path: str | os.PathLike[str], size: int
+        self,
+        provider: str,
+        run_id: str,
+        path: str | os.PathLike[str],
+        size: int,
+        *,
+        entry_id: str | None = None,
+        credential: str | None = None,
+        scope: Scope | None = None,
     ) -> int:
-        """A verified result file of a journaled run (returns the entries updated)."""
+        """A verified result file of a journaled run (returns the entries updated: the one
+        ``_run_filter`` picks)."""
+        which, args = self._run_filter(provider, run_id, entry_id, credential, scope)
         return self._write(
-            "UPDATE runs SET state = ?, path = ?, size = ?, error = NULL, updated_at = ?"
-            " WHERE provider = ? AND run_id = ?",
-            (DOWNLOADED, os.fspath(Path(path).absolute()), size, self._clock(), provider, run_id),
+            "UPDATE runs SET state = ?, path = ?, size = ?, error = NULL, updated_at = ?"  # noqa: S608
+            f" WHERE {which} AND run_id = ?",
+            (DOWNLOADED, os.fspath(Path(path).absolute()), size, self._clock(), *args, run_id),
         )
 
     def record_error(
@@ -485,16 +532,19 @@ def journaled_start(
     """Start a run with the journal: reuse the job's entry when asked, else a new one.
 
     Returns the run (None when the entry was already downloaded and verified: nothing to
-    do) and the entry it belongs to. A run found running or succeeded is returned as a
-    fresh snapshot (wait on it); one failed, canceled, refused or lost starts anew.
+    do) and the entry it belongs to (``entry.key != key``: an earlier one, reused). A run
+    that never finished is returned as a fresh snapshot (wait on it); one failed, canceled,
+    refused, lost, or downloaded to a file no longer there starts anew.
     """
     credential = gateway.credential_id(provider)
     if reuse:
         entry = journal.latest(provider, report_id, scope, parameters, credential=credential)
         if entry is not None and entry.verified:
             return None, entry
-        if entry is not None and (entry.state not in FINISHED or entry.state == DOWNLOADED):
-            # Running, succeeded, or downloaded to a file since moved: the same run.
+        if entry is not None and entry.state not in FINISHED:
+            # Never finished (running, a create maybe lost, succeeded but not downloaded):
+            # the same run. One downloaded to a file since moved or changed is not reused:
+            # a job without dates run again days later wants that day's data.
             return resume_entry(gateway, journal, create, entry), entry
     entry = journal.begin(
         provider, report_id, scope, parameters, key=key, credential=credential, output=output

@@ -504,8 +504,10 @@ def cmd_run(s: Session) -> int:
         from .fanout import cmd_run_many
 
         return cmd_run_many(s)
-    if args.combine or args.max_concurrency:
-        raise UsageError("--combine and --max-concurrency go with --accounts/--contexts/--entities")
+    if args.combine or args.max_concurrency or args.no_reuse:
+        raise UsageError(
+            "--combine, --max-concurrency and --no-reuse go with --accounts/--contexts/--entities"
+        )
     parameters = parse_parameters(args.params)
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")

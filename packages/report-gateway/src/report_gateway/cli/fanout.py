@@ -17,7 +17,7 @@ from .output import format_bytes, format_seconds, table
 from .params import parse_parameters
 
 if TYPE_CHECKING:
-    from report_gateway.fanout import FanOutProgress, FanOutResult
+    from report_gateway.fanout import FanOutProgress, FanOutResult, ScopeOutcome
     from report_gateway.models import Scope
 
     from .commands import Session
@@ -51,13 +51,24 @@ def _progress_line(s: Session) -> object:
     return show
 
 
+def _state_text(outcome: ScopeOutcome) -> str:
+    """A scope's state, saying when its run is an earlier one (a skip or a reuse is then
+    visible: a job without dates gives that earlier day's data)."""
+    if outcome.reused_from is None:
+        return outcome.state
+    when = datetime.fromtimestamp(outcome.reused_from).isoformat(sep=" ", timespec="seconds")
+    if outcome.state == "skipped":
+        return f"skipped (file of run from {when})"
+    return f"{outcome.state} (reused run from {when})"
+
+
 def _report(s: Session, result: FanOutResult) -> int:
     from report_gateway.fanout import scope_label
 
     rows = [
         (
             scope_label(o.scope),
-            o.state,
+            _state_text(o),
             o.run_id,
             o.path.name if o.path is not None else None,
             format_bytes(o.size) if o.size is not None else None,
@@ -107,6 +118,7 @@ def cmd_run_many(s: Session) -> int:
         on_progress=_progress_line(s),  # type: ignore[arg-type]
         timeout=args.timeout,
         raw=args.raw,
+        reuse=not args.no_reuse,
     )
     return _report(s, result)
 
