@@ -160,3 +160,18 @@ def test_demo_honours_the_profiles_plugin_allow_list(demo_cli: Cli, tmp_path: Pa
     assert "not installed" in rows["stripe-v2"]
     assert " succeeded " in rows["zuora"]
     assert "pip install report-gateway-stripe" in result.out
+
+
+@needs_stripe
+@needs_zuora
+def test_demo_runs_stay_out_of_the_run_journal(
+    demo_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's sandbox runs are throwaway: neither the default journal nor one the
+    environment names gets them (a later ``resume`` would chase a gone sandbox)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "named.sqlite3"))
+    result = demo_cli("demo", "--output-dir", tmp_path / "demo", "--rows", "2")
+    assert result.code == 0, result.err
+    assert not (tmp_path / "named.sqlite3").exists()
+    assert not list((tmp_path / "data").rglob("journal.sqlite3"))

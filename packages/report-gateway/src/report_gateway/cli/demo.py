@@ -227,7 +227,7 @@ def run_demo(s: Session) -> int:
         demos = {name: demo for name, demo in declared.items() if demo is not None}
         settings = {name: demo.settings_for(sandbox.url) for name, demo in demos.items()}
         s.progress.note(f"sandbox serving on {sandbox.url}; writing files to {folder}")
-        with Gateway(settings, environ=environ) as gw:
+        with Gateway(settings, environ=environ, journal=None) as gw:  # throwaway runs
             s.gateway.close()
             s.gateway = gw
             # The shipped providers first, in their order, then any other that declares one.
