@@ -196,3 +196,50 @@ def test_an_update_by_run_id_reaches_only_that_job(tmp_path: Path) -> None:
     assert (got["k2"].state, got["k2"].size) == ("downloaded", 7)
     assert got["k1"].state == "failed"
     journal.close()
+
+
+def test_resume_finds_a_run_at_the_endpoint_it_was_started_on(
+    make_sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The journal keeps base_url: ``resume`` with no --base-url reaches the sandbox, and
+    ``--base-url`` is accepted with resume when the unfinished runs are of one provider."""
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    path = tmp_path / "j.sqlite3"
+    with gateway(sb, journal=path) as gw:
+        run = gw._journaled_start(
+            "stripe-v2", REPORT, dict(PARAMS), Scope(), key="k", reuse=False,
+            output=tmp_path / "a.csv",
+        )[0]  # fmt: skip
+        assert run is not None
+        entry = gw.journal.status_of("stripe-v2", run.id)  # type: ignore[union-attr]
+        assert entry is not None
+        assert entry.endpoint == {"base_url": sb.stripe_base_url}
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(path))
+    assert main(["resume"]) == 0, capsys.readouterr()
+    assert (tmp_path / "a.csv").exists()
+    with gateway(sb, journal=path) as gw:
+        gw._journaled_start(
+            "stripe-v2", REPORT, dict(PARAMS), Scope(), key="k2", reuse=False,
+            output=tmp_path / "b.csv",
+        )  # fmt: skip
+    assert main(["--base-url", sb.stripe_base_url, "resume"]) == 0, capsys.readouterr()
+    assert (tmp_path / "b.csv").exists()
+
+
+def test_a_journal_from_before_endpoints_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    Journal(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE runs DROP COLUMN endpoint")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    entry = journal.begin("stripe-v2", REPORT, Scope(), PARAMS, key="k")
+    assert entry.endpoint == {}
+    journal.close()

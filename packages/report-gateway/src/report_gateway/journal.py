@@ -97,7 +97,8 @@ CREATE TABLE IF NOT EXISTS runs (
     size INTEGER,
     error TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    endpoint TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_job
     ON runs (provider, report_id, scope, parameters_hash, credential, created_at);
@@ -169,6 +170,9 @@ class JournalEntry:
     error: str | None
     created_at: float
     updated_at: float
+    #: The provider's non-secret endpoint settings the run was started with (``base_url``,
+    #: ``files_base_url`` when set): where ``resume`` finds the run again.
+    endpoint: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -194,6 +198,7 @@ class JournalEntry:
         data = attrs.asdict(self, recurse=False)
         data["scope"] = self.scope.fields()
         data["parameters"] = dict(self.parameters)
+        data["endpoint"] = dict(self.endpoint)
         return data
 
 
@@ -204,6 +209,7 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["scope"] = Scope(**json.loads(values["scope"]))
     values["parameters"] = json.loads(values["parameters"])
+    values["endpoint"] = json.loads(values["endpoint"] or "{}")
     return JournalEntry(**values)
 
 
@@ -228,6 +234,9 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "endpoint" not in columns:  # a journal written before endpoints were kept
+                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(
                 f"run journal {str(self.path)!r} cannot be used: {exc}"
@@ -261,16 +270,18 @@ class Journal:
         key: str,
         credential: str = "",
         output: str | os.PathLike[str] | None = None,
+        endpoint: Mapping[str, str] | None = None,
     ) -> JournalEntry:
         """Write a start down before its create request goes out (``key``: its idempotency
-        key; a job retried with the same key gets an entry of its own)."""
+        key; a job retried with the same key gets an entry of its own; ``endpoint``: the
+        provider's non-secret endpoint settings, for ``resume``)."""
         now = self._clock()
         params = _jsonable(parameters)
         entry_id = uuid.uuid4().hex
         self._write(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
-            " credential, state, output, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " credential, state, output, created_at, updated_at, endpoint)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry_id,
                 key,
@@ -284,6 +295,7 @@ class Journal:
                 None if output is None else os.fspath(Path(output).absolute()),
                 now,
                 now,
+                _canonical(dict(endpoint or {})),
             ),
         )
         entry = self.get(entry_id)
@@ -547,10 +559,31 @@ def journaled_start(
             # a job without dates run again days later wants that day's data.
             return resume_entry(gateway, journal, create, entry), entry
     entry = journal.begin(
-        provider, report_id, scope, parameters, key=key, credential=credential, output=output
+        provider,
+        report_id,
+        scope,
+        parameters,
+        key=key,
+        credential=credential,
+        output=output,
+        endpoint=endpoint_settings(gateway, provider),
     )
     crash_point("after-journal")
     return _create_for(journal, create, entry), entry
+
+
+#: The provider settings that say where its API is: journaled with each start (they hold no
+#: secret), so ``resume`` reaches a run started against another endpoint (a sandbox).
+ENDPOINT_SETTINGS = ("base_url", "files_base_url")
+
+
+def endpoint_settings(gateway: Gateway, provider: str) -> dict[str, str]:
+    """The provider's endpoint settings as set in some layer (none: its default hosts)."""
+    try:
+        settings = gateway.settings(provider)
+    except GatewayError:
+        return {}
+    return {k: str(settings[k]) for k in ENDPOINT_SETTINGS if settings.get(k)}
 
 
 def _create_for(journal: Journal, create: Create, entry: JournalEntry) -> ReportRun:

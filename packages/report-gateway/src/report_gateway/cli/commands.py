@@ -60,6 +60,8 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         _check_url("--base-url", base_url)
         overrides["base_url"] = base_url
     provider: str | None = getattr(args, "provider", None)
+    if getattr(args, "command", None) == "resume":
+        return _resume_gateway(args, overrides, extra)
     if overrides and provider is None:
         raise UsageError("--base-url and --set need a command that names a PROVIDER")
     options = {
@@ -70,6 +72,40 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     }
     settings = {provider: overrides} if overrides and provider is not None else {}
     return Gateway(settings, **options)
+
+
+def _resume_gateway(
+    args: argparse.Namespace, overrides: dict[str, Any], extra: dict[str, Any]
+) -> Gateway:
+    """The Gateway for ``resume``: each provider's endpoint as its unfinished entries
+    recorded it (when they agree), or ``--base-url``/``--set`` when every unfinished entry
+    is of one provider."""
+    from report_gateway.gateway import Gateway
+
+    options = {
+        "config_file": getattr(args, "config", None),
+        "profile": getattr(args, "profile", None),
+        "ca_bundle": getattr(args, "ca_bundle", None),
+        **extra,
+    }
+    probe = Gateway(**options)
+    journal = probe.journal
+    entries = [] if journal is None else journal.entries(unfinished=True)
+    probe.close()
+    providers = sorted({e.provider for e in entries})
+    settings: dict[str, dict[str, Any]] = {}
+    for name in providers:
+        endpoints = {tuple(sorted(e.endpoint.items())) for e in entries if e.provider == name}
+        if len(endpoints) == 1:
+            settings[name] = dict(next(iter(endpoints)))
+    if overrides:
+        if len(providers) != 1:
+            raise UsageError(
+                "--base-url and --set with resume need the unfinished runs to be of one"
+                f" provider (they are of {', '.join(providers) or 'none'})"
+            )
+        settings[providers[0]] = {**settings.get(providers[0], {}), **overrides}
+    return Gateway({k: v for k, v in settings.items() if v}, **options)
 
 
 def _check_url(option: str, url: str) -> None:
