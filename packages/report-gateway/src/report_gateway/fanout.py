@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +29,7 @@ import attrs
 
 from .download import safe_name
 from .errors import ConfigurationError, DownloadError
-from .journal import JournalEntry, crash_point, resume_entry
+from .journal import JournalEntry, crash_point, endpoint_settings, resume_entry
 from .models import ReportRun, RunStatus, Scope
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "SCOPE_COLUMN",
+    "FanOutInterrupted",
     "FanOutProgress",
     "FanOutResult",
     "ScopeOutcome",
@@ -52,9 +53,15 @@ DEFAULT_CONCURRENCY = 8
 #: The leading column of a combined CSV: which scope the row came from.
 SCOPE_COLUMN = "scope"
 
-# A scope's states, in order; the last three are final.
+# A scope's states, in order; the last four are final.
 QUEUED, STARTING, RUNNING, DOWNLOADING = "queued", "starting", "running", "downloading"
-DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
+#: How often a fan-out's waits look whether Ctrl-C asked them to stop.
+_STOP_CHECK_SECONDS = 0.5
+
+
+class _Stopped(Exception):
+    """A scope's work given up because the fan-out was interrupted (its run goes on)."""
 
 
 def scope_label(scope: Scope) -> str:
@@ -160,18 +167,25 @@ class FanOutResult:
         return [o for o in self.outcomes if o.state == FAILED]
 
     @property
+    def interrupted(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.state == INTERRUPTED]
+
+    @property
     def ok(self) -> bool:
         """Every scope has its verified file."""
-        return not self.failed
+        return not self.failed and not self.interrupted
 
     def summary(self) -> dict[str, int]:
-        return {
+        counts = {
             "total": len(self.outcomes),
             "done": len(self.done),
             "skipped": len(self.skipped),
             "failed": len(self.failed),
             "peak_active": self.peak_active,
         }
+        if self.interrupted:  # only a fan-out stopped by Ctrl-C has any
+            counts["interrupted"] = len(self.interrupted)
+        return counts
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -181,11 +195,22 @@ class FanOutResult:
         }
 
 
+class FanOutInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fan-out: ``result`` holds every scope's outcome (``interrupted``
+    with its run id when one was started; not started ones are journaled, so the same
+    fan-out run again, or ``resume``, finishes them)."""
+
+    def __init__(self, result: FanOutResult) -> None:
+        super().__init__("fan-out interrupted")
+        self.result = result
+
+
 class _Tracker:
     """Counts scopes per state and active runs; reports each change, one at a time."""
 
     def __init__(self, total: int, report: Callable[[FanOutProgress], None] | None) -> None:
         self.counts = {QUEUED: total, RUNNING: 0, DONE: 0, FAILED: 0, SKIPPED: 0}
+        self.counts[INTERRUPTED] = 0
         self.total = total
         self.active = 0
         self.peak = 0
@@ -245,6 +270,8 @@ class _Settings:
     max_interval: float | None
     raw: bool
     reuse: bool
+    #: Set on Ctrl-C: every wait and download of the fan-out gives up at once.
+    stop: threading.Event = attrs.field(factory=threading.Event)
 
 
 def _concurrency(gw: Gateway, provider: str, given: int | None, count: int) -> int:
@@ -332,10 +359,11 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
         )
     except Exception as exc:
         run_id = run.id if run is not None else (entry.run_id if entry else None)
-        tracker.move(task.scope, state, FAILED, run_id)
+        final = INTERRUPTED if isinstance(exc, _Stopped) else FAILED
+        tracker.move(task.scope, state, final, run_id)
         return ScopeOutcome(
             scope=task.scope,
-            state=FAILED,
+            state=final,
             run_id=run_id,
             run=run,
             error=exc,
@@ -352,14 +380,34 @@ def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -
         if polls > 1:
             crash_point("mid-wait")
 
+    journal = gw.journal
+    woken: list[float] = []
+
+    def pause(delay: float) -> None:
+        """Sleep ``delay`` like ``Gateway.wait`` does (ended early by a snapshot published
+        in this process or a new end written to the journal), and give up on Ctrl-C."""
+        end = time.monotonic() + delay
+        while (left := end - time.monotonic()) > 0:
+            if gw.events.wait(run.provider, run.id, min(left, _STOP_CHECK_SECONDS)) is not None:
+                return
+            if settings.stop.is_set():
+                raise _Stopped("interrupted while waiting")
+            stamp = None if journal is None else journal.ended_at(run.provider, run.id)
+            if stamp is not None and stamp not in woken:
+                woken[:] = [stamp]
+                return
+
     tracker.run_active(+1)
     try:
+        if settings.stop.is_set():
+            raise _Stopped("interrupted before waiting")
         return gw.wait(
             run,
             timeout=settings.timeout,
             on_progress=waiting,
             poll_interval=settings.poll_interval,
             max_interval=settings.max_interval,
+            sleep=pause,
         )
     finally:
         tracker.run_active(-1)
@@ -369,6 +417,8 @@ def _download(
     gw: Gateway, run: ReportRun, path: Path, settings: _Settings, entry: JournalEntry | None
 ) -> Path:
     def downloading(received: int, total: int | None) -> None:
+        if settings.stop.is_set():
+            raise _Stopped("interrupted while downloading")
         if received:
             crash_point("mid-download")
 
@@ -385,14 +435,59 @@ def _download(
 def _execute(
     gw: Gateway, tasks: Sequence[_Task], workers: int, settings: _Settings, tracker: _Tracker
 ) -> list[ScopeOutcome]:
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fan-out") as pool:
+    """Every task's outcome; on Ctrl-C, those known so far as a ``FanOutInterrupted``'s.
+
+    The main thread waits in short slices, so Ctrl-C is seen at once; the workers then stop
+    their waits and downloads (``settings.stop``) rather than the interpreter waiting for
+    them, and scopes not started are journaled so a re-run or ``resume`` does them.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fan-out")
+    futures: list[Future[ScopeOutcome]] = []
+    try:
         futures = [pool.submit(_carry, gw, task, settings, tracker) for task in tasks]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=_STOP_CHECK_SECONDS)
+        pool.shutdown(wait=True)
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:
+        settings.stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        outcomes = [
+            _not_started(gw, task) if i >= len(futures) or futures[i].cancelled()
+            else futures[i].result()
+            for i, task in enumerate(tasks)
+        ]  # fmt: skip
+        raise _Partial(outcomes) from None
+
+
+class _Partial(KeyboardInterrupt):
+    def __init__(self, outcomes: list[ScopeOutcome]) -> None:
+        super().__init__("fan-out interrupted")
+        self.outcomes = outcomes
+
+
+def _not_started(gw: Gateway, task: _Task) -> ScopeOutcome:
+    """A scope Ctrl-C kept from starting: journaled as not started (a re-run or ``resume``
+    starts it), unless it already has an entry."""
+    journal = gw.journal
+    if journal is not None and task.entry is None:
+        journal.begin(
+            task.provider,
+            task.report_id,
+            task.scope,
+            task.parameters,
+            key=str(uuid.uuid4()),
+            credential=gw.credential_id(task.provider),
+            output=task.path,
+            endpoint=endpoint_settings(gw, task.provider),
+        )
+    return ScopeOutcome(
+        scope=task.scope,
+        state=INTERRUPTED,
+        run_id=None if task.entry is None else task.entry.run_id,
+        error=_Stopped("not started"),
+    )
 
 
 def run_many(
@@ -490,7 +585,16 @@ def _finish(
 ) -> FanOutResult:
     began = time.monotonic()
     tracker = _Tracker(len(tasks), on_progress)
-    outcomes = _execute(gw, tasks, workers, settings, tracker) if tasks else []
+    try:
+        outcomes = _execute(gw, tasks, workers, settings, tracker) if tasks else []
+    except _Partial as stopped:
+        raise FanOutInterrupted(
+            FanOutResult(
+                outcomes=tuple(stopped.outcomes),
+                peak_active=tracker.peak,
+                elapsed=time.monotonic() - began,
+            )
+        ) from None
     combined = None
     if combine is not None:
         combined = combine_csv(
