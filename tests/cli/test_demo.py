@@ -164,13 +164,14 @@ def test_demo_honours_the_profiles_plugin_allow_list(demo_cli: Cli, tmp_path: Pa
 
 @needs_stripe
 @needs_zuora
-def test_demo_writes_nothing_to_the_run_journal(
+def test_demo_runs_stay_out_of_the_run_journal(
     demo_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The demo's runs live in a throwaway sandbox: in the user's journal, a later `resume`
-    would chase them against the real services."""
-    data_home = tmp_path / "data"
-    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
-    result = demo_cli("demo", "--output-dir", tmp_path / "out", "--rows", "5")
-    assert result.code == 0, result.out + result.err
-    assert not any(data_home.rglob("*journal*")), sorted(data_home.rglob("*"))
+    """The demo's sandbox runs are throwaway: neither the default journal nor one the
+    environment names gets them (a later ``resume`` would chase a gone sandbox)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "named.sqlite3"))
+    result = demo_cli("demo", "--output-dir", tmp_path / "demo", "--rows", "2")
+    assert result.code == 0, result.err
+    assert not (tmp_path / "named.sqlite3").exists()
+    assert not list((tmp_path / "data").rglob("journal.sqlite3"))

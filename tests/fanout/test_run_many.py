@@ -224,14 +224,16 @@ def test_a_second_fan_out_skips_what_is_downloaded(make_sandbox, tmp_path: Path)
         first = gw.run_many(
             "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o", **FAST
         )
-        (tmp_path / "o" / "ctx_3.csv").unlink()  # moved away: fetched again, same run
+        (tmp_path / "o" / "ctx_3.csv").unlink()  # moved away: a new run, today's data
         second = gw.run_many(
             "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o", **FAST
         )
     assert first.ok
     assert [o.state for o in second.outcomes] == ["skipped"] * 3 + ["done"] + ["skipped"] * 2
-    assert second.outcomes[3].run_id == first.outcomes[3].run_id
-    assert sb.stats()["runs_created"]["stripe-v2"] == 6
+    assert second.outcomes[3].run_id != first.outcomes[3].run_id
+    assert second.outcomes[3].reused_from is None
+    assert second.outcomes[0].reused_from is not None
+    assert sb.stats()["runs_created"]["stripe-v2"] == 7
 
 
 def test_file_names_come_from_scopes_made_safe_and_distinct() -> None:
@@ -265,6 +267,7 @@ def test_cli_fans_out_from_a_file_of_contexts(
     assert lines[-1] == "0 running, 3 done, 0 failed (0 queued of 3)"
     assert main(argv) == 0  # a second time: every scope skipped, a table
     table = capsys.readouterr().out
-    assert "ctx_b  skipped  reprun_" in table
+    assert "ctx_b  skipped (file of run from " in table
+    assert "reprun_" in table
     assert "0 done, 3 skipped" in table
     assert sb.stats()["runs_created"]["stripe-v2"] == 3

@@ -172,3 +172,74 @@ def test_zuora_creates_are_idempotent_only_under_oauth(
     )
     with Gateway(settings={"zuora": settings}, environ={}, journal=None) as gw:
         assert gw.driver("zuora").idempotent_create is idempotent  # type: ignore[attr-defined]
+
+
+def test_an_update_by_run_id_reaches_only_that_job(tmp_path: Path) -> None:
+    """Run ids repeat (a sandbox's after a restart): an older job's entry keeps its file."""
+    from report_gateway.models import ReportRun
+
+    journal = Journal(tmp_path / "j.sqlite3")
+    run = ReportRun(provider="stripe-v2", report_id=REPORT, id="reprun_1",
+                    status=RunStatus.RUNNING, raw_status="running")  # fmt: skip
+    old = journal.begin("stripe-v2", REPORT, Scope(context="a"), PARAMS, key="k0")
+    journal.record_run(old.id, run)
+    journal.record_download("stripe-v2", "reprun_1", tmp_path / "old.csv", 5, entry_id=old.id)
+    other = journal.begin("stripe-v2", REPORT, Scope(context="b"), PARAMS, key="k1")
+    journal.record_run(other.id, run)
+    new = journal.begin("stripe-v2", REPORT, Scope(context="a"), PARAMS, key="k2")
+    journal.record_run(new.id, run)
+    assert journal.record_status("stripe-v2", "reprun_1", "succeeded", scope=Scope(context="a"))
+    assert journal.record_download("stripe-v2", "reprun_1", tmp_path / "new.csv", 7) == 1
+    assert journal.record_status("stripe-v2", "reprun_1", RunStatus.FAILED, entry_id=other.id) == 1
+    got = {e.key: e for e in journal.entries()}
+    assert (got["k0"].path, got["k0"].size) == (str(tmp_path / "old.csv"), 5)
+    assert (got["k2"].state, got["k2"].size) == ("downloaded", 7)
+    assert got["k1"].state == "failed"
+    journal.close()
+
+
+def test_resume_finds_a_run_at_the_endpoint_it_was_started_on(
+    make_sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The journal keeps base_url: ``resume`` with no --base-url reaches the sandbox, and
+    ``--base-url`` is accepted with resume when the unfinished runs are of one provider."""
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    path = tmp_path / "j.sqlite3"
+    with gateway(sb, journal=path) as gw:
+        run = gw._starts.start(
+            "stripe-v2", REPORT, dict(PARAMS), Scope(), key="k", reuse=False,
+            output=tmp_path / "a.csv",
+        )[0]  # fmt: skip
+        assert run is not None
+        entry = gw.journal.status_of("stripe-v2", run.id)  # type: ignore[union-attr]
+        assert entry is not None
+        assert entry.endpoint == {"base_url": sb.stripe_base_url}
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(path))
+    assert main(["resume"]) == 0, capsys.readouterr()
+    assert (tmp_path / "a.csv").exists()
+    with gateway(sb, journal=path) as gw:
+        gw._starts.start(
+            "stripe-v2", REPORT, dict(PARAMS), Scope(), key="k2", reuse=False,
+            output=tmp_path / "b.csv",
+        )  # fmt: skip
+    assert main(["--base-url", sb.stripe_base_url, "resume"]) == 0, capsys.readouterr()
+    assert (tmp_path / "b.csv").exists()
+
+
+def test_a_journal_from_before_endpoints_gains_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    Journal(path).close()
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE runs DROP COLUMN endpoint")
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    entry = journal.begin("stripe-v2", REPORT, Scope(), PARAMS, key="k")
+    assert entry.endpoint == {}
+    journal.close()

@@ -20,7 +20,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ import attrs
 
 from .download import safe_name
 from .errors import ConfigurationError, DownloadError
-from .journal import JournalEntry, crash_point
+from .journal import JournalEntry, crash_point, endpoint_settings
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "SCOPE_COLUMN",
+    "FanOutInterrupted",
     "FanOutProgress",
     "FanOutResult",
     "ScopeOutcome",
@@ -52,9 +54,15 @@ DEFAULT_CONCURRENCY = 8
 #: The leading column of a combined CSV: which scope the row came from.
 SCOPE_COLUMN = "scope"
 
-# A scope's states, in order; the last three are final.
+# A scope's states, in order; the last four are final.
 QUEUED, STARTING, RUNNING, DOWNLOADING = "queued", "starting", "running", "downloading"
-DONE, SKIPPED, FAILED = "done", "skipped", "failed"
+DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
+#: How often a fan-out's waits look whether Ctrl-C asked them to stop.
+_STOP_CHECK_SECONDS = 0.5
+
+
+class _Stopped(Exception):
+    """A scope's work given up because the fan-out was interrupted (its run goes on)."""
 
 
 def scope_label(scope: Scope) -> str:
@@ -111,6 +119,9 @@ class ScopeOutcome:
     path: Path | None = None
     size: int | None = None
     error: BaseException | None = attrs.field(default=None, eq=False)
+    #: When the journal entry whose run this is was started, if earlier than this fan-out
+    #: (a run reused, or a file skipped); None: a run started now.
+    reused_from: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +135,11 @@ class ScopeOutcome:
             "run_id": self.run_id,
             "path": None if self.path is None else str(self.path),
             "size": self.size,
+            "reused_from": None
+            if self.reused_from is None
+            else datetime.fromtimestamp(self.reused_from)
+            .astimezone()
+            .isoformat(timespec="seconds"),
             "error": None
             if self.error is None
             else {"type": type(self.error).__name__, "message": str(self.error)},
@@ -152,18 +168,25 @@ class FanOutResult:
         return [o for o in self.outcomes if o.state == FAILED]
 
     @property
+    def interrupted(self) -> list[ScopeOutcome]:
+        return [o for o in self.outcomes if o.state == INTERRUPTED]
+
+    @property
     def ok(self) -> bool:
         """Every scope has its verified file."""
-        return not self.failed
+        return not self.failed and not self.interrupted
 
     def summary(self) -> dict[str, int]:
-        return {
+        counts = {
             "total": len(self.outcomes),
             "done": len(self.done),
             "skipped": len(self.skipped),
             "failed": len(self.failed),
             "peak_active": self.peak_active,
         }
+        if self.interrupted:  # only a fan-out stopped by Ctrl-C has any
+            counts["interrupted"] = len(self.interrupted)
+        return counts
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -173,11 +196,22 @@ class FanOutResult:
         }
 
 
+class FanOutInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a fan-out: ``result`` holds every scope's outcome (``interrupted``
+    with its run id when one was started; not started ones are journaled, so the same
+    fan-out run again, or ``resume``, finishes them)."""
+
+    def __init__(self, result: FanOutResult) -> None:
+        super().__init__("fan-out interrupted")
+        self.result = result
+
+
 class _Tracker:
     """Counts scopes per state and active runs; reports each change, one at a time."""
 
     def __init__(self, total: int, report: Callable[[FanOutProgress], None] | None) -> None:
         self.counts = {QUEUED: total, RUNNING: 0, DONE: 0, FAILED: 0, SKIPPED: 0}
+        self.counts[INTERRUPTED] = 0
         self.total = total
         self.active = 0
         self.peak = 0
@@ -237,6 +271,8 @@ class _Settings:
     max_interval: float | None
     raw: bool
     reuse: bool
+    #: Set on Ctrl-C: every wait and download of the fan-out gives up at once.
+    stop: threading.Event = attrs.field(factory=threading.Event)
 
 
 def _concurrency(gw: Gateway, provider: str, given: int | None, count: int) -> int:
@@ -252,47 +288,52 @@ def _concurrency(gw: Gateway, provider: str, given: int | None, count: int) -> i
 
 def _start(
     gw: Gateway, task: _Task, settings: _Settings
-) -> tuple[ReportRun | None, JournalEntry | None]:
-    """The task's run, or None with the journal entry whose verified file is the result."""
+) -> tuple[ReportRun | None, JournalEntry | None, bool]:
+    """The task's run (None: the entry's verified file is the result), its journal entry,
+    and whether that entry is an earlier one (reused) rather than started now."""
     journal = gw.journal
     if task.entry is not None and journal is not None:
         if task.entry.verified:
-            return None, task.entry
-        return gw._starts.resume(journal, task.entry), None
+            return None, task.entry, True
+        return gw._starts.resume(journal, task.entry), task.entry, True
+    key = str(uuid.uuid4())
     run, entry = gw._starts.start(
         task.provider,
         task.report_id,
         dict(task.parameters),
         task.scope,
-        key=str(uuid.uuid4()),
+        key=key,
         reuse=settings.reuse,
         output=task.path,
     )
+    reused = entry is not None and entry.key != key
     if run is not None:
-        return run, None
+        return run, entry, reused
     assert entry is not None
     assert entry.run_id is not None
     if task.path is not None and entry.path != str(task.path.absolute()):
         # Downloaded and verified, but elsewhere: the same run's result, saved here too.
-        return gw.get(task.provider, entry.run_id, scope=entry.scope), None
-    return None, entry
+        return gw.get(task.provider, entry.run_id, scope=entry.scope), entry, True
+    return None, entry, True
 
 
 def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> ScopeOutcome:
     tracker.move(task.scope, QUEUED, STARTING)
-    state, run = STARTING, None
+    state, run, entry, reused = STARTING, None, task.entry, False
     try:
-        run, verified = _start(gw, task, settings)
+        run, entry, reused = _start(gw, task, settings)
+        since = entry.created_at if reused and entry is not None else None
         if run is None:
-            assert verified is not None
-            assert verified.path is not None
-            tracker.move(task.scope, state, SKIPPED, verified.run_id)
+            assert entry is not None
+            assert entry.path is not None
+            tracker.move(task.scope, state, SKIPPED, entry.run_id)
             return ScopeOutcome(
                 scope=task.scope,
                 state=SKIPPED,
-                run_id=verified.run_id,
-                path=Path(verified.path),
-                size=verified.size,
+                run_id=entry.run_id,
+                path=Path(entry.path),
+                size=entry.size,
+                reused_from=since,
             )
         tracker.move(task.scope, state, RUNNING, run.id)
         state = RUNNING
@@ -313,11 +354,20 @@ def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> 
             run=run,
             path=saved,
             size=None if saved is None else saved.stat().st_size,
+            reused_from=since,
         )
     except Exception as exc:
-        run_id = run.id if run is not None else (task.entry.run_id if task.entry else None)
-        tracker.move(task.scope, state, FAILED, run_id)
-        return ScopeOutcome(scope=task.scope, state=FAILED, run_id=run_id, run=run, error=exc)
+        run_id = run.id if run is not None else (entry.run_id if entry else None)
+        final = INTERRUPTED if isinstance(exc, _Stopped) else FAILED
+        tracker.move(task.scope, state, final, run_id)
+        return ScopeOutcome(
+            scope=task.scope,
+            state=final,
+            run_id=run_id,
+            run=run,
+            error=exc,
+            reused_from=entry.created_at if reused and entry is not None else None,
+        )
 
 
 def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -> ReportRun:
@@ -329,14 +379,34 @@ def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -
         if polls > 1:
             crash_point("mid-wait")
 
+    journal = gw.journal
+    woken: list[float] = []
+
+    def pause(delay: float) -> None:
+        """Sleep ``delay`` like ``Gateway.wait`` does (ended early by a snapshot published
+        in this process or a new end written to the journal), and give up on Ctrl-C."""
+        end = time.monotonic() + delay
+        while (left := end - time.monotonic()) > 0:
+            if gw.events.wait(run.provider, run.id, min(left, _STOP_CHECK_SECONDS)) is not None:
+                return
+            if settings.stop.is_set():
+                raise _Stopped("interrupted while waiting")
+            stamp = None if journal is None else journal.ended_at(run.provider, run.id)
+            if stamp is not None and stamp not in woken:
+                woken[:] = [stamp]
+                return
+
     tracker.run_active(+1)
     try:
+        if settings.stop.is_set():
+            raise _Stopped("interrupted before waiting")
         return gw.wait(
             run,
             timeout=settings.timeout,
             on_progress=waiting,
             poll_interval=settings.poll_interval,
             max_interval=settings.max_interval,
+            sleep=pause,
         )
     finally:
         tracker.run_active(-1)
@@ -344,23 +414,72 @@ def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -
 
 def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> Path:
     def downloading(received: int, total: int | None) -> None:
+        if settings.stop.is_set():
+            raise _Stopped("interrupted while downloading")
         if received:
             crash_point("mid-download")
 
+    # The journal notes the file on the newest entry of this run id under these
+    # credentials and scope (``JournalHolder.downloaded``): this job's entry.
     return gw.download(run, path, unzip=True, raw=settings.raw, on_progress=downloading)
 
 
 def _execute(
     gw: Gateway, tasks: Sequence[_Task], workers: int, settings: _Settings, tracker: _Tracker
 ) -> list[ScopeOutcome]:
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fan-out") as pool:
+    """Every task's outcome; on Ctrl-C, those known so far as a ``FanOutInterrupted``'s.
+
+    The main thread waits in short slices, so Ctrl-C is seen at once; the workers then stop
+    their waits and downloads (``settings.stop``) rather than the interpreter waiting for
+    them, and scopes not started are journaled so a re-run or ``resume`` does them.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fan-out")
+    futures: list[Future[ScopeOutcome]] = []
+    try:
         futures = [pool.submit(_carry, gw, task, settings, tracker) for task in tasks]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=_STOP_CHECK_SECONDS)
+        pool.shutdown(wait=True)
+        return [future.result() for future in futures]
+    except KeyboardInterrupt:
+        settings.stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        outcomes = [
+            _not_started(gw, task) if i >= len(futures) or futures[i].cancelled()
+            else futures[i].result()
+            for i, task in enumerate(tasks)
+        ]  # fmt: skip
+        raise _Partial(outcomes) from None
+
+
+class _Partial(KeyboardInterrupt):
+    def __init__(self, outcomes: list[ScopeOutcome]) -> None:
+        super().__init__("fan-out interrupted")
+        self.outcomes = outcomes
+
+
+def _not_started(gw: Gateway, task: _Task) -> ScopeOutcome:
+    """A scope Ctrl-C kept from starting: journaled as not started (a re-run or ``resume``
+    starts it), unless it already has an entry."""
+    journal = gw.journal
+    if journal is not None and task.entry is None:
+        journal.begin(
+            task.provider,
+            task.report_id,
+            task.scope,
+            task.parameters,
+            key=str(uuid.uuid4()),
+            credential=gw.credential_id(task.provider),
+            output=task.path,
+            endpoint=endpoint_settings(gw, task.provider),
+        )
+    return ScopeOutcome(
+        scope=task.scope,
+        state=INTERRUPTED,
+        run_id=None if task.entry is None else task.entry.run_id,
+        error=_Stopped("not started"),
+    )
 
 
 def run_many(
@@ -458,7 +577,16 @@ def _finish(
 ) -> FanOutResult:
     began = time.monotonic()
     tracker = _Tracker(len(tasks), on_progress)
-    outcomes = _execute(gw, tasks, workers, settings, tracker) if tasks else []
+    try:
+        outcomes = _execute(gw, tasks, workers, settings, tracker) if tasks else []
+    except _Partial as stopped:
+        raise FanOutInterrupted(
+            FanOutResult(
+                outcomes=tuple(stopped.outcomes),
+                peak_active=tracker.peak,
+                elapsed=time.monotonic() - began,
+            )
+        ) from None
     combined = None
     if combine is not None:
         combined = combine_csv(

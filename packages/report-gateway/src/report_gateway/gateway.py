@@ -175,7 +175,7 @@ class Gateway:
         return self._transport.get()
 
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
-        self._journal.changed(run)
+        self._journal.changed(run, self._drivers.credential_id(run.provider))
         self.pm.hook.report_gateway_run_changed(run=run, previous=previous)
 
     # -- templates ------------------------------------------------------------------------
@@ -347,7 +347,7 @@ class Gateway:
                 zip_limits=zip_limits,
                 deadline=deadline_after(timeout),
             )
-        self._journal.downloaded(run, saved)
+        self._journal.downloaded(run, saved, self._drivers.credential_id(run.provider))
         return saved
 
     def rows(

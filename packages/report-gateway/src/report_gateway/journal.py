@@ -7,8 +7,10 @@ its run id, every status change, and the result file with its size once a downlo
 verified. ``Gateway.start(..., reuse=True)``, ``Gateway.run_many`` and ``report-gateway
 resume`` read it back (``journaled_start``):
 
-- a run still going is waited on again, one downloaded and verified (the file exists with
-  the recorded size) is skipped;
+- a run that never finished (still going, a create maybe lost, succeeded but not yet
+  downloaded) is waited on again; one downloaded and verified (the file exists with the
+  recorded size) is skipped; anything else (failed, canceled, or downloaded to a file since
+  moved or changed) gets a new run, since a job run again later wants that day's data;
 - a start whose create may have been sent without its answer being written down is resolved
   by sending it again with the same idempotency key when the driver says its create is
   idempotent (``idempotent_create``: Stripe keys replay the first answer), else by the
@@ -106,7 +108,8 @@ CREATE TABLE IF NOT EXISTS runs (
     size INTEGER,
     error TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    endpoint TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_job
     ON runs (provider, report_id, scope, parameters_hash, credential, created_at);
@@ -178,6 +181,9 @@ class JournalEntry:
     error: str | None
     created_at: float
     updated_at: float
+    #: The provider's non-secret endpoint settings the run was started with (``base_url``,
+    #: ``files_base_url`` when set): where ``resume`` finds the run again.
+    endpoint: Mapping[str, str] = attrs.field(factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -203,6 +209,7 @@ class JournalEntry:
         data = attrs.asdict(self, recurse=False)
         data["scope"] = self.scope.fields()
         data["parameters"] = dict(self.parameters)
+        data["endpoint"] = dict(self.endpoint)
         return data
 
 
@@ -213,6 +220,7 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["scope"] = Scope(**json.loads(values["scope"]))
     values["parameters"] = json.loads(values["parameters"])
+    values["endpoint"] = json.loads(values["endpoint"] or "{}")
     return JournalEntry(**values)
 
 
@@ -237,6 +245,9 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "endpoint" not in columns:  # a journal written before endpoints were kept
+                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(
                 f"run journal {str(self.path)!r} cannot be used: {exc}"
@@ -270,16 +281,18 @@ class Journal:
         key: str,
         credential: str = "",
         output: str | os.PathLike[str] | None = None,
+        endpoint: Mapping[str, str] | None = None,
     ) -> JournalEntry:
         """Write a start down before its create request goes out (``key``: its idempotency
-        key; a job retried with the same key gets an entry of its own)."""
+        key; a job retried with the same key gets an entry of its own; ``endpoint``: the
+        provider's non-secret endpoint settings, for ``resume``)."""
         now = self._clock()
         params = _jsonable(parameters)
         entry_id = uuid.uuid4().hex
         self._write(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
-            " credential, state, output, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " credential, state, output, created_at, updated_at, endpoint)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry_id,
                 key,
@@ -293,6 +306,7 @@ class Journal:
                 None if output is None else os.fspath(Path(output).absolute()),
                 now,
                 now,
+                _canonical(dict(endpoint or {})),
             ),
         )
         entry = self.get(entry_id)
@@ -312,31 +326,76 @@ class Journal:
         """The create answered: the run's id and first status."""
         self._update(entry_id, run_id=run.id, state=run.status.value, raw_status=run.raw_status)
 
+    def _run_filter(
+        self,
+        provider: str,
+        run_id: str,
+        entry_id: str | None,
+        credential: str | None,
+        scope: Scope | None,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """Which entry an update by run id means: ``entry_id`` when known; else the newest
+        entry of the run id (narrowed to ``credential`` and ``scope`` when given). Run ids
+        are not unique across jobs (a sandbox's repeat after a restart), so an update never
+        reaches an older job's entry."""
+        if entry_id is not None:
+            return "id = ?", (entry_id,)
+        where, args = "provider = ? AND run_id = ?", [provider, run_id]
+        if credential is not None:
+            where += " AND credential = ?"
+            args.append(credential)
+        if scope is not None:
+            where += " AND scope = ?"
+            args.append(scope_text(scope))
+        return (
+            f"id = (SELECT id FROM runs WHERE {where} ORDER BY created_at DESC LIMIT 1)",  # noqa: S608
+            tuple(args),
+        )
+
     def record_status(
-        self, provider: str, run_id: str, status: RunStatus | str, raw: str | None = None
+        self,
+        provider: str,
+        run_id: str,
+        status: RunStatus | str,
+        raw: str | None = None,
+        *,
+        entry_id: str | None = None,
+        credential: str | None = None,
+        scope: Scope | None = None,
     ) -> int:
         """A run's new status, from whoever learnt it (a poll, a webhook listener in another
-        process); returns how many entries it updated (0: not a journaled run). A
-        downloaded entry keeps its state, and a finished one is never taken back to
-        running: a provider never restarts a finished run, so a poll answered before a
-        listener's event was written is merely older."""
+        process); returns how many entries it updated (0: not a journaled run). Only the
+        run's newest entry is updated (see ``_run_filter``). A downloaded entry keeps its
+        state, and a finished one is never taken back to running: a provider never restarts a
+        finished run, so a poll answered before a listener's event was written is merely older."""
         new = status if isinstance(status, RunStatus) else RunStatus(status)
         kept = (DOWNLOADED, ABANDONED) + (() if new.is_terminal else _ENDED)
         marks = ", ".join("?" * len(kept))
+        which, args = self._run_filter(provider, run_id, entry_id, credential, scope)
         return self._write(
             "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"  # noqa: S608
-            f" WHERE provider = ? AND run_id = ? AND state NOT IN ({marks})",
-            (new.value, raw, self._clock(), provider, run_id, *kept),
+            f" WHERE {which} AND run_id = ? AND state NOT IN ({marks})",
+            (new.value, raw, self._clock(), *args, run_id, *kept),
         )
 
     def record_download(
-        self, provider: str, run_id: str, path: str | os.PathLike[str], size: int
+        self,
+        provider: str,
+        run_id: str,
+        path: str | os.PathLike[str],
+        size: int,
+        *,
+        entry_id: str | None = None,
+        credential: str | None = None,
+        scope: Scope | None = None,
     ) -> int:
-        """A verified result file of a journaled run (returns the entries updated)."""
+        """A verified result file of a journaled run (returns the entries updated: the one
+        ``_run_filter`` picks)."""
+        which, args = self._run_filter(provider, run_id, entry_id, credential, scope)
         return self._write(
-            "UPDATE runs SET state = ?, path = ?, size = ?, error = NULL, updated_at = ?"
-            " WHERE provider = ? AND run_id = ?",
-            (DOWNLOADED, os.fspath(Path(path).absolute()), size, self._clock(), provider, run_id),
+            "UPDATE runs SET state = ?, path = ?, size = ?, error = NULL, updated_at = ?"  # noqa: S608
+            f" WHERE {which} AND run_id = ?",
+            (DOWNLOADED, os.fspath(Path(path).absolute()), size, self._clock(), *args, run_id),
         )
 
     def record_error(
@@ -454,17 +513,25 @@ class JournalHolder:
             warnings.warn(f"{exc}; runs are not journaled", stacklevel=4)
             return None
 
-    def changed(self, run: ReportRun) -> None:
-        """Note the run's new status, when the journal is on."""
+    def changed(self, run: ReportRun, credential: str) -> None:
+        """Note the run's new status, when the journal is on: on the newest entry of the run
+        under these credentials and scope (run ids repeat: a sandbox's after a restart)."""
         journal = self.get()
         if journal is not None:
-            journal.record_status(run.provider, run.id, run.status, run.raw_status)
+            journal.record_status(
+                run.provider, run.id, run.status, run.raw_status,
+                credential=credential, scope=run.scope,
+            )  # fmt: skip
 
-    def downloaded(self, run: ReportRun, path: Path) -> None:
-        """Note the run's verified result file and its size, when the journal is on."""
+    def downloaded(self, run: ReportRun, path: Path, credential: str) -> None:
+        """Note the run's verified result file and its size, when the journal is on (on
+        the entry ``changed`` would pick)."""
         journal = self.get()
         if journal is not None:
-            journal.record_download(run.provider, run.id, path, path.stat().st_size)
+            journal.record_download(
+                run.provider, run.id, path, path.stat().st_size,
+                credential=credential, scope=run.scope,
+            )  # fmt: skip
 
     def close(self) -> None:
         with self._lock:
@@ -603,22 +670,46 @@ def journaled_start(
     """Start a run with the journal: reuse the job's entry when asked, else a new one.
 
     Returns the run (None when the entry was already downloaded and verified: nothing to
-    do) and the entry it belongs to. A run found running or succeeded is returned as a
-    fresh snapshot (wait on it); one failed, canceled, refused or lost starts anew.
+    do) and the entry it belongs to (``entry.key != key``: an earlier one, reused). A run
+    that never finished is returned as a fresh snapshot (wait on it); one failed, canceled,
+    refused, lost, or downloaded to a file no longer there starts anew.
     """
     credential = gateway.credential_id(provider)
     if reuse:
         entry = journal.latest(provider, report_id, scope, parameters, credential=credential)
         if entry is not None and entry.verified:
             return None, entry
-        if entry is not None and (entry.state not in FINISHED or entry.state == DOWNLOADED):
-            # Running, succeeded, or downloaded to a file since moved: the same run.
+        if entry is not None and entry.state not in FINISHED:
+            # Never finished (running, a create maybe lost, succeeded but not downloaded):
+            # the same run. One downloaded to a file since moved or changed is not reused:
+            # a job without dates run again days later wants that day's data.
             return resume_entry(gateway, journal, create, entry), entry
     entry = journal.begin(
-        provider, report_id, scope, parameters, key=key, credential=credential, output=output
+        provider,
+        report_id,
+        scope,
+        parameters,
+        key=key,
+        credential=credential,
+        output=output,
+        endpoint=endpoint_settings(gateway, provider),
     )
     crash_point("after-journal")
     return _create_for(journal, create, entry), entry
+
+
+#: The provider settings that say where its API is: journaled with each start (they hold no
+#: secret), so ``resume`` reaches a run started against another endpoint (a sandbox).
+ENDPOINT_SETTINGS = ("base_url", "files_base_url")
+
+
+def endpoint_settings(gateway: Gateway, provider: str) -> dict[str, str]:
+    """The provider's endpoint settings as set in some layer (none: its default hosts)."""
+    try:
+        settings = gateway.settings(provider)
+    except GatewayError:
+        return {}
+    return {k: str(settings[k]) for k in ENDPOINT_SETTINGS if settings.get(k)}
 
 
 def _create_for(journal: Journal, create: Create, entry: JournalEntry) -> ReportRun:

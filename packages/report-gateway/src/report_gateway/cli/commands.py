@@ -62,6 +62,8 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         _check_url("--base-url", base_url)
         overrides["base_url"] = base_url
     provider: str | None = getattr(args, "provider", None)
+    if getattr(args, "command", None) == "resume":
+        return _resume_gateway(args, overrides, extra)
     targets: list[str] | None = getattr(args, "webhook_providers", None)
     if overrides and provider is None and targets is None:
         raise UsageError("--base-url and --set need a command that names a PROVIDER")
@@ -79,6 +81,40 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
         with Gateway({}, **options) as probe:
             targets = [name for name in probe.providers() if name.split("-")[0] == "stripe"]
     return Gateway({name: overrides for name in targets}, **options)
+
+
+def _resume_gateway(
+    args: argparse.Namespace, overrides: dict[str, Any], extra: dict[str, Any]
+) -> Gateway:
+    """The Gateway for ``resume``: each provider's endpoint as its unfinished entries
+    recorded it (when they agree), or ``--base-url``/``--set`` when every unfinished entry
+    is of one provider."""
+    from report_gateway.gateway import Gateway
+
+    options = {
+        "config_file": getattr(args, "config", None),
+        "profile": getattr(args, "profile", None),
+        "ca_bundle": getattr(args, "ca_bundle", None),
+        **extra,
+    }
+    probe = Gateway(**options)
+    journal = probe.journal
+    entries = [] if journal is None else journal.entries(unfinished=True)
+    probe.close()
+    providers = sorted({e.provider for e in entries})
+    settings: dict[str, dict[str, Any]] = {}
+    for name in providers:
+        endpoints = {tuple(sorted(e.endpoint.items())) for e in entries if e.provider == name}
+        if len(endpoints) == 1:
+            settings[name] = dict(next(iter(endpoints)))
+    if overrides:
+        if len(providers) != 1:
+            raise UsageError(
+                "--base-url and --set with resume need the unfinished runs to be of one"
+                f" provider (they are of {', '.join(providers) or 'none'})"
+            )
+        settings[providers[0]] = {**settings.get(providers[0], {}), **overrides}
+    return Gateway({k: v for k, v in settings.items() if v}, **options)
 
 
 def _check_url(option: str, url: str) -> None:
@@ -556,8 +592,10 @@ def cmd_run(s: Session) -> int:
         from .fanout import cmd_run_many
 
         return cmd_run_many(s)
-    if args.combine or args.max_concurrency:
-        raise UsageError("--combine and --max-concurrency go with --accounts/--contexts/--entities")
+    if args.combine or args.max_concurrency or args.no_reuse:
+        raise UsageError(
+            "--combine, --max-concurrency and --no-reuse go with --accounts/--contexts/--entities"
+        )
     parameters = parse_parameters(args.params)
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")

@@ -7,6 +7,7 @@ stdout, or the whole ``FanOutResult`` as JSON with ``--json``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from .params import parse_parameters
 from .speak import speak_cli
 
 if TYPE_CHECKING:
-    from report_gateway.fanout import FanOutProgress, FanOutResult
+    from report_gateway.fanout import FanOutProgress, FanOutResult, ScopeOutcome
     from report_gateway.models import Scope
 
     from .commands import Session
@@ -52,25 +53,41 @@ def _progress_line(s: Session) -> object:
     return show
 
 
+def _state_text(outcome: ScopeOutcome) -> str:
+    """A scope's state, saying when its run is an earlier one (a skip or a reuse is then
+    visible: a job without dates gives that earlier day's data)."""
+    if outcome.reused_from is None:
+        return outcome.state
+    when = datetime.fromtimestamp(outcome.reused_from).isoformat(sep=" ", timespec="seconds")
+    if outcome.state == "skipped":
+        return f"skipped (file of run from {when})"
+    return f"{outcome.state} (reused run from {when})"
+
+
 def _report(s: Session, result: FanOutResult) -> int:
     from report_gateway.fanout import scope_label
 
     rows = [
         (
             scope_label(o.scope),
-            o.state,
+            _state_text(o),
             o.run_id,
             o.path.name if o.path is not None else None,
             format_bytes(o.size) if o.size is not None else None,
-            None if o.error is None else speak_cli(str(o.error) or type(o.error).__name__, s.args),
+            None
+            if o.error is None
+            else str(o.error)
+            if o.state == "interrupted"
+            else speak_cli(str(o.error) or type(o.error).__name__, s.args),
         )
         for o in result.outcomes
     ]
     counts = result.summary()
+    stopped = f", {counts['interrupted']} interrupted" if "interrupted" in counts else ""
     footer = (
         f"{counts['done']} done, {counts['skipped']} skipped (already downloaded), "
-        f"{counts['failed']} failed of {counts['total']} in {format_seconds(result.elapsed)}"
-        f"; at most {counts['peak_active']} runs active"
+        f"{counts['failed']} failed{stopped} of {counts['total']} in"
+        f" {format_seconds(result.elapsed)}; at most {counts['peak_active']} runs active"
     )
     if result.combined is not None:
         footer += f"\ncombined: {result.combined}"
@@ -97,7 +114,7 @@ def cmd_run_many(s: Session) -> int:
         scopes = read_scopes(args.contexts, "context")
     else:
         scopes = read_scopes(args.entities, "entity_id")
-    result = s.gateway.run_many(
+    return _interruptible(s, lambda: s.gateway.run_many(
         args.provider,
         args.report,
         parse_parameters(args.params),
@@ -108,12 +125,32 @@ def cmd_run_many(s: Session) -> int:
         on_progress=_progress_line(s),  # type: ignore[arg-type]
         timeout=args.timeout,
         raw=args.raw,
-    )
-    return _report(s, result)
+        reuse=not args.no_reuse,
+    ))  # fmt: skip
 
 
 def cmd_resume(s: Session) -> int:
-    result = s.gateway.resume(on_progress=_progress_line(s), timeout=s.args.timeout)
+    return _interruptible(
+        s, lambda: s.gateway.resume(on_progress=_progress_line(s), timeout=s.args.timeout)
+    )
+
+
+def _interruptible(s: Session, fan_out: Callable[[], FanOutResult]) -> int:
+    """The fan-out's table; on Ctrl-C the table so far (run ids of the runs that go on)
+    and how to finish, exit 130."""
+    from report_gateway.fanout import FanOutInterrupted
+
+    try:
+        result = fan_out()
+    except FanOutInterrupted as stopped:
+        s.progress.finish()
+        _report(s, stopped.result)
+        s.stderr.write(
+            "report-gateway: interrupted; the runs started go on at the provider: re-run the"
+            " same command (or `report-gateway resume`) to finish\n"
+        )
+        s.stderr.flush()
+        return exits.INTERRUPTED
     return _report(s, result)
 
 

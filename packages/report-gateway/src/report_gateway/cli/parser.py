@@ -344,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--max-concurrency", metavar="N", type=int, help="runs active at once (default 8)"
     )
+    sub.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="start a new run for every scope, ignoring the journal's unfinished runs and files",
+    )
 
     sub = add("status", "show a run's current state")
     run_id(sub)
