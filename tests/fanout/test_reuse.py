@@ -85,3 +85,46 @@ def test_cli_no_reuse_and_the_reuse_shown_in_the_table(
     assert data["outcomes"][0]["state"] == "done"
     assert data["outcomes"][0]["reused_from"] is None
     assert sb.stats()["runs_created"]["stripe-v2"] == 2
+
+
+def test_the_next_night_starts_anew_though_the_file_is_still_there(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A report without dates gives whatever is current: the same command run again after
+    the reuse window gets a new run, though yesterday's file is still in the folder."""
+    import sqlite3
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=3)
+    scopes = [Scope(context="ctx_a")]
+    with gateway(sb, tmp_path) as gw:
+        first = gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o", **FAST
+        )
+        same_day = gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o", **FAST
+        )
+        db = sqlite3.connect(tmp_path / "journal.sqlite3")
+        with db:  # the first run as if started 13 hours ago
+            db.execute("UPDATE runs SET created_at = created_at - 13 * 3600")
+        db.close()
+        next_night = gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o", **FAST
+        )
+    assert same_day.outcomes[0].state == "skipped"
+    assert next_night.outcomes[0].state == "done"
+    assert next_night.outcomes[0].reused_from is None
+    assert next_night.outcomes[0].run_id != first.outcomes[0].run_id
+    assert sb.stats()["runs_created"]["stripe-v2"] == 2
+
+
+@pytest.mark.parametrize("bad", [0, -5, "yes", float("nan")])
+def test_a_bad_reuse_value_is_named_before_any_run(make_sandbox, tmp_path: Path, bad) -> None:
+    from report_gateway.errors import ConfigurationError
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=3)
+    with gateway(sb, tmp_path) as gw, pytest.raises(ConfigurationError, match="reuse"):
+        gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=[Scope(context="ctx_a")],
+            output_dir=tmp_path / "o", reuse=bad, **FAST,
+        )  # fmt: skip
+    assert sb.stats()["runs_created"].get("stripe-v2", 0) == 0

@@ -271,3 +271,61 @@ def test_cli_fans_out_from_a_file_of_contexts(
     assert "reprun_" in table
     assert "0 done, 3 skipped" in table
     assert sb.stats()["runs_created"]["stripe-v2"] == 3
+
+
+def test_a_scope_kind_the_provider_cannot_send_is_refused_before_any_run(
+    make_sandbox, tmp_path: Path
+) -> None:
+    from report_gateway.errors import ScopeError
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=3)
+    scopes = [Scope(context="ctx_a"), Scope(account="acct_1")]
+    with gateway(sb, tmp_path) as gw, pytest.raises(ScopeError, match="account"):
+        gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o", **FAST
+        )
+    assert sb.stats()["runs_created"].get("stripe-v2", 0) == 0
+
+
+def test_no_combined_file_when_every_scope_failed(make_sandbox, tmp_path: Path) -> None:
+    """A combined file with a header alone would pass for "no rows" in the next step."""
+    sb = make_sandbox(
+        run_seconds=0.1,
+        result_rows=3,
+        faults=[FaultRule(kind="fail_run", path="/v2/reporting/report_runs", count=2)],
+    )
+    scopes = [Scope(context="ctx_a"), Scope(context="ctx_b")]
+    with gateway(sb, tmp_path) as gw:
+        result = gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=tmp_path / "o",
+            combine="all.csv", max_concurrency=1, **FAST,
+        )  # fmt: skip
+    assert [o.state for o in result.outcomes] == ["failed", "failed"]
+    assert result.combined is None
+    assert not (tmp_path / "o" / "all.csv").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_cli_fan_out_refuses_a_file_as_its_output_folder(
+    make_sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch, existing: bool
+) -> None:
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    listing = tmp_path / "contexts.txt"
+    listing.write_text("ctx_a\nctx_b\n", encoding="utf-8")
+    target = tmp_path / ("existing.txt" if existing else "all.csv")
+    if existing:
+        target.write_text("keep me\n", encoding="utf-8")
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
+    argv = ["run", "stripe-v2", V2_REPORT, "-p", "interval_start=2025-01-01"]
+    argv += ["-p", "interval_end=2025-02-01", "--contexts", str(listing)]
+    argv += ["-o", str(target), "--base-url", sb.stripe_base_url]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "one file per scope into a folder" in err
+    assert "--combine" in err
+    assert sb.stats()["runs_created"].get("stripe-v2", 0) == 0
+    if existing:
+        assert target.read_text(encoding="utf-8") == "keep me\n"

@@ -29,7 +29,7 @@ import attrs
 
 from .download import safe_name
 from .errors import ConfigurationError, DownloadError
-from .journal import JournalEntry, crash_point, endpoint_settings
+from .journal import JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
 
@@ -270,7 +270,7 @@ class _Settings:
     poll_interval: float | None
     max_interval: float | None
     raw: bool
-    reuse: bool
+    reuse: bool | float
     #: Set on Ctrl-C: every wait and download of the fan-out gives up at once.
     stop: threading.Event = attrs.field(factory=threading.Event)
 
@@ -497,7 +497,7 @@ def run_many(
     poll_interval: float | None = None,
     max_interval: float | None = None,
     raw: bool = False,
-    reuse: bool = True,
+    reuse: bool | float = True,
 ) -> FanOutResult:
     """Run ``report_id`` once per scope; see the module docstring and ``Gateway.run_many``.
 
@@ -505,13 +505,19 @@ def run_many(
     safe). ``combine`` names a CSV written there (atomically) with every row of every
     scope's file behind a leading ``scope`` column. ``timeout`` bounds each run's wait;
     ``poll_interval``/``max_interval`` as for ``Gateway.wait``; ``raw`` keeps Zuora's UTF-16
-    export (not combinable); ``reuse=False`` ignores the journal's earlier runs of the job.
+    export (not combinable); ``reuse=False`` ignores the journal's earlier runs of the job,
+    ``reuse=SECONDS`` takes up only those started within that window (True: 12 hours).
     """
+    reuse_window(reuse)  # a bad value is named before anything is sent
     chosen = list(scopes)
     if not chosen:
         raise ConfigurationError("run_many needs at least one scope")
     if len(set(chosen)) != len(chosen):
         raise ConfigurationError("run_many: a scope is given twice")
+    for scope in chosen:
+        # Before any create: a scope kind the provider cannot send (accounts for stripe-v2)
+        # is one error now, not a failed row per scope after the others' runs were made.
+        gw._drivers.where(provider, scope)
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     names = file_names(chosen)
@@ -588,7 +594,8 @@ def _finish(
             )
         ) from None
     combined = None
-    if combine is not None:
+    if combine is not None and any(o.ok and o.path is not None for o in outcomes):
+        # Every scope failed: no combined file (a header alone would pass for "no rows").
         combined = combine_csv(
             [(scope_label(o.scope), o.path) for o in outcomes if o.ok and o.path is not None],
             combine,

@@ -222,15 +222,15 @@ class Gateway:
         scope: Scope | None = None,
         idempotency_key: str | None = None,
         on_progress: Callable[[StartProgress], None] | None = None,
-        reuse: bool = False,
+        reuse: bool | float = False,
     ) -> ReportRun:
         """Validate the parameters, then create a run (once, even if the request is retried).
 
         One idempotency key per call (or ``idempotency_key``, so a retried job reuses its
         run). ``on_progress`` hears, in the calling thread, why a start is taking long (no
         free run slot); a callback that raises is logged and ignored, never costing the run.
-        The start is journaled before its create is sent; ``reuse=True`` returns the same
-        job's run from there when it is still going or succeeded (a lost answer recovered).
+        Journaled before its create is sent; ``reuse=True`` returns the same job's run when
+        still going or succeeded and started within 12 hours (``reuse=SECONDS``: another).
         """
         return self._starts.run(
             provider, report_id, dict(parameters or {}), scope,

@@ -445,6 +445,10 @@ class Journal:
             return None
         return float(row[1])
 
+    def now(self) -> float:
+        """The journal's clock (unix seconds), as its entries' times are written."""
+        return self._clock()
+
     def latest(
         self,
         provider: str,
@@ -597,13 +601,14 @@ class Starts:
         scope: Scope | None,
         *,
         key: str,
-        reuse: bool,
+        reuse: Reuse,
         on_progress: Callable[[StartProgress], None] | None = None,
         output: str | os.PathLike[str] | None = None,
     ) -> tuple[ReportRun | None, JournalEntry | None]:
         """The run (None: the journal's entry is already downloaded and verified) and its
         entry (None when the journal is off); see ``journaled_start``."""
         where = self._drivers.where(provider, scope)
+        reuse_window(reuse)  # a bad value is named before anything is sent
         create = self._creator(on_progress)
         journal = self._gateway.journal
         if journal is None:
@@ -621,7 +626,7 @@ class Starts:
         scope: Scope | None,
         *,
         key: str | None,
-        reuse: bool,
+        reuse: Reuse,
         on_progress: Callable[[StartProgress], None] | None = None,
     ) -> ReportRun:
         """``start``'s run, a verified entry's as it is now (``Gateway.start``); a new
@@ -664,7 +669,7 @@ def journaled_start(
     scope: Scope,
     *,
     key: str,
-    reuse: bool,
+    reuse: Reuse,
     output: str | os.PathLike[str] | None = None,
 ) -> tuple[ReportRun | None, JournalEntry]:
     """Start a run with the journal: reuse the job's entry when asked, else a new one.
@@ -675,8 +680,14 @@ def journaled_start(
     refused, lost, or downloaded to a file no longer there starts anew.
     """
     credential = gateway.credential_id(provider)
-    if reuse:
+    window = reuse_window(reuse)
+    if window is not None:
         entry = journal.latest(provider, report_id, scope, parameters, credential=credential)
+        if entry is not None and journal.now() - entry.created_at > window:
+            # Older than the window: the same command on another night wants that night's
+            # data (a report without dates gives whatever is current). ``resume`` still
+            # finishes the old entry if it was left unfinished.
+            entry = None
         if entry is not None and entry.verified:
             return None, entry
         if entry is not None and entry.state not in FINISHED:
@@ -696,6 +707,26 @@ def journaled_start(
     )
     crash_point("after-journal")
     return _create_for(journal, create, entry), entry
+
+
+#: How long a job's journal entry is taken up again by ``reuse=True`` (seconds): a re-run
+#: after a crash or a failed scope, the same day, finishes the job without a second run; the
+#: next night's run of the same command starts anew.
+DEFAULT_REUSE_WINDOW = 12 * 3600.0
+
+#: ``reuse=``: True (within ``DEFAULT_REUSE_WINDOW``), False, or a window in seconds.
+Reuse = bool | float
+
+
+def reuse_window(reuse: Reuse) -> float | None:
+    """The reuse window in seconds, None when reuse is off; a bad value is named."""
+    if isinstance(reuse, bool):
+        return DEFAULT_REUSE_WINDOW if reuse else None
+    if not isinstance(reuse, int | float) or reuse != reuse or reuse <= 0:
+        raise ConfigurationError(
+            f"reuse must be True, False or a window in seconds above 0, not {reuse!r}"
+        )
+    return float(reuse)
 
 
 #: The provider settings that say where its API is: journaled with each start (they hold no

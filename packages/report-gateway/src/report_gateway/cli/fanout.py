@@ -106,6 +106,7 @@ def cmd_run_many(s: Session) -> int:
         raise UsageError("--accounts/--contexts/--entities need -o DIR (one file per scope)")
     if args.no_wait:
         raise UsageError("--no-wait does not go with --accounts/--contexts/--entities")
+    _check_output_folder(args.output)
     if s.scope is not None:
         raise UsageError("--account/--context/--entity-* select one scope; a fan-out reads a file")
     if args.accounts:
@@ -127,6 +128,26 @@ def cmd_run_many(s: Session) -> int:
         raw=args.raw,
         reuse=not args.no_reuse,
     ))  # fmt: skip
+
+
+def _check_output_folder(output: str) -> None:
+    """-o of a fan-out is a folder (one file per scope): a file named there, or a name that
+    looks like one, is a mistake to stop on before any run is made."""
+    target = Path(output)
+    if target.exists() and not target.is_dir():
+        raise UsageError(
+            f"-o {output} is a file; a fan-out writes one file per scope into a folder"
+            " (-o DIR, and --combine NAME for one CSV of every scope)"
+        )
+    if not target.exists() and target.suffix.lower() in FILE_SUFFIXES:
+        raise UsageError(
+            f"-o {output} names a file; a fan-out writes one file per scope into a folder"
+            f" (-o {target.with_suffix('')}/ --combine {target.name} for one CSV of every scope)"
+        )
+
+
+#: What ``-o`` of a fan-out is refused as when no folder of that name exists.
+FILE_SUFFIXES = frozenset({".csv", ".tsv", ".zip", ".parquet", ".jsonl", ".json", ".txt"})
 
 
 def cmd_resume(s: Session) -> int:
