@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from report_gateway import Scope
 from report_gateway.fanout import FanOutInterrupted
-from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
+from report_gateway_sandbox import Sandbox
 
-from .test_run_many import V2_PARAMS, V2_REPORT, gateway
+from .test_run_many import V2_PARAMS, V2_REPORT, contexts_argv, gateway
 
 
 def ctrl_c_once_a_run_exists(sb: Sandbox) -> threading.Thread:
@@ -66,14 +66,9 @@ def test_cli_ctrl_c_prints_the_table_and_how_to_finish(
     from report_gateway.cli import main
 
     sb = make_sandbox(run_seconds=3600, result_rows=2)
-    listing = tmp_path / "contexts.txt"
-    listing.write_text("ctx_a\nctx_b\n", encoding="utf-8")
-    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
-    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
     ctrl_c_once_a_run_exists(sb)
-    argv = ["run", "stripe-v2", V2_REPORT, "-p", "interval_start=2025-01-01"]
-    argv += ["-p", "interval_end=2025-02-01", "--contexts", str(listing), "--max-concurrency", "1"]
-    argv += ["-o", str(tmp_path / "out"), "--base-url", sb.stripe_base_url]
+    argv = contexts_argv(sb, tmp_path, monkeypatch, "ctx_a\nctx_b\n", tmp_path / "out")
+    argv += ["--max-concurrency", "1"]
     assert main(argv) == 130
     captured = capsys.readouterr()
     assert "ctx_a  interrupted  reprun_" in captured.out

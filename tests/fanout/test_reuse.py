@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from report_gateway import Scope
-from report_gateway_sandbox import STRIPE_TEST_KEY
 
-from .test_run_many import FAST, V2_PARAMS, V2_REPORT, gateway
+from .test_run_many import FAST, V2_PARAMS, V2_REPORT, contexts_argv, gateway
 
 
 def test_a_file_changed_since_its_download_gets_a_new_run(make_sandbox, tmp_path: Path) -> None:
@@ -69,13 +68,7 @@ def test_cli_no_reuse_and_the_reuse_shown_in_the_table(
     from report_gateway.cli import main
 
     sb = make_sandbox(run_seconds=0.1, result_rows=2)
-    listing = tmp_path / "contexts.txt"
-    listing.write_text("ctx_a\n", encoding="utf-8")
-    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
-    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
-    argv = ["run", "stripe-v2", V2_REPORT, "-p", "interval_start=2025-01-01"]
-    argv += ["-p", "interval_end=2025-02-01", "--contexts", str(listing)]
-    argv += ["-o", str(tmp_path / "out"), "--base-url", sb.stripe_base_url]
+    argv = contexts_argv(sb, tmp_path, monkeypatch, "ctx_a\n", tmp_path / "out")
     assert main(argv) == 0
     capsys.readouterr()
     assert main(argv) == 0

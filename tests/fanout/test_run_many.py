@@ -51,6 +51,20 @@ def gateway(sb: Sandbox, tmp_path: Path, **extra: Any) -> Gateway:
     )
 
 
+def contexts_argv(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ids: str, output: Path
+) -> list[str]:
+    """``run stripe-v2 ... --contexts FILE -o OUTPUT`` against the sandbox, its key and a
+    journal in ``tmp_path`` set in the environment; ``ids`` is the file's text."""
+    listing = tmp_path / "contexts.txt"
+    listing.write_text(ids, encoding="utf-8")
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
+    argv = ["run", "stripe-v2", V2_REPORT, "-p", "interval_start=2025-01-01"]
+    argv += ["-p", "interval_end=2025-02-01", "--contexts", str(listing)]
+    return [*argv, "-o", str(output), "--base-url", sb.stripe_base_url]
+
+
 def sandbox_peak_v2(sb: Sandbox) -> int:
     """The most v2 runs the sandbox held running at one moment (its own clock)."""
     runs = list(sb.app.stripe_v2.runs.values())
@@ -249,13 +263,12 @@ def test_cli_fans_out_from_a_file_of_contexts(
     from report_gateway.cli import main
 
     sb = make_sandbox(run_seconds=0.2, result_rows=4)
-    listing = tmp_path / "contexts.txt"
-    listing.write_text("# nightly\nctx_a\nctx_b  # the second\n\nctx_c\n", encoding="utf-8")
-    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
-    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
-    argv = ["run", "stripe-v2", V2_REPORT, "-p", "interval_start=2025-01-01"]
-    argv += ["-p", "interval_end=2025-02-01", "--contexts", str(listing)]
-    argv += ["-o", str(tmp_path / "out"), "--combine", "all.csv", "--base-url", sb.stripe_base_url]
+    ids = "# nightly\nctx_a\nctx_b  # the second\n\nctx_c\n"
+    argv = [
+        *contexts_argv(sb, tmp_path, monkeypatch, ids, tmp_path / "out"),
+        "--combine",
+        "all.csv",
+    ]
     assert main([*argv, "--json"]) == 0
     captured = capsys.readouterr()
     data = json.loads(captured.out)
@@ -312,16 +325,10 @@ def test_cli_fan_out_refuses_a_file_as_its_output_folder(
     from report_gateway.cli import main
 
     sb = make_sandbox(run_seconds=0.1, result_rows=2)
-    listing = tmp_path / "contexts.txt"
-    listing.write_text("ctx_a\nctx_b\n", encoding="utf-8")
     target = tmp_path / ("existing.txt" if existing else "all.csv")
     if existing:
         target.write_text("keep me\n", encoding="utf-8")
-    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
-    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
-    argv = ["run", "stripe-v2", V2_REPORT, "-p", "interval_start=2025-01-01"]
-    argv += ["-p", "interval_end=2025-02-01", "--contexts", str(listing)]
-    argv += ["-o", str(target), "--base-url", sb.stripe_base_url]
+    argv = contexts_argv(sb, tmp_path, monkeypatch, "ctx_a\nctx_b\n", target)
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "one file per scope into a folder" in err
