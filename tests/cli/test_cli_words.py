@@ -259,8 +259,10 @@ def test_fan_out_rows_speak_cli_without_exception_names(
         "-p", "interval_end=2025-02-01", "--accounts", str(accounts),
         "-o", str(tmp_path / "out"), "--base-url", sandbox.stripe_base_url,
     )  # fmt: skip
+    # Refused once, before any run, in the fan-out's words (not a failed row per scope).
     assert result.code != 0
-    row = next(line for line in result.out.splitlines() if line.startswith("acct_1"))
-    assert "--account is not supported; only --context is accepted" in row
-    assert "Error:" not in row
-    assert not any(word in row for word in PYTHON_WORDS), row
+    assert "--account" in result.err
+    assert "--context" in result.err
+    assert "Error:" not in result.err
+    assert not any(word in result.err for word in PYTHON_WORDS), result.err
+    assert sandbox.stats()["runs_created"].get("stripe-v2", 0) == 0
