@@ -137,3 +137,53 @@ def test_without_instrument_the_plugin_is_quiet(sandbox: Sandbox, tmp_path: Path
     with _gateway(sandbox, "stripe-v2") as gw:
         assert "otel" in [info.name for info in gw.plugins()]
         assert _v2_run(gw, tmp_path).stat().st_size > 0
+
+
+def test_async_wait_has_a_wait_span_with_a_poll_span_per_poll(
+    sandbox: Sandbox, exporter: InMemorySpanExporter
+) -> None:
+    import asyncio
+
+    from report_gateway.aio import AsyncGateway
+
+    async def scenario(gw: Gateway) -> None:
+        async with AsyncGateway(gw) as agw:
+            run = await agw.start(
+                "stripe-v2",
+                "report_balance_summary",
+                {"interval_start": "2025-01-01T00:00:00Z", "interval_end": "2025-02-01T00:00:00Z"},
+            )
+            done = await agw.wait(run, poll_interval=0.1, max_interval=0.2)
+            assert done.status is RunStatus.SUCCEEDED
+
+    with _gateway(sandbox, "stripe-v2") as gw:
+        asyncio.run(scenario(gw))
+    ours = [s for s in exporter.get_finished_spans() if s.name.startswith("report_gateway.")]
+    waits = [s for s in ours if s.name == "report_gateway.wait"]
+    assert len(waits) == 1
+    wait = waits[0]
+    run_id = next(s for s in ours if s.name == "report_gateway.start").attributes[tracing.RUN_ID]
+    assert wait.attributes[tracing.RUN_ID] == run_id
+    assert wait.attributes[tracing.STATUS] == "succeeded"
+    polls = [s for s in ours if s.name == "report_gateway.poll"]
+    assert polls
+    for poll in polls:
+        assert poll.parent is not None
+        assert poll.parent.span_id == wait.context.span_id
+        assert poll.attributes[tracing.RUN_ID] == run_id
+        assert poll.attributes[tracing.PROVIDER] == "stripe-v2"
+    assert polls[-1].attributes[tracing.STATUS] == "succeeded"
+    # the status changes are events on the wait span, as with Gateway.wait
+    changes = [e for e in wait.events if e.name.endswith("run_changed")]
+    assert changes[-1].attributes[tracing.STATUS] == "succeeded"
+
+
+def test_instrument_without_the_extra_names_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from report_gateway.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)
+    with pytest.raises(MissingExtraError, match=r'pip install "report-gateway\[otel\]"'):
+        tracing.instrument()
