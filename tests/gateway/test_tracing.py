@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
@@ -187,3 +188,41 @@ def test_instrument_without_the_extra_names_the_pip_line(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)
     with pytest.raises(MissingExtraError, match=r'pip install "report-gateway\[otel\]"'):
         tracing.instrument()
+
+
+@pytest.mark.parametrize("query", ["e=1&s=abcdef", "hash=abcdef&exp=1"])
+def test_a_url_marked_as_the_credential_is_never_recorded(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, query: str
+) -> None:
+    """Query keys that look harmless: the rule is the sender's mark, not the keys' names."""
+    from reporting_runtime import Transport
+    from reporting_runtime.messages import Request
+
+    url = f"{sandbox.url}/_files/elsewhere/r.csv?{query}"
+    with Transport() as transport:
+        transport.send(Request(method="GET", url=url, url_is_credential=True)).close()
+        assert not [s for s in exporter.get_finished_spans() if "abcdef" in _text(s)]
+        # unmarked, the same URL is recorded: the mark is what keeps it out
+        transport.send(Request(method="GET", url=url)).close()
+    assert [s for s in exporter.get_finished_spans() if "abcdef" in _text(s)]
+
+
+def test_stripe_v2_marks_its_presigned_download_as_the_credential(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reporting_runtime import Transport
+
+    sent = []
+    send = Transport.send
+
+    def spy(self: Transport, request: Any, **kwargs: Any) -> Any:
+        sent.append(request)
+        return send(self, request, **kwargs)
+
+    monkeypatch.setattr(Transport, "send", spy)
+    with _gateway(sandbox, "stripe-v2") as gw:
+        _v2_run(gw, tmp_path)
+    downloads = [r for r in sent if r.operation == "download_presigned_url"]
+    assert downloads
+    assert all(r.url_is_credential for r in downloads)
+    assert not any(r.url_is_credential for r in sent if r not in downloads)
