@@ -100,10 +100,26 @@ def venv(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(_uv(), "pip", "install", "--quiet", "--python", python, *_third_party_requirements())
     _run(
         _uv(), "pip", "install", "--quiet", "--python", python,
-        "--no-index", "--find-links", wheels,
-        "report-gateway[stripe,zuora,sandbox]",
+        "--no-index", "--find-links", wheels, _documented_requirement(),
     )  # fmt: skip
     return env
+
+
+def _documented_requirement() -> str:
+    """What README's "Building the wheels" installs with `--find-links dist`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r'pip install --find-links dist "(report-gateway\[[^"]+\])"', readme)
+    assert found, "README documents no pip install --find-links dist of the core"
+    return found.group(1)
+
+
+def test_readme_documents_this_route() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python -m nox -s build" in readme
+    assert "uv build --out-dir dist packages/" in readme
+    assert _documented_requirement() == "report-gateway[stripe,zuora,sandbox]"
+    noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    assert '"uv", "build", "--quiet", "--out-dir"' in noxfile
 
 
 def test_every_wheel_carries_the_license_and_its_metadata(wheels: Path) -> None:
