@@ -118,9 +118,9 @@ def test_cells_beyond_the_header_are_refused_not_dropped() -> None:
 
 def test_an_unknown_type_name_is_refused_before_any_request() -> None:
     fake = FakeGateway(ROWS, SCHEMA, fail_after=0)  # any row read would raise IntegrityError
-    with pytest.raises(ValueError, match="'b': 'int'.*string, integer, number"):
+    with pytest.raises(ValueError, match=r"'b': 'int'.*string, integer, number"):
         tabular.to_arrow(as_gateway(fake), RUN, types={"b": "int"})
-    with pytest.raises(ValueError, match="'int'"):
+    with pytest.raises(ValueError, match=r"'int'"):
         tabular.iter_batches(as_gateway(fake), RUN, types={"b": "int"})
     assert fake.pulled == 0
 

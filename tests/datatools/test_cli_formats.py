@@ -114,9 +114,7 @@ def test_a_cell_not_of_its_schema_type_points_to_untyped(
     assert pq.read_table(target).schema.field("currency").type == "string"
 
 
-def test_untyped_writes_text_columns_and_goes_with_parquet_only(
-    cli: Any, tmp_path: Path
-) -> None:
+def test_untyped_writes_text_columns_and_goes_with_parquet_only(cli: Any, tmp_path: Path) -> None:
     code, _, err = cli("run", *V2, "-o", tmp_path / "v2.parquet", "--format", "parquet",
                        "--untyped")  # fmt: skip
     assert code == 0, err
@@ -131,7 +129,9 @@ def test_an_output_named_for_another_format_is_refused_before_a_run(
 ) -> None:
     code, _, err = cli("run", *V2, "-o", tmp_path / "r.csv", "--format", "parquet")
     assert code == 2
-    assert "r.csv" in err and "--format parquet" in err and "r.parquet" in err
+    assert "r.csv" in err
+    assert "--format parquet" in err
+    assert "r.parquet" in err
     code, _, err = cli("run", *V2, "-o", tmp_path / "r.parquet", "--format", "jsonl")
     assert code == 2
     assert not [e for e in sandbox.stats()["request_log"] if e["method"] == "POST"]

@@ -123,11 +123,15 @@ def default_journal_path() -> Path:
     ``~/.local/share/report-gateway`` on Linux, a relative ``$XDG_DATA_HOME`` ignored as the
     XDG spec says; platformdirs knows the other systems)."""
     import platformdirs
+    import platformdirs.api
     import platformdirs.unix
 
     from .config import xdg_home
 
-    dirs = platformdirs.PlatformDirs("report-gateway", appauthor=False)
+    # The class platformdirs picked for this system (typed as its base: it varies).
+    dirs: platformdirs.api.PlatformDirsABC = platformdirs.PlatformDirs(
+        "report-gateway", appauthor=False
+    )
     if isinstance(dirs, platformdirs.unix.Unix):
         base = xdg_home(os.environ, "XDG_DATA_HOME", os.path.join(".local", "share"))
         return base / "report-gateway" / "journal.sqlite3"

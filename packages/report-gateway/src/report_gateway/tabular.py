@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COLUMN_TYPES",
-    "ColumnTypeError",
     "DEFAULT_BATCH_ROWS",
+    "ColumnTypeError",
     "iter_batches",
     "require",
     "result_columns",
@@ -180,7 +180,6 @@ def _batches(
     timeout: float | None,
     stall_timeout: float | None,
 ) -> Iterator[Any]:
-    pa = require("pyarrow")
     kinds = {**(result_columns(gateway, run) if typed else {}), **types}
     rows = gateway.rows(run, timeout=timeout, stall_timeout=stall_timeout)
     names: list[str] | None = None
@@ -206,7 +205,7 @@ def _columns(batch: list[dict[str, str]], kinds: Mapping[str, str]) -> tuple[lis
     """The header's columns: the keys of the first batch's shortest row (a row with cells
     beyond the header has more keys, so the first row alone may name too many)."""
     pa = require("pyarrow")
-    names = list(min(batch, key=len))
+    names = list(batch[min(range(len(batch)), key=lambda i: len(batch[i]))])
     return names, pa.schema([(n, _arrow_type(kinds.get(n, "string"))) for n in names])
 
 

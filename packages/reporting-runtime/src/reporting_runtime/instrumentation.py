@@ -7,8 +7,9 @@ wherever traces go. Such a request is sent with instrumentation suppressed for i
 duration: always when the sender marks the URL as the credential
 (``Request.url_is_credential``: a driver's pre-signed download), and otherwise when the
 URL looks like one (user-info, a signature- or token-named query key): the marked rule is
-the one to rely on, since a pre-signed URL's keys can be named anything. The runtime imports no OpenTelemetry: when nothing has imported
-``opentelemetry.context`` there is no instrumentation to suppress.
+the one to rely on, since a pre-signed URL's keys can be named anything. The runtime
+imports no OpenTelemetry: when nothing has imported ``opentelemetry.context`` there is no
+instrumentation to suppress.
 """
 
 from __future__ import annotations

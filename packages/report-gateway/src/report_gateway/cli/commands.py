@@ -300,9 +300,9 @@ class Session:
         self.resume = self.command("download", run, output)
         fmt = getattr(self.args, "format", "csv")
         if fmt != "csv":
-            from .formats import save_as
-
             from report_gateway.tabular import ColumnTypeError
+
+            from .formats import save_as
 
             self.progress.start_download()
             typed = not getattr(self.args, "untyped", False)

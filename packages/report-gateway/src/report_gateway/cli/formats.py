@@ -1,8 +1,9 @@
 """``--format parquet|jsonl``: the result saved as a table instead of the provider's file.
 
 Checked before a run is started (a missing extra, ``-o -`` for Parquet or ``-o r.csv``
-for Parquet would otherwise cost a finished run), then written through ``report_gateway.tabular``: atomically, in
-record batches, so memory stays bounded whatever the result's size.
+for Parquet would otherwise cost a finished run), then written through
+``report_gateway.tabular``: atomically, in record batches, so memory stays bounded
+whatever the result's size.
 """
 
 from __future__ import annotations
