@@ -109,6 +109,16 @@ def record(session: nox.Session) -> None:
 
 
 @nox.session
+def build(session: nox.Session) -> None:
+    """Every distribution's sdist and wheel into dist/ (README, "Building the wheels");
+    install from there with `pip install --find-links dist "report-gateway[stripe,zuora]"`."""
+    session.install("uv")
+    out = session.posargs[0] if session.posargs else str(ROOT / "dist")
+    for folder in (*PACKAGES, *(f for fs in SESSION_PACKAGES.values() for f in fs)):
+        session.run("uv", "build", "--quiet", "--out-dir", out, str(ROOT / folder))
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against the sandbox; prints ratios and exits non-zero on a missed target."""
     install_workspace(session, "bench")

@@ -4,7 +4,9 @@ A page line ``<!-- include PATH -->`` is replaced by that file; ``<!-- include P
 "## From" "## Until" -->`` by its part from the heading ``## From`` up to (not including)
 ``## Until`` (to the end without it). Relative links in the included text point at files of
 the repository: the ones the site has a page for are pointed at that page, the others at
-the repository's copy, so `mkdocs build --strict` finds no dead link.
+the repository's copy, so `mkdocs build --strict` finds no dead link. An in-page link
+(``#heading``) of a README whose heading went to another page is pointed at that page
+(mkdocs' ``validation: anchors`` makes a dead anchor a warning, so --strict fails on it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import posixpath
 import re
 import shlex
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,56 @@ def _part(text: str, start: str | None, until: str | None) -> str:
     return "".join(lines)
 
 
+ANCHOR = re.compile(r"\]\(#([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6} (.+?)\s*$", re.M)
+FENCE = re.compile(r"^```.*?^```", re.M | re.S)
+
+
+def _slug(heading: str) -> str:
+    """The id mkdocs' toc gives a heading: its text (code marks dropped) through
+    ``markdown.extensions.toc.slugify``, restated so the tests need no Markdown."""
+    text = unicodedata.normalize("NFKD", heading.replace("`", ""))
+    text = re.sub(r"[^\w\s-]", "", text.encode("ascii", "ignore").decode("ascii"))
+    return re.sub(r"[-\s]+", "-", text.strip().lower())
+
+
+def _anchors(text: str) -> set[str]:
+    return {_slug(h) for h in HEADING.findall(FENCE.sub("", text))}
+
+
+def _anchor_pages(source: str) -> dict[str, str]:
+    """{anchor: page} for the headings of ``source`` that the site's pages include."""
+    pages: dict[str, str] = {}
+    docs = ROOT / "docs"
+    for page in sorted(docs.rglob("*.md")):
+        for match in INCLUDE.finditer(page.read_text(encoding="utf-8")):
+            path, *headings = shlex.split(match.group(1))
+            if path != source:
+                continue
+            start = headings[0] if headings else None
+            until = headings[1] if len(headings) > 1 else None
+            part = _part((ROOT / path).read_text(encoding="utf-8"), start, until)
+            for anchor in _anchors(part):
+                pages.setdefault(anchor, page.relative_to(docs).as_posix())
+    return pages
+
+
+def _reanchor(text: str, source: str, page: str) -> str:
+    """In-page links to headings this part does not hold, pointed at the page that does."""
+    here = _anchors(text)
+    elsewhere = _anchor_pages(source)
+    page_folder = posixpath.dirname(page)
+
+    def reanchor(match: re.Match[str]) -> str:
+        anchor = match.group(1)
+        target = elsewhere.get(anchor)
+        if anchor in here or target is None or target == page:
+            return match.group(0)
+        return f"]({posixpath.relpath(target, page_folder or '.')}#{anchor})"
+
+    return ANCHOR.sub(reanchor, text)
+
+
 def _relink(text: str, source: str, page: str) -> str:
     folder = posixpath.dirname(source)
     page_folder = posixpath.dirname(page)
@@ -59,7 +112,7 @@ def _relink(text: str, source: str, page: str) -> str:
         kind = "blob" if (ROOT / path).is_file() else "tree"
         return f"]({_source_url()}/{kind}/main/{path}{suffix})"
 
-    return LINK.sub(relink, text)
+    return _reanchor(LINK.sub(relink, text), source, page)
 
 
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:

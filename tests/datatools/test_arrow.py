@@ -116,6 +116,30 @@ def test_cells_beyond_the_header_are_refused_not_dropped() -> None:
         tabular.to_arrow(as_gateway(FakeGateway(rows)), RUN)
 
 
+def test_an_unknown_type_name_is_refused_before_any_request() -> None:
+    fake = FakeGateway(ROWS, SCHEMA, fail_after=0)  # any row read would raise IntegrityError
+    with pytest.raises(ValueError, match=r"'b': 'int'.*string, integer, number"):
+        tabular.to_arrow(as_gateway(fake), RUN, types={"b": "int"})
+    with pytest.raises(ValueError, match=r"'int'"):
+        tabular.iter_batches(as_gateway(fake), RUN, types={"b": "int"})
+    assert fake.pulled == 0
+
+
+def test_a_users_type_that_fails_names_types_not_the_schema() -> None:
+    rows = [{"n": "12"}, {"n": "twelve"}]
+    with pytest.raises(tabular.ColumnTypeError, match=r"by types=\{'n': 'integer'\}") as caught:
+        tabular.to_arrow(as_gateway(FakeGateway(rows)), RUN, types={"n": "integer"})
+    assert "schema" not in str(caught.value)
+    assert "typed=False" not in str(caught.value)
+    assert caught.value.by_schema is False
+
+
+def test_a_first_row_with_extra_cells_is_the_row_named() -> None:
+    rows = [{"a": "1", "_extra_1": "3"}, {"a": "2"}]
+    with pytest.raises(ResultFormatError, match=r"row 1 has cells beyond the header \(_extra_1\)"):
+        tabular.to_arrow(as_gateway(FakeGateway(rows)), RUN)
+
+
 def test_no_rows_keeps_the_schemas_columns() -> None:
     table = tabular.to_arrow(as_gateway(FakeGateway([], {"n": "integer"})), RUN)
     assert table.num_rows == 0

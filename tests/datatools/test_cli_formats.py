@@ -89,3 +89,50 @@ def test_missing_extra_is_said_before_a_run(
     assert "Traceback" not in err
     assert not [e for e in sandbox.stats()["request_log"] if e["method"] == "POST"]
     assert list(tmp_path.glob("x*")) == []
+
+
+def test_a_cell_not_of_its_schema_type_points_to_untyped(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typed column holding a value not of its type: the message and the printed command
+    name --untyped (the command line's typed=False), and that command works."""
+    from report_gateway_stripe.v2 import StripeV2Driver
+
+    monkeypatch.setattr(StripeV2Driver, "result_columns", lambda self, run: {"currency": "integer"})
+    target = tmp_path / "v2.parquet"
+    code, _, err = cli("run", *V2, "-o", target, "--format", "parquet")
+    assert code == 7, err
+    assert "--untyped reads every column as text" in err
+    assert "typed=False" not in err
+    command = err.split("`")[1]
+    assert command.startswith("report-gateway download stripe-v2 ")
+    assert "--format parquet --untyped" in command
+    argv = command.split()[1:]
+    argv = argv[: argv.index("--base-url")] if "--base-url" in argv else argv
+    code, _, err = cli(*argv)
+    assert code == 0, err
+    assert pq.read_table(target).schema.field("currency").type == "string"
+
+
+def test_untyped_writes_text_columns_and_goes_with_parquet_only(cli: Any, tmp_path: Path) -> None:
+    code, _, err = cli("run", *V2, "-o", tmp_path / "v2.parquet", "--format", "parquet",
+                       "--untyped")  # fmt: skip
+    assert code == 0, err
+    assert set(map(str, pq.read_table(tmp_path / "v2.parquet").schema.types)) == {"string"}
+    code, _, err = cli("run", *V2, "-o", tmp_path / "v2.csv", "--untyped")
+    assert code == 2
+    assert "--untyped goes with --format parquet" in err
+
+
+def test_an_output_named_for_another_format_is_refused_before_a_run(
+    cli: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    code, _, err = cli("run", *V2, "-o", tmp_path / "r.csv", "--format", "parquet")
+    assert code == 2
+    assert "r.csv" in err
+    assert "--format parquet" in err
+    assert "r.parquet" in err
+    code, _, err = cli("run", *V2, "-o", tmp_path / "r.parquet", "--format", "jsonl")
+    assert code == 2
+    assert not [e for e in sandbox.stats()["request_log"] if e["method"] == "POST"]
+    assert list(tmp_path.glob("r.*")) == []

@@ -51,3 +51,23 @@ def test_links_to_repository_files_point_at_their_page_or_the_repository() -> No
     assert "](plugins/" not in page
     guide = _rendered(ROOT / "docs" / "plugin-guide.md")
     assert "/tree/main/tests/plugins/report-gateway-example)" in guide
+
+
+def test_in_page_links_reach_the_page_that_holds_the_heading() -> None:
+    """README's `[run journal](#the-run-journal-and-resume)` from the Python API and CLI
+    sections: the heading is on many-runs.md, so the link goes there (a dead anchor is a
+    warning, so `mkdocs build --strict` would fail: mkdocs.yml's validation.anchors)."""
+    for name in ("python-api.md", "cli.md"):
+        page = _rendered(ROOT / "docs" / name)
+        assert "](#the-run-journal-and-resume)" not in page, name
+        assert "](many-runs.md#the-run-journal-and-resume)" in page, name
+    many = _rendered(ROOT / "docs" / "many-runs.md")
+    assert "## The run journal and `resume`" in many
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^validation:\n  anchors: warn$", config, re.M)
+
+
+def test_the_api_reference_covers_the_data_tools_and_async_api() -> None:
+    api = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert "::: report_gateway.tabular" in api
+    assert "::: report_gateway.aio" in api

@@ -23,6 +23,29 @@ def test_linux_default_is_dot_config(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert path == tmp_path / ".config" / "report-gateway" / "config.toml"
 
 
+def test_linux_ignores_a_relative_xdg_config_home(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The XDG spec: a relative path in $XDG_CONFIG_HOME is invalid and to be ignored (it
+    would name a different file from every folder the command runs in)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = default_config_path({"XDG_CONFIG_HOME": "relative/config"})
+    assert path == tmp_path / ".config" / "report-gateway" / "config.toml"
+
+
+def test_the_journal_follows_xdg_data_home_and_ignores_a_relative_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from report_gateway.journal import default_journal_path
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_journal_path() == tmp_path / "data" / "report-gateway" / "journal.sqlite3"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
+    expected = tmp_path / "home" / ".local" / "share" / "report-gateway" / "journal.sqlite3"
+    assert default_journal_path() == expected
+
+
 def test_macos_uses_application_support(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(platformdirs, "PlatformDirs", platformdirs.macos.MacOS)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
@@ -137,3 +138,91 @@ def test_without_instrument_the_plugin_is_quiet(sandbox: Sandbox, tmp_path: Path
     with _gateway(sandbox, "stripe-v2") as gw:
         assert "otel" in [info.name for info in gw.plugins()]
         assert _v2_run(gw, tmp_path).stat().st_size > 0
+
+
+def test_async_wait_has_a_wait_span_with_a_poll_span_per_poll(
+    sandbox: Sandbox, exporter: InMemorySpanExporter
+) -> None:
+    import asyncio
+
+    from report_gateway.aio import AsyncGateway
+
+    async def scenario(gw: Gateway) -> None:
+        async with AsyncGateway(gw) as agw:
+            run = await agw.start(
+                "stripe-v2",
+                "report_balance_summary",
+                {"interval_start": "2025-01-01T00:00:00Z", "interval_end": "2025-02-01T00:00:00Z"},
+            )
+            done = await agw.wait(run, poll_interval=0.1, max_interval=0.2)
+            assert done.status is RunStatus.SUCCEEDED
+
+    with _gateway(sandbox, "stripe-v2") as gw:
+        asyncio.run(scenario(gw))
+    ours = [s for s in exporter.get_finished_spans() if s.name.startswith("report_gateway.")]
+    waits = [s for s in ours if s.name == "report_gateway.wait"]
+    assert len(waits) == 1
+    wait = waits[0]
+    run_id = next(s for s in ours if s.name == "report_gateway.start").attributes[tracing.RUN_ID]
+    assert wait.attributes[tracing.RUN_ID] == run_id
+    assert wait.attributes[tracing.STATUS] == "succeeded"
+    polls = [s for s in ours if s.name == "report_gateway.poll"]
+    assert polls
+    for poll in polls:
+        assert poll.parent is not None
+        assert poll.parent.span_id == wait.context.span_id
+        assert poll.attributes[tracing.RUN_ID] == run_id
+        assert poll.attributes[tracing.PROVIDER] == "stripe-v2"
+    assert polls[-1].attributes[tracing.STATUS] == "succeeded"
+    # the status changes are events on the wait span, as with Gateway.wait
+    changes = [e for e in wait.events if e.name.endswith("run_changed")]
+    assert changes[-1].attributes[tracing.STATUS] == "succeeded"
+
+
+def test_instrument_without_the_extra_names_the_pip_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from report_gateway.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)
+    with pytest.raises(MissingExtraError, match=r'pip install "report-gateway\[otel\]"'):
+        tracing.instrument()
+
+
+@pytest.mark.parametrize("query", ["e=1&s=abcdef", "hash=abcdef&exp=1"])
+def test_a_url_marked_as_the_credential_is_never_recorded(
+    sandbox: Sandbox, exporter: InMemorySpanExporter, query: str
+) -> None:
+    """Query keys that look harmless: the rule is the sender's mark, not the keys' names."""
+    from reporting_runtime import Transport
+    from reporting_runtime.messages import Request
+
+    url = f"{sandbox.url}/_files/elsewhere/r.csv?{query}"
+    with Transport() as transport:
+        transport.send(Request(method="GET", url=url, url_is_credential=True)).close()
+        assert not [s for s in exporter.get_finished_spans() if "abcdef" in _text(s)]
+        # unmarked, the same URL is recorded: the mark is what keeps it out
+        transport.send(Request(method="GET", url=url)).close()
+    assert [s for s in exporter.get_finished_spans() if "abcdef" in _text(s)]
+
+
+def test_stripe_v2_marks_its_presigned_download_as_the_credential(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reporting_runtime import Transport
+
+    sent = []
+    send = Transport.send
+
+    def spy(self: Transport, request: Any, **kwargs: Any) -> Any:
+        sent.append(request)
+        return send(self, request, **kwargs)
+
+    monkeypatch.setattr(Transport, "send", spy)
+    with _gateway(sandbox, "stripe-v2") as gw:
+        _v2_run(gw, tmp_path)
+    downloads = [r for r in sent if r.operation == "download_presigned_url"]
+    assert downloads
+    assert all(r.url_is_credential for r in downloads)
+    assert not any(r.url_is_credential for r in sent if r not in downloads)

@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from pathlib import Path
@@ -22,6 +23,14 @@ ROOT = Path(__file__).parents[2]
 MEMBERS: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"][
     "report-gateway"
 ]["workspace"]["members"]
+
+#: Every distribution, found by its pyproject.toml (the Airflow provider too: built and
+#: checked here, installed only by the `airflow` session).
+DISTRIBUTIONS: list[str] = sorted(
+    str(path.parent.relative_to(ROOT))
+    for pattern in ("packages/*/pyproject.toml", "plugins/*/pyproject.toml")
+    for path in ROOT.glob(pattern)
+)
 
 pytestmark = pytest.mark.slow
 
@@ -66,10 +75,21 @@ def _third_party_requirements() -> list[str]:
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """README's route ("Building the wheels", `nox -s build`): `uv build --out-dir dist
+    FOLDER` for each distribution, an sdist and a wheel built from that sdist."""
     dist = tmp_path_factory.mktemp("dist")
-    for folder in MEMBERS:
-        _run(_uv(), "build", "--wheel", "--quiet", "--out-dir", dist, ROOT / folder)
+    for folder in DISTRIBUTIONS:
+        _run(_uv(), "build", "--quiet", "--out-dir", dist, ROOT / folder)
     return dist
+
+
+def test_every_sdist_carries_the_license_readme_and_changelog(wheels: Path) -> None:
+    built = sorted(wheels.glob("*.tar.gz"))
+    assert len(built) == len(DISTRIBUTIONS)
+    for sdist in built:
+        with tarfile.open(sdist) as archive:
+            names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+        assert {"LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml"} <= names, sdist.name
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +100,31 @@ def venv(wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(_uv(), "pip", "install", "--quiet", "--python", python, *_third_party_requirements())
     _run(
         _uv(), "pip", "install", "--quiet", "--python", python,
-        "--no-index", "--find-links", wheels,
-        "report-gateway[stripe,zuora,sandbox]",
+        "--no-index", "--find-links", wheels, _documented_requirement(),
     )  # fmt: skip
     return env
 
 
+def _documented_requirement() -> str:
+    """What README's "Building the wheels" installs with `--find-links dist`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r'pip install --find-links dist "(report-gateway\[[^"]+\])"', readme)
+    assert found, "README documents no pip install --find-links dist of the core"
+    return found.group(1)
+
+
+def test_readme_documents_this_route() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python -m nox -s build" in readme
+    assert "uv build --out-dir dist packages/" in readme
+    assert _documented_requirement() == "report-gateway[stripe,zuora,sandbox]"
+    noxfile = (ROOT / "noxfile.py").read_text(encoding="utf-8")
+    assert '"uv", "build", "--quiet", "--out-dir"' in noxfile
+
+
 def test_every_wheel_carries_the_license_and_its_metadata(wheels: Path) -> None:
     built = sorted(wheels.glob("*.whl"))
-    assert len(built) == len(MEMBERS)
+    assert len(built) == len(DISTRIBUTIONS)
     for wheel in built:
         with zipfile.ZipFile(wheel) as archive:
             names = archive.namelist()

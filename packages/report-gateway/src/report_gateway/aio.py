@@ -24,6 +24,7 @@ the next chunk or batch; a cancelled call lets its one request finish in the bac
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import os
 import random
@@ -106,8 +107,11 @@ class AsyncGateway:
             self.gateway.close()
 
     async def _run(self, function: Callable[[], T]) -> T:
+        """``function`` in a call thread, in the caller's context (as ``asyncio.to_thread``
+        does): a trace's current span is the parent of what the call records."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._calls, function)
+        context = contextvars.copy_context()
+        return await loop.run_in_executor(self._calls, functools.partial(context.run, function))
 
     # -- providers and templates -------------------------------------------------------------
 
@@ -209,10 +213,15 @@ class AsyncGateway:
             return finish(current)
 
     def _poll(self, previous: ReportRun) -> ReportRun:
-        latest = self.gateway.get(previous.provider, previous.id, scope=previous.scope)
+        latest = self._fetch(previous)
         if latest.status is not previous.status:
             self.gateway.pm.hook.report_gateway_run_changed(run=latest, previous=previous)
         return latest
+
+    def _fetch(self, previous: ReportRun) -> ReportRun:
+        """One poll's request (``tracing`` wraps it in a poll span, as ``RunEvents.watch``'s
+        polls are for ``Gateway.wait``)."""
+        return self.gateway.get(previous.provider, previous.id, scope=previous.scope)
 
     # -- results -----------------------------------------------------------------------------
 

@@ -229,7 +229,8 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
     The user config folder of the system, from platformdirs: ``$XDG_CONFIG_HOME`` or
     ``~/.config`` on Linux, ``~/Library/Application Support`` on macOS, ``%APPDATA%`` on
     Windows. ``XDG_CONFIG_HOME`` is read from ``environ`` (not only the process's) on the
-    systems that follow XDG, so an explicit environment decides alone.
+    systems that follow XDG, so an explicit environment decides alone; a relative one is
+    ignored, as the XDG spec says.
     """
     import platformdirs
     import platformdirs.api
@@ -241,9 +242,18 @@ def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
         "report-gateway", appauthor=False, roaming=True
     )
     if isinstance(dirs, platformdirs.unix.Unix):
-        base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        return Path(base) / "report-gateway" / "config.toml"
+        return xdg_home(env, "XDG_CONFIG_HOME", ".config") / "report-gateway" / "config.toml"
     return dirs.user_config_path / "config.toml"
+
+
+def xdg_home(environ: Mapping[str, str], name: str, default: str) -> Path:
+    """``$name`` (``XDG_CONFIG_HOME``, ``XDG_DATA_HOME``), or ``~/default`` when it is unset,
+    empty or relative: the XDG spec says a relative path is invalid and to be ignored
+    (platformdirs would take it, relative to whatever folder the process started in)."""
+    value = environ.get(name) or ""
+    if os.path.isabs(value):
+        return Path(value)
+    return Path(os.path.expanduser("~")) / default
 
 
 @attrs.frozen

@@ -363,11 +363,11 @@ class Gateway:
         return self._drivers.iterate(run.provider, lambda: result_rows(run, opener))
 
     def to_arrow(self, run: ReportRun, **options: Any) -> Any:
-        """The result as a typed ``pyarrow.Table`` (``report-gateway[arrow]``; ``tabular``)."""
+        """The result as a typed ``pyarrow.Table``: [report_gateway.tabular.to_arrow][]."""
         return tabular.to_arrow(self, run, **options)
 
     def to_parquet(self, run: ReportRun, path: str | os.PathLike[str], **options: Any) -> Path:
-        """The result as a Parquet file, atomically, in record batches (``tabular``)."""
+        """The result as a Parquet file: [report_gateway.tabular.to_parquet][]."""
         return tabular.to_parquet(self, run, path, **options)
 
     # -- many runs ------------------------------------------------------------------------

@@ -119,11 +119,23 @@ CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_at);
 
 
 def default_journal_path() -> Path:
-    """``journal.sqlite3`` in the user's data folder (``~/.local/share/report-gateway`` on
-    Linux; platformdirs knows the other systems)."""
+    """``journal.sqlite3`` in the user's data folder (``$XDG_DATA_HOME/report-gateway`` or
+    ``~/.local/share/report-gateway`` on Linux, a relative ``$XDG_DATA_HOME`` ignored as the
+    XDG spec says; platformdirs knows the other systems)."""
     import platformdirs
+    import platformdirs.api
+    import platformdirs.unix
 
-    return platformdirs.user_data_path("report-gateway", appauthor=False) / "journal.sqlite3"
+    from .config import xdg_home
+
+    # The class platformdirs picked for this system (typed as its base: it varies).
+    dirs: platformdirs.api.PlatformDirsABC = platformdirs.PlatformDirs(
+        "report-gateway", appauthor=False
+    )
+    if isinstance(dirs, platformdirs.unix.Unix):
+        base = xdg_home(os.environ, "XDG_DATA_HOME", os.path.join(".local", "share"))
+        return base / "report-gateway" / "journal.sqlite3"
+    return dirs.user_data_path / "journal.sqlite3"
 
 
 def _jsonable(value: Any) -> Any:

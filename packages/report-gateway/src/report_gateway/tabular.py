@@ -15,8 +15,9 @@ Column types come from the provider where it gives them: a driver may have a
 ``COLUMN_TYPES`` (Stripe Reports v2 answers from ``result.file.schema``); columns it does not
 type, and every column of a provider without one (Stripe v1, Zuora), stay strings. An empty
 cell in a typed column is null; a cell that does not parse as its type is a
-``ResultFormatError`` naming the column (``typed=False`` reads every column as strings).
-``types`` adds or overrides types by column name.
+``ColumnTypeError`` (a ``ResultFormatError``) naming the column and where its type came
+from (``typed=False`` reads every column as strings). ``types`` adds or overrides types by
+column name; a type name outside ``COLUMN_TYPES`` is refused before any request.
 
 A result without a header row has no columns; one with a header and no rows has the
 provider's typed columns when it gives them, else none (``rows`` yields nothing to name them).
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COLUMN_TYPES",
     "DEFAULT_BATCH_ROWS",
+    "ColumnTypeError",
     "iter_batches",
     "require",
     "result_columns",
@@ -57,7 +59,27 @@ DEFAULT_BATCH_ROWS = 65_536
 COLUMN_TYPES = ("string", "integer", "number", "boolean", "timestamp", "date")
 
 #: Module -> the extra that installs it.
-_EXTRAS = {"pyarrow": "arrow", "pandas": "pandas", "polars": "polars"}
+_EXTRAS = {"pyarrow": "arrow", "pandas": "pandas", "polars": "polars", "opentelemetry": "otel"}
+
+
+class ColumnTypeError(ResultFormatError):
+    """A cell that does not parse as its column's type; ``by_schema``: the type came from
+    the provider's schema (else from ``types=``), which ``typed=False`` turns off."""
+
+    def __init__(self, message: str, *, column: str, kind: str, by_schema: bool) -> None:
+        super().__init__(message)
+        self.column = column
+        self.kind = kind
+        self.by_schema = by_schema
+
+
+def check_types(types: Mapping[str, str] | None) -> None:
+    """Refuse a type name the data tools do not know (a typo would be text silently)."""
+    unknown = {name: kind for name, kind in (types or {}).items() if kind not in COLUMN_TYPES}
+    if unknown:
+        listed = ", ".join(f"{name!r}: {kind!r}" for name, kind in unknown.items())
+        raise ValueError(f"types= names unknown column types ({listed}); the types are "
+                         f"{', '.join(COLUMN_TYPES)}")  # fmt: skip
 
 
 def require(module: str) -> Any:
@@ -99,7 +121,7 @@ def result_columns(gateway: Gateway, run: ReportRun) -> dict[str, str]:
     return {str(k): str(v) for k, v in (answer or {}).items() if v in COLUMN_TYPES}
 
 
-def _typed(array: Any, kind: str, name: str) -> Any:
+def _typed(array: Any, kind: str, name: str, by_schema: bool) -> Any:
     """A string column as ``kind``: empty cells null, anything unparsable an error."""
     pa = require("pyarrow")
     pc = require("pyarrow.compute")
@@ -116,9 +138,16 @@ def _typed(array: Any, kind: str, name: str) -> Any:
             return pc.coalesce(aware, naive)
         return array.cast(_arrow_type(kind))
     except pa.ArrowInvalid as exc:
-        raise ResultFormatError(
-            f"column {name!r} is typed {kind} by the report's schema but holds a value that "
-            f"is not one ({exc}); typed=False reads every column as text"
+        if by_schema:
+            source, advice = "the report's schema", "typed=False reads every column as text"
+        else:
+            source, advice = f"types={{{name!r}: {kind!r}}}", "leave the column out of types="
+        raise ColumnTypeError(
+            f"column {name!r} is typed {kind} by {source} but holds a value that is not one "
+            f"({exc}); {advice}",
+            column=name,
+            kind=kind,
+            by_schema=by_schema,
         ) from None
 
 
@@ -133,11 +162,25 @@ def iter_batches(
     stall_timeout: float | None = None,
 ) -> Iterator[Any]:
     """``pyarrow.RecordBatch`` after ``pyarrow.RecordBatch``, ``batch_rows`` rows each (the
-    last one shorter), all of one schema; nothing for a result with no rows."""
-    pa = require("pyarrow")
+    last one shorter), all of one schema; nothing for a result with no rows. The options
+    are checked at the call, before any request; the rows are read as batches are taken."""
+    require("pyarrow")
     if batch_rows < 1:
         raise ValueError("batch_rows must be at least 1")
-    kinds = {**(result_columns(gateway, run) if typed else {}), **(types or {})}
+    check_types(types)
+    return _batches(gateway, run, batch_rows, types or {}, typed, timeout, stall_timeout)
+
+
+def _batches(
+    gateway: Gateway,
+    run: ReportRun,
+    batch_rows: int,
+    types: Mapping[str, str],
+    typed: bool,
+    timeout: float | None,
+    stall_timeout: float | None,
+) -> Iterator[Any]:
+    kinds = {**(result_columns(gateway, run) if typed else {}), **types}
     rows = gateway.rows(run, timeout=timeout, stall_timeout=stall_timeout)
     names: list[str] | None = None
     schema: Any = None
@@ -148,20 +191,31 @@ def iter_batches(
         if len(batch) < batch_rows:
             continue
         if names is None:
-            names = list(batch[0])
-            schema = pa.schema([(n, _arrow_type(kinds.get(n, "string"))) for n in names])
-        yield _batch(batch, names, schema, kinds, done)
+            names, schema = _columns(batch, kinds)
+        yield _batch(batch, names, schema, kinds, set(types), done)
         done += len(batch)
         batch = []
     if batch:
         if names is None:
-            names = list(batch[0])
-            schema = pa.schema([(n, _arrow_type(kinds.get(n, "string"))) for n in names])
-        yield _batch(batch, names, schema, kinds, done)
+            names, schema = _columns(batch, kinds)
+        yield _batch(batch, names, schema, kinds, set(types), done)
+
+
+def _columns(batch: list[dict[str, str]], kinds: Mapping[str, str]) -> tuple[list[str], Any]:
+    """The header's columns: the keys of the first batch's shortest row (a row with cells
+    beyond the header has more keys, so the first row alone may name too many)."""
+    pa = require("pyarrow")
+    names = list(batch[min(range(len(batch)), key=lambda i: len(batch[i]))])
+    return names, pa.schema([(n, _arrow_type(kinds.get(n, "string"))) for n in names])
 
 
 def _batch(
-    rows: list[dict[str, str]], names: list[str], schema: Any, kinds: Mapping[str, str], done: int
+    rows: list[dict[str, str]],
+    names: list[str],
+    schema: Any,
+    kinds: Mapping[str, str],
+    overridden: set[str],
+    done: int,
 ) -> Any:
     pa = require("pyarrow")
     width = len(names)
@@ -177,7 +231,8 @@ def _batch(
         # A list, not a tuple: pyarrow converts a tuple of strings some 50 times slower.
         array = pa.array([row[name] for row in rows], type=pa.string())
         kind = kinds.get(name, "string")
-        arrays.append(array if kind == "string" else _typed(array, kind, name))
+        by_schema = name not in overridden
+        arrays.append(array if kind == "string" else _typed(array, kind, name, by_schema))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

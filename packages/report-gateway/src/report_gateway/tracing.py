@@ -2,9 +2,12 @@
 
 ``instrument()`` (or ``GatewayInstrumentor().instrument(tracer_provider=...)``) wraps every
 Gateway's ``start``, ``wait`` (a child span per poll), ``download``, ``rows`` and ``cancel``
-in a span; this module is also a plugin (entry point ``otel``) whose ``run_changed`` hook
-adds an event to the current span for each status change. Without the extra installed,
-the plugin does nothing and ``instrument`` raises ImportError.
+in a span, and ``AsyncGateway.wait`` the same way (its other coroutines call the Gateway's
+methods in threads that carry the caller's context, so they are traced as those are); this
+module is also a plugin (entry point ``otel``) whose ``run_changed`` hook adds an event to
+the current span for each status change. Without the extra installed, the plugin does
+nothing and ``instrument`` raises ``MissingExtraError`` naming the
+``pip install`` line.
 
 What a span carries is chosen here, never taken from a request: the provider, the report,
 the run id, the status, the bytes written. No key, no header, no URL: a result URL can be
@@ -77,11 +80,12 @@ class GatewayInstrumentor:
     _originals: dict[tuple[type, str], Any] = {}
 
     def instrument(self, tracer_provider: TracerProvider | None = None) -> None:
-        from opentelemetry import trace
-
+        from .aio import AsyncGateway
         from .events import RunEvents
         from .gateway import Gateway
+        from .tabular import require
 
+        trace = require("opentelemetry.trace")  # MissingExtraError: names the pip line
         if self._originals:
             return
         tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
@@ -92,6 +96,8 @@ class GatewayInstrumentor:
             (Gateway, "rows"): _traced_rows,
             (Gateway, "cancel"): _traced_cancel,
             (RunEvents, "watch"): _traced_watch,
+            (AsyncGateway, "wait"): _traced_async_wait,
+            (AsyncGateway, "_fetch"): _traced_fetch,
         }
         for (cls, name), wrap in wrappers.items():
             original = cls.__dict__[name]
@@ -154,21 +160,50 @@ def _traced_wait(original: Any, tracer: Tracer) -> Any:
     return wait
 
 
+def _traced_async_wait(original: Any, tracer: Tracer) -> Any:
+    async def wait(self: Any, run: ReportRun, *args: Any, **kwargs: Any) -> Any:
+        with tracer.start_as_current_span(
+            "report_gateway.wait", attributes=_run_attributes(run), record_exception=False
+        ) as span:
+            try:
+                done = await original(self, run, *args, **kwargs)
+            except BaseException as error:
+                _failed(span, error)
+                raise
+            span.set_attributes(_run_attributes(done))
+            return done
+
+    return wait
+
+
+def _traced_fetch(original: Any, tracer: Tracer) -> Any:
+    """``AsyncGateway``'s poll request (in a call thread carrying the wait's context)."""
+
+    def fetch(self: Any, previous: ReportRun) -> Any:
+        return _poll_span(tracer, previous, lambda: original(self, previous))
+
+    return fetch
+
+
+def _poll_span(tracer: Tracer, run: ReportRun, poll: Callable[[], ReportRun]) -> ReportRun:
+    with tracer.start_as_current_span(
+        "report_gateway.poll", attributes=_run_attributes(run), record_exception=False
+    ) as span:
+        try:
+            snapshot = poll()
+        except BaseException as error:
+            _failed(span, error)
+            raise
+        span.set_attributes(_run_attributes(snapshot))
+        return snapshot
+
+
 def _traced_watch(original: Any, tracer: Tracer) -> Any:
     def watch(
         self: Any, run: ReportRun, poll: Callable[[], ReportRun], *args: Any, **kwargs: Any
     ) -> Any:
         def traced_poll() -> ReportRun:
-            with tracer.start_as_current_span(
-                "report_gateway.poll", attributes=_run_attributes(run), record_exception=False
-            ) as span:
-                try:
-                    snapshot = poll()
-                except BaseException as error:
-                    _failed(span, error)
-                    raise
-                span.set_attributes(_run_attributes(snapshot))
-                return snapshot
+            return _poll_span(tracer, run, poll)
 
         return original(self, run, traced_poll, *args, **kwargs)
 

@@ -4,8 +4,12 @@ whose URL is itself a credential.
 A pre-signed download URL carries its signature in the query; the urllib3 instrumentor
 records ``url.full`` verbatim, so a trace exporter would ship a working download link to
 wherever traces go. Such a request is sent with instrumentation suppressed for its
-duration. The runtime imports no OpenTelemetry: when nothing has imported
-``opentelemetry.context`` there is no instrumentation to suppress.
+duration: always when the sender marks the URL as the credential
+(``Request.url_is_credential``: a driver's pre-signed download), and otherwise when the
+URL looks like one (user-info, a signature- or token-named query key): the marked rule is
+the one to rely on, since a pre-signed URL's keys can be named anything. The runtime
+imports no OpenTelemetry: when nothing has imported ``opentelemetry.context`` there is no
+instrumentation to suppress.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ def carries_credential(url: str) -> bool:
 
 
 @contextmanager
-def quiet_if_secret(url: str) -> Iterator[None]:
-    """Suppress OpenTelemetry instrumentation while sending to ``url`` if it is a secret."""
+def quiet_if_secret(url: str, *, credential: bool = False) -> Iterator[None]:
+    """Suppress OpenTelemetry instrumentation while sending to ``url`` if it is a secret
+    (``credential``: the sender says it is, whatever it looks like)."""
     context = sys.modules.get("opentelemetry.context")
-    if context is None or not carries_credential(url):
+    if context is None or not (credential or carries_credential(url)):
         yield
         return
     values = context.get_current()

@@ -130,6 +130,11 @@ class Request:
     #: The longest wait for any byte (the socket read timeout) instead of the transport's:
     #: a stall limit for a long download.
     read_timeout: float | None = attrs.field(default=None, eq=False)
+    #: Set by whoever sends a request its URL alone authorises (a pre-signed download,
+    #: sent with no key): the URL is then a credential whatever its query keys are called
+    #: (``?e=1&s=...``), so the transport keeps HTTP auto-instrumentation off it always
+    #: instead of guessing from the keys (``instrumentation``).
+    url_is_credential: bool = attrs.field(default=False, eq=False)
 
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)

@@ -168,7 +168,7 @@ class Transport:
             raise deadline_error(request, "the deadline passed before the request was sent")
         try:
             # A pre-signed URL is a credential: HTTP auto-instrumentation must not record it.
-            with quiet_if_secret(request.url):
+            with quiet_if_secret(request.url, credential=request.url_is_credential):
                 raw = self._pool.urlopen(
                     request.method,
                     request.url,

@@ -412,6 +412,8 @@ class StripeV2Driver(StripeDriver):
             provider=STRIPE_V2,
             deadline=deadline,
             read_timeout=stall_timeout,
+            # Sent with no key: the URL is the credential, whatever its query looks like.
+            url_is_credential=True,
         )
         # The bare transport, not the client's pipeline: no auth policy, no scope headers.
         return self.context.transport.send(request, stream=True)

@@ -257,7 +257,9 @@ class Session:
         self.run = run
         return run
 
-    def command(self, verb: str, run: ReportRun, output: str | None = None) -> str:
+    def command(
+        self, verb: str, run: ReportRun, output: str | None = None, *, untyped: bool = False
+    ) -> str:
         """The exact command line that does ``verb`` (wait, download) for ``run``.
 
         It repeats what decides where the command goes (profile, config file, endpoint,
@@ -271,6 +273,8 @@ class Session:
             parts += [flag for flag in ("--unzip", "--raw") if getattr(args, flag[2:], False)]
             if getattr(args, "format", "csv") != "csv":
                 parts += ["--format", args.format]
+                if untyped or getattr(args, "untyped", False):
+                    parts.append("--untyped")
         for flag, name in (
             ("--profile", "profile"),
             ("--config", "config"),
@@ -296,10 +300,20 @@ class Session:
         self.resume = self.command("download", run, output)
         fmt = getattr(self.args, "format", "csv")
         if fmt != "csv":
+            from report_gateway.tabular import ColumnTypeError
+
             from .formats import save_as
 
             self.progress.start_download()
-            return save_as(self.gateway, run, output, fmt, self.stdout, self.progress)
+            typed = not getattr(self.args, "untyped", False)
+            try:
+                return save_as(
+                    self.gateway, run, output, fmt, self.stdout, self.progress, typed=typed
+                )
+            except ColumnTypeError as exc:
+                if exc.by_schema:  # the way out is the same download, untyped
+                    self.resume = self.command("download", run, output, untyped=True)
+                raise
         _check_room(run, output)
         self.progress.start_download(run, unzip=unzip, raw=raw)
         if output == "-":

@@ -279,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
             'provider gives types (needs pip install "report-gateway[arrow]"); jsonl: one '
             "JSON object per row",
         )
+        sub.add_argument(
+            "--untyped",
+            action="store_true",
+            help="with --format parquet: every column as text, not typed by the provider's "
+            "schema (for a report whose cells do not all fit their column's type)",
+        )
 
     add("providers", "list the providers the installed plugins add")
     add("plugins", "list the installed plugins: name, version, hooks")

@@ -74,6 +74,8 @@ _RULES: list[_Rule] = [
         re.compile(r"(?<=from )settings(?=[,;)])|(?<=\(in )settings(?=\))"),
         lambda m, a: "--set",
     ),
+    # typed=False reads every column as text -> --untyped does
+    (re.compile(r"\btyped=False reads\b"), lambda m, a: "--untyped reads"),
     # the setting 'x' -> the setting 'x' (--set x=...)
     (
         re.compile(r"(?<=the setting )'(\w+)'(?! \(--set)"),
