@@ -44,6 +44,7 @@ import secrets
 import stat
 import unicodedata
 from collections.abc import Callable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -648,17 +649,42 @@ class Utf16Text:
         return block
 
 
-def _quote_comma_cells(text: str) -> str:
-    """Quote-free TSV lines (LF only) as CSV: tab -> comma, a cell holding a comma quoted.
+_TAB = "\t"
+_QUOTED_TAB = '"\t'
 
-    Splitting into cells and joining them is the cheapest exact way found in Python (one
-    list of cells, a test per cell): on 1.5 MB of export text with two amounts like
-    ``4,815.84`` per row it took a quarter of ``csv.reader`` + ``csv.writer``, and a
-    third to a fifth of a regular expression or a ``str.find`` walk from comma to comma.
-    Each line break becomes a cell of its own, so rows and cells split in one pass.
+
+def _quote_comma_cells(text: str) -> bytes:
+    """Quote-free TSV lines (LF only, ending on one) as UTF-8 CSV: tab -> comma, and a
+    cell holding a comma quoted, as ``csv.writer`` does.
+
+    Why by commas rather than by cells: the work that costs is one Python object per unit
+    (a ``str`` from a split, a call), and commas are fewer than cells (an amount column
+    or two among many). Once every cell boundary is a tab (a line break becomes a cell of
+    its own, and a tab is put before the first cell), a comma cell's closing quote goes
+    before the first tab after each comma, and its opening quote after the last tab
+    before each comma, which is the first tab after that comma in the reversed text. So:
+    split on commas, ``replace(tab, quote tab, 1)`` on every piece, join, once on the
+    reversed text (as ``str``, whose reversal is cheaper) and once forward (as bytes,
+    whose split, replace and join are cheaper); both passes also touch the tab put in
+    front and the last tab, which the final slice drops. Pieces between two commas of
+    one cell hold no tab and are left alone.
+
+    Figures (CPU seconds for a 64 MiB export of the sandbox's invoice report, 6 columns,
+    2 amounts like ``4,815.84`` per row, the worst case for this design; a loaded
+    2-core machine): 0.53-0.62 by cells (split on tabs, a test per cell, join), 0.45-0.65
+    this way; with 20 columns of which 2 hold commas, 0.19 against 0.09-0.14. A regular
+    expression (even anchored on the tab) took 0.35 s for the search alone; ``csv.writer``
+    over the rows 1.5 s; big-integer carry tricks 0.6-0.8 s (the conversions to and
+    from ``int`` cost more than they save).
     """
-    cells = text.replace("\n", "\t\n\t").split("\t")
-    return ",".join([f'"{cell}"' if "," in cell else cell for cell in cells]).replace(",\n,", "\n")
+    reversed_text = (_TAB + text).replace("\n", "\t\n\t")[::-1]
+    pieces = reversed_text.split(",")
+    opened = ",".join(map(str.replace, pieces, repeat(_TAB), repeat(_QUOTED_TAB), repeat(1)))
+    raw = opened[::-1].encode("utf-8")
+    parts = raw.split(b",")
+    closed = b",".join(map(bytes.replace, parts, repeat(b"\t"), repeat(b'"\t'), repeat(1)))
+    # The leading '"\t' and trailing '"' come from the added first tab and the last one.
+    return closed[2:-1].replace(b"\t", b",").replace(b",\n,", b"\n")
 
 
 class TsvToCsv:
@@ -734,7 +760,7 @@ class TsvToCsv:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         if "," in text:
             # No quote in the block: a cell holding a comma is quoted as csv.writer would.
-            self._out.write(_quote_comma_cells(text).encode("utf-8"))
+            self._out.write(_quote_comma_cells(text))
         else:
             # bytes.replace: about 25% less than str.replace on the same text here.
             self._out.write(text.encode("utf-8").replace(b"\t", b","))
