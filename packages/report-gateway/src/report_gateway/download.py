@@ -669,13 +669,15 @@ def _quote_comma_cells(text: str) -> bytes:
     front and the last tab, which the final slice drops. Pieces between two commas of
     one cell hold no tab and are left alone.
 
-    Figures (CPU seconds for a 64 MiB export of the sandbox's invoice report, 6 columns,
-    2 amounts like ``4,815.84`` per row, the worst case for this design; a loaded
-    2-core machine): 0.53-0.62 by cells (split on tabs, a test per cell, join), 0.45-0.65
-    this way; with 20 columns of which 2 hold commas, 0.19 against 0.09-0.14. A regular
-    expression (even anchored on the tab) took 0.35 s for the search alone; ``csv.writer``
-    over the rows 1.5 s; big-integer carry tricks 0.6-0.8 s (the conversions to and
-    from ``int`` cost more than they save).
+    Figures (CPU seconds of ``TsvToCsv`` alone, old and new alternated five times in one
+    process on a loaded 2-core machine): the sandbox's invoice export, 15 MiB (6 columns,
+    2 amounts like ``4,815.84`` per row, the worst case for this design): 0.13-0.16 by
+    cells, 0.14-0.16 by commas, level; 20 columns of which 2 hold commas, 21 MiB: 0.18-0.23
+    by cells, 0.15-0.16 by commas. Also tried and dropped, per 64 MiB of that export
+    against about 0.6 s by cells: a regular expression anchored on the tab (0.2-0.4 s for
+    one of the two passes needed), ``csv.writer`` over the rows (1.5 s), big-integer carry
+    tricks to find the cells (0.6-0.8 s: converting to and from ``int`` costs what the
+    carries save).
     """
     reversed_text = (_TAB + text).replace("\n", "\t\n\t")[::-1]
     pieces = reversed_text.split(",")
@@ -693,6 +695,13 @@ class TsvToCsv:
 
     Why: the csv round trip cost 4.5 s for a 300 MB export (a row list and a Python-level
     step per row), the bench's figure was 0.24 of a bare decode-and-write of the same bytes.
+    It is still about 0.27 of it (``nox -s bench -- --only zuora``, 256 MiB, quiet and
+    busy alike): the download runs on about 3.5 s of CPU against the bare's 0.3 s, of which
+    the quoting of comma cells is about 2.2 s. Every way of finding comma cells that pure
+    Python offers costs an object or a regular-expression step per cell or per comma
+    (see ``_quote_comma_cells``); the 0.80 target of issue 12 needs that under about
+    0.1 s per 64 MiB, which would take native code. The export is already converted as it
+    arrives (``download``), never written and read back.
     The text is converted a block of whole lines at a time. A block with no quote is
     converted by ``str`` methods over the whole block: CR LF or lone CR -> LF, tab ->
     comma, and a cell holding a comma gets quotes (``_quote_comma_cells``); that is all
