@@ -14,7 +14,7 @@ import random
 
 import pytest
 from report_gateway import IntegrityError
-from report_gateway.download import TsvToCsv, utf16_encoding
+from report_gateway.download import TsvToCsv, _quote_comma_cells, utf16_encoding
 from report_gateway.rows import guarded_reader, utf16_lines
 
 ALPHABET = ["a", "b", " ", "\t", "\t", "\n", "\r\n", "\r", ",", '"', "é", "\x00", "😀"]
@@ -80,3 +80,65 @@ def test_a_large_plain_export_converts_in_one_pass() -> None:
     data = codecs.BOM_UTF16_LE + text.encode("utf-16-le")
     assert by_blocks(data, 1 << 16) == reference(data)
     assert by_blocks(data, 1 << 16) == text.replace("\r\n", "\n").replace("\t", ",").encode()
+
+
+def _written(rows: list[list[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_comma_cells_quoted_as_csv_writer_would(seed: int) -> None:
+    """The quote-free fast path on its own: cells of commas, tabs' neighbours and text in
+    every arrangement (a comma first, last or alone in a cell, several in one, empty
+    cells, blank lines, non-ASCII) against ``csv.writer`` over the same cells."""
+    rng = random.Random(seed)
+    pieces = ["", ",", ",,", "a", "a,", ",a", "a,b", "1,234.56", "é,😀", " , ", "x,y,z"]
+    for _ in range(500):
+        rows = [
+            [rng.choice(pieces) for _ in range(rng.randint(0, 5))] for _ in range(rng.randint(1, 6))
+        ]
+        text = "".join("\t".join(row) + "\n" for row in rows)
+        # A row of one empty cell is a blank line: csv reads it as no cells at all.
+        expected = _written([row if row != [""] else [] for row in rows])
+        assert _quote_comma_cells(text) == expected, text
+
+
+def test_every_split_point_gives_the_round_trip() -> None:
+    """A small export holding every kind of cell, cut in two at every byte offset."""
+    text = (
+        "id\tamount\tnote\n"
+        '1\t4,815.84\t,lead\n2\t\tend,\n,\t,,\t"q,x"\tplain\n'
+        "\n3\t1,2,3\té,😀\r\n4\t\x00,\x00\tz\r5\ta\tb,c\r\n"
+    )
+    for bom in (b"", codecs.BOM_UTF16_LE):
+        data = bom + text.encode("utf-16-le")
+        expected = reference(data)
+        assert isinstance(expected, bytes)
+        for cut in range(len(data) + 1):
+            assert cut_in_two(data, cut) == expected, cut
+
+
+def cut_in_two(data: bytes, cut: int) -> bytes | str:
+    out = io.BytesIO()
+    converter = TsvToCsv(out, what="the export")
+    try:
+        converter.feed(memoryview(data)[:cut])
+        converter.feed(memoryview(data)[cut:])
+        converter.finish()
+    except IntegrityError as exc:
+        return type(exc).__name__
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_commas_without_quotes_match_at_every_split_point(seed: int) -> None:
+    rng = random.Random(100 + seed)
+    letters = [c for c in ALPHABET if c != '"']
+    for _ in range(40):
+        text = "id\tname\n" + "".join(rng.choice(letters) for _ in range(rng.randint(0, 30)))
+        data = (text + "\n").encode("utf-16-le")
+        expected = reference(data)
+        for cut in range(len(data) + 1):
+            assert cut_in_two(data, cut) == expected, (text, cut)
