@@ -95,8 +95,14 @@ def test_empty_result_yields_nothing() -> None:
     assert rows_of(b"only,a,header\n") == []
 
 
-def test_invalid_utf8_replaced_not_raised() -> None:
-    assert rows_of(b"name\nA\xffB\n") == [{"name": "A\ufffdB"}]
+@pytest.mark.parametrize(
+    "data", [b"name\nA\xffB\n", b"b\n\xe9t\xe9\n", b"name\nok\n" + b"x" * 100 + b"\xc3\n"]
+)
+def test_bytes_that_are_not_utf8_are_named_never_replaced(data: bytes) -> None:
+    """A replaced character would be loaded into a table as data without a word."""
+    with pytest.raises(ResultFormatError, match="not UTF-8 text") as caught:
+        rows_of(data)
+    assert "download()" in str(caught.value)
 
 
 def test_unreadable_cell_raises_result_format_error() -> None:

@@ -8,7 +8,9 @@ Tolerant results for imperfect files (documented in README):
 
 - NUL characters are removed (they are padding, never data, in the providers' files);
   so does ``download``'s conversion of a Zuora export.
-- Bytes that are not valid UTF-8 become U+FFFD. Zuora's UTF-16 export is decoded
+- Bytes that are not valid UTF-8 are a ``ResultFormatError`` naming them: a row with a
+  character replaced would be read as data (and loaded into a table) without a word.
+  ``download`` keeps such a file as its bytes. Zuora's UTF-16 export is decoded
   strictly and must end on a line boundary: anything else (an odd byte count, invalid
   data, a UTF-8 file, a cut mid-row) is an ``IntegrityError``.
 - A UTF-8 BOM is dropped; so is a second one (or more) doubled at the very start of the
@@ -36,6 +38,7 @@ Tolerant results for imperfect files (documented in README):
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -60,6 +63,23 @@ __all__ = [
 #: The longest row read (a record's text, its quoted line breaks included): bytes of a CSV,
 #: characters of a UTF-16 export. Report rows are a few KiB; more is a broken or hostile file.
 MAX_ROW = 1 << 20
+
+
+def _not_utf8(exc: UnicodeError) -> tuple[str, int]:
+    """The decode error handler of a CSV result: an error naming the bytes, raised from
+    inside the decoder (no wrapping generator around every row to catch it)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : min(exc.end, exc.start + 4)]
+    raise ResultFormatError(
+        f"the result is not UTF-8 text: bytes {bytes(bad)!r} are {exc.reason}; its rows "
+        "cannot be read as text without changing them (download() saves the file as it is)"
+    )
+
+
+#: The codecs error handler ``_csv_rows`` decodes with.
+NOT_UTF8 = "report-gateway-not-utf8"
+codecs.register_error(NOT_UTF8, _not_utf8)
 
 
 def _row_too_long(what: str, size: int) -> ResultFormatError:
@@ -348,7 +368,7 @@ def _csv_rows(chunks: Iterator[bytes | memoryview]) -> Iterator[dict[str, str]]:
     spent = [0]
     raw = _ChunkReader(chunks, strip_nul=True, spent=spent)
     buffered = io.BufferedReader(raw, buffer_size=CHUNK_SIZE)
-    text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="replace", newline="")
+    text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors=NOT_UTF8, newline="")
     # Closed by the rows' generator when it ends or is closed (then the body lets go of
     # its connection): no generator of its own here, one ``yield from`` less per row.
     return rows_from_text(text, spent=spent, source=text)
