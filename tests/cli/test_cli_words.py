@@ -259,8 +259,8 @@ def test_fan_out_rows_speak_cli_without_exception_names(
         "-p", "interval_end=2025-02-01", "--accounts", str(accounts),
         "-o", str(tmp_path / "out"), "--base-url", sandbox.stripe_base_url,
     )  # fmt: skip
-    assert result.code != 0
-    row = next(line for line in result.out.splitlines() if line.startswith("acct_1"))
-    assert "--account is not supported; only --context is accepted" in row
-    assert "Error:" not in row
-    assert not any(word in row for word in PYTHON_WORDS), row
+    # Refused before any run (one message, not a row per scope), in the CLI's words.
+    assert result.code == 2
+    assert "--account is not supported; only --context is accepted" in result.err
+    assert "Error:" not in result.err
+    assert not any(word in result.err for word in PYTHON_WORDS), result.err
