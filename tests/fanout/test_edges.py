@@ -239,3 +239,14 @@ def test_cli_a_parameter_no_context_takes_fails_once_up_front_naming_contexts(
     assert "run it once without --contexts" in err
     assert "without --context " not in err
     assert created(sb) == 0
+
+
+def test_cli_an_ids_file_with_a_byte_order_mark_reads_the_first_id_clean(
+    make_sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    argv = contexts_argv(sb, tmp_path, monkeypatch, "\ufeffctx_a\n", tmp_path / "o")
+    assert main([*argv, "--json"]) == 0
+    assert [o["label"] for o in json.loads(capsys.readouterr().out)["outcomes"]] == ["ctx_a"]

@@ -36,7 +36,7 @@ def read_scopes(path: str, field: str) -> list[Scope]:
     from report_gateway.models import Scope
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM is no part of an id
     except UnicodeDecodeError as exc:
         raise UsageError(
             f"{path} is not UTF-8 text (byte {exc.start}): one id per line, UTF-8"
@@ -132,9 +132,10 @@ def _report(s: Session, result: FanOutResult) -> int:
     unfinished = [o for o in failed if o.run_id is not None and not _run_ended_badly(o.error)]
     if unfinished:
         # A failed download or wait leaves a run that can still give its file.
+        again = "without --no-reuse" if getattr(s.args, "no_reuse", False) else "the same command"
         s.stderr.write(
             f"report-gateway: {len(unfinished)} of the failed scopes have a run that can"
-            " still be finished: re-run the same command (it takes up their runs) or"
+            f" still be finished: re-run {again} (it takes up their runs) or"
             " `report-gateway resume`\n"
         )
         s.stderr.flush()
