@@ -108,6 +108,12 @@ def test_listen_on_a_busy_port_says_which_port(
 def test_listen_refuses_a_provider_that_sends_no_webhooks(
     provider_cli: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
+    import report_gateway.webhooks
+
+    def no_server(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("listen served instead of refusing --provider zuora")
+
+    monkeypatch.setattr(report_gateway.webhooks, "make_server", no_server)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
     result = provider_cli("listen", "--port", "0", "--provider", "zuora")
