@@ -259,10 +259,9 @@ def test_fan_out_rows_speak_cli_without_exception_names(
         "-p", "interval_end=2025-02-01", "--accounts", str(accounts),
         "-o", str(tmp_path / "out"), "--base-url", sandbox.stripe_base_url,
     )  # fmt: skip
-    # Refused once, before any run, in the fan-out's words (not a failed row per scope).
-    assert result.code != 0
-    assert "--account" in result.err
-    assert "--context" in result.err
+    # Refused before any run (one message, not a row per scope), in the CLI's words.
+    assert result.code == 2
+    assert "--account is not supported; only --context is accepted" in result.err
     assert "Error:" not in result.err
     assert not any(word in result.err for word in PYTHON_WORDS), result.err
     assert sandbox.stats()["runs_created"].get("stripe-v2", 0) == 0

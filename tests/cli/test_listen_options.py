@@ -83,3 +83,40 @@ def test_listen_takes_base_url_and_fetches_a_v2_run_from_it(sandbox: Any, tmp_pa
         assert (entry.run_id, entry.state) == (run.id, "succeeded")  # written by the listener
     finally:
         written.close()
+
+
+@needs_stripe
+def test_listen_on_a_busy_port_says_which_port(
+    provider_cli: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
+    import socket
+
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = provider_cli("listen", "--port", port)
+    assert result.code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.err
+    assert "choose another --port" in result.err
+    assert "unexpected" not in result.err
+
+
+@needs_stripe
+def test_listen_refuses_a_provider_that_sends_no_webhooks(
+    provider_cli: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
+    import report_gateway.webhooks
+
+    def no_server(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("listen served instead of refusing --provider zuora")
+
+    monkeypatch.setattr(report_gateway.webhooks, "make_server", no_server)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "j.sqlite3"))
+    result = provider_cli("listen", "--port", "0", "--provider", "zuora")
+    assert result.code == 2
+    assert "--provider zuora: no webhooks for it" in result.err
+    assert "stripe, stripe-v2" in result.err

@@ -485,6 +485,7 @@ def test_fan_out_and_resume_check_each_scope_before_journaling_or_sending(
     provider = ScopedFake()
     gw = make_gateway(plugins=[provider], journal=tmp_path / "journal.sqlite3")
     bad = Scope(context="ctx_1")
+    # Refused up front, before any scope is journaled or sent (one error, not one per scope).
     with pytest.raises(ScopeError):
         gw.run_many("fake", "rep", {"x": 1}, scopes=[bad], output_dir=tmp_path / "out")
     journal = gw.journal

@@ -140,7 +140,11 @@ def test_a_timestamp_outside_the_tolerance_is_refused(
     assert gw.events.latest("stripe", run.id) is None
 
 
-def test_a_replayed_event_id_is_refused(gw: Gateway, sandbox: Sandbox) -> None:
+def test_a_redelivered_event_id_is_answered_200_and_not_acted_on(
+    gw: Gateway, sandbox: Sandbox
+) -> None:
+    """Stripe delivers at least once: a re-delivery after a lost 200 gets 2xx (a 4xx would
+    be retried for days), but the run is not published or journaled twice."""
     seen: list[str] = []
     app = WebhookApp(gw, on_run=lambda run: seen.append(run.id))
     run = gw.start("stripe", "balance.summary.1", WEEK)
@@ -151,18 +155,53 @@ def test_a_replayed_event_id_is_refused(gw: Gateway, sandbox: Sandbox) -> None:
     # The same event again, freshly signed (a valid signature does not make it new).
     again = app.handle(*signed(event))
 
-    assert again.status == 400
-    assert "already received" in again.body["error"]
+    assert again.status == 200
+    assert again.body == {"received": True, "duplicate": "evt_once"}
     assert seen == [run.id]
 
 
-def test_the_same_delivery_replayed_within_the_tolerance_is_refused(
-    gw: Gateway, app: WebhookApp, sandbox: Sandbox
+def test_the_same_delivery_again_within_the_tolerance_is_a_duplicate(
+    gw: Gateway, sandbox: Sandbox
 ) -> None:
+    seen: list[str] = []
+    app = WebhookApp(gw, on_run=lambda run: seen.append(run.id))
     run = gw.start("stripe", "balance.summary.1", WEEK)
     body, header = signed(v1_event(raw_run(sandbox, f"/v1/reporting/report_runs/{run.id}")))
     assert app.handle(body, header).status == 200
-    assert app.handle(body, header).status == 400
+    again = app.handle(body, header)
+    assert (again.status, again.body.get("duplicate")) == (200, "evt_1Test")
+    assert seen == [run.id]
+
+
+def test_a_delivery_while_the_first_is_handled_waits_and_is_a_duplicate(
+    gw: Gateway, sandbox: Sandbox
+) -> None:
+    """Stripe sends again when the first attempt is slow: the second waits for the first
+    and answers 200 duplicate (never 400), the run handled once."""
+    entered, release = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def slow(run: Any) -> None:
+        seen.append(run.id)
+        entered.set()
+        assert release.wait(30)
+
+    app = WebhookApp(gw, on_run=slow)
+    run = gw.start("stripe", "balance.summary.1", WEEK)
+    event = v1_event(raw_run(sandbox, f"/v1/reporting/report_runs/{run.id}"), "evt_slow")
+    first: list[Any] = []
+    worker = threading.Thread(target=lambda: first.append(app.handle(*signed(event))))
+    worker.start()
+    assert entered.wait(30)
+    answers: list[Any] = []
+    second = threading.Thread(target=lambda: answers.append(app.handle(*signed(event))))
+    second.start()
+    release.set()
+    second.join(30)
+    worker.join(30)
+    assert [r.status for r in first + answers] == [200, 200]
+    assert answers[0].body["duplicate"] == "evt_slow"
+    assert seen == [run.id]
 
 
 def test_rotation_two_secrets_either_verifies(gw: Gateway, sandbox: Sandbox) -> None:
@@ -330,6 +369,51 @@ def test_a_v2_created_event_is_acknowledged_without_a_retrieve(
     assert run_gets(sandbox, run.id) == polls
 
 
+def test_a_v2_thin_event_whose_retrieve_fails_answers_502_after_a_bounded_retrieve(
+    make_sandbox, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retrieve the provider answers 500 to was retried for ~10 s while Stripe waited:
+    now the retrieve carries a deadline of ``RETRIEVE_SECONDS`` (retries included), then
+    502, and Stripe delivers again later."""
+    from report_gateway.webhooks import RETRIEVE_SECONDS
+    from report_gateway_sandbox import FaultRule
+
+    sb = make_sandbox(
+        run_seconds=0.3,
+        faults=[FaultRule(kind="server_error", status=500, path="/v2/reporting/report_runs/*")],
+    )
+    with Gateway(
+        settings_for(sb), plugins=[stripe_plugin], load_entrypoints=False, environ=environ
+    ) as gw:
+        app = WebhookApp(gw)
+        driver = gw.driver("stripe-v2")
+        real, given = driver.get, []
+
+        def get(run_id: str, **kwargs: Any) -> Any:
+            given.append(kwargs.get("deadline"))
+            given.append(time.monotonic())
+            return real(run_id, **kwargs)
+
+        monkeypatch.setattr(driver, "get", get)
+        result = app.handle(*signed(v2_event("reprun_test_slow", event_id="evt_slow_read")))
+    assert result.status == 502
+    assert RETRIEVE_SECONDS <= 5
+    deadline, called = given
+    assert deadline is not None
+    assert deadline - called <= RETRIEVE_SECONDS
+    assert run_gets(sb, "reprun_test_slow") >= 1
+
+
+@pytest.mark.parametrize("bad", ["../../v1/reporting/report_runs/frr_1", "reprun_1?x=1", ""])
+def test_a_v2_thin_event_naming_an_id_that_is_no_run_id_is_refused_unsent(
+    app: WebhookApp, sandbox: Sandbox, bad: str
+) -> None:
+    before = len(sandbox.stats()["request_log"])
+    result = app.handle(*signed(v2_event(bad, event_id="evt_bad_id")))
+    assert result.status == 400
+    assert len(sandbox.stats()["request_log"]) == before
+
+
 def test_a_v2_event_whose_run_cannot_be_read_is_retried_by_stripe(app: WebhookApp) -> None:
     """A failed retrieve answers 5xx (Stripe retries) and the event id stays unused."""
     event = v2_event("reprun_test_unknown", event_id="evt_retry")
@@ -385,6 +469,8 @@ def test_end_to_end_a_sandbox_signing_with_another_secret_is_refused(
 class Acme:
     """A third-party provider declaring webhooks: a shared-secret header, runs to fetch."""
 
+    fetched: list[str] = []
+
     @hookimpl
     def report_gateway_providers(self) -> list[ProviderSpec]:
         def check(payload: bytes, header: str | None, secrets: Any, **_: Any) -> None:
@@ -394,10 +480,15 @@ class Acme:
         def read(event: Any, driver: Any) -> WebhookOutcome:
             return WebhookOutcome(fetch=("acme", event["run"], None))
 
+        class Down:
+            def get(self, run_id: str, *, scope: Scope) -> Any:
+                Acme.fetched.append(f"acme/{run_id}")
+                raise RuntimeError("acme is down")  # answered 502: the provider retries
+
         return [
             ProviderSpec(
                 name="acme",
-                factory=lambda context: None,  # type: ignore[arg-type,return-value]
+                factory=lambda context: Down(),  # type: ignore[arg-type,return-value]
                 options=[Option("webhook_secret", secret=True)],
                 webhook=WebhookSpec(signature_header="X-Acme-Token", verify=check, read=read),
             )
@@ -411,13 +502,8 @@ def test_each_provider_declaring_webhooks_gets_its_own_path(
     with Gateway(
         settings, plugins=[stripe_plugin, Acme()], load_entrypoints=False, environ=environ
     ) as gw:
-        fetched: list[str] = []
-
-        def get(provider: str, run_id: str, scope: Scope | None = None) -> Any:
-            fetched.append(f"{provider}/{run_id}")
-            raise RuntimeError("acme is down")  # answered 502: the provider retries
-
-        gw.get = get  # type: ignore[method-assign]
+        fetched = Acme.fetched
+        fetched.clear()
         app = WebhookApp(gw)
         assert app.paths == {"acme": "/webhooks/acme", "stripe": "/webhooks/stripe"}
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .download import safe_name
-from .errors import ConfigurationError, DownloadError
+from .errors import ConfigurationError, DownloadError, ParameterError
 from .journal import JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
@@ -44,6 +44,8 @@ __all__ = [
     "FanOutResult",
     "ScopeOutcome",
     "combine_csv",
+    "file_names",
+    "plan_outputs",
     "resume",
     "run_many",
     "scope_label",
@@ -122,6 +124,10 @@ class ScopeOutcome:
     #: When the journal entry whose run this is was started, if earlier than this fan-out
     #: (a run reused, or a file skipped); None: a run started now.
     reused_from: float | None = None
+    #: A failed scope's file from an earlier run, left in place (never deleted: it is the
+    #: user's), and when it was last written: not this fan-out's data.
+    stale: Path | None = None
+    stale_from: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -143,7 +149,19 @@ class ScopeOutcome:
             "error": None
             if self.error is None
             else {"type": type(self.error).__name__, "message": str(self.error)},
+            "stale": _left(self.stale, self.stale_from),
         }
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+
+
+def _left(path: Path | None, stamp: float | None) -> dict[str, str] | None:
+    """A file left in place from an earlier run, as JSON: its path and last write."""
+    if path is None or stamp is None:
+        return None
+    return {"path": str(path), "modified": _when(stamp)}
 
 
 @attrs.frozen(kw_only=True)
@@ -154,6 +172,12 @@ class FanOutResult:
     combined: Path | None = None
     peak_active: int = 0
     elapsed: float = 0.0
+    #: Labels of the scopes the combined file lacks (they failed): it is partial.
+    combined_lacks: tuple[str, ...] = ()
+    #: No combined file was written (every scope failed), but one of that name from an
+    #: earlier run is there, left unchanged: its path and last write.
+    combined_stale: Path | None = None
+    combined_stale_from: float | None = None
 
     @property
     def done(self) -> list[ScopeOutcome]:
@@ -192,6 +216,8 @@ class FanOutResult:
         return {
             "summary": {**self.summary(), "elapsed_seconds": round(self.elapsed, 3)},
             "combined": None if self.combined is None else str(self.combined),
+            "combined_lacks": list(self.combined_lacks),
+            "combined_stale": _left(self.combined_stale, self.combined_stale_from),
             "outcomes": [o.as_json() for o in self.outcomes],
         }
 
@@ -482,6 +508,39 @@ def _not_started(gw: Gateway, task: _Task) -> ScopeOutcome:
     )
 
 
+def plan_outputs(
+    output_dir: str | os.PathLike[str], scopes: Sequence[Scope], combine: str | None
+) -> tuple[Path, list[str], Path | None]:
+    """The output folder (created, and proven writable), each scope's file name and the
+    combined file's path; a ``ConfigurationError`` before any run is made otherwise.
+
+    A folder that cannot take a file (``/proc/self``, read-only) would let every run be
+    created and then fail every download; a combined file named like a scope's file would
+    overwrite that scope's file.
+    """
+    folder = Path(output_dir)
+    probe = folder / f".report-gateway-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"output folder {folder} cannot be written: {exc.strerror or exc}"
+        ) from None
+    names = file_names(scopes)
+    if not combine:
+        return folder, names, None
+    target = safe_name(combine)
+    clash = [n for n in names if n.lower() == target.lower()]
+    if clash:
+        raise ConfigurationError(
+            f"combine={combine!r} is the name of a scope's own file ({clash[0]}), which it"
+            " would overwrite: name the combined file otherwise (all.csv, say)"
+        )
+    return folder, names, folder / target
+
+
 def run_many(
     gw: Gateway,
     provider: str,
@@ -518,10 +577,16 @@ def run_many(
         # Before any create: a scope kind the provider cannot send (accounts for stripe-v2)
         # is one error now, not a failed row per scope after the others' runs were made.
         gw._drivers.where(provider, scope)
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    names = file_names(chosen)
+    folder, names, combined = plan_outputs(output_dir, chosen, combine)
     params = dict(parameters or {})
+    try:
+        # Once, before any create: parameters that cannot go with these scopes at all
+        # (organization_report_granularity with a context) are one error, not one per scope.
+        gw.validate(provider, report_id, params, scope=chosen[0])
+    except ParameterError:
+        raise
+    except Exception:  # noqa: S110 (the scope's own start reports anything else, per scope)
+        pass
     tasks = [
         _Task(provider=provider, report_id=report_id, parameters=params, scope=s, path=folder / n)
         for s, n in zip(chosen, names, strict=True)
@@ -534,7 +599,7 @@ def run_many(
         reuse=reuse,
     )
     return _finish(gw, tasks, _concurrency(gw, provider, max_concurrency, len(tasks)), settings,
-                   on_progress, folder / safe_name(combine) if combine else None)  # fmt: skip
+                   on_progress, combined)  # fmt: skip
 
 
 def resume(
@@ -593,19 +658,51 @@ def _finish(
                 elapsed=time.monotonic() - began,
             )
         ) from None
-    combined = None
+    outcomes = [_stale(task, o) for task, o in zip(tasks, outcomes, strict=True)]
+    combined, left = None, None
+    lacks: tuple[str, ...] = ()
     if combine is not None and any(o.ok and o.path is not None for o in outcomes):
-        # Every scope failed: no combined file (a header alone would pass for "no rows").
         combined = combine_csv(
             [(scope_label(o.scope), o.path) for o in outcomes if o.ok and o.path is not None],
             combine,
         )
+        lacks = tuple(scope_label(o.scope) for o in outcomes if not o.ok)
+    elif combine is not None:
+        # Every scope failed: no combined file (a header alone would pass for "no rows"),
+        # and an earlier one of that name is left, not deleted, but named in the result.
+        left = _modified(combine)
     return FanOutResult(
         outcomes=tuple(outcomes),
         combined=combined,
         peak_active=tracker.peak,
         elapsed=time.monotonic() - began,
+        combined_lacks=lacks,
+        combined_stale=None if left is None else combine,
+        combined_stale_from=left,
     )
+
+
+def _modified(path: Path) -> float | None:
+    """When the file at ``path`` was last written; None when there is none."""
+    try:
+        return path.stat().st_mtime if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _stale(task: _Task, outcome: ScopeOutcome) -> ScopeOutcome:
+    """A failed scope's outcome naming the earlier run's file still at its path, if any.
+
+    The download writes through a temporary renamed into place, so a file there after a
+    failure was written before this fan-out: it is kept (deleting a user's file is worse
+    than keeping an old one) but said to be stale, in the table and the JSON.
+    """
+    if outcome.state != FAILED or task.path is None:
+        return outcome
+    stamp = _modified(task.path)
+    if stamp is None:
+        return outcome
+    return attrs.evolve(outcome, stale=task.path, stale_from=stamp)
 
 
 def combine_csv(parts: Sequence[tuple[str, Path]], target: Path) -> Path:

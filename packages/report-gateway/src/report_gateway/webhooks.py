@@ -7,13 +7,15 @@ whose signing secret is configured; the stripe plugin declares ``POST /webhooks/
 setting holds the secret(s), how a signature is checked and what an event means; this
 module does the neutral rest:
 
-- a delivery is accepted only when the spec's ``verify`` accepts its signature and its event
-  id (events are JSON objects with a string ``id`` and a ``type``) was not accepted before;
-  anything else is refused with 400 and a log line that names the reason, never the body,
-  the header or a secret;
+- a delivery is accepted only when the spec's ``verify`` accepts its signature (events are
+  JSON objects with a string ``id`` and a ``type``); anything else is refused with 400 and
+  a log line that names the reason, never the body, the header or a secret. An event id
+  already handled (or being handled) is answered 200 ``{"duplicate": id}`` and not acted on
+  again: providers deliver at least once, and a 4xx would be retried for days;
 - the spec's ``read`` says what the event means: a whole run (mapped by the driver exactly
-  as a poll would, no request sent), a run to retrieve once (``Gateway.get``; a failure
-  answers 502 so the provider retries), or nothing (acknowledged, ignored).
+  as a poll would, no request sent), a run to retrieve once (``Gateway.get`` given
+  ``RETRIEVE_SECONDS``, retries included; a failure answers 502 promptly so the provider
+  delivers again later), or nothing (acknowledged, ignored).
 
 The run is published to ``gateway.events``: a ``Gateway.wait`` on it in this process ends
 at once with that snapshot instead of polling again. When the gateway has a run journal
@@ -40,7 +42,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import attrs
 
 from .errors import ConfigurationError
-from .models import ReportRun
+from .models import ReportRun, Scope
+from .polling import deadline_after
 from .webhook_spec import (
     DEFAULT_TOLERANCE,
     SignatureError,
@@ -71,6 +74,11 @@ logger = logging.getLogger("report_gateway.webhooks")
 WEBHOOK_PREFIX = "/webhooks"
 #: Providers' events are a few kilobytes; anything far larger is not one.
 MAX_BODY_BYTES = 1 << 20
+#: A thin event's run retrieve gives up after this long (retries included) and answers
+#: 502: the provider delivers again later, rather than waiting on a slow answer now.
+RETRIEVE_SECONDS = 3.0
+#: How long a delivery of an event still being handled waits for that handling to end.
+DUPLICATE_WAIT_SECONDS = 10.0
 
 StartResponse = Callable[..., Any]
 
@@ -93,15 +101,24 @@ class WebhookResult:
 
 
 class _SeenEvents:
-    """Event ids accepted so far (the newest ``limit``), reserved while one is handled."""
+    """Event ids accepted so far (the newest ``limit``), reserved while one is handled.
+
+    A delivery of an id being handled right now waits for that one to end (Stripe sends
+    again when its first attempt seems slow): accepted, it is a duplicate; given up, the
+    waiting delivery handles the event itself.
+    """
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        #: id -> True once accepted, False while being handled.
         self._ids: OrderedDict[str, bool] = OrderedDict()
 
-    def reserve(self, event_id: str) -> bool:
+    def reserve(self, event_id: str, wait: float = DUPLICATE_WAIT_SECONDS) -> bool:
+        """True: the caller handles the event (then ``accept`` or ``release``); False: it
+        was accepted already (a duplicate), or is still being handled after ``wait``."""
         with self._lock:
+            self._lock.wait_for(lambda: self._ids.get(event_id) is not False, timeout=wait)
             if event_id in self._ids:
                 return False
             self._ids[event_id] = False
@@ -109,10 +126,16 @@ class _SeenEvents:
                 self._ids.popitem(last=False)
             return True
 
+    def accept(self, event_id: str) -> None:
+        with self._lock:
+            self._ids[event_id] = True
+            self._lock.notify_all()
+
     def release(self, event_id: str) -> None:
         """Forget an event that was not handled, so the provider's retry of it is accepted."""
         with self._lock:
             self._ids.pop(event_id, None)
+            self._lock.notify_all()
 
 
 @attrs.frozen
@@ -287,7 +310,11 @@ class WebhookApp:
         event_id: str = event["id"]
         kind = str(event.get("type") or "")
         if not self._seen.reserve(event_id):
-            return self._refuse(endpoint, 400, f"event {event_id} was already received", where)
+            # Stripe delivers at least once: a re-delivery (our 200 was lost, or the first
+            # attempt is slow) is answered 2xx, or it would be retried for days.
+            logger.info("%s webhook %s (%s): duplicate, already handled", endpoint.provider,
+                        event_id, kind)  # fmt: skip
+            return WebhookResult(200, {"received": True, "duplicate": event_id})
         try:
             result = self._dispatch(endpoint, event_id, kind, event)
         except Exception:
@@ -295,6 +322,8 @@ class WebhookApp:
             raise
         if result.status >= 300:
             self._seen.release(event_id)
+        else:
+            self._seen.accept(event_id)
         return result
 
     def _endpoint(self, provider: str | None) -> _Endpoint:
@@ -319,7 +348,7 @@ class WebhookApp:
         if run is None and outcome.fetch is not None:
             provider, run_id, scope = outcome.fetch
             try:
-                run = self.gateway.get(provider, run_id, scope=scope)
+                run = self._retrieve(provider, run_id, scope)
             except Exception as exc:
                 # The provider retries a delivery that failed; our reading of the run failed.
                 logger.warning(
@@ -365,6 +394,14 @@ class WebhookApp:
             {"received": True, "run": run.id, "provider": run.provider, "status": run.raw_status},
             run,
         )
+
+    def _retrieve(self, provider: str, run_id: str, scope: Scope | None) -> ReportRun:
+        """``Gateway.get`` bounded by ``RETRIEVE_SECONDS`` (retries included): the sender
+        waits on our answer, and a 502 soon lets it deliver again later."""
+        gw = self.gateway
+        where = gw._drivers.where(provider, scope)
+        extra = gw._drivers.keywords(provider, "get", deadline=deadline_after(RETRIEVE_SECONDS))
+        return gw._seen(gw._drivers.run(provider, run_id, where, **extra))
 
     def _journal(self, run: ReportRun) -> bool:
         """Write the run's status to the gateway's journal; whether a journaled run had it."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -45,6 +46,9 @@ _V1_PREFIX = "reporting.report_run."
 _V2_PREFIX = "v2.reporting.report_run."
 _V2_RUN_OBJECT = "v2.reporting.report_run"
 _V2_PROVIDER = "stripe-v2"
+#: What a v2 report run id looks like (``reprun_...``): the id goes into a URL path, so an
+#: id that could climb out of it (``../../v1/...``) or carry a query is refused.
+_V2_RUN_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 
 
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
@@ -125,6 +129,8 @@ def read_event(event: Mapping[str, Any], driver: Callable[[], Any]) -> WebhookOu
     run_id = related.get("id")
     if not isinstance(run_id, str) or related.get("type", _V2_RUN_OBJECT) != _V2_RUN_OBJECT:
         raise WebhookEventError("event names no report run")
+    if not _V2_RUN_ID.fullmatch(run_id):
+        raise WebhookEventError("event's related object id is not a report run id")
     context = event.get("context")
     scope = Scope(context=context) if isinstance(context, str) and context else None
     return WebhookOutcome(fetch=(_V2_PROVIDER, run_id, scope))

@@ -28,15 +28,32 @@ __all__ = ["cmd_journal", "cmd_resume", "cmd_run_many", "read_scopes"]
 
 
 def read_scopes(path: str, field: str) -> list[Scope]:
-    """One scope per non-empty line of ``path`` (``#`` starts a comment), in order."""
+    """One scope per non-empty line of ``path`` (``#`` starts a comment), in order.
+
+    An id holding a space or a comma is refused, naming its line: two ids on one line
+    (``acct_1, acct_2``) sent as one would fail at the provider after the others' runs.
+    """
     from report_gateway.models import Scope
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM is no part of an id
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {exc.start}): one id per line, UTF-8"
+        ) from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    ids = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    scopes = [Scope(**{field: value}) for value in dict.fromkeys(i for i in ids if i)]
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        value = line.split("#", 1)[0].strip()
+        if any(c.isspace() or c == "," for c in value):
+            raise UsageError(
+                f"{path} line {number}: {value!r} is not one id (one id per line, no spaces"
+                " or commas; '#' starts a comment)"
+            )
+        if value:
+            ids.append(value)
+    scopes = [Scope(**{field: value}) for value in dict.fromkeys(ids)]
     if not scopes:
         raise UsageError(f"{path} lists no ids (one per line, '#' starts a comment)")
     return scopes
@@ -56,12 +73,21 @@ def _progress_line(s: Session) -> object:
 def _state_text(outcome: ScopeOutcome) -> str:
     """A scope's state, saying when its run is an earlier one (a skip or a reuse is then
     visible: a job without dates gives that earlier day's data)."""
-    if outcome.reused_from is None:
-        return outcome.state
-    when = datetime.fromtimestamp(outcome.reused_from).isoformat(sep=" ", timespec="seconds")
-    if outcome.state == "skipped":
-        return f"skipped (file of run from {when})"
-    return f"{outcome.state} (reused run from {when})"
+    state = outcome.state
+    if outcome.reused_from is not None:
+        when = _when(outcome.reused_from)
+        state = (
+            f"skipped (file of run from {when})"
+            if state == "skipped"
+            else f"{state} (reused run from {when})"
+        )
+    if outcome.stale_from is not None:
+        state += f"; stale file from {_when(outcome.stale_from)} left in place"
+    return state
+
+
+def _when(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp).isoformat(sep=" ", timespec="seconds")
 
 
 def _report(s: Session, result: FanOutResult) -> int:
@@ -72,7 +98,7 @@ def _report(s: Session, result: FanOutResult) -> int:
             scope_label(o.scope),
             _state_text(o),
             o.run_id,
-            o.path.name if o.path is not None else None,
+            o.path.name if o.path is not None else o.stale.name if o.stale is not None else None,
             format_bytes(o.size) if o.size is not None else None,
             None
             if o.error is None
@@ -91,13 +117,37 @@ def _report(s: Session, result: FanOutResult) -> int:
     )
     if result.combined is not None:
         footer += f"\ncombined: {result.combined}"
+        if result.combined_lacks:
+            footer += f" (PARTIAL: lacks {', '.join(result.combined_lacks)}, which failed)"
+    if result.combined_stale is not None and result.combined_stale_from is not None:
+        footer += (
+            f"\nnot combined: every scope failed; {result.combined_stale.name} from"
+            f" {_when(result.combined_stale_from)} left unchanged (an earlier run's data)"
+        )
     human = table(["scope", "state", "run id", "file", "size", "error"], rows) + "\n\n" + footer
     s.out.emit(result.as_json(), human if rows else footer)
     failed = result.failed
     if not failed:
         return exits.OK
+    unfinished = [o for o in failed if o.run_id is not None and not _run_ended_badly(o.error)]
+    if unfinished:
+        # A failed download or wait leaves a run that can still give its file.
+        again = "without --no-reuse" if getattr(s.args, "no_reuse", False) else "the same command"
+        s.stderr.write(
+            f"report-gateway: {len(unfinished)} of the failed scopes have a run that can"
+            f" still be finished: re-run {again} (it takes up their runs) or"
+            " `report-gateway resume`\n"
+        )
+        s.stderr.flush()
     first = failed[0].error
     return exit_code_for(first) if first is not None else exits.INTERNAL
+
+
+def _run_ended_badly(error: BaseException | None) -> bool:
+    """The run itself failed or was canceled: finishing it again gives no file."""
+    from report_gateway.errors import RunCanceledError, RunFailedError
+
+    return isinstance(error, RunFailedError | RunCanceledError)
 
 
 def cmd_run_many(s: Session) -> int:
@@ -115,6 +165,13 @@ def cmd_run_many(s: Session) -> int:
         scopes = read_scopes(args.contexts, "context")
     else:
         scopes = read_scopes(args.entities, "entity_id")
+    from report_gateway.errors import ConfigurationError
+    from report_gateway.fanout import plan_outputs
+
+    try:  # run_many checks these too: here they are usage errors (exit 2), before any run
+        plan_outputs(args.output, scopes, args.combine)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
     return _interruptible(s, lambda: s.gateway.run_many(
         args.provider,
         args.report,

@@ -209,6 +209,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def positive_count(text: str) -> int:
+    """A whole number of at least 1 (a usage error otherwise: 0 workers would do nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line; ``args.command`` names the subcommand that was chosen."""
     parser = _Parser(
@@ -348,7 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--combine", metavar="NAME", help="also write every row to NAME in -o, scope column first"
     )
     sub.add_argument(
-        "--max-concurrency", metavar="N", type=int, help="runs active at once (default 8)"
+        "--max-concurrency",
+        metavar="N",
+        type=positive_count,
+        help="runs active at once (default 8)",
     )
     sub.add_argument(
         "--no-reuse",

@@ -25,6 +25,18 @@ def _setting(match: re.Match[str]) -> str:
     return f"--set {match['key']}={value.replace('report_...', 'report_a,report_b')}"
 
 
+#: A scope field -> the fan-out option that reads a file of them.
+_FAN_OUT = {"account": "accounts", "context": "contexts", "entity_id": "entities"}
+
+
+def _without(field: str, args: argparse.Namespace) -> str:
+    """A fan-out's advice names its file option (``--contexts``), not one scope's."""
+    many = _FAN_OUT.get(field)
+    if many is not None and getattr(args, many, None):
+        return f"run it once without --{many} (one run, no fan-out)"
+    return f"run without {_flag(field)}"
+
+
 _Rule = tuple[re.Pattern[str], Callable[[re.Match[str], argparse.Namespace], str]]
 
 _RULES: list[_Rule] = [
@@ -33,6 +45,11 @@ _RULES: list[_Rule] = [
         re.compile(r"scope field\(s\) \[([^\]]*)\] not supported"),
         lambda m, a: " ".join(_flag(f.strip(" '\"")) for f in m[1].split(","))
         + " is not supported",
+    ),
+    # run without Scope(context=...) in a fan-out -> run it once without --contexts
+    (
+        re.compile(r"run without Scope\((\w+)=\.\.\.\)"),
+        lambda m, a: _without(m[1], a),
     ),
     # Scope(account=...) -> --account
     (re.compile(r"Scope\((\w+)=\.\.\.\)"), lambda m, a: _flag(m[1])),
