@@ -142,3 +142,49 @@ def test_a_published_end_finishes_fan_out_waits_without_polling(
     # The test's own gets, and not one poll of the fan-out's, before or after the publish.
     assert counted == [0]
     assert sb.stats()["requests"].get("retrieve_report_run", 0) == len(scopes)
+
+
+def test_an_end_written_to_the_journal_elsewhere_wakes_fan_out_waits(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """A listener in another process writes a run's end to the journal: the fan-out's wait
+    on it polls once at once, as ``Gateway.wait`` does, instead of at its next scheduled poll
+    (an hour away here)."""
+    from report_gateway.journal import Journal
+
+    sb = make_sandbox(run_seconds=3600, result_rows=3, v2_concurrency_limit=50)
+    scopes = [Scope(context=f"acct_{i:04d}") for i in range(4)]
+    written: list[str] = []
+
+    def write_ends_elsewhere() -> None:
+        elsewhere = Journal(tmp_path / "journal.sqlite3")
+        try:
+            while len(written) < len(scopes):
+                for run in list(sb.app.stripe_v2.runs.values()):
+                    if run.id in written:
+                        continue
+                    run.duration = 0.0  # the provider finishes it now
+                    if elsewhere.record_status("stripe-v2", run.id, "succeeded", "succeeded"):
+                        written.append(run.id)  # journaled by the fan-out: written there
+                threading.Event().wait(0.05)
+        finally:
+            elsewhere.close()
+
+    with gateway(sb, tmp_path) as gw:
+        writer = threading.Thread(target=write_ends_elsewhere, daemon=True)
+        writer.start()
+        result = gw.run_many(
+            "stripe-v2",
+            V2_REPORT,
+            V2_PARAMS,
+            scopes=scopes,
+            max_concurrency=len(scopes),
+            output_dir=tmp_path / "out",
+            poll_interval=3600,
+            max_interval=3600,
+            timeout=60,  # not woken: every wait would time out, and the scope fail
+        )
+        writer.join(5)
+        assert_verified(result, gw)
+    assert len(written) == len(scopes)
+    assert sb.stats()["requests"].get("retrieve_report_run", 0) == len(scopes)  # one poll each
