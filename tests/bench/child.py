@@ -419,37 +419,57 @@ def run_many_fanout(args: dict[str, Any]) -> dict[str, Any]:
 
 def run_many_waiting(args: dict[str, Any]) -> dict[str, Any]:
     """N runs waited on at once the way a user waits on that many: ONE ``run_many`` over N
-    Stripe-Context scopes with ``max_concurrency=N``; the runs outlast ``timeout``, so
-    every scope ends in ``WaitTimeoutError``. RSS before the call and at its peak, peak
+    Stripe-Context scopes with ``max_concurrency=N``. The runs outlast its ``timeout``;
+    once every scope is waiting (starting ten thousand takes minutes on a busy machine),
+    they are held ``hold`` seconds, then Ctrl-C ends the fan-out (``FanOutInterrupted``,
+    every scope ``interrupted`` with its run id). RSS before the call and at its peak, peak
     threads, and the most scopes in flight at once (from ``on_progress``)."""
+    import signal
+    import threading
+
     import psutil
-    from report_gateway import Gateway, Scope, WaitTimeoutError
+    from report_gateway import Gateway, Scope
+    from report_gateway.fanout import FanOutInterrupted
 
     gw = Gateway(settings=args["settings"], journal=args["journal"])
     gw.providers()
     gw.journal  # opened before the baseline  # noqa: B018
     scopes = [Scope(context=f"acct_wait{i:08d}") for i in range(args["runs"])]
     in_flight = 0
+    everyone = threading.Event()
 
     def heard(progress: Any) -> None:
         nonlocal in_flight
         in_flight = max(in_flight, progress.running)
+        if progress.running == len(scopes):
+            everyone.set()
 
+    def ctrl_c_after_the_hold() -> None:
+        everyone.wait()
+        time.sleep(args["hold"])
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_after_the_hold, daemon=True).start()
     before = psutil.Process().memory_info().rss / (1 << 20)
-    result, wall, peaks = _sampled(
-        lambda: gw.run_many(
-            "stripe-v2",
-            args["report"],
-            args["parameters"],
-            scopes=scopes,
-            max_concurrency=len(scopes),
-            output_dir=args["output"],
-            on_progress=heard,
-            timeout=args["timeout"],
-            poll_interval=args["poll_interval"],
-        )
-    )
-    timed_out = sum(1 for o in result.failed if isinstance(o.error, WaitTimeoutError))
+
+    def work() -> Any:
+        try:
+            gw.run_many(
+                "stripe-v2",
+                args["report"],
+                args["parameters"],
+                scopes=scopes,
+                max_concurrency=len(scopes),
+                output_dir=args["output"],
+                on_progress=heard,
+                timeout=args["timeout"],
+                poll_interval=args["poll_interval"],
+            )
+        except FanOutInterrupted as stopped:
+            return stopped.result
+        raise SystemExit("the fan-out ended before every scope was waiting")
+
+    result, wall, peaks = _sampled(work)
     return {
         "runs": len(scopes),
         "wall": wall,
@@ -458,7 +478,7 @@ def run_many_waiting(args: dict[str, Any]) -> dict[str, Any]:
         "peak_threads": peaks.get("threads", 0),
         "peak_in_flight": in_flight,
         "peak_active": result.peak_active,
-        "timed_out": timed_out,
+        "interrupted_with_run": sum(1 for o in result.interrupted if o.run_id),
     }
 
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 import csv
 import functools
 import os
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -493,6 +495,7 @@ class _FanOut:
         )
 
     def _failed(self, flight: _Flight, exc: BaseException) -> None:
+        _forget_locals(exc)
         run, entry = flight.run, flight.entry
         run_id = run.id if run is not None else (entry.run_id if entry else None)
         final = INTERRUPTED if isinstance(exc, _Stopped) else FAILED
@@ -525,6 +528,29 @@ class _Flight:
     def since(self) -> float | None:
         """When the reused journal entry was started (None: a run started now)."""
         return self.entry.created_at if self.reused and self.entry is not None else None
+
+
+def _forget_locals(error: BaseException) -> None:
+    """Drop the local variables of the frames ``error`` (and its causes) went through: an
+    outcome keeps its error, and ten thousand failed scopes must not keep ten thousand
+    waits' records, snapshots and HTTP state alive. The traceback still prints, from the
+    first frame that has returned (the fan-out's own frames still running, which could not
+    be cleared, are left out)."""
+    running: set[int] = set()
+    frame = sys._getframe()
+    while frame is not None:
+        running.add(id(frame))
+        frame = frame.f_back
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None and id(tb.tb_frame) in running:
+            tb = tb.tb_next
+        current.__traceback__ = tb
+        traceback.clear_frames(tb)
+        current = current.__cause__ or current.__context__
 
 
 def _crash_mid_wait() -> Callable[[ReportRun, float], None]:

@@ -278,7 +278,17 @@ class Waiter:
             key = (record.run.provider, record.run.id)
             if self._records.get(key) is record:
                 del self._records[key]
+        done, record.done = record.done, _ended
+        record.fetch = _ended_fetch  # a record outliving its wait holds nothing of it
         try:
-            record.done(run, error)
+            done(run, error)
         except Exception:  # a caller's callback must not stop the other waits
             _log.exception("a wait's done callback failed")
+
+
+def _ended(run: ReportRun | None, error: BaseException | None) -> None:
+    """A finished record's ``done``."""
+
+
+def _ended_fetch() -> ReportRun:
+    raise RuntimeError("this wait has ended")
