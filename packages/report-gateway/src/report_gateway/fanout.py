@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -537,7 +538,7 @@ def _forget_locals(error: BaseException) -> None:
     first frame that has returned (the fan-out's own frames still running, which could not
     be cleared, are left out)."""
     running: set[int] = set()
-    frame = sys._getframe()
+    frame: FrameType | None = sys._getframe()
     while frame is not None:
         running.add(id(frame))
         frame = frame.f_back
