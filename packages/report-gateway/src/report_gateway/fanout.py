@@ -371,9 +371,11 @@ class _FanOut:
         flight then give up their waits and downloads (``settings.stop``), and the scopes
         not started are journaled so a re-run or ``resume`` does them.
         """
+        # The first launches from a thread of their own: Ctrl-C (raised in the main thread
+        # only) can then never fall between taking a scope and submitting its start.
+        first = threading.Thread(target=self._launch_first, name="fan-out-launch", daemon=True)
         try:
-            for _ in range(min(self.slots, len(self.tasks))):
-                self._launch()
+            first.start()
             while not self.finished.wait(_STOP_CHECK_SECONDS):
                 pass
         except KeyboardInterrupt:
@@ -392,6 +394,10 @@ class _FanOut:
         self._waiter.close()
         self._starters.shutdown(wait=True)
         self._downloaders.shutdown(wait=True)
+
+    def _launch_first(self) -> None:
+        for _ in range(min(self.slots, len(self.tasks))):
+            self._launch()
 
     def _launch(self) -> None:
         with self._lock:
