@@ -401,14 +401,18 @@ def run_many_fanout(args: dict[str, Any]) -> dict[str, Any]:
         if o.state == "done" and o.path is not None and os.path.getsize(o.path) == o.size
     )
     errors: dict[str, int] = {}
+    first_error: dict[str, str] = {}
     for result in results:
         for o in result.failed:
-            errors[type(o.error).__name__] = errors.get(type(o.error).__name__, 0) + 1
+            name = type(o.error).__name__
+            errors[name] = errors.get(name, 0) + 1
+            first_error.setdefault(name, str(o.error)[:300])
     return {
         "wall": wall,
         "runs": sum(len(r.outcomes) for r in results),
         "verified": verified,
         "errors": errors,
+        "first_error": first_error,
         "peak_active": sum(r.peak_active for r in results)
         if parallel
         else max(r.peak_active for r in results),
