@@ -342,6 +342,150 @@ def fanout(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _sampled(work: Callable[[], Any]) -> tuple[Any, float, dict[str, float]]:
+    """``work()``'s answer, its wall time, and the peak RSS and threads meanwhile."""
+    import threading
+
+    peaks: dict[str, float] = {}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_peak_sampler, args=(stop, peaks), daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    try:
+        answer = work()
+    finally:
+        wall = time.perf_counter() - start
+        stop.set()
+        sampler.join()
+    return answer, wall, peaks
+
+
+def run_many_fanout(args: dict[str, Any]) -> dict[str, Any]:
+    """``Gateway.run_many`` as a nightly job calls it: one call per report (``batches``
+    parameter sets) over the same ``contexts`` Stripe-Context scopes, the calls one after
+    another (``parallel``: all at once, the concurrency shared out), each file downloaded
+    and verified, the journal on (a fresh file). Counts, wall, peak RSS and threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from report_gateway import Gateway, Scope
+
+    gw = Gateway(settings=args["settings"], journal=args["journal"])
+    gw.providers()
+    scopes = [Scope(context=f"acct_bench{i:08d}") for i in range(args["contexts"])]
+    batches: list[dict[str, Any]] = args["batches"]
+    parallel = bool(args.get("parallel"))
+    share = args["max_concurrency"] // (len(batches) if parallel else 1)
+
+    def one(number: int) -> Any:
+        return gw.run_many(
+            "stripe-v2",
+            args["report"],
+            batches[number],
+            scopes=scopes,
+            max_concurrency=share,
+            output_dir=os.path.join(args["output"], str(number)),
+            timeout=args["timeout"],
+        )
+
+    def work() -> list[Any]:
+        if not parallel:
+            return [one(n) for n in range(len(batches))]
+        with ThreadPoolExecutor(len(batches)) as pool:
+            return list(pool.map(one, range(len(batches))))
+
+    results, wall, peaks = _sampled(work)
+    verified = sum(
+        1
+        for result in results
+        for o in result.outcomes
+        if o.state == "done" and o.path is not None and os.path.getsize(o.path) == o.size
+    )
+    errors: dict[str, int] = {}
+    first_error: dict[str, str] = {}
+    for result in results:
+        for o in result.failed:
+            name = type(o.error).__name__
+            errors[name] = errors.get(name, 0) + 1
+            first_error.setdefault(name, str(o.error)[:300])
+    return {
+        "wall": wall,
+        "runs": sum(len(r.outcomes) for r in results),
+        "verified": verified,
+        "errors": errors,
+        "first_error": first_error,
+        "peak_active": sum(r.peak_active for r in results)
+        if parallel
+        else max(r.peak_active for r in results),
+        "peak_rss_mib": peaks.get("rss_mib", 0.0),
+        "peak_threads": peaks.get("threads", 0),
+    }
+
+
+def run_many_waiting(args: dict[str, Any]) -> dict[str, Any]:
+    """N runs waited on at once the way a user waits on that many: ONE ``run_many`` over N
+    Stripe-Context scopes with ``max_concurrency=N``. The runs outlast its ``timeout``;
+    once every scope is waiting (starting ten thousand takes minutes on a busy machine),
+    they are held ``hold`` seconds, then Ctrl-C ends the fan-out (``FanOutInterrupted``,
+    every scope ``interrupted`` with its run id). RSS before the call and at its peak, peak
+    threads, and the most scopes in flight at once (from ``on_progress``)."""
+    import signal
+    import threading
+
+    import psutil
+    from report_gateway import Gateway, Scope
+    from report_gateway.fanout import FanOutInterrupted
+
+    gw = Gateway(settings=args["settings"], journal=args["journal"])
+    gw.providers()
+    gw.journal  # opened before the baseline  # noqa: B018
+    scopes = [Scope(context=f"acct_wait{i:08d}") for i in range(args["runs"])]
+    in_flight = 0
+    everyone = threading.Event()
+
+    def heard(progress: Any) -> None:
+        nonlocal in_flight
+        in_flight = max(in_flight, progress.running)
+        if progress.running == len(scopes):
+            everyone.set()
+
+    def ctrl_c_after_the_hold() -> None:
+        everyone.wait()
+        time.sleep(args["hold"])
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_after_the_hold, daemon=True).start()
+    before = psutil.Process().memory_info().rss / (1 << 20)
+
+    def work() -> Any:
+        try:
+            gw.run_many(
+                "stripe-v2",
+                args["report"],
+                args["parameters"],
+                scopes=scopes,
+                max_concurrency=len(scopes),
+                output_dir=args["output"],
+                on_progress=heard,
+                timeout=args["timeout"],
+                poll_interval=args["poll_interval"],
+            )
+        except FanOutInterrupted as stopped:
+            return stopped.result
+        raise SystemExit("the fan-out ended before every scope was waiting")
+
+    result, wall, peaks = _sampled(work)
+    return {
+        "runs": len(scopes),
+        "wall": wall,
+        "rss_before_waits_mib": before,
+        "peak_rss_mib": peaks.get("rss_mib", before),
+        "peak_threads": peaks.get("threads", 0),
+        "peak_in_flight": in_flight,
+        "peak_active": result.peak_active,
+        "interrupted_with_run": sum(1 for o in result.interrupted if o.run_id),
+    }
+
+
 def waiting_runs(args: dict[str, Any]) -> dict[str, Any]:
     """Memory of N runs being waited on at once, one ``Gateway.wait`` thread each (how a
     caller without an async API waits on many): RSS before the waits start and at their
@@ -463,6 +607,8 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "call_overhead": call_overhead,
     "fanout": fanout,
     "waiting_runs": waiting_runs,
+    "run_many_fanout": run_many_fanout,
+    "run_many_waiting": run_many_waiting,
     "aio_waiting_runs": aio_waiting_runs,
 }
 

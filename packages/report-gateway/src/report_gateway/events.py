@@ -60,6 +60,9 @@ class RunEvents:
         self._keep = keep
         self._lock = threading.Lock()
         self._slots: OrderedDict[RunKey, _Slot] = OrderedDict()
+        #: Called with each terminal snapshot published: waits that hold no thread of their
+        #: own (the fan-out's shared waiter) hear of it this way.
+        self._listeners: list[Callable[[ReportRun], None]] = []
 
     def __repr__(self) -> str:
         with self._lock:
@@ -82,7 +85,23 @@ class RunEvents:
             slot.run = run
             slot.ready.set()
             self._trim()
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(run)
         return True
+
+    def listen(self, listener: Callable[[ReportRun], None]) -> Callable[[], None]:
+        """Call ``listener(run)`` with every terminal snapshot published from now on (in
+        the publishing thread: it must be quick); returns what stops it."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return stop
 
     def latest(self, provider: str, run_id: str) -> ReportRun | None:
         """The terminal snapshot published for a run, if any is still kept."""

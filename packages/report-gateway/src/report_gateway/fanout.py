@@ -2,9 +2,12 @@
 
 A platform runs one report for hundreds of accounts a night. ``run_many`` gives each scope
 its own run, waited on and downloaded to its own file, with at most ``max_concurrency``
-runs active at once: a bounded pool of worker threads, each carrying one scope from start
-to verified file, so a scope still queued costs a small task object and nothing else. The
-provider's own limit (Stripe v2's 429 over its concurrent runs) is absorbed by the
+scopes in flight at once (a scope holds its place from its start to its verified file or
+failure). A few threads start runs and a few download results; a waiting run is a record
+in one shared ``waiter.Waiter`` (one scheduler thread, a small poll pool, the same
+``polling.Polling`` rules as ``Gateway.wait``), so ten thousand waiting runs cost ten
+thousand small records, not ten thousand threads, and a scope still queued costs nothing
+but its task. The provider's own limit (Stripe v2's 429 over its concurrent runs) is absorbed by the
 admission line as for any start. A scope's failure is collected with its run id, never
 stopping the others. Every start goes through the journal (``report_gateway.journal``):
 a scope already downloaded and verified is skipped, one still running is waited on again,
@@ -15,14 +18,18 @@ unfinished entry of the journal, whatever started it.
 from __future__ import annotations
 
 import csv
+import functools
 import os
+import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -32,6 +39,8 @@ from .errors import ConfigurationError, DownloadError, ParameterError
 from .journal import JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
+from .waiter import POLLERS, Waiter
+from .waiter import Stopped as _Stopped
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -59,12 +68,12 @@ SCOPE_COLUMN = "scope"
 # A scope's states, in order; the last four are final.
 QUEUED, STARTING, RUNNING, DOWNLOADING = "queued", "starting", "running", "downloading"
 DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
-#: How often a fan-out's waits look whether Ctrl-C asked them to stop.
+#: How often a fan-out's main thread looks whether Ctrl-C came.
 _STOP_CHECK_SECONDS = 0.5
-
-
-class _Stopped(Exception):
-    """A scope's work given up because the fan-out was interrupted (its run goes on)."""
+#: Threads that start runs, and that download results, per fan-out (never more than its
+#: ``max_concurrency``); polls are ``waiter.POLLERS`` threads more, waits none.
+STARTERS = 16
+DOWNLOADERS = 8
 
 
 def scope_label(scope: Scope) -> str:
@@ -343,101 +352,6 @@ def _start(
     return None, entry, True
 
 
-def _carry(gw: Gateway, task: _Task, settings: _Settings, tracker: _Tracker) -> ScopeOutcome:
-    tracker.move(task.scope, QUEUED, STARTING)
-    state, run, entry, reused = STARTING, None, task.entry, False
-    try:
-        run, entry, reused = _start(gw, task, settings)
-        since = entry.created_at if reused and entry is not None else None
-        if run is None:
-            assert entry is not None
-            assert entry.path is not None
-            tracker.move(task.scope, state, SKIPPED, entry.run_id)
-            return ScopeOutcome(
-                scope=task.scope,
-                state=SKIPPED,
-                run_id=entry.run_id,
-                path=Path(entry.path),
-                size=entry.size,
-                reused_from=since,
-            )
-        tracker.move(task.scope, state, RUNNING, run.id)
-        state = RUNNING
-        if not run.status.is_terminal or run.status is RunStatus.SUCCEEDED:
-            run = _wait(gw, run, settings, tracker)
-        else:
-            finish(run)  # failed or canceled: raise its error
-        saved: Path | None = None
-        if task.path is not None:
-            tracker.move(task.scope, state, DOWNLOADING, run.id)
-            state = DOWNLOADING
-            saved = _download(gw, run, task.path, settings)
-        tracker.move(task.scope, state, DONE, run.id)
-        return ScopeOutcome(
-            scope=task.scope,
-            state=DONE,
-            run_id=run.id,
-            run=run,
-            path=saved,
-            size=None if saved is None else saved.stat().st_size,
-            reused_from=since,
-        )
-    except Exception as exc:
-        run_id = run.id if run is not None else (entry.run_id if entry else None)
-        final = INTERRUPTED if isinstance(exc, _Stopped) else FAILED
-        tracker.move(task.scope, state, final, run_id)
-        return ScopeOutcome(
-            scope=task.scope,
-            state=final,
-            run_id=run_id,
-            run=run,
-            error=exc,
-            reused_from=entry.created_at if reused and entry is not None else None,
-        )
-
-
-def _wait(gw: Gateway, run: ReportRun, settings: _Settings, tracker: _Tracker) -> ReportRun:
-    polls = 0
-
-    def waiting(_: ReportRun, elapsed: float) -> None:
-        nonlocal polls
-        polls += 1
-        if polls > 1:
-            crash_point("mid-wait")
-
-    journal = gw.journal
-    woken: list[float] = []
-
-    def pause(delay: float) -> None:
-        """Sleep ``delay`` like ``Gateway.wait`` does (ended early by a snapshot published
-        in this process or a new end written to the journal), and give up on Ctrl-C."""
-        end = time.monotonic() + delay
-        while (left := end - time.monotonic()) > 0:
-            if gw.events.wait(run.provider, run.id, min(left, _STOP_CHECK_SECONDS)) is not None:
-                return
-            if settings.stop.is_set():
-                raise _Stopped("interrupted while waiting")
-            stamp = None if journal is None else journal.ended_at(run.provider, run.id)
-            if stamp is not None and stamp not in woken:
-                woken[:] = [stamp]
-                return
-
-    tracker.run_active(+1)
-    try:
-        if settings.stop.is_set():
-            raise _Stopped("interrupted before waiting")
-        return gw.wait(
-            run,
-            timeout=settings.timeout,
-            on_progress=waiting,
-            poll_interval=settings.poll_interval,
-            max_interval=settings.max_interval,
-            sleep=pause,
-        )
-    finally:
-        tracker.run_active(-1)
-
-
 def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> Path:
     def downloading(received: int, total: int | None) -> None:
         if settings.stop.is_set():
@@ -450,33 +364,240 @@ def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> P
     return gw.download(run, path, unzip=True, raw=settings.raw, on_progress=downloading)
 
 
-def _execute(
-    gw: Gateway, tasks: Sequence[_Task], workers: int, settings: _Settings, tracker: _Tracker
-) -> list[ScopeOutcome]:
-    """Every task's outcome; on Ctrl-C, those known so far as a ``FanOutInterrupted``'s.
-
-    The main thread waits in short slices, so Ctrl-C is seen at once; the workers then stop
-    their waits and downloads (``settings.stop``) rather than the interpreter waiting for
-    them, and scopes not started are journaled so a re-run or ``resume`` does them.
+class _FanOut:
+    """One fan-out's scopes in flight: ``slots`` of them at once, a scope holding its slot
+    from its start to its outcome (so never more active runs than ``slots``). Starts and
+    downloads are tasks of two small pools; a waiting run is a record of one shared
+    ``Waiter`` (``waiter``), not a thread, so ten thousand waits cost ten thousand records.
     """
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fan-out")
-    futures: list[Future[ScopeOutcome]] = []
-    try:
-        futures = [pool.submit(_carry, gw, task, settings, tracker) for task in tasks]
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=_STOP_CHECK_SECONDS)
-        pool.shutdown(wait=True)
-        return [future.result() for future in futures]
-    except KeyboardInterrupt:
-        settings.stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        outcomes = [
-            _not_started(gw, task) if i >= len(futures) or futures[i].cancelled()
-            else futures[i].result()
-            for i, task in enumerate(tasks)
-        ]  # fmt: skip
-        raise _Partial(outcomes) from None
+
+    def __init__(
+        self,
+        gw: Gateway,
+        tasks: Sequence[_Task],
+        slots: int,
+        settings: _Settings,
+        tracker: _Tracker,
+    ) -> None:
+        self.gw, self.tasks, self.settings, self.tracker = gw, tasks, settings, tracker
+        self.slots = slots
+        self.outcomes: list[ScopeOutcome | None] = [None] * len(tasks)
+        self._lock = threading.Lock()
+        self._next = 0  # the next task to launch
+        self._left = len(tasks)
+        self.finished = threading.Event()
+        self._starters = ThreadPoolExecutor(min(slots, STARTERS), "fan-out-start")
+        self._downloaders = ThreadPoolExecutor(min(slots, DOWNLOADERS), "fan-out-download")
+        self._waiter = Waiter(gw, pollers=min(slots, POLLERS), stop=settings.stop)
+
+    def execute(self) -> list[ScopeOutcome]:
+        """Every task's outcome; on Ctrl-C, a ``_Partial`` with them all.
+
+        The main thread waits in short slices, so Ctrl-C is seen at once; the scopes in
+        flight then give up their waits and downloads (``settings.stop``), and the scopes
+        not started are journaled so a re-run or ``resume`` does them.
+        """
+        # The first launches from a thread of their own: Ctrl-C (raised in the main thread
+        # only) can then never fall between taking a scope and submitting its start.
+        first = threading.Thread(target=self._launch_first, name="fan-out-launch", daemon=True)
+        try:
+            first.start()
+            while not self.finished.wait(_STOP_CHECK_SECONDS):
+                pass
+        except KeyboardInterrupt:
+            self.settings.stop.set()
+            with self._lock:
+                unstarted, self._next = range(self._next, len(self.tasks)), len(self.tasks)
+            for index in unstarted:
+                self._record(index, _not_started(self.gw, self.tasks[index]))
+            self.finished.wait()  # quick: every wait and download in flight gives up
+            self._close()
+            raise _Partial([o for o in self.outcomes if o is not None]) from None
+        self._close()
+        return [o for o in self.outcomes if o is not None]
+
+    def _close(self) -> None:
+        self._waiter.close()
+        self._starters.shutdown(wait=True)
+        self._downloaders.shutdown(wait=True)
+
+    def _launch_first(self) -> None:
+        for _ in range(min(self.slots, len(self.tasks))):
+            self._launch()
+
+    def _launch(self) -> None:
+        with self._lock:
+            if self._next >= len(self.tasks):
+                return
+            index, self._next = self._next, self._next + 1
+        self._starters.submit(self._begin, index)
+
+    def _record(self, index: int, outcome: ScopeOutcome) -> None:
+        """A scope's outcome: its slot goes to the next scope."""
+        with self._lock:
+            self.outcomes[index] = outcome
+            self._left -= 1
+            if self._left == 0:
+                self.finished.set()
+        self._launch()
+
+    def _begin(self, index: int) -> None:
+        """Start the scope's run (or find its result), then hand the run to the waiter."""
+        task, settings, tracker = self.tasks[index], self.settings, self.tracker
+        if settings.stop.is_set():
+            self._record(index, _not_started(self.gw, task))
+            return
+        tracker.move(task.scope, QUEUED, STARTING)
+        flight = _Flight(index=index, task=task, entry=task.entry)
+        try:
+            flight.run, flight.entry, flight.reused = _start(self.gw, task, settings)
+            run, entry = flight.run, flight.entry
+            if run is None:
+                assert entry is not None
+                assert entry.path is not None
+                tracker.move(task.scope, STARTING, SKIPPED, entry.run_id)
+                self._record(
+                    index,
+                    ScopeOutcome(
+                        scope=task.scope,
+                        state=SKIPPED,
+                        run_id=entry.run_id,
+                        path=Path(entry.path),
+                        size=entry.size,
+                        reused_from=flight.since,
+                    ),
+                )
+                return
+            tracker.move(task.scope, STARTING, RUNNING, run.id)
+            flight.state = RUNNING
+            if run.status.is_terminal and run.status is not RunStatus.SUCCEEDED:
+                finish(run)  # failed or canceled: raise its error
+        except Exception as exc:
+            self._failed(flight, exc)
+            return
+        tracker.run_active(+1)
+        self._waiter.add(
+            run,
+            functools.partial(self._waited, flight),
+            timeout=settings.timeout,
+            on_progress=_crash_mid_wait(),
+            poll_interval=settings.poll_interval,
+            max_interval=settings.max_interval,
+        )
+
+    def _waited(self, flight: _Flight, run: ReportRun | None, error: BaseException | None) -> None:
+        self.tracker.run_active(-1)
+        if error is not None or run is None:
+            self._failed(flight, error or RuntimeError("wait ended without a run"))
+            return
+        flight.run = run
+        if flight.task.path is None:
+            self._done(flight, None)
+            return
+        self.tracker.move(flight.task.scope, RUNNING, DOWNLOADING, run.id)
+        flight.state = DOWNLOADING
+        self._downloaders.submit(self._fetch, flight)
+
+    def _fetch(self, flight: _Flight) -> None:
+        assert flight.run is not None
+        assert flight.task.path is not None
+        try:
+            if self.settings.stop.is_set():
+                raise _Stopped("interrupted before downloading")
+            saved = _download(self.gw, flight.run, flight.task.path, self.settings)
+        except Exception as exc:
+            self._failed(flight, exc)
+            return
+        self._done(flight, saved)
+
+    def _done(self, flight: _Flight, saved: Path | None) -> None:
+        run = flight.run
+        assert run is not None
+        self.tracker.move(flight.task.scope, flight.state, DONE, run.id)
+        self._record(
+            flight.index,
+            ScopeOutcome(
+                scope=flight.task.scope,
+                state=DONE,
+                run_id=run.id,
+                run=run,
+                path=saved,
+                size=None if saved is None else saved.stat().st_size,
+                reused_from=flight.since,
+            ),
+        )
+
+    def _failed(self, flight: _Flight, exc: BaseException) -> None:
+        _forget_locals(exc)
+        run, entry = flight.run, flight.entry
+        run_id = run.id if run is not None else (entry.run_id if entry else None)
+        final = INTERRUPTED if isinstance(exc, _Stopped) else FAILED
+        self.tracker.move(flight.task.scope, flight.state, final, run_id)
+        self._record(
+            flight.index,
+            ScopeOutcome(
+                scope=flight.task.scope,
+                state=final,
+                run_id=run_id,
+                run=run,
+                error=exc,
+                reused_from=flight.since,
+            ),
+        )
+
+
+@attrs.define(eq=False)
+class _Flight:
+    """A scope between its stages (start, wait, download)."""
+
+    index: int
+    task: _Task
+    entry: JournalEntry | None
+    run: ReportRun | None = None
+    reused: bool = False
+    state: str = STARTING
+
+    @property
+    def since(self) -> float | None:
+        """When the reused journal entry was started (None: a run started now)."""
+        return self.entry.created_at if self.reused and self.entry is not None else None
+
+
+def _forget_locals(error: BaseException) -> None:
+    """Drop the local variables of the frames ``error`` (and its causes) went through: an
+    outcome keeps its error, and ten thousand failed scopes must not keep ten thousand
+    waits' records, snapshots and HTTP state alive. The traceback still prints, from the
+    first frame that has returned (the fan-out's own frames still running, which could not
+    be cleared, are left out)."""
+    running: set[int] = set()
+    frame: FrameType | None = sys._getframe()
+    while frame is not None:
+        running.add(id(frame))
+        frame = frame.f_back
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        while tb is not None and id(tb.tb_frame) in running:
+            tb = tb.tb_next
+        current.__traceback__ = tb
+        traceback.clear_frames(tb)
+        current = current.__cause__ or current.__context__
+
+
+def _crash_mid_wait() -> Callable[[ReportRun, float], None]:
+    """A wait's progress callback that is the crash tests' ``mid-wait`` point: after the
+    first poll (the first call is before any)."""
+    calls = 0
+
+    def waiting(_: ReportRun, elapsed: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            crash_point("mid-wait")
+
+    return waiting
 
 
 class _Partial(KeyboardInterrupt):
@@ -634,14 +755,14 @@ def resume(
         raw=False,
         reuse=True,
     )
-    workers = max(1, min(max_concurrency or DEFAULT_CONCURRENCY, len(tasks) or 1))
-    return _finish(gw, tasks, workers, settings, on_progress, None)
+    slots = max(1, min(max_concurrency or DEFAULT_CONCURRENCY, len(tasks) or 1))
+    return _finish(gw, tasks, slots, settings, on_progress, None)
 
 
 def _finish(
     gw: Gateway,
     tasks: Sequence[_Task],
-    workers: int,
+    slots: int,
     settings: _Settings,
     on_progress: Callable[[FanOutProgress], None] | None,
     combine: Path | None,
@@ -649,7 +770,7 @@ def _finish(
     began = time.monotonic()
     tracker = _Tracker(len(tasks), on_progress)
     try:
-        outcomes = _execute(gw, tasks, workers, settings, tracker) if tasks else []
+        outcomes = _FanOut(gw, tasks, slots, settings, tracker).execute() if tasks else []
     except _Partial as stopped:
         raise FanOutInterrupted(
             FanOutResult(

@@ -34,6 +34,7 @@ from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import deadline_after, poll_schedule, wait_for
 from .provider import ProviderDriver, ProviderSpec
 from .rows import result_rows
+from .waiter import watch
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
@@ -266,20 +267,12 @@ class Gateway:
         ``sleep`` replace ``time``'s. A snapshot published on ``self.events`` (a webhook) ends
         the wait early; a run the journal says ended (a listener elsewhere) is polled at once.
         """
-        spec, provider = self.spec(run.provider), run.provider
-        journal = self.journal  # opened before the deadline starts counting
-        self._seen(run)
-        extra = self._drivers.keywords(provider, "get", deadline=deadline_after(timeout))
-        fetch, pause = self.events.watch(
-            run,
-            lambda: self._drivers.run(provider, run.id, run.scope, **extra),
-            sleep,
-            journal=journal,
-        )
+        spec = self.spec(run.provider)
+        fetch, pause = watch(self, run, timeout, sleep)  # shared with the fan-out's waiter
         with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
             return wait_for(
                 run,
-                lambda: self._seen(fetch()),
+                fetch,
                 timeout=timeout,
                 backoff=poll_schedule(spec, poll_interval, max_interval),
                 on_progress=on_progress,

@@ -24,7 +24,15 @@ from .models import ReportRun, RunStatus
 if TYPE_CHECKING:
     from .provider import ProviderSpec
 
-__all__ = ["Backoff", "ProgressCallback", "deadline_after", "finish", "poll_schedule", "wait_for"]
+__all__ = [
+    "Backoff",
+    "Polling",
+    "ProgressCallback",
+    "deadline_after",
+    "finish",
+    "poll_schedule",
+    "wait_for",
+]
 
 #: ``on_progress(run, elapsed_seconds)``: called once before the first poll and after each.
 ProgressCallback = Callable[[ReportRun, float], None]
@@ -52,6 +60,90 @@ def finish(run: ReportRun) -> ReportRun:
     return run
 
 
+class Polling:
+    """One wait between its polls: the schedule, the deadline and the newest snapshot.
+
+    ``wait_for`` loops over it in one thread (``delay``, sleep, ``poll``); the fan-out's
+    shared waiter (``waiter``) keeps one per waiting run and calls it from whichever thread
+    polls, so both wait by the same rules. ``on_progress(run, 0.0)`` is heard on creation.
+    """
+
+    def __init__(
+        self,
+        run: ReportRun,
+        *,
+        timeout: float | None,
+        backoff: Backoff | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_change: Callable[[ReportRun, ReportRun], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.current = run
+        self._schedule = (backoff or Backoff()).intervals(rand)
+        self._clock = clock
+        self._on_progress = on_progress
+        self._on_change = on_change
+        self.started = clock()
+        self.deadline = None if timeout is None else self.started + max(0.0, timeout)
+        #: A poll failed because the deadline passed: the wait ends at the deadline.
+        self._cause: BaseException | None = None
+        self._last = False
+        if on_progress is not None:
+            on_progress(run, 0.0)
+
+    @property
+    def ended(self) -> bool:
+        """The newest snapshot is terminal (``finish(current)`` gives the outcome)."""
+        return self.current.status.is_terminal
+
+    def delay(self) -> float:
+        """Seconds to sleep before the next poll; ``WaitTimeoutError`` once the deadline is
+        reached (no delay runs past it)."""
+        now = self._clock()
+        if self._last or (self.deadline is not None and now >= self.deadline):
+            error = WaitTimeoutError(
+                self.current.provider,
+                self.current.id,
+                self.current.status,
+                run=self.current,
+                elapsed=now - self.started,
+            )
+            if self._cause is not None:
+                raise error from self._cause
+            raise error
+        if self._cause is not None:
+            # The poll could not be answered in the time left (a Retry-After beyond the
+            # deadline, a server that stalls): the wait still ends at its deadline, not
+            # earlier, so a caller looping on wait does not hammer a server asking for calm.
+            assert self.deadline is not None
+            self._last = True
+            return self.deadline - now
+        delay = next(self._schedule)
+        if self.deadline is not None:
+            delay = min(delay, self.deadline - now)
+        return delay
+
+    def poll(self, fetch: Callable[[], ReportRun]) -> bool:
+        """Take one fresh snapshot (none once the deadline ended the wait); True when the
+        run is terminal. A fetch failing for the deadline is kept for ``delay`` to raise."""
+        if self._last:
+            return False
+        try:
+            latest = fetch()
+        except Exception as exc:
+            if self.deadline is None or not deadline_passed(exc):
+                raise
+            self._cause = exc
+            return False
+        if latest.status is not self.current.status and self._on_change is not None:
+            self._on_change(latest, self.current)
+        self.current = latest
+        if self._on_progress is not None:
+            self._on_progress(latest, self._clock() - self.started)
+        return self.ended
+
+
 def wait_for(
     run: ReportRun,
     fetch: Callable[[], ReportRun],
@@ -73,43 +165,16 @@ def wait_for(
     that fails because the deadline passed (a ``DeadlineExceededError`` in its causes) ends
     the wait at the deadline with ``WaitTimeoutError``.
     """
-    schedule = (backoff or Backoff()).intervals(rand)
-    start = clock()
-    deadline = None if timeout is None else start + max(0.0, timeout)
-    current = run
-    if on_progress is not None:
-        on_progress(current, 0.0)
-    if current.status.is_terminal:
-        return finish(current)
-    while True:
-        now = clock()
-        if deadline is not None and now >= deadline:
-            raise WaitTimeoutError(
-                current.provider, current.id, current.status, run=current, elapsed=now - start
-            )
-        delay = next(schedule)
-        if deadline is not None:
-            delay = min(delay, deadline - now)
-        sleep(delay)
-        try:
-            latest = fetch()
-        except Exception as exc:
-            if deadline is None or not deadline_passed(exc):
-                raise
-            # The poll could not be answered in the time left (a Retry-After beyond the
-            # deadline, a server that stalls): the wait still ends at its deadline, not
-            # earlier, so a caller looping on wait does not hammer a server asking for calm.
-            left = deadline - clock()
-            if left > 0:
-                sleep(left)
-            now = clock()
-            raise WaitTimeoutError(
-                current.provider, current.id, current.status, run=current, elapsed=now - start
-            ) from exc
-        if latest.status is not current.status and on_change is not None:
-            on_change(latest, current)
-        current = latest
-        if on_progress is not None:
-            on_progress(current, clock() - start)
-        if current.status.is_terminal:
-            return finish(current)
+    state = Polling(
+        run,
+        timeout=timeout,
+        backoff=backoff,
+        on_progress=on_progress,
+        on_change=on_change,
+        clock=clock,
+        rand=rand,
+    )
+    while not state.ended:
+        sleep(state.delay())
+        state.poll(fetch)
+    return finish(state.current)
