@@ -191,10 +191,12 @@ def test_zuora_lookup_never_adopts_another_jobs_run(make_sandbox, tmp_path: Path
                 }
             ],
         }
+    with gateway(sb, tmp_path) as gw:  # another process: its driver knows no earlier run
         assert gw.run_many("zuora", ZUORA_REPORT, other, scopes=[scope],
                            output_dir=tmp_path / "b", **FAST).ok  # fmt: skip
+    with gateway(sb, tmp_path) as gw:
         result = gw.resume(**FAST)
-        lost = journal.get(killed.id)
+        lost = gw.journal.get(killed.id)  # type: ignore[union-attr]
     (outcome,) = result.outcomes
     assert outcome.state == "failed"
     assert isinstance(outcome.error, RunMayExistError)
