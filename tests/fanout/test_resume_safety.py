@@ -235,9 +235,7 @@ def test_two_processes_starting_the_same_job_make_one_run_each_scope(
             barrier.abort()
             results.append(exc)
 
-    threads = [
-        threading.Thread(target=fan_out, args=(name,), daemon=True) for name in ("p1", "p2")
-    ]
+    threads = [threading.Thread(target=fan_out, args=(name,), daemon=True) for name in ("p1", "p2")]
     for thread in threads:
         thread.start()
     for thread in threads:

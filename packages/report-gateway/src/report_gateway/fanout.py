@@ -303,8 +303,8 @@ def _start(
     if task.entry is not None and journal is not None:
         if task.entry.verified:
             return None, task.entry, True
-        run = gw._starts.resume(journal, task.entry, any_endpoint=settings.any_endpoint)
-        return run, task.entry, True
+        resumed = gw._starts.resume(journal, task.entry, any_endpoint=settings.any_endpoint)
+        return resumed, task.entry, True
     key = str(uuid.uuid4())
     run, entry = gw._starts.start(
         task.provider,
@@ -582,14 +582,25 @@ def resume(
             error = ConfigurationError(f"superseded by the run of {when}")
             journal.record_error(e.id, str(error), state=ABANDONED)
             replaced.append(
-                ScopeOutcome(scope=e.scope, state=SUPERSEDED, run_id=e.run_id, error=error,
-                             reused_from=e.created_at)  # fmt: skip
+                ScopeOutcome(
+                    scope=e.scope,
+                    state=SUPERSEDED,
+                    run_id=e.run_id,
+                    error=error,
+                    reused_from=e.created_at,
+                )
             )
             continue
         path = None if e.output is None else Path(e.output)
         tasks.append(
-            _Task(provider=e.provider, report_id=e.report_id, parameters=e.parameters,
-                  scope=e.scope, path=path, entry=e)  # fmt: skip
+            _Task(
+                provider=e.provider,
+                report_id=e.report_id,
+                parameters=e.parameters,
+                scope=e.scope,
+                path=path,
+                entry=e,
+            )
         )
     settings = _Settings(
         timeout=timeout,

@@ -34,6 +34,7 @@ down as ended is polled once at once, instead of at its next scheduled poll).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -261,10 +262,8 @@ class Journal:
             # Owner only (SQLite gives its -wal and -shm files the database file's mode).
             os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             if self.path.stat().st_mode & 0o077:
-                try:
+                with contextlib.suppress(OSError):  # another user's: left as its owner set it
                     self.path.chmod(0o600)
-                except OSError:  # another user's journal: left as its owner set it
-                    pass
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )

@@ -585,9 +585,14 @@ def cmd_run(s: Session) -> int:
     run = _by_name(
         s,
         lambda report: s.gateway.start(
-            provider, report, parameters, scope=s.scope, on_progress=s.progress.starting,
-            output=args.output if to_file else None, reuse=to_file and not args.no_reuse,
-        ),  # fmt: skip
+            provider,
+            report,
+            parameters,
+            scope=s.scope,
+            on_progress=s.progress.starting,
+            output=args.output if to_file else None,
+            reuse=to_file and not args.no_reuse,
+        ),
     )
     s.run = run
     s.progress.note(f"started {provider} run {run.id} ({run.report_id})")

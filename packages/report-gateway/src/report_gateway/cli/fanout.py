@@ -160,7 +160,7 @@ def cmd_resume(s: Session) -> int:
     """Every unfinished entry (of ``--provider``), finished through a gateway configured for
     the endpoint it was started against: one per provider and endpoint. ``--base-url`` and
     ``--set`` say where one provider's runs are now: its entries then go through them."""
-    from report_gateway.fanout import FanOutInterrupted, FanOutResult
+    from report_gateway.fanout import FanOutInterrupted
     from report_gateway.gateway import Gateway
 
     from .commands import command_overrides, gateway_options
@@ -199,7 +199,7 @@ def cmd_resume(s: Session) -> int:
                     done.append(gw.resume(
                         entries=group, any_endpoint=bool(overrides), on_progress=_progress_line(s),
                         timeout=args.timeout, max_concurrency=args.max_concurrency,
-                    ))  # type: ignore[arg-type]  # fmt: skip
+                    ))  # fmt: skip
                 except FanOutInterrupted as stopped:
                     raise FanOutInterrupted(_merged([*done, stopped.result])) from None
         return _merged(done)
@@ -218,9 +218,7 @@ def _merged(results: list[FanOutResult]) -> FanOutResult:
     )
 
 
-def _interruptible(
-    s: Session, fan_out: Callable[[], FanOutResult], resumed: bool = False
-) -> int:
+def _interruptible(s: Session, fan_out: Callable[[], FanOutResult], resumed: bool = False) -> int:
     """The fan-out's table; on Ctrl-C the table so far (run ids of the runs that go on)
     and how to finish, exit 130."""
     from report_gateway.fanout import FanOutInterrupted

@@ -92,7 +92,10 @@ _EXAMPLES = {
     "demo": ["report-gateway demo --rows 100"],
     "listen": ["report-gateway listen --port 8080"],
     "journal": ["report-gateway journal --since 2h", "report-gateway journal --unfinished"],
-    "resume": ["report-gateway resume", "report-gateway resume --provider stripe --max-concurrency 4"],
+    "resume": [
+        "report-gateway resume",
+        "report-gateway resume --provider stripe --max-concurrency 4",
+    ],
 }
 
 
