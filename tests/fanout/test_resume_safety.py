@@ -271,6 +271,9 @@ def test_a_single_run_with_output_is_resumable_and_reused(
     assert main(["resume"]) == 0
     assert target.exists()
     capsys.readouterr()
+    assert main([*argv, "--no-wait"]) == 0  # downloaded: the file is asked for anew
+    second = json.loads(capsys.readouterr().out)["id"]
+    assert second != first
     assert main([*argv, "--no-wait", "--no-reuse"]) == 0
-    assert json.loads(capsys.readouterr().out)["id"] != first
-    assert sb.stats()["runs_created"]["stripe-v2"] == 2
+    assert json.loads(capsys.readouterr().out)["id"] not in (first, second)
+    assert sb.stats()["runs_created"]["stripe-v2"] == 3

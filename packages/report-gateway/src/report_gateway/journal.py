@@ -59,6 +59,7 @@ from .errors import (
     ProviderError,
     RunLimitError,
     RunMayExistError,
+    RunNotFoundError,
     provider_errors,
 )
 from .models import ReportRun, RunStatus, Scope, StartProgress
@@ -830,10 +831,19 @@ class Starts:
             provider, report_id, parameters, scope, key=key, reuse=reuse,
             on_progress=on_progress, output=output,
         )  # fmt: skip
-        if run is None:  # downloaded and verified: the journal's run, as it is now
+        if run is None and output is None:  # downloaded and verified: its run, as it is now
             assert entry is not None
             assert entry.run_id is not None
-            run = self._gateway.get(provider, entry.run_id, scope=entry.scope)
+            with contextlib.suppress(RunNotFoundError):  # the provider forgot it: start anew
+                return self._gateway.get(provider, entry.run_id, scope=entry.scope)
+        if run is None:
+            # A file is asked for again (``run -o FILE`` once more): that day's data, from a
+            # new run; only an unfinished run is taken up.
+            run, _ = self.start(
+                provider, report_id, parameters, scope, key=key, reuse=False,
+                on_progress=on_progress, output=output,
+            )  # fmt: skip
+            assert run is not None
         return run
 
     def resume(
@@ -914,7 +924,18 @@ def journaled_start(
     # creates, its run id is waited for a while rather than a second run made.
     if entry.run_id is None and not getattr(gateway.driver(provider), "idempotent_create", False):
         entry = _await_run_id(journal, entry)
-    return resume_entry(gateway, journal, create, entry), entry
+    try:
+        return resume_entry(gateway, journal, create, entry), entry
+    except RunNotFoundError as exc:
+        # The provider no longer knows the run (a sandbox restarted, runs expired): nothing
+        # to take up; the entry is abandoned and the job started anew.
+        journal.record_error(entry.id, exc, state=ABANDONED)
+    entry = journal.begin(
+        provider, report_id, scope, parameters, key=key, credential=credential,
+        output=output, endpoint=endpoint_settings(gateway, provider),
+    )  # fmt: skip
+    crash_point("after-journal")
+    return _create_for(journal, create, entry), entry
 
 
 #: How long a start waits for the run id of the same job's entry another process is
