@@ -269,14 +269,16 @@ class Journal:
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            if "endpoint" not in columns:  # a journal written before endpoints were kept
-                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
-            self._secret = self._keying_secret()
+            # Switching to WAL while another process opens the file can answer "locked" at
+            # once (no busy wait): two processes starting together retry for a while.
+            for attempt in range(200):
+                try:
+                    self._setup()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 199:
+                        raise
+                    time.sleep(0.05)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(
                 f"run journal {str(self.path)!r} cannot be used: {exc}"
@@ -284,6 +286,17 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"<Journal {str(self.path)!r}>"
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "endpoint" not in columns:  # a journal written before endpoints were kept
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
+        self._secret = self._keying_secret()
 
     def _keying_secret(self) -> bytes:
         """The journal's secret for ``credential_tag``, made on first open; a journal
