@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from report_gateway import Gateway, RunStatus, Scope
-from report_gateway.journal import Journal
+from report_gateway.journal import Journal, parameters_hash
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
 
 REPORT = "report_balance_summary"
@@ -243,3 +243,74 @@ def test_a_journal_from_before_endpoints_gains_the_column(tmp_path: Path) -> Non
     entry = journal.begin("stripe-v2", REPORT, Scope(), PARAMS, key="k")
     assert entry.endpoint == {}
     journal.close()
+
+
+def test_the_journal_is_private_and_keys_credentials_with_its_own_secret(tmp_path: Path) -> None:
+    """Owner-only file; the credential column is an HMAC under a secret of each journal, so
+    the same credential gives unrelated values in two journals (no precomputed table
+    matches), and a journal from before the secret is keyed on open, its reuse intact."""
+    import hashlib
+    import stat
+
+    first, second = Journal(tmp_path / "a.sqlite3"), Journal(tmp_path / "b.sqlite3")
+    for journal in (first, second):
+        journal.begin("stripe-v2", REPORT, Scope(), PARAMS, key="k", credential="cred-id")
+    stored = [
+        sqlite3.connect(j.path).execute("SELECT credential FROM runs").fetchone()[0]
+        for j in (first, second)
+    ]
+    assert stored[0] != stored[1]
+    assert "cred-id" not in stored
+    assert hashlib.sha256(b"cred-id").hexdigest()[:32] not in stored
+    for name in ("a.sqlite3", "a.sqlite3-wal"):
+        if (tmp_path / name).exists():
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+    assert "credential" not in first.entries()[0].as_json()
+    first.close()
+    second.close()
+
+    old = tmp_path / "old.sqlite3"
+    Journal(old).close()
+    db = sqlite3.connect(old)
+    db.execute("DROP TABLE meta")
+    db.execute(
+        "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
+        " credential, state, created_at, updated_at) VALUES ('e1', 'k', 'stripe-v2', ?, '{}',"
+        " '{}', ?, 'cred-id', 'running', 1e10, 1e10)",
+        (REPORT, parameters_hash(PARAMS)),
+    )
+    db.commit()
+    db.close()
+    journal = Journal(old)
+    entry = journal.latest("stripe-v2", REPORT, Scope(), PARAMS, credential="cred-id")
+    assert entry is not None
+    assert entry.id == "e1"
+    assert entry.credential != "cred-id"
+    journal.close()
+
+
+def test_cli_journal_shows_ids_and_abandon_drops_an_entry(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1)
+    path = tmp_path / "j.sqlite3"
+    with gateway(sb, journal=path) as gw:
+        gw._starts.start(
+            "stripe-v2", REPORT, dict(PARAMS), Scope(), key="k", reuse=False,
+            output=tmp_path / "no-such-folder" / "x.csv",
+        )  # fmt: skip
+        (entry,) = gw.journal.entries(unfinished=True)  # type: ignore[union-attr]
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(path))
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    assert main(["journal", "--unfinished"]) == 0
+    assert entry.id[:12] in capsys.readouterr().out
+    assert main(["journal", "--abandon", "ffffffffffff"]) == 2
+    assert main(["journal", "--abandon", entry.id[:12]]) == 0
+    assert "abandoned" in capsys.readouterr().out
+    assert main(["--json", "journal", "--unfinished"]) == 0
+    assert json.loads(capsys.readouterr().out)["runs"] == []
+    assert main(["journal", "--abandon", entry.id]) == 2  # already finished
+    assert main(["resume"]) == 0
+    assert not (tmp_path / "no-such-folder").exists()

@@ -36,7 +36,7 @@ import attrs
 
 from .download import safe_name
 from .errors import ConfigurationError, DownloadError, ParameterError
-from .journal import JournalEntry, crash_point, endpoint_settings, reuse_window
+from .journal import ABANDONED, JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
 from .waiter import POLLERS, Waiter
@@ -68,6 +68,8 @@ SCOPE_COLUMN = "scope"
 # A scope's states, in order; the last four are final.
 QUEUED, STARTING, RUNNING, DOWNLOADING = "queued", "starting", "running", "downloading"
 DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
+#: ``resume`` only: an entry a newer entry of the same job (or file) replaced, abandoned.
+SUPERSEDED = "superseded"
 #: How often a fan-out's main thread looks whether Ctrl-C came.
 _STOP_CHECK_SECONDS = 0.5
 #: Threads that start runs, and that download results, per fan-out (never more than its
@@ -121,7 +123,8 @@ class FanOutProgress:
 class ScopeOutcome:
     """What became of one scope: ``done`` (``path``, ``size``), ``skipped`` (already
     downloaded and verified: the journal's ``path``) or ``failed`` (``error``; ``run_id``
-    when a run exists: resume or inspect it)."""
+    when a run exists: resume or inspect it); with ``resume``, also ``superseded`` (a newer
+    entry of the same job or file exists: ``error`` says which; nothing was downloaded)."""
 
     scope: Scope
     state: str
@@ -140,7 +143,7 @@ class ScopeOutcome:
 
     @property
     def ok(self) -> bool:
-        return self.state in (DONE, SKIPPED)
+        return self.state in (DONE, SKIPPED, SUPERSEDED)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -219,6 +222,9 @@ class FanOutResult:
         }
         if self.interrupted:  # only a fan-out stopped by Ctrl-C has any
             counts["interrupted"] = len(self.interrupted)
+        superseded = [o for o in self.outcomes if o.state == SUPERSEDED]
+        if superseded:  # only resume has any
+            counts["superseded"] = len(superseded)
         return counts
 
     def as_json(self) -> dict[str, Any]:
@@ -306,6 +312,8 @@ class _Settings:
     max_interval: float | None
     raw: bool
     reuse: bool | float
+    #: ``resume(any_endpoint=True)``: entries of other endpoints go through this gateway's.
+    any_endpoint: bool = False
     #: Set on Ctrl-C: every wait and download of the fan-out gives up at once.
     stop: threading.Event = attrs.field(factory=threading.Event)
 
@@ -330,7 +338,8 @@ def _start(
     if task.entry is not None and journal is not None:
         if task.entry.verified:
             return None, task.entry, True
-        return gw._starts.resume(journal, task.entry), task.entry, True
+        resumed = gw._starts.resume(journal, task.entry, any_endpoint=settings.any_endpoint)
+        return resumed, task.entry, True
     key = str(uuid.uuid4())
     run, entry = gw._starts.start(
         task.provider,
@@ -731,32 +740,67 @@ def resume(
     timeout: float | None = 3600.0,
     poll_interval: float | None = None,
     max_interval: float | None = None,
+    entries: Iterable[JournalEntry] | None = None,
+    any_endpoint: bool = False,
 ) -> FanOutResult:
-    """Finish every unfinished entry of the journal: recover its create if needed, wait,
-    and download to the file it was meant for (when one was named)."""
+    """Finish every unfinished entry of the journal (``entries``: those of them): recover
+    its create if needed, wait, and download to the file it was meant for (when one was
+    named).
+
+    An entry a newer entry of the same job, or of the same file, replaced is ``superseded``:
+    abandoned, never downloaded over the newer one's result. An entry started against
+    another endpoint than this gateway's for its provider fails with the endpoint named
+    (``report-gateway resume`` opens one gateway per endpoint), unless ``any_endpoint``:
+    the caller configured where those runs are now.
+    """
     journal = gw.journal
     if journal is None:
         raise ConfigurationError("resume needs the run journal, which is turned off")
-    tasks = [
-        _Task(
-            provider=e.provider,
-            report_id=e.report_id,
-            parameters=e.parameters,
-            scope=e.scope,
-            path=None if e.output is None else Path(e.output),
-            entry=e,
+    if max_concurrency is not None and (isinstance(max_concurrency, bool) or max_concurrency < 1):
+        raise ConfigurationError(f"max_concurrency must be at least 1, not {max_concurrency!r}")
+    chosen = journal.entries(unfinished=True) if entries is None else list(entries)
+    replaced: list[ScopeOutcome] = []
+    tasks: list[_Task] = []
+    for e in chosen:
+        newer = journal.newer(e)
+        if newer is not None:
+            when = datetime.fromtimestamp(newer.created_at).isoformat(sep=" ", timespec="seconds")
+            error = ConfigurationError(f"superseded by the run of {when}")
+            journal.record_error(e.id, str(error), state=ABANDONED)
+            replaced.append(
+                ScopeOutcome(
+                    scope=e.scope,
+                    state=SUPERSEDED,
+                    run_id=e.run_id,
+                    error=error,
+                    reused_from=e.created_at,
+                )
+            )
+            continue
+        path = None if e.output is None else Path(e.output)
+        tasks.append(
+            _Task(
+                provider=e.provider,
+                report_id=e.report_id,
+                parameters=e.parameters,
+                scope=e.scope,
+                path=path,
+                entry=e,
+            )
         )
-        for e in journal.entries(unfinished=True)
-    ]
     settings = _Settings(
         timeout=timeout,
         poll_interval=poll_interval,
         max_interval=max_interval,
         raw=False,
         reuse=True,
+        any_endpoint=any_endpoint,
     )
     slots = max(1, min(max_concurrency or DEFAULT_CONCURRENCY, len(tasks) or 1))
-    return _finish(gw, tasks, slots, settings, on_progress, None)
+    result = _finish(gw, tasks, slots, settings, on_progress, None)
+    if not replaced:
+        return result
+    return attrs.evolve(result, outcomes=(*replaced, *result.outcomes))
 
 
 def _finish(

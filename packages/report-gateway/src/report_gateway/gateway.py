@@ -224,19 +224,18 @@ class Gateway:
         idempotency_key: str | None = None,
         on_progress: Callable[[StartProgress], None] | None = None,
         reuse: bool | float = False,
+        output: str | os.PathLike[str] | None = None,
     ) -> ReportRun:
         """Validate the parameters, then create a run (once, even if the request is retried).
 
-        One idempotency key per call (or ``idempotency_key``, so a retried job reuses its
-        run). ``on_progress`` hears, in the calling thread, why a start is taking long (no
-        free run slot); a callback that raises is logged and ignored, never costing the run.
-        Journaled before its create is sent; ``reuse=True`` returns the same job's run when
-        still going or succeeded and started within 12 hours (``reuse=SECONDS``: another).
+        One idempotency key per call (or ``idempotency_key``: a retried job reuses its run).
+        ``on_progress`` hears, in the calling thread, why a start is taking long (no free run
+        slot); a callback that raises is logged and ignored. Journaled before its create is
+        sent, with ``output`` (its result's file: ``resume`` downloads there); ``reuse=True``
+        returns the same job's unfinished run started within 12 hours (``reuse=SECONDS``).
         """
-        return self._starts.run(
-            provider, report_id, dict(parameters or {}), scope,
-            key=idempotency_key, reuse=reuse, on_progress=on_progress,
-        )  # fmt: skip
+        return self._starts.run(provider, report_id, dict(parameters or {}), scope,
+            key=idempotency_key, reuse=reuse, on_progress=on_progress, output=output)  # fmt: skip
 
     def get(self, provider: str, run_id: str, *, scope: Scope | None = None) -> ReportRun:
         """A fresh snapshot of a run (resume a wait from a saved id with ``wait(get(...))``)."""

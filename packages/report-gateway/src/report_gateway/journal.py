@@ -19,7 +19,12 @@ resume`` read it back (``journaled_start``):
 
 One file serves several processes on one machine: WAL mode, a busy timeout, and one short
 transaction per write (never one held across a request). Writes are ``synchronous=FULL``:
-the row written before a create must survive whatever ends the process.
+the row written before a create must survive whatever ends the process. Finding a job's
+entry and writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so
+two processes starting the same job at once share one entry (and one run). The file is
+created readable by its owner only; credentials are kept as an HMAC-SHA256 of the
+gateway's credential id under a random secret of the journal (``meta`` table), so a
+journal's entries cannot be matched against another journal's or a precomputed table.
 
 Other parts of a process update it without a run in hand: ``record_status(provider,
 run_id, status, raw)`` (``report_gateway.webhooks``: a listener, maybe in another process),
@@ -29,7 +34,10 @@ down as ended is polled once at once, instead of at its next scheduled poll).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
+import inspect
 import json
 import os
 import signal
@@ -52,6 +60,7 @@ from .errors import (
     ProviderError,
     RunLimitError,
     RunMayExistError,
+    RunNotFoundError,
     provider_errors,
 )
 from .models import ReportRun, RunStatus, Scope, StartProgress
@@ -115,7 +124,16 @@ CREATE INDEX IF NOT EXISTS runs_job
     ON runs (provider, report_id, scope, parameters_hash, credential, created_at);
 CREATE INDEX IF NOT EXISTS runs_run ON runs (provider, run_id);
 CREATE INDEX IF NOT EXISTS runs_updated ON runs (updated_at);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: Where ``latest`` and ``claim`` compare endpoints (entries written before they were kept
+#: have none: the default hosts).
+_ENDPOINT = "COALESCE(endpoint, '{}')"
+#: The columns that say which job an entry is (``latest``, ``claim``, ``newer``).
+_JOB = (
+    "provider = ? AND report_id = ? AND scope = ? AND parameters_hash = ? AND credential = ?"
+    f" AND {_ENDPOINT} = ?"
+)
 
 
 def default_journal_path() -> Path:
@@ -162,6 +180,10 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
 def scope_text(scope: Scope) -> str:
     """A scope as stored: its set fields as canonical JSON (``{}`` for none)."""
     return _canonical(scope.fields())
+
+
+def _tag(secret: bytes, credential: str) -> str:
+    return hmac.new(secret, credential.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def crash_point(step: str) -> None:
@@ -217,8 +239,9 @@ class JournalEntry:
 
     def as_json(self) -> dict[str, Any]:
         """The entry for ``report-gateway journal --json`` (parameters included: they hold
-        no secrets; credentials are only named by a hash)."""
+        no secrets; the credential column is left out)."""
         data = attrs.asdict(self, recurse=False)
+        data.pop("credential")  # keyed, but of no use to a reader
         data["scope"] = self.scope.fields()
         data["parameters"] = dict(self.parameters)
         data["endpoint"] = dict(self.endpoint)
@@ -250,16 +273,24 @@ class Journal:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Owner only (SQLite gives its -wal and -shm files the database file's mode).
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if self.path.stat().st_mode & 0o077:
+                with contextlib.suppress(OSError):  # another user's: left as its owner set it
+                    self.path.chmod(0o600)
             self._db = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            if "endpoint" not in columns:  # a journal written before endpoints were kept
-                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
+            # Switching to WAL while another process opens the file can answer "locked" at
+            # once (no busy wait): two processes starting together retry for a while.
+            for attempt in range(200):
+                try:
+                    self._setup()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or attempt == 199:
+                        raise
+                    time.sleep(0.05)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(
                 f"run journal {str(self.path)!r} cannot be used: {exc}"
@@ -267,6 +298,46 @@ class Journal:
 
     def __repr__(self) -> str:
         return f"<Journal {str(self.path)!r}>"
+
+    def _setup(self) -> None:
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "endpoint" not in columns:  # a journal written before endpoints were kept
+            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
+                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
+        self._secret = self._keying_secret()
+
+    def _keying_secret(self) -> bytes:
+        """The journal's secret for ``credential_tag``, made on first open; a journal
+        written before it existed has its credential column keyed in the same transaction."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'secret'").fetchone()
+            if row is None:
+                secret = os.urandom(32)
+                self._db.execute(
+                    "INSERT INTO meta (name, value) VALUES ('secret', ?)", (secret.hex(),)
+                )
+                old = self._db.execute("SELECT DISTINCT credential FROM runs").fetchall()
+                for (plain,) in old:
+                    self._db.execute(
+                        "UPDATE runs SET credential = ? WHERE credential = ?",
+                        (_tag(secret, plain), plain),
+                    )
+            else:
+                secret = bytes.fromhex(row[0])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return secret
+
+    def credential_tag(self, credential: str) -> str:
+        """How the journal stores a gateway's credential id: keyed with its own secret."""
+        return _tag(self._secret, credential)
 
     def close(self) -> None:
         with self._lock:
@@ -298,10 +369,31 @@ class Journal:
         """Write a start down before its create request goes out (``key``: its idempotency
         key; a job retried with the same key gets an entry of its own; ``endpoint``: the
         provider's non-secret endpoint settings, for ``resume``)."""
+        entry_id = self._insert(
+            provider, report_id, scope, parameters, key=key, credential=credential,
+            output=output, endpoint=endpoint,
+        )  # fmt: skip
+        entry = self.get(entry_id)
+        assert entry is not None
+        return entry
+
+    def _insert(
+        self,
+        provider: str,
+        report_id: str,
+        scope: Scope,
+        parameters: Mapping[str, Any],
+        *,
+        key: str,
+        credential: str,
+        output: str | os.PathLike[str] | None,
+        endpoint: Mapping[str, str] | None,
+        locked: bool = False,
+    ) -> str:
         now = self._clock()
         params = _jsonable(parameters)
         entry_id = uuid.uuid4().hex
-        self._write(
+        (self._db.execute if locked else self._write)(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
             " credential, state, output, created_at, updated_at, endpoint)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -313,7 +405,7 @@ class Journal:
                 scope_text(scope),
                 _canonical(params),
                 parameters_hash(parameters),
-                credential,
+                self.credential_tag(credential),
                 JOURNALED,
                 None if output is None else os.fspath(Path(output).absolute()),
                 now,
@@ -321,9 +413,87 @@ class Journal:
                 _canonical(dict(endpoint or {})),
             ),
         )
+        return entry_id
+
+    def claim(
+        self,
+        provider: str,
+        report_id: str,
+        scope: Scope,
+        parameters: Mapping[str, Any],
+        *,
+        key: str,
+        credential: str = "",
+        output: str | os.PathLike[str] | None = None,
+        endpoint: Mapping[str, str] | None = None,
+        window: float | None = None,
+    ) -> tuple[JournalEntry, bool]:
+        """The job's entry to take up, else a new one (``begin``), in one ``BEGIN IMMEDIATE``
+        transaction: two processes starting the same job at once get the same entry.
+
+        Taken up (``window``: seconds, None: never): the job's newest entry started within
+        the window, when never finished or downloaded and verified. Returns the entry and
+        whether it was written now.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                found = None
+                if window is not None:
+                    rows = self._db.execute(
+                        f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {_JOB}"  # noqa: S608
+                        " ORDER BY created_at DESC LIMIT 1",
+                        self._job_args(
+                            provider, report_id, scope, parameters, credential, endpoint
+                        ),
+                    ).fetchall()
+                    latest = _entry(rows[0]) if rows else None
+                    if (
+                        latest is not None
+                        and self._clock() - latest.created_at <= window
+                        and (latest.verified or latest.state not in FINISHED)
+                    ):
+                        found = latest
+                if found is None:
+                    entry_id = self._insert(
+                        provider, report_id, scope, parameters, key=key,
+                        credential=credential, output=output, endpoint=endpoint, locked=True,
+                    )  # fmt: skip
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if found is not None:
+            return found, False
         entry = self.get(entry_id)
         assert entry is not None
-        return entry
+        return entry, True
+
+    def _job_args(
+        self,
+        provider: str,
+        report_id: str,
+        scope: Scope,
+        parameters: Mapping[str, Any],
+        credential: str,
+        endpoint: Mapping[str, str] | None,
+    ) -> tuple[Any, ...]:
+        return (
+            provider,
+            report_id,
+            scope_text(scope),
+            parameters_hash(parameters),
+            self.credential_tag(credential),
+            _canonical(dict(endpoint or {})),
+        )
+
+    def abandon(self, entry_id: str, reason: str = "abandoned by the user") -> bool:
+        """Drop an unfinished entry (``resume`` leaves it); False when it is finished."""
+        entry = self.get(entry_id)
+        if entry is None or entry.finished:
+            return False
+        self.record_error(entry_id, reason, state=ABANDONED)
+        return True
 
     def _update(self, entry_id: str, **values: Any) -> None:
         values["updated_at"] = self._clock()
@@ -355,7 +525,7 @@ class Journal:
         where, args = "provider = ? AND run_id = ?", [provider, run_id]
         if credential is not None:
             where += " AND credential = ?"
-            args.append(credential)
+            args.append(self.credential_tag(credential))
         if scope is not None:
             where += " AND scope = ?"
             args.append(scope_text(scope))
@@ -486,15 +656,53 @@ class Journal:
         parameters: Mapping[str, Any],
         *,
         credential: str = "",
+        endpoint: Mapping[str, str] | None = None,
     ) -> JournalEntry | None:
-        """The newest entry of the same job (provider, report, scope, parameters, key)."""
+        """The newest entry of the same job (provider, report, scope, parameters, key, and
+        endpoint: a run against another base URL is another job's)."""
         found = self._read(
-            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE provider = ? AND report_id = ?"  # noqa: S608
-            " AND scope = ? AND parameters_hash = ? AND credential = ?"
+            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {_JOB}"  # noqa: S608
             " ORDER BY created_at DESC LIMIT 1",
-            (provider, report_id, scope_text(scope), parameters_hash(parameters), credential),
+            self._job_args(provider, report_id, scope, parameters, credential, endpoint),
         )
         return found[0] if found else None
+
+    def newer(self, entry: JournalEntry) -> JournalEntry | None:
+        """The newest entry started after ``entry`` of the same job, or meant for the same
+        file: what ``resume`` must not overwrite with ``entry``'s older result."""
+        args: tuple[Any, ...] = (
+            entry.provider, entry.report_id, scope_text(entry.scope),
+            entry.parameters_hash, entry.credential, _canonical(dict(entry.endpoint)),
+        )  # fmt: skip
+        where = f"({_JOB})"
+        if entry.output is not None:
+            where += " OR output = ?"
+            args += (entry.output,)
+        found = self._read(
+            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE ({where})"  # noqa: S608
+            " AND created_at > ? AND id != ? ORDER BY created_at DESC LIMIT 1",
+            (*args, entry.created_at, entry.id),
+        )
+        return found[0] if found else None
+
+    def neighbours(self, entry: JournalEntry, since: float) -> list[JournalEntry]:
+        """The other entries of the same provider, report and scope created at or after
+        ``since`` (a lookup of ``entry``'s run cannot tell theirs from it)."""
+        return self._read(
+            f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE provider = ? AND report_id = ?"  # noqa: S608
+            " AND scope = ? AND created_at >= ? AND id != ?",
+            (entry.provider, entry.report_id, scope_text(entry.scope), since, entry.id),
+        )
+
+    def owned_run_ids(self, entry: JournalEntry) -> frozenset[str]:
+        """The run ids recorded on the provider's other entries (no lookup may adopt them)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT run_id FROM runs WHERE provider = ? AND run_id IS NOT NULL"
+                " AND id != ?",
+                (entry.provider, entry.id),
+            ).fetchall()
+        return frozenset(row[0] for row in rows)
 
     def entries(
         self, *, since: float | None = None, unfinished: bool = False
@@ -657,23 +865,53 @@ class Starts:
         key: str | None,
         reuse: Reuse,
         on_progress: Callable[[StartProgress], None] | None = None,
+        output: str | os.PathLike[str] | None = None,
     ) -> ReportRun:
         """``start``'s run, a verified entry's as it is now (``Gateway.start``); a new
         idempotency key unless ``key``."""
         key = key or str(uuid.uuid4())
         run, entry = self.start(
-            provider, report_id, parameters, scope, key=key, reuse=reuse, on_progress=on_progress
-        )
-        if run is None:  # downloaded and verified: the journal's run, as it is now
+            provider, report_id, parameters, scope, key=key, reuse=reuse,
+            on_progress=on_progress, output=output,
+        )  # fmt: skip
+        if run is None and output is None:  # downloaded and verified: its run, as it is now
             assert entry is not None
             assert entry.run_id is not None
-            run = self._gateway.get(provider, entry.run_id, scope=entry.scope)
+            with contextlib.suppress(RunNotFoundError):  # the provider forgot it: start anew
+                return self._gateway.get(provider, entry.run_id, scope=entry.scope)
+        if run is None:
+            # A file is asked for again (``run -o FILE`` once more): that day's data, from a
+            # new run; only an unfinished run is taken up.
+            run, _ = self.start(
+                provider, report_id, parameters, scope, key=key, reuse=False,
+                on_progress=on_progress, output=output,
+            )  # fmt: skip
+            assert run is not None
         return run
 
-    def resume(self, journal: Journal, entry: JournalEntry) -> ReportRun:
-        """An unfinished entry's run (``resume_entry``), its scope checked first."""
+    def resume(
+        self, journal: Journal, entry: JournalEntry, *, any_endpoint: bool = False
+    ) -> ReportRun:
+        """An unfinished entry's run (``resume_entry``), its scope checked first, and its
+        endpoint: an entry started against another endpoint is refused (its run id sent to
+        this gateway's host could reach another account's, even production), unless
+        ``any_endpoint`` (the user named where its runs are now)."""
         self._drivers.where(entry.provider, entry.scope)
+        here = endpoint_settings(self._gateway, entry.provider)
+        if not any_endpoint and here != dict(entry.endpoint):
+            raise ConfigurationError(
+                f"{entry.provider} run of {entry.report_id} was started against "
+                f"{_endpoint_text(entry.endpoint)}, this gateway's {entry.provider} endpoint is "
+                f"{_endpoint_text(here)}: finish it with `report-gateway resume` (one "
+                "gateway per endpoint) or a Gateway configured with that endpoint"
+            )
         return resume_entry(self._gateway, journal, self._creator(None), entry)
+
+
+def _endpoint_text(endpoint: Mapping[str, str]) -> str:
+    if not endpoint:
+        return "the default host"
+    return ", ".join(f"{k}={v}" for k, v in sorted(endpoint.items()))
 
 
 def _refused(exc: BaseException) -> bool:
@@ -709,33 +947,57 @@ def journaled_start(
     refused, lost, or downloaded to a file no longer there starts anew.
     """
     credential = gateway.credential_id(provider)
-    window = reuse_window(reuse)
-    if window is not None:
-        entry = journal.latest(provider, report_id, scope, parameters, credential=credential)
-        if entry is not None and journal.now() - entry.created_at > window:
-            # Older than the window: the same command on another night wants that night's
-            # data (a report without dates gives whatever is current). ``resume`` still
-            # finishes the old entry if it was left unfinished.
-            entry = None
-        if entry is not None and entry.verified:
-            return None, entry
-        if entry is not None and entry.state not in FINISHED:
-            # Never finished (running, a create maybe lost, succeeded but not downloaded):
-            # the same run. One downloaded to a file since moved or changed is not reused:
-            # a job without dates run again days later wants that day's data.
-            return resume_entry(gateway, journal, create, entry), entry
+    # Taken up within the window only (``Journal.claim``): the same command on another
+    # night wants that night's data (a report without dates gives whatever is current);
+    # ``resume`` still finishes an old entry left unfinished. One downloaded to a file since
+    # moved or changed is not taken up either. Find-or-write is one transaction, so two
+    # processes starting the same job at once share the entry and its idempotency key.
+    entry, new = journal.claim(
+        provider, report_id, scope, parameters, key=key, credential=credential,
+        output=output, endpoint=endpoint_settings(gateway, provider),
+        window=reuse_window(reuse),
+    )  # fmt: skip
+    if new:
+        crash_point("after-journal")
+        return _create_for(journal, create, entry), entry
+    if entry.verified:
+        return None, entry
+    # Never finished (running, a create maybe lost, succeeded but not downloaded): the same
+    # run. Another process may be sending its create right now: without idempotent
+    # creates, its run id is waited for a while rather than a second run made.
+    if entry.run_id is None and not getattr(gateway.driver(provider), "idempotent_create", False):
+        entry = _await_run_id(journal, entry)
+    try:
+        return resume_entry(gateway, journal, create, entry), entry
+    except RunNotFoundError as exc:
+        # The provider no longer knows the run (a sandbox restarted, runs expired): nothing
+        # to take up; the entry is abandoned and the job started anew.
+        journal.record_error(entry.id, exc, state=ABANDONED)
     entry = journal.begin(
-        provider,
-        report_id,
-        scope,
-        parameters,
-        key=key,
-        credential=credential,
-        output=output,
-        endpoint=endpoint_settings(gateway, provider),
-    )
+        provider, report_id, scope, parameters, key=key, credential=credential,
+        output=output, endpoint=endpoint_settings(gateway, provider),
+    )  # fmt: skip
     crash_point("after-journal")
     return _create_for(journal, create, entry), entry
+
+
+#: How long a start waits for the run id of the same job's entry another process is
+#: creating (a create without idempotency key), before looking for the run itself.
+TAKE_UP_SECONDS = 30.0
+
+
+def _await_run_id(journal: Journal, entry: JournalEntry) -> JournalEntry:
+    """``entry`` once its run id is written (or it finished, or it was left untouched for
+    ``TAKE_UP_SECONDS``: its process is gone, ``resume_entry`` resolves it)."""
+    while entry.run_id is None and not entry.finished:
+        if journal.now() - entry.updated_at > TAKE_UP_SECONDS:
+            break
+        time.sleep(0.1)
+        fresh = journal.get(entry.id)
+        if fresh is None:
+            break
+        entry = fresh
+    return entry
 
 
 #: How long a job's journal entry is taken up again by ``reuse=True`` (seconds): a re-run
@@ -821,15 +1083,57 @@ def resume_entry(
                 "neither idempotent creates nor a lookup",
                 started_after=started,
             )
+        _lookup_can_tell(journal, entry, started)
         validated = gateway.validate(
             entry.provider, entry.report_id, entry.parameters, scope=entry.scope
         )
-        run: ReportRun = find(entry.report_id, validated, scope=entry.scope, started_after=started)
+        owned = journal.owned_run_ids(entry)
+        # ``exclude``: the run ids other entries own, for a lookup that takes them (Zuora's).
+        extra = {"exclude": owned} if "exclude" in inspect.signature(find).parameters else {}
+        run: ReportRun = find(
+            entry.report_id, validated, scope=entry.scope, started_after=started, **extra
+        )
+        if run.id in owned:  # a driver without ``exclude``
+            raise RunMayExistError(
+                entry.provider, entry.report_id,
+                f"the run found ({run.id}) belongs to another journal entry",
+                started_after=started,
+            )  # fmt: skip
     except RunMayExistError as exc:
         journal.record_error(entry.id, exc, state=LOST)
         raise
     journal.record_run(entry.id, run)
     return run
+
+
+#: How much earlier than an entry another entry may have been started and still have
+#: made its run after it (clocks of processes, the provider's ``startedOn``).
+_LOOKUP_SKEW = 120.0
+
+
+def _lookup_can_tell(journal: Journal, entry: JournalEntry, started: datetime) -> None:
+    """Refuse a lookup that could adopt another job's run: another entry of the same report
+    and scope with other parameters, started around or after this one, may have made the
+    run the lookup would find (it sees only report, scope and start time)."""
+    others = [
+        e
+        for e in journal.neighbours(entry, entry.created_at - _LOOKUP_SKEW)
+        if e.parameters_hash != entry.parameters_hash and e.state != JOURNALED
+    ]
+    if others:
+        raise RunMayExistError(
+            entry.provider,
+            entry.report_id,
+            "the process ended while the create was being sent, and another job ran the same "
+            f"report and scope with other parameters since ({len(others)} in the journal), so "
+            "a lookup cannot tell this job's run from theirs",
+            started_after=started,
+            hint=(
+                f"check `report-gateway last {entry.provider} {entry.report_id}` (and the "
+                f"provider's runs started after {started.isoformat(timespec='seconds')}) "
+                "before starting it again"
+            ),
+        )
 
 
 def iter_since(text: str | None, *, now: float | None = None) -> float | None:

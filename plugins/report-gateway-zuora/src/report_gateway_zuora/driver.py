@@ -421,13 +421,15 @@ class ZuoraDriver(BaseDriver):
         scope: Scope,
         before: datetime,
         cause: Exception,
+        exclude: frozenset[str] = frozenset(),
     ) -> ReportRun:
         """Find the run an ambiguous POST may have created, or say it may exist.
 
         The only documented way to see a run without its id is "last completed run" (runs
         of this user, once COMPLETED), so a run is recognised by report, view type, a
         ``startedOn`` not before the POST (less ``CLOCK_SKEW``) and an id this driver did not
-        already get from an earlier start; it is polled for ``create_lookup_seconds``. A run
+        already get from an earlier start nor is in ``exclude`` (runs the journal gives to
+        other jobs); it is polled for ``create_lookup_seconds``. A run
         still going after that is invisible: ``RunMayExistError`` says how to find it later.
         """
         headers = self.scope_headers(scope)
@@ -453,7 +455,7 @@ class ZuoraDriver(BaseDriver):
             else:
                 started = latest.started_on
                 with self._lock:
-                    ours_before = latest.id in self._started
+                    ours_before = latest.id in self._started or latest.id in exclude
                 matches = (
                     not ours_before
                     and (latest.report_id in (None, report_id))
@@ -493,13 +495,15 @@ class ZuoraDriver(BaseDriver):
         *,
         scope: Scope,
         started_after: datetime,
+        exclude: frozenset[str] = frozenset(),
     ) -> ReportRun:
         """The run a create sent at ``started_after`` made, when its answer was lost with the
         process that sent it (the run journal asks): ``_recover``'s lookup, or
-        ``RunMayExistError``."""
+        ``RunMayExistError``. ``exclude``: run ids the journal records for other jobs,
+        never adopted."""
         cause = RuntimeError("the process that sent the create ended before its answer")
         where = self.resolve_scope(scope)
-        return self._recover(report_id, dict(parameters), where, started_after, cause)
+        return self._recover(report_id, dict(parameters), where, started_after, cause, exclude)
 
     def get(self, run_id: str, *, scope: Scope, deadline: float | None = None) -> ReportRun:
         where = self.resolve_scope(scope)

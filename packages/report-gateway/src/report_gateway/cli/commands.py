@@ -56,23 +56,16 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     """
     from report_gateway.gateway import Gateway
 
-    overrides: dict[str, Any] = parse_settings(getattr(args, "settings", None))
-    base_url = getattr(args, "base_url", None)
-    if base_url:
-        _check_url("--base-url", base_url)
-        overrides["base_url"] = base_url
+    overrides = command_overrides(args)
     provider: str | None = getattr(args, "provider", None)
+    options = gateway_options(args, **extra)
     if getattr(args, "command", None) == "resume":
-        return _resume_gateway(args, overrides, extra)
+        # The journal is read with this one; ``cli.fanout.cmd_resume`` opens one gateway
+        # per provider and endpoint of the unfinished entries, --base-url/--set applied.
+        return Gateway({}, **options)
     targets: list[str] | None = getattr(args, "webhook_providers", None)
     if overrides and provider is None and targets is None:
         raise UsageError("--base-url and --set need a command that names a PROVIDER")
-    options = {
-        "config_file": getattr(args, "config", None),
-        "profile": getattr(args, "profile", None),
-        "ca_bundle": getattr(args, "ca_bundle", None),
-        **extra,
-    }
     if not overrides:
         return Gateway({}, **options)
     if provider is not None:
@@ -83,38 +76,24 @@ def open_gateway(args: argparse.Namespace, **extra: Any) -> Gateway:
     return Gateway({name: overrides for name in targets}, **options)
 
 
-def _resume_gateway(
-    args: argparse.Namespace, overrides: dict[str, Any], extra: dict[str, Any]
-) -> Gateway:
-    """The Gateway for ``resume``: each provider's endpoint as its unfinished entries
-    recorded it (when they agree), or ``--base-url``/``--set`` when every unfinished entry
-    is of one provider."""
-    from report_gateway.gateway import Gateway
+def command_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--set`` and ``--base-url`` as provider settings (the URL checked)."""
+    overrides: dict[str, Any] = parse_settings(getattr(args, "settings", None))
+    base_url = getattr(args, "base_url", None)
+    if base_url:
+        _check_url("--base-url", base_url)
+        overrides["base_url"] = base_url
+    return overrides
 
-    options = {
+
+def gateway_options(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    """The ``Gateway`` keywords of the command line other than provider settings."""
+    return {
         "config_file": getattr(args, "config", None),
         "profile": getattr(args, "profile", None),
         "ca_bundle": getattr(args, "ca_bundle", None),
         **extra,
     }
-    probe = Gateway(**options)
-    journal = probe.journal
-    entries = [] if journal is None else journal.entries(unfinished=True)
-    probe.close()
-    providers = sorted({e.provider for e in entries})
-    settings: dict[str, dict[str, Any]] = {}
-    for name in providers:
-        endpoints = {tuple(sorted(e.endpoint.items())) for e in entries if e.provider == name}
-        if len(endpoints) == 1:
-            settings[name] = dict(next(iter(endpoints)))
-    if overrides:
-        if len(providers) != 1:
-            raise UsageError(
-                "--base-url and --set with resume need the unfinished runs to be of one"
-                f" provider (they are of {', '.join(providers) or 'none'})"
-            )
-        settings[providers[0]] = {**settings.get(providers[0], {}), **overrides}
-    return Gateway({k: v for k, v in settings.items() if v}, **options)
 
 
 def _check_url(option: str, url: str) -> None:
@@ -606,20 +585,27 @@ def cmd_run(s: Session) -> int:
         from .fanout import cmd_run_many
 
         return cmd_run_many(s)
-    if args.combine or args.max_concurrency or args.no_reuse:
-        raise UsageError(
-            "--combine, --max-concurrency and --no-reuse go with --accounts/--contexts/--entities"
-        )
+    if args.combine or args.max_concurrency:
+        raise UsageError("--combine and --max-concurrency go with --accounts/--contexts/--entities")
     parameters = parse_parameters(args.params)
     if args.output == "-" and args.json:
         raise UsageError("-o - writes the result to stdout: it cannot be combined with --json")
     _check_output(args.output)
     check_format(args)
     provider = args.provider
+    # ``-o FILE`` is journaled with the run (``resume`` downloads there after a kill), and the
+    # same command run again takes up the job's unfinished run (``--no-reuse``: a new one).
+    to_file = args.output not in (None, "-")
     run = _by_name(
         s,
         lambda report: s.gateway.start(
-            provider, report, parameters, scope=s.scope, on_progress=s.progress.starting
+            provider,
+            report,
+            parameters,
+            scope=s.scope,
+            on_progress=s.progress.starting,
+            output=args.output if to_file else None,
+            reuse=to_file and not args.no_reuse,
         ),
     )
     s.run = run

@@ -20,6 +20,7 @@ from .speak import speak_cli
 
 if TYPE_CHECKING:
     from report_gateway.fanout import FanOutProgress, FanOutResult, ScopeOutcome
+    from report_gateway.journal import Journal, JournalEntry
     from report_gateway.models import Scope
 
     from .commands import Session
@@ -70,17 +71,19 @@ def _progress_line(s: Session) -> object:
     return show
 
 
-def _state_text(outcome: ScopeOutcome) -> str:
+def _state_text(outcome: ScopeOutcome, resumed: bool = False) -> str:
     """A scope's state, saying when its run is an earlier one (a skip or a reuse is then
-    visible: a job without dates gives that earlier day's data)."""
+    visible: a job without dates gives that earlier day's data); ``resumed``: the table of
+    ``resume``, whose every entry is an earlier one it finishes."""
     state = outcome.state
     if outcome.reused_from is not None:
         when = _when(outcome.reused_from)
-        state = (
-            f"skipped (file of run from {when})"
-            if state == "skipped"
-            else f"{state} (reused run from {when})"
-        )
+        if state == "skipped":
+            state = f"skipped (file of run from {when})"
+        elif state == "superseded":
+            state = f"superseded (run from {when})"
+        else:
+            state = f"{state} ({'resumed' if resumed else 'reused'} run from {when})"
     if outcome.stale_from is not None:
         state += f"; stale file from {_when(outcome.stale_from)} left in place"
     return state
@@ -90,13 +93,13 @@ def _when(stamp: float) -> str:
     return datetime.fromtimestamp(stamp).isoformat(sep=" ", timespec="seconds")
 
 
-def _report(s: Session, result: FanOutResult) -> int:
+def _report(s: Session, result: FanOutResult, resumed: bool = False) -> int:
     from report_gateway.fanout import scope_label
 
     rows = [
         (
             scope_label(o.scope),
-            _state_text(o),
+            _state_text(o, resumed),
             o.run_id,
             o.path.name if o.path is not None else o.stale.name if o.stale is not None else None,
             format_bytes(o.size) if o.size is not None else None,
@@ -110,6 +113,8 @@ def _report(s: Session, result: FanOutResult) -> int:
     ]
     counts = result.summary()
     stopped = f", {counts['interrupted']} interrupted" if "interrupted" in counts else ""
+    if "superseded" in counts:
+        stopped += f", {counts['superseded']} superseded"
     footer = (
         f"{counts['done']} done, {counts['skipped']} skipped (already downloaded), "
         f"{counts['failed']} failed{stopped} of {counts['total']} in"
@@ -208,12 +213,68 @@ FILE_SUFFIXES = frozenset({".csv", ".tsv", ".zip", ".parquet", ".jsonl", ".json"
 
 
 def cmd_resume(s: Session) -> int:
-    return _interruptible(
-        s, lambda: s.gateway.resume(on_progress=_progress_line(s), timeout=s.args.timeout)
+    """Every unfinished entry (of ``--provider``), finished through a gateway configured for
+    the endpoint it was started against: one per provider and endpoint. ``--base-url`` and
+    ``--set`` say where one provider's runs are now: its entries then go through them."""
+    from report_gateway.fanout import FanOutInterrupted
+    from report_gateway.gateway import Gateway
+
+    from .commands import command_overrides, gateway_options
+
+    args = s.args
+    if args.max_concurrency is not None and args.max_concurrency < 1:
+        raise UsageError(f"--max-concurrency must be at least 1, not {args.max_concurrency}")
+    journal = s.gateway.journal
+    if journal is None:
+        raise UsageError(
+            "the run journal is turned off (journal setting or $REPORT_GATEWAY_JOURNAL)"
+        )
+    overrides = command_overrides(args)
+    entries = journal.entries(unfinished=True)
+    if args.resume_provider:
+        entries = [e for e in entries if e.provider == args.resume_provider]
+    providers = sorted({e.provider for e in entries})
+    if overrides and len(providers) > 1:
+        raise UsageError(
+            f"--base-url and --set apply to one provider; the unfinished runs are of "
+            f"{', '.join(providers)}: choose with --provider NAME"
+        )
+    groups: dict[tuple[str, tuple[tuple[str, str], ...]], list[JournalEntry]] = {}
+    for e in entries:
+        endpoint = () if overrides else tuple(sorted(e.endpoint.items()))
+        groups.setdefault((e.provider, endpoint), []).append(e)
+
+    def resume_all() -> FanOutResult:
+        if not groups:
+            return s.gateway.resume(entries=[])
+        done: list[FanOutResult] = []
+        for (provider, endpoint), group in groups.items():
+            settings = overrides or dict(endpoint)
+            with Gateway({provider: settings} if settings else {}, **gateway_options(args)) as gw:
+                try:
+                    done.append(gw.resume(
+                        entries=group, any_endpoint=bool(overrides), on_progress=_progress_line(s),
+                        timeout=args.timeout, max_concurrency=args.max_concurrency,
+                    ))  # fmt: skip
+                except FanOutInterrupted as stopped:
+                    raise FanOutInterrupted(_merged([*done, stopped.result])) from None
+        return _merged(done)
+
+    return _interruptible(s, resume_all, resumed=True)
+
+
+def _merged(results: list[FanOutResult]) -> FanOutResult:
+    """The results of several gateways' resumes (run one after the other) as one."""
+    from report_gateway.fanout import FanOutResult
+
+    return FanOutResult(
+        outcomes=tuple(o for r in results for o in r.outcomes),
+        peak_active=max((r.peak_active for r in results), default=0),
+        elapsed=sum(r.elapsed for r in results),
     )
 
 
-def _interruptible(s: Session, fan_out: Callable[[], FanOutResult]) -> int:
+def _interruptible(s: Session, fan_out: Callable[[], FanOutResult], resumed: bool = False) -> int:
     """The fan-out's table; on Ctrl-C the table so far (run ids of the runs that go on)
     and how to finish, exit 130."""
     from report_gateway.fanout import FanOutInterrupted
@@ -222,14 +283,14 @@ def _interruptible(s: Session, fan_out: Callable[[], FanOutResult]) -> int:
         result = fan_out()
     except FanOutInterrupted as stopped:
         s.progress.finish()
-        _report(s, stopped.result)
+        _report(s, stopped.result, resumed)
         s.stderr.write(
             "report-gateway: interrupted; the runs started go on at the provider: re-run the"
             " same command (or `report-gateway resume`) to finish\n"
         )
         s.stderr.flush()
         return exits.INTERRUPTED
-    return _report(s, result)
+    return _report(s, result, resumed)
 
 
 def cmd_journal(s: Session) -> int:
@@ -245,9 +306,12 @@ def cmd_journal(s: Session) -> int:
         raise UsageError(
             "the run journal is turned off (journal setting or $REPORT_GATEWAY_JOURNAL)"
         )
+    if s.args.abandon:
+        return _abandon(s, journal, s.args.abandon)
     entries = journal.entries(since=since, unfinished=s.args.unfinished)
     rows = [
         (
+            e.id[:ID_SHOWN],
             datetime.fromtimestamp(e.created_at).isoformat(timespec="seconds"),
             e.provider,
             e.report_id,
@@ -260,8 +324,36 @@ def cmd_journal(s: Session) -> int:
     ]
     s.out.emit(
         {"journal": str(journal.path), "runs": [e.as_json() for e in entries]},
-        table(["started", "provider", "report", "scope", "run id", "state", "file"], rows)
+        table(["id", "started", "provider", "report", "scope", "run id", "state", "file"], rows)
         if rows
         else f"no runs in {journal.path}",
+    )
+    return exits.OK
+
+
+#: How much of an entry's id ``journal`` shows (``--abandon`` takes any unique prefix).
+ID_SHOWN = 12
+
+
+def _abandon(s: Session, journal: Journal, ids: list[str]) -> int:
+    """``journal --abandon ID...``: each unfinished entry named (by a unique id prefix)
+    marked abandoned, so ``resume`` leaves it; every id is checked before any is dropped."""
+    everything = journal.entries()
+    chosen: list[JournalEntry] = []
+    for given in ids:
+        matches = [e for e in everything if e.id.startswith(given.lower())] if given else []
+        if len(matches) != 1:
+            found = "no entry" if not matches else f"{len(matches)} entries"
+            raise UsageError(f"--abandon {given}: {found} with that id (see `journal`)")
+        if matches[0].finished:
+            raise UsageError(
+                f"--abandon {given}: that entry is already finished ({matches[0].state})"
+            )
+        chosen.append(matches[0])
+    for entry in chosen:
+        journal.abandon(entry.id)
+    s.out.emit(
+        {"abandoned": [e.id for e in chosen]},
+        "\n".join(f"abandoned {e.id[:ID_SHOWN]} ({e.provider} {e.report_id})" for e in chosen),
     )
     return exits.OK

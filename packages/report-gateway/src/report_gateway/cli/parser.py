@@ -92,7 +92,10 @@ _EXAMPLES = {
     "demo": ["report-gateway demo --rows 100"],
     "listen": ["report-gateway listen --port 8080"],
     "journal": ["report-gateway journal --since 2h", "report-gateway journal --unfinished"],
-    "resume": ["report-gateway resume"],
+    "resume": [
+        "report-gateway resume",
+        "report-gateway resume --provider stripe --max-concurrency 4",
+    ],
 }
 
 
@@ -367,7 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--no-reuse",
         action="store_true",
-        help="start a new run for every scope, ignoring the journal's unfinished runs and files",
+        help="start a new run (for every scope), not taking up the same job's unfinished run"
+        " or downloaded file from the journal",
     )
 
     sub = add("status", "show a run's current state")
@@ -413,9 +417,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--since", metavar="WHEN", help="updated since an ISO date/datetime or a duration (2h, 7d)"
     )
     sub.add_argument("--unfinished", action="store_true", help="only runs with work left")
+    sub.add_argument(
+        "--abandon",
+        metavar="ID",
+        nargs="+",
+        help="drop these unfinished entries (ids as `journal` shows them): resume leaves them",
+    )
 
     sub = add("resume", "finish every unfinished wait and download in the run journal")
     timeout(sub)
+    sub.add_argument(
+        "--provider",
+        metavar="NAME",
+        dest="resume_provider",
+        help="only this provider's entries (what --base-url/--set then apply to)",
+    )
+    sub.add_argument(
+        "--max-concurrency", metavar="N", type=int, help="runs active at once (default 8)"
+    )
 
     sub = add(
         "demo",
