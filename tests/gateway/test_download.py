@@ -325,3 +325,31 @@ def test_temporaries_are_never_reopened_for_writing(
     assert target.read_bytes() == expected
     assert truncating == []
     assert leftovers(tmp_path) == []
+
+
+def test_a_temporary_a_sweep_holds_for_an_instant_is_still_marked_alive(tmp_path: Path) -> None:
+    """Concurrent downloads into one folder: another download's sweep may hold a fresh
+    temporary's lock right after it is created. The new download must still mark it alive,
+    or a later sweep deletes it mid-download (a fan-out's file then "No such file")."""
+    import fcntl
+    import threading
+
+    from report_gateway.download import _hold, _remove_abandoned_temporaries, _Temporaries
+
+    path = tmp_path / ".report.csv.0badc0de.part"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    sweeper = os.open(path, os.O_RDONLY)
+    fcntl.flock(sweeper, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the sweep's instant
+    releasing = threading.Timer(0.2, os.close, args=(sweeper,))
+    releasing.start()
+    registry = _Temporaries()
+    try:
+        _hold(fd, registry)
+        releasing.join()
+        os.write(fd, b"a,b\n1,2\n")  # no longer empty: a sweep would take an unlocked one
+        _remove_abandoned_temporaries(tmp_path)
+        assert path.exists()
+        assert registry.locks
+    finally:
+        os.close(fd)
+        registry.discard()

@@ -322,14 +322,18 @@ def _hold(fd: int, registry: _Temporaries) -> None:
     """Mark a temporary as alive until the download ends (or its process dies).
 
     The lock sits on a duplicate descriptor, so closing the writer (before unpacking,
-    converting or renaming) keeps it.
+    converting or renaming) keeps it. It is taken blocking: another download's sweep
+    (``_remove_abandoned_temporaries``) may hold it for an instant right after the file
+    was created (and leaves a fresh empty file alone); a non-blocking try would then fail,
+    leave the file unmarked, and a later sweep would delete it mid-download (seen with a
+    fan-out's concurrent downloads into one folder).
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
         return
     with contextlib.suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         registry.locks.append(os.dup(fd))
 
 
