@@ -122,3 +122,27 @@ def test_a_conversion_step_shows_its_own_state() -> None:
     quiet.start_download(run, raw=True)  # --raw: nothing to convert
     quiet.downloading(5_000, 5_000)
     assert "converting" not in raw.getvalue()
+
+
+def test_unpacking_a_zip_shows_its_own_state_only_with_unzip() -> None:
+    from report_gateway.models import CONTENT_ZIP, ResultFile
+
+    run = ReportRun(
+        provider="stripe",
+        id="frr_1",
+        report_id="rep",
+        status=RunStatus.SUCCEEDED,
+        raw_status="succeeded",
+        created_at=datetime(2025, 1, 1, tzinfo=UTC),
+        result=ResultFile(url="https://example.invalid/f", content_type=CONTENT_ZIP),
+    )
+    stream = Terminal()
+    progress = Progress(stream)
+    progress.start_download(run, unzip=True)
+    progress.downloading(5_000, 5_000)
+    assert "unpacking the ZIP to its CSV..." in stream.getvalue().rsplit("\r", 1)[-1]
+    kept = Terminal()
+    as_zip = Progress(kept)
+    as_zip.start_download(run)  # saved as the .zip: nothing to unpack
+    as_zip.downloading(5_000, 5_000)
+    assert "unpacking" not in kept.getvalue()
