@@ -162,6 +162,12 @@ class Bench:
 
     # -- shared setup ----------------------------------------------------------------------
 
+    def _reset_sandbox(self) -> None:
+        """Empty the sandbox, and forget the finished runs kept for later items: their
+        files are gone with it (a kept run would then answer 404)."""
+        self.sb.reset()
+        self._runs.clear()
+
     def run(self, provider: str, size: int) -> Any:
         key = (provider, size)
         if key not in self._runs:
@@ -449,7 +455,7 @@ class Bench:
 
     def _fanout_configure(self) -> None:
         s = self.sizes
-        self.sb.reset()
+        self._reset_sandbox()
         # Small results: this item measures starting and waiting; transfers are items 1-3, 7.
         self.sb.configure(
             run_seconds=s.fanout_seconds,
@@ -546,7 +552,7 @@ class Bench:
 
     def _fanout(self, workers: int) -> list[Row]:
         s = self.sizes
-        self.sb.reset()
+        self._reset_sandbox()
         # Small results: this item measures starting and waiting; transfers are items 1-3, 7.
         self.sb.configure(
             run_seconds=s.fanout_seconds,
@@ -802,7 +808,7 @@ class Bench:
         work = self.tmp / "waiting-run-many"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        self.sb.reset()
+        self._reset_sandbox()
         self.sb.configure(
             run_seconds=3600.0,
             v2_concurrency_limit=s.waiting_runs * 2,
@@ -824,7 +830,7 @@ class Bench:
                     "output": str(work / "out"),
                 },
             )
-            self.sb.reset()
+            self._reset_sandbox()
             threads = child(
                 "waiting_runs",
                 {
@@ -838,7 +844,7 @@ class Bench:
                 },
             )
         finally:
-            self.sb.reset()
+            self._reset_sandbox()
             self.sb.configure(run_seconds=0.05, v2_concurrency_limit=100)
             shutil.rmtree(work, ignore_errors=True)
         self.log(f"  waiting runs via run_many: {result}")
@@ -876,7 +882,7 @@ class Bench:
         threads (the same runs setup, the same hold and poll interval), alternating pairs of
         fresh processes: peak threads and the RSS the waits add."""
         s = self.sizes
-        self.sb.reset()
+        self._reset_sandbox()
         self.sb.configure(
             run_seconds=max(600.0, s.waiting_hold * 10),
             v2_concurrency_limit=s.aio_waits * 2 * s.pairs * 2,
@@ -900,7 +906,7 @@ class Bench:
                 s.pairs,
             )
         finally:
-            self.sb.reset()
+            self._reset_sandbox()
             self.sb.configure(run_seconds=0.05, v2_concurrency_limit=100)
 
         def grown(sample: dict[str, Any]) -> float:
