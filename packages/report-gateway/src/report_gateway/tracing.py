@@ -18,6 +18,7 @@ so urllib3's instrumentor records no ``url.full`` with a signature in it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterator
@@ -127,17 +128,22 @@ def _failed(span: Span, error: BaseException) -> None:
     span.set_attribute("error.type", type(error).__name__)
 
 
+@contextlib.contextmanager
+def _span(tracer: Tracer, name: str, attributes: dict[str, Any]) -> Iterator[Span]:
+    """The current span of one call: a failure marks it by its type (``_failed``)."""
+    with tracer.start_as_current_span(name, attributes=attributes, record_exception=False) as span:
+        try:
+            yield span
+        except BaseException as error:
+            _failed(span, error)
+            raise
+
+
 def _traced_start(original: Any, tracer: Tracer) -> Any:
     def start(self: Any, provider: str, report_id: str, *args: Any, **kwargs: Any) -> Any:
         attributes = {PROVIDER: provider, REPORT: report_id}
-        with tracer.start_as_current_span(
-            "report_gateway.start", attributes=attributes, record_exception=False
-        ) as span:
-            try:
-                run = original(self, provider, report_id, *args, **kwargs)
-            except BaseException as error:
-                _failed(span, error)
-                raise
+        with _span(tracer, "report_gateway.start", attributes) as span:
+            run = original(self, provider, report_id, *args, **kwargs)
             span.set_attributes(_run_attributes(run))
             return run
 
@@ -146,14 +152,8 @@ def _traced_start(original: Any, tracer: Tracer) -> Any:
 
 def _traced_wait(original: Any, tracer: Tracer) -> Any:
     def wait(self: Any, run: ReportRun, *args: Any, **kwargs: Any) -> Any:
-        with tracer.start_as_current_span(
-            "report_gateway.wait", attributes=_run_attributes(run), record_exception=False
-        ) as span:
-            try:
-                done = original(self, run, *args, **kwargs)
-            except BaseException as error:
-                _failed(span, error)
-                raise
+        with _span(tracer, "report_gateway.wait", _run_attributes(run)) as span:
+            done = original(self, run, *args, **kwargs)
             span.set_attributes(_run_attributes(done))
             return done
 
@@ -162,14 +162,8 @@ def _traced_wait(original: Any, tracer: Tracer) -> Any:
 
 def _traced_async_wait(original: Any, tracer: Tracer) -> Any:
     async def wait(self: Any, run: ReportRun, *args: Any, **kwargs: Any) -> Any:
-        with tracer.start_as_current_span(
-            "report_gateway.wait", attributes=_run_attributes(run), record_exception=False
-        ) as span:
-            try:
-                done = await original(self, run, *args, **kwargs)
-            except BaseException as error:
-                _failed(span, error)
-                raise
+        with _span(tracer, "report_gateway.wait", _run_attributes(run)) as span:
+            done = await original(self, run, *args, **kwargs)
             span.set_attributes(_run_attributes(done))
             return done
 
@@ -186,14 +180,8 @@ def _traced_fetch(original: Any, tracer: Tracer) -> Any:
 
 
 def _poll_span(tracer: Tracer, run: ReportRun, poll: Callable[[], ReportRun]) -> ReportRun:
-    with tracer.start_as_current_span(
-        "report_gateway.poll", attributes=_run_attributes(run), record_exception=False
-    ) as span:
-        try:
-            snapshot = poll()
-        except BaseException as error:
-            _failed(span, error)
-            raise
+    with _span(tracer, "report_gateway.poll", _run_attributes(run)) as span:
+        snapshot = poll()
         span.set_attributes(_run_attributes(snapshot))
         return snapshot
 
@@ -212,14 +200,8 @@ def _traced_watch(original: Any, tracer: Tracer) -> Any:
 
 def _traced_download(original: Any, tracer: Tracer) -> Any:
     def download(self: Any, run: ReportRun, *args: Any, **kwargs: Any) -> Any:
-        with tracer.start_as_current_span(
-            "report_gateway.download", attributes=_run_attributes(run), record_exception=False
-        ) as span:
-            try:
-                saved: Path = original(self, run, *args, **kwargs)
-            except BaseException as error:
-                _failed(span, error)
-                raise
+        with _span(tracer, "report_gateway.download", _run_attributes(run)) as span:
+            saved: Path = original(self, run, *args, **kwargs)
             span.set_attribute(BYTES, saved.stat().st_size)
             return saved
 
@@ -258,14 +240,8 @@ def _counted(iterator: Iterator[dict[str, str]], span: Span) -> Iterator[dict[st
 
 def _traced_cancel(original: Any, tracer: Tracer) -> Any:
     def cancel(self: Any, run: ReportRun) -> Any:
-        with tracer.start_as_current_span(
-            "report_gateway.cancel", attributes=_run_attributes(run), record_exception=False
-        ) as span:
-            try:
-                canceled = original(self, run)
-            except BaseException as error:
-                _failed(span, error)
-                raise
+        with _span(tracer, "report_gateway.cancel", _run_attributes(run)) as span:
+            canceled = original(self, run)
             span.set_attributes(_run_attributes(canceled))
             return canceled
 
