@@ -58,9 +58,9 @@ class Sizes:
     busy_file: int = 1024 * MiB
     busy_seconds: float = 1200.0  # the load's own bound if the bench dies without stopping it
     chunks: tuple[int, ...] = (64 * KiB, 256 * KiB, 1024 * KiB)
-    calls: int = 300
+    calls: int = 600
     warmup: int = 30
-    rounds: int = 6
+    rounds: int = 10
     fanout_runs: int = 5000
     fanout_contexts: int = 500
     fanout_limit: int = 100
