@@ -50,7 +50,7 @@ class Sizes:
     small: int = 10 * MiB
     mid: int = 256 * MiB
     big: int = 1024 * MiB
-    rows: int = 128 * MiB  # half the minutes of 256 MiB, the same ratio
+    rows: int = 128 * MiB  # half the minutes of 256 MiB; still over a million rows
     utf16: int = 256 * MiB
     pairs: int = 5
     idle: float = 1.0
