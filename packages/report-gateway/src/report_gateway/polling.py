@@ -78,9 +78,20 @@ class Polling:
         on_change: Callable[[ReportRun, ReportRun], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        due: float | None = None,
     ) -> None:
         self.current = run
         self._schedule = (backoff or Backoff()).intervals(rand)
+        #: ``due``: seconds after the start when the run is expected to have ended (the
+        #: fan-out's waiter learns it from the same report's runs): the first poll comes
+        #: then instead of on the schedule, and a miss is looked at again a tenth of that
+        #: later, then the schedule goes on from where it would be by then.
+        self._due = self.due = due
+        #: Polls sent; seconds after the start of the last one that saw the run going, and
+        #: of the one that saw it end (None: not yet): the bounds of its duration.
+        self.polls = 0
+        self.running_at = 0.0
+        self.ended_by: float | None = None
         self._clock = clock
         self._on_progress = on_progress
         self._on_change = on_change
@@ -119,16 +130,35 @@ class Polling:
             assert self.deadline is not None
             self._last = True
             return self.deadline - now
-        delay = next(self._schedule)
+        if self._due is not None:
+            delay = self._planned(now)
+        else:
+            delay = next(self._schedule)
         if self.deadline is not None:
             delay = min(delay, self.deadline - now)
         return delay
+
+    def _planned(self, now: float) -> float:
+        """The next delay when ``due`` is known: the due time, then a tenth of it, then the
+        schedule's intervals that would come after that (the ones before are skipped)."""
+        assert self._due is not None
+        due, elapsed = self._due, now - self.started
+        if self.polls == 0:
+            return max(0.0, due - elapsed)
+        if self.polls == 1:
+            skipped = 0.0
+            while skipped <= due * 1.1:
+                skipped += next(self._schedule)
+            return due * 0.1
+        return next(self._schedule)
 
     def poll(self, fetch: Callable[[], ReportRun]) -> bool:
         """Take one fresh snapshot (none once the deadline ended the wait); True when the
         run is terminal. A fetch failing for the deadline is kept for ``delay`` to raise."""
         if self._last:
             return False
+        self.polls += 1
+        polled_at = self._clock() - self.started
         try:
             latest = fetch()
         except Exception as exc:
@@ -141,6 +171,10 @@ class Polling:
         self.current = latest
         if self._on_progress is not None:
             self._on_progress(latest, self._clock() - self.started)
+        if not self.ended:
+            self.running_at = polled_at
+        else:
+            self.ended_by = polled_at
         return self.ended
 
 
