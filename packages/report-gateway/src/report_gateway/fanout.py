@@ -41,7 +41,7 @@ from .errors import ConfigurationError, DownloadError, ParameterError
 from .journal import ABANDONED, JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
-from .waiter import POLLERS, Waiter, _Pace
+from .waiter import POLLERS, Waiter, gateway_paces
 from .waiter import Stopped as _Stopped
 
 if TYPE_CHECKING:
@@ -385,7 +385,9 @@ class _Engine:
     def __init__(self, gw: Gateway) -> None:
         self.starters = ThreadPoolExecutor(STARTERS, "fan-out-start")
         self.downloaders = ThreadPoolExecutor(DOWNLOADERS, "fan-out-download")
-        self.waiter = Waiter(gw, pollers=POLLERS, paces=_paces.setdefault(gw, {}))
+        # When a report's runs end is the Gateway's (``waiter.paced``): a nightly loop of
+        # run_many calls learns it once.
+        self.waiter = Waiter(gw, pollers=POLLERS, paces=gateway_paces(gw))
         self.users = 0
 
     def close(self) -> None:
@@ -395,11 +397,6 @@ class _Engine:
 
 
 _engines: weakref.WeakKeyDictionary[Gateway, _Engine] = weakref.WeakKeyDictionary()
-#: When each report's runs end, as the Gateway's waiters learnt it (``waiter._Pace``): kept
-#: while the Gateway lives, so a nightly loop of ``run_many`` calls learns it once.
-_paces: weakref.WeakKeyDictionary[Gateway, dict[tuple[str, str], _Pace]] = (
-    weakref.WeakKeyDictionary()
-)
 _engines_lock = threading.Lock()
 
 

@@ -130,10 +130,7 @@ class Polling:
             assert self.deadline is not None
             self._last = True
             return self.deadline - now
-        if self._due is not None:
-            delay = self._planned(now)
-        else:
-            delay = next(self._schedule)
+        delay = next(self._schedule) if self._due is None else self._planned(now)
         if self.deadline is not None:
             delay = min(delay, self.deadline - now)
         return delay
@@ -189,6 +186,8 @@ def wait_for(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
+    due: float | None = None,
+    on_end: Callable[[Polling], None] | None = None,
 ) -> ReportRun:
     """Poll ``fetch`` until the run is terminal; return it if SUCCEEDED, raise otherwise.
 
@@ -197,7 +196,8 @@ def wait_for(
     goes on at the provider, and ``Gateway.wait`` can resume it from its id). ``fetch`` is
     expected to end by the deadline too (``Gateway.wait`` passes it to the driver): a fetch
     that fails because the deadline passed (a ``DeadlineExceededError`` in its causes) ends
-    the wait at the deadline with ``WaitTimeoutError``.
+    the wait at the deadline with ``WaitTimeoutError``. ``due``: see ``Polling``;
+    ``on_end(polling)`` hears a poll that saw the run end (``waiter._Pace`` learns from it).
     """
     state = Polling(
         run,
@@ -207,8 +207,10 @@ def wait_for(
         on_change=on_change,
         clock=clock,
         rand=rand,
+        due=due,
     )
     while not state.ended:
         sleep(state.delay())
-        state.poll(fetch)
+        if state.poll(fetch) and on_end is not None:
+            on_end(state)
     return finish(state.current)

@@ -14,13 +14,13 @@ sleep early ends a record's too: a terminal snapshot published in this process (
 through ``RunEvents.listen``) and an end written to the journal by another process (read
 for every record at once with ``Journal.ended_since`` every ``JOURNAL_CHECK_SECONDS``).
 
-One thing differs from ``Gateway.wait``: a waiter sees many runs of the same report, so it
-learns when they end (``_Pace``) and polls a run first when the others of its report were
-done, not on the schedule (a 1 s run polled at 0.5 s and 1.25 s cost two polls and a
-quarter of a second; polled at about 1.05 s, one). Trade-off: a run much shorter than most
-of its report's is seen up to that time late (the due time follows the fastest fifth of the
-recent runs, so few are); a run longer is polled once more (a tenth of the due time
-later), then as the schedule would have. A wait given its own ``poll_interval`` keeps it.
+Both learn, per Gateway and report, when its runs end (``_Pace``, ``paced``) and poll a run
+first when the others of its report were done rather than on the schedule: a 1 s run
+polled at 0.5 s and 1.25 s cost two polls and a quarter of a second; polled at about 1 s,
+one (the schedule is kept until a run of the report was seen to end). Trade-off: a run
+shorter than most of its report's is seen up to the median's time late; a longer one is
+polled once more a tenth of that later, then as the schedule would have gone on. A wait
+given its own ``poll_interval`` (or clock) keeps the schedule.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import itertools
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from .gateway import Gateway
     from .models import ReportRun
 
-__all__ = ["POLLERS", "Stopped", "Waiter", "watch"]
+__all__ = ["POLLERS", "Stopped", "Waiter", "paced", "watch"]
 
 #: Threads a ``Waiter`` polls with (each busy for one request at a time).
 POLLERS = 8
@@ -53,9 +54,9 @@ POLLERS = 8
 _TICK = 0.5
 #: How far back the journal is read each time (ends committed a little out of order).
 _JOURNAL_OVERLAP = 2.0
-#: Runs of a report whose ends a ``_Pace`` remembers, the share of them its due time
-#: follows (the fastest fifth), how far before that it polls (so the estimate can come
-#: down when runs get faster), and the least due time it sets.
+#: Runs of a report whose ends a ``_Pace`` remembers, the quantile of them its due time
+#: follows (the median), how far before that it polls (so the estimate can come down when
+#: runs get faster), and the least due time it sets.
 _PACE_RUNS = 64
 _PACE_QUANTILE = 0.5
 _PACE_EARLY = 0.98
@@ -93,10 +94,10 @@ def watch(
 
 
 class _Pace:
-    """When runs of one report end, from the last ``_PACE_RUNS`` this waiter saw end: the
-    first poll of the next one is due at the fastest fifth's time, a little early (a run
-    seen ended at its first poll only says it ended by then, so polling a little earlier
-    each time finds the real end; a miss costs one more poll a tenth later)."""
+    """When runs of one report end, from the last ``_PACE_RUNS`` seen to end: the first poll
+    of the next one is due at their median, a little early (a run seen ended at its first
+    poll only says it ended by then, so polling a little earlier each time finds the real
+    end; a miss costs one more poll a tenth later)."""
 
     def __init__(self) -> None:
         self._ends: deque[float] = deque(maxlen=_PACE_RUNS)
@@ -125,6 +126,32 @@ class _Pace:
             ordered = sorted(self._ends)
         quantile = ordered[int(len(ordered) * _PACE_QUANTILE)]
         self._due = max(_PACE_MIN, quantile * _PACE_EARLY)
+
+
+#: Each Gateway's ``_Pace`` per (provider, report), kept while the Gateway lives: its waits
+#: (``Gateway.wait``) and its fan-outs' waiters learn from and use the same ones.
+_paces: weakref.WeakKeyDictionary[Gateway, dict[tuple[str, str], _Pace]] = (
+    weakref.WeakKeyDictionary()
+)
+_paces_lock = threading.Lock()
+
+
+def gateway_paces(gw: Gateway) -> dict[tuple[str, str], _Pace]:
+    with _paces_lock:
+        return _paces.setdefault(gw, {})
+
+
+def paced(gw: Gateway, run: ReportRun, *, own: bool) -> tuple[_Pace | None, float | None, float]:
+    """The pace a wait on ``run`` learns into (None when ``own``: the caller set its own
+    interval, or its own clock), its first poll's due time from the wait's start (None: not
+    known yet, the schedule's) and the run's age (``_age``)."""
+    if own:
+        return None, None, 0.0
+    paces = gateway_paces(gw)
+    with _paces_lock:
+        pace = paces.setdefault((run.provider, run.report_id), _Pace())
+    due, age = pace.due(), _age(run)
+    return pace, None if due is None else max(0.0, due - age), age
 
 
 @attrs.define(eq=False)
@@ -207,16 +234,13 @@ class Waiter:
             done(None, Stopped("interrupted before waiting"))
             return
         gw = self._gw
-        pace = None
         if poll_interval is None:
             with self._cond:
                 pace = self._paces.setdefault((run.provider, run.report_id), _Pace())
-            due = pace.due()
+            due, age = pace.due(), _age(run)
+            due = None if due is None else max(0.0, due - age)
         else:
-            due = None
-        age = _age(run)
-        if due is not None:
-            due = max(0.0, due - age)
+            pace, due, age = None, None, 0.0
         try:
             fetch, _ = watch(gw, run, timeout)
             with provider_errors(run.provider, scrub=gw.scrub):
