@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from report_gateway import Scope
-from report_gateway.fanout import FanOutProgress
+from report_gateway.fanout import STARTERS, FanOutProgress
 from report_gateway_sandbox import Sandbox
 
 from .test_run_many import V2_PARAMS, V2_REPORT, assert_verified, gateway, sandbox_peak_v2
@@ -188,3 +190,44 @@ def test_an_end_written_to_the_journal_elsewhere_wakes_fan_out_waits(
         assert_verified(result, gw)
     assert len(written) == len(scopes)
     assert sb.stats()["requests"].get("retrieve_report_run", 0) == len(scopes)  # one poll each
+
+
+def test_run_many_calls_at_once_share_one_set_of_threads(make_sandbox, tmp_path: Path) -> None:
+    """Several run_many calls of one Gateway at the same time (a report each over the same
+    contexts) share its fan-out threads: one waiter, one pool of each kind, not one per
+    call; every file is verified and the threads are gone once the last call returns."""
+    calls = 4
+    sb = make_sandbox(run_seconds=3600, result_rows=3, v2_concurrency_limit=100)
+    scopes = [Scope(context=f"acct_{i:02d}") for i in range(5)]
+    names: list[list[str]] = []
+
+    def heard(_: FanOutProgress) -> None:
+        names.append([t.name for t in threading.enumerate()])
+
+    with gateway(sb, tmp_path) as gw:
+        before = threading.active_count()
+        watcher = hold_until_all_created(sb, calls * len(scopes), [])
+
+        def one(number: int) -> Any:
+            return gw.run_many(
+                "stripe-v2",
+                V2_REPORT,
+                {**V2_PARAMS, "interval_end": f"2025-02-{number + 1:02d}"},
+                scopes=scopes,
+                max_concurrency=len(scopes),
+                output_dir=tmp_path / str(number),
+                on_progress=heard,
+                poll_interval=0.05,
+                max_interval=0.2,
+            )
+
+        with ThreadPoolExecutor(calls) as pool:
+            results = list(pool.map(one, range(calls)))
+        watcher.join(5)
+        for result in results:
+            assert_verified(result, gw)
+    assert sb.stats()["runs_created"]["stripe-v2"] == calls * len(scopes)
+    assert max(sum(n == "waiter" for n in seen) for seen in names) == 1
+    starters = max(sum(n.startswith("fan-out-start") for n in seen) for seen in names)
+    assert starters <= STARTERS
+    assert threading.active_count() <= before + 1

@@ -281,3 +281,57 @@ def test_driver_calls_pass_only_the_keywords_a_driver_takes() -> None:
         "deadline": 5.0,
         "stall_timeout": 2.0,
     }
+
+
+def test_a_known_due_time_is_polled_first_then_a_tenth_later_then_the_schedule() -> None:
+    """A run whose report's runs end after about 2 s (``due``): one poll then, not the
+    schedule's 0.5, 1.25, 2.375; a run still going then is looked at a tenth later, and
+    after that the schedule goes on where it would be by then."""
+    clock = FakeClock()
+    start = clock.now
+
+    def ending_at(seconds: float) -> Any:
+        def fetch() -> ReportRun:
+            done = clock.now - start >= seconds
+            return run(RunStatus.SUCCEEDED if done else RunStatus.RUNNING)
+
+        return fetch
+
+    wait_for(run(), ending_at(1.9), timeout=60, clock=clock, sleep=clock.sleep,
+             rand=lambda: 0.0, due=2.0)  # fmt: skip
+    assert clock.sleeps == [2.0]
+    clock, start = FakeClock(), 1000.0
+    wait_for(run(), ending_at(3.0), timeout=60, clock=clock, sleep=clock.sleep,
+             rand=lambda: 0.0, due=2.0)  # fmt: skip
+    # 2.0, +0.2, then the schedule's interval after 0.5+0.75+1.125 (past 2.2): 1.6875.
+    assert clock.sleeps == [2.0, pytest.approx(0.2), 1.6875]
+
+
+def test_the_pace_learns_when_a_reports_runs_end() -> None:
+    """The due time follows the runs seen to end (from their creation), a little early,
+    and a poll sent late does not push it later."""
+    from report_gateway.polling import Polling
+    from report_gateway.waiter import _Pace
+
+    pace = _Pace()
+    assert pace.due() is None  # nothing seen yet: the schedule
+    for _ in range(10):  # seen going at 0.5 s, ended at 1.25 s: it ended about 0.875 s in
+        clock = FakeClock()
+        polling = Polling(run(), timeout=60, clock=clock, rand=lambda: 0.0)
+        clock.now += 0.5
+        polling.poll(lambda: run(RunStatus.RUNNING))
+        clock.now += 0.75
+        polling.poll(lambda: run(RunStatus.SUCCEEDED, "succeeded"))
+        pace.ended(polling, age=0.1)
+    due = pace.due()
+    assert due is not None
+    assert 0.9 < due <= 0.975
+    for _ in range(64):  # first polls at the due time sent 3 s late: ended by the due time
+        clock = FakeClock()
+        polling = Polling(run(), timeout=60, clock=clock, due=0.8)
+        clock.now += 3.0
+        polling.poll(lambda: run(RunStatus.SUCCEEDED, "succeeded"))
+        pace.ended(polling, age=0.1)
+    later = pace.due()
+    assert later is not None
+    assert later <= 0.9

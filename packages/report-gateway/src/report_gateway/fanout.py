@@ -3,7 +3,8 @@
 A platform runs one report for hundreds of accounts a night. ``run_many`` gives each scope
 its own run, waited on and downloaded to its own file, with at most ``max_concurrency``
 scopes in flight at once (a scope holds its place from its start to its verified file or
-failure). A few threads start runs and a few download results; a waiting run is a record
+failure). A few threads start runs and a few download results, shared by the Gateway's
+fan-outs running at the time; a waiting run is a record
 in one shared ``waiter.Waiter`` (one scheduler thread, a small poll pool, the same
 ``polling.Polling`` rules as ``Gateway.wait``), so ten thousand waiting runs cost ten
 thousand small records, not ten thousand threads, and a scope still queued costs nothing
@@ -25,6 +26,7 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -39,7 +41,7 @@ from .errors import ConfigurationError, DownloadError, ParameterError
 from .journal import ABANDONED, JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
 from .polling import finish
-from .waiter import POLLERS, Waiter
+from .waiter import POLLERS, Waiter, gateway_paces
 from .waiter import Stopped as _Stopped
 
 if TYPE_CHECKING:
@@ -72,10 +74,11 @@ DONE, SKIPPED, FAILED, INTERRUPTED = "done", "skipped", "failed", "interrupted"
 SUPERSEDED = "superseded"
 #: How often a fan-out's main thread looks whether Ctrl-C came.
 _STOP_CHECK_SECONDS = 0.5
-#: Threads that start runs, and that download results, per fan-out (never more than its
-#: ``max_concurrency``); polls are ``waiter.POLLERS`` threads more, waits none.
+#: Threads that start runs, and that download results, shared by every fan-out of one
+#: Gateway running at the time (made as work comes, so never more than that work needs);
+#: polls are ``waiter.POLLERS`` threads more, waits none.
 STARTERS = 16
-DOWNLOADERS = 8
+DOWNLOADERS = 16
 
 
 def scope_label(scope: Scope) -> str:
@@ -373,11 +376,58 @@ def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> P
     return gw.download(run, path, unzip=True, raw=settings.raw, on_progress=downloading)
 
 
+class _Engine:
+    """The threads of a Gateway's fan-outs: one starter pool, one download pool and one
+    ``Waiter``, shared by every ``run_many``/``resume`` of that Gateway running at the same
+    time (ten calls at once used to make ten of each: 283 threads contending for one GIL
+    for the work of 33), made by the first and ended when the last returns."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.starters = ThreadPoolExecutor(STARTERS, "fan-out-start")
+        self.downloaders = ThreadPoolExecutor(DOWNLOADERS, "fan-out-download")
+        # When a report's runs end is the Gateway's (``waiter.paced``): a nightly loop of
+        # run_many calls learns it once.
+        self.waiter = Waiter(gw, pollers=POLLERS, paces=gateway_paces(gw))
+        self.users = 0
+
+    def close(self) -> None:
+        self.waiter.close()
+        self.starters.shutdown(wait=True)
+        self.downloaders.shutdown(wait=True)
+
+
+_engines: weakref.WeakKeyDictionary[Gateway, _Engine] = weakref.WeakKeyDictionary()
+_engines_lock = threading.Lock()
+
+
+def _engine(gw: Gateway) -> _Engine:
+    """The Gateway's fan-out threads, made if no fan-out of it is running; ``_let_go``
+    once done with them."""
+    with _engines_lock:
+        engine = _engines.get(gw)
+        if engine is None:
+            engine = _engines[gw] = _Engine(gw)
+        engine.users += 1
+        return engine
+
+
+def _let_go(gw: Gateway, engine: _Engine) -> None:
+    """The fan-out no longer needs ``engine``: the last one to leave ends its threads."""
+    with _engines_lock:
+        engine.users -= 1
+        last = engine.users == 0
+        if last and _engines.get(gw) is engine:
+            del _engines[gw]
+    if last:
+        engine.close()
+
+
 class _FanOut:
     """One fan-out's scopes in flight: ``slots`` of them at once, a scope holding its slot
     from its start to its outcome (so never more active runs than ``slots``). Starts and
-    downloads are tasks of two small pools; a waiting run is a record of one shared
-    ``Waiter`` (``waiter``), not a thread, so ten thousand waits cost ten thousand records.
+    downloads are tasks of the Gateway's two small pools (``_Engine``); a waiting run is a
+    record of its one ``Waiter``, not a thread, so ten thousand waits cost ten thousand
+    records.
     """
 
     def __init__(
@@ -395,9 +445,10 @@ class _FanOut:
         self._next = 0  # the next task to launch
         self._left = len(tasks)
         self.finished = threading.Event()
-        self._starters = ThreadPoolExecutor(min(slots, STARTERS), "fan-out-start")
-        self._downloaders = ThreadPoolExecutor(min(slots, DOWNLOADERS), "fan-out-download")
-        self._waiter = Waiter(gw, pollers=min(slots, POLLERS), stop=settings.stop)
+        self._engine = _engine(gw)
+        self._starters = self._engine.starters
+        self._downloaders = self._engine.downloaders
+        self._waiter = self._engine.waiter
 
     def execute(self) -> list[ScopeOutcome]:
         """Every task's outcome; on Ctrl-C, a ``_Partial`` with them all.
@@ -415,6 +466,7 @@ class _FanOut:
                 pass
         except KeyboardInterrupt:
             self.settings.stop.set()
+            self._waiter.interrupt()
             with self._lock:
                 unstarted, self._next = range(self._next, len(self.tasks)), len(self.tasks)
             for index in unstarted:
@@ -426,9 +478,7 @@ class _FanOut:
         return [o for o in self.outcomes if o is not None]
 
     def _close(self) -> None:
-        self._waiter.close()
-        self._starters.shutdown(wait=True)
-        self._downloaders.shutdown(wait=True)
+        _let_go(self.gw, self._engine)
 
     def _launch_first(self) -> None:
         for _ in range(min(self.slots, len(self.tasks))):
@@ -492,6 +542,7 @@ class _FanOut:
             on_progress=_crash_mid_wait(),
             poll_interval=settings.poll_interval,
             max_interval=settings.max_interval,
+            stop=settings.stop,
         )
 
     def _waited(self, flight: _Flight, run: ReportRun | None, error: BaseException | None) -> None:

@@ -34,7 +34,7 @@ from .plugins import LOAD_PLUGINS_ENV, PluginInfo, PluginRegistry
 from .polling import deadline_after, poll_schedule, wait_for
 from .provider import ProviderDriver, ProviderSpec
 from .rows import result_rows
-from .waiter import watch
+from .waiter import paced, watch
 
 if TYPE_CHECKING:
     from reporting_runtime import RetryConfig, Transport
@@ -268,6 +268,8 @@ class Gateway:
         """
         spec = self.spec(run.provider)
         fetch, pause = watch(self, run, timeout, sleep)  # shared with the fan-out's waiter
+        # First poll when this report's runs were seen to end (``waiter``), real time only.
+        pace, due, age = paced(self, run, own=poll_interval is not None or bool(clock or sleep))
         with provider_errors(run.provider, scrub=self.scrub):  # a failed run's reason too
             return wait_for(
                 run,
@@ -278,6 +280,8 @@ class Gateway:
                 on_change=self._changed,
                 clock=clock or time.monotonic,
                 sleep=pause,
+                due=due,
+                on_end=None if pace is None else lambda polling: pace.ended(polling, age),
             )
 
     def cancel(self, run: ReportRun) -> ReportRun:

@@ -78,9 +78,20 @@ class Polling:
         on_change: Callable[[ReportRun, ReportRun], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        due: float | None = None,
     ) -> None:
         self.current = run
         self._schedule = (backoff or Backoff()).intervals(rand)
+        #: ``due``: seconds after the start when the run is expected to have ended (the
+        #: fan-out's waiter learns it from the same report's runs): the first poll comes
+        #: then instead of on the schedule, and a miss is looked at again a tenth of that
+        #: later, then the schedule goes on from where it would be by then.
+        self._due = self.due = due
+        #: Polls sent; seconds after the start of the last one that saw the run going, and
+        #: of the one that saw it end (None: not yet): the bounds of its duration.
+        self.polls = 0
+        self.running_at = 0.0
+        self.ended_by: float | None = None
         self._clock = clock
         self._on_progress = on_progress
         self._on_change = on_change
@@ -119,16 +130,32 @@ class Polling:
             assert self.deadline is not None
             self._last = True
             return self.deadline - now
-        delay = next(self._schedule)
+        delay = next(self._schedule) if self._due is None else self._planned(now)
         if self.deadline is not None:
             delay = min(delay, self.deadline - now)
         return delay
+
+    def _planned(self, now: float) -> float:
+        """The next delay when ``due`` is known: the due time, then a tenth of it, then the
+        schedule's intervals that would come after that (the ones before are skipped)."""
+        assert self._due is not None
+        due, elapsed = self._due, now - self.started
+        if self.polls == 0:
+            return max(0.0, due - elapsed)
+        if self.polls == 1:
+            skipped = 0.0
+            while skipped <= due * 1.1:
+                skipped += next(self._schedule)
+            return due * 0.1
+        return next(self._schedule)
 
     def poll(self, fetch: Callable[[], ReportRun]) -> bool:
         """Take one fresh snapshot (none once the deadline ended the wait); True when the
         run is terminal. A fetch failing for the deadline is kept for ``delay`` to raise."""
         if self._last:
             return False
+        self.polls += 1
+        polled_at = self._clock() - self.started
         try:
             latest = fetch()
         except Exception as exc:
@@ -141,6 +168,10 @@ class Polling:
         self.current = latest
         if self._on_progress is not None:
             self._on_progress(latest, self._clock() - self.started)
+        if not self.ended:
+            self.running_at = polled_at
+        else:
+            self.ended_by = polled_at
         return self.ended
 
 
@@ -155,6 +186,8 @@ def wait_for(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
+    due: float | None = None,
+    on_end: Callable[[Polling], None] | None = None,
 ) -> ReportRun:
     """Poll ``fetch`` until the run is terminal; return it if SUCCEEDED, raise otherwise.
 
@@ -163,7 +196,8 @@ def wait_for(
     goes on at the provider, and ``Gateway.wait`` can resume it from its id). ``fetch`` is
     expected to end by the deadline too (``Gateway.wait`` passes it to the driver): a fetch
     that fails because the deadline passed (a ``DeadlineExceededError`` in its causes) ends
-    the wait at the deadline with ``WaitTimeoutError``.
+    the wait at the deadline with ``WaitTimeoutError``. ``due``: see ``Polling``;
+    ``on_end(polling)`` hears a poll that saw the run end (``waiter._Pace`` learns from it).
     """
     state = Polling(
         run,
@@ -173,8 +207,10 @@ def wait_for(
         on_change=on_change,
         clock=clock,
         rand=rand,
+        due=due,
     )
     while not state.ended:
         sleep(state.delay())
-        state.poll(fetch)
+        if state.poll(fetch) and on_end is not None:
+            on_end(state)
     return finish(state.current)
