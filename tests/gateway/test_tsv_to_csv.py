@@ -8,12 +8,14 @@ without quotes or commas; this pins it to the reference (``csv.reader`` with a t
 from __future__ import annotations
 
 import codecs
-import itertools
 import csv
 import io
+import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from report_gateway import IntegrityError
 from report_gateway.download import TsvToCsv, _quote_comma_cells, utf16_encoding
 from report_gateway.rows import guarded_reader, utf16_lines
@@ -146,9 +148,6 @@ def test_commas_without_quotes_match_at_every_split_point(seed: int) -> None:
 
 
 # -- cells written by the csv module, cut anywhere (hypothesis) -------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 #: What a cell may hold: the characters that force quoting (comma, quote, CR, LF, CR LF, a
 #: tab inside a quoted source cell), empty cells, non-ASCII and non-BMP (a surrogate pair in
