@@ -718,13 +718,16 @@ class TsvToCsv:
     ``split(",")`` + ``map(replace, ..., 1)`` + ``join`` about 1.0 s (0.27 + 0.58 + 0.10;
     two are needed, one per quote side, plus two reversals), a regular expression with
     a literal replacement and a lookahead (``\t(?=[^\t,]*,)`` -> ``\t"``, one side only)
-    2.1-2.4 s (about 130 ns per tab tried), ``re.sub`` with ``\1`` in the template (a
+    2.1-2.4 s (about 130 ns per tab tried), ``re.sub`` with a group in the template (a
     Python call per match on 3.11) 16 s, ``csv.writer`` over one row of all cells of a
     block 4.1 s, ``operator.methodcaller`` instead of ``map(replace, repeat...)`` twice
-    slower. A plain C loop over the UTF-8 bytes (tab -> comma, a cell with a comma quoted;
-    a ctypes prototype, not shipped) does the same in 0.34 s including the encode: the
-    target needs native code (an optional compiled helper with this class as fallback),
-    a packaging decision this module does not take.
+    slower, one split with ``replace`` + ``rsplit`` + ``join`` per piece instead of the two
+    passes 2.1 s against 2.5 s (not worth its extra edge cases). A plain C loop over the
+    UTF-8 bytes (tab -> comma, a cell with a comma quoted; a ctypes prototype, not shipped)
+    does the same in 0.34 s including the encode: the target needs native code (an
+    optional compiled helper with this class as fallback), a packaging decision this module
+    does not take.
+
     The text is converted a block of whole lines at a time. A block with no quote is
     converted by ``str`` methods over the whole block: CR LF or lone CR -> LF, tab ->
     comma, and a cell holding a comma gets quotes (``_quote_comma_cells``); that is all
