@@ -10,9 +10,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from report_gateway import IntegrityError
 from report_gateway.download import TsvToCsv, _quote_comma_cells, utf16_encoding
 from report_gateway.rows import guarded_reader, utf16_lines
@@ -142,3 +145,57 @@ def test_commas_without_quotes_match_at_every_split_point(seed: int) -> None:
         expected = reference(data)
         for cut in range(len(data) + 1):
             assert cut_in_two(data, cut) == expected, (text, cut)
+
+
+# -- cells written by the csv module, cut anywhere (hypothesis) -------------------------------
+
+#: What a cell may hold: the characters that force quoting (comma, quote, CR, LF, CR LF, a
+#: tab inside a quoted source cell), empty cells, non-ASCII and non-BMP (a surrogate pair in
+#: UTF-16), a stray BOM character and NUL padding.
+CELL_PARTS = ["a", "7", " ", ",", '"', "\t", "\r", "\n", "\r\n", "é", "😀", "\ufeff", "\x00"]
+CELLS = st.lists(st.sampled_from(CELL_PARTS), max_size=6).map("".join)
+ROWS = st.lists(st.lists(CELLS, min_size=1, max_size=5), min_size=1, max_size=8)
+
+
+def _source(rows: list[list[str]], line_end: str, encoding: str, bom: bool) -> bytes:
+    """The export as Zuora's side would write it: ``csv.writer`` with a tab, in UTF-16."""
+    out = io.StringIO()
+    # A header row first, as every export has (an export without a BOM must start with a
+    # character of U+0000..U+00FF: see utf16_encoding).
+    csv.writer(out, delimiter="\t", lineterminator=line_end).writerows([["id", "name"], *rows])
+    head = codecs.BOM_UTF16_LE if encoding == "utf-16-le" else codecs.BOM_UTF16_BE
+    return (head if bom else b"") + out.getvalue().encode(encoding)
+
+
+def _by_cuts(data: bytes, cuts: list[int]) -> bytes | str:
+    out = io.BytesIO()
+    converter = TsvToCsv(out, what="the export")
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    try:
+        for start, end in itertools.pairwise(bounds):
+            converter.feed(memoryview(data)[start:end])
+        converter.finish()
+    except IntegrityError as exc:
+        return type(exc).__name__
+    return out.getvalue()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    rows=ROWS,
+    line_end=st.sampled_from(["\n", "\r\n", "\r"]),
+    encoding=st.sampled_from(["utf-16-le", "utf-16-be"]),
+    bom=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=1 << 16), max_size=6),
+)
+def test_csv_written_cells_convert_as_the_round_trip_in_any_split(
+    rows: list[list[str]], line_end: str, encoding: str, bom: bool, cuts: list[int]
+) -> None:
+    """Cells holding every character that forces quoting, written by ``csv.writer`` (so
+    the source has quoted cells with tabs, quotes and line breaks inside), cut at random
+    byte offsets: inside a surrogate pair, between CR and LF, inside a quoted cell. The
+    converted bytes are those of the csv round trip, or the same error."""
+    if encoding == "utf-16-be" and not bom:
+        encoding = "utf-16-le"  # without a BOM the export is little-endian by definition
+    data = _source(rows, line_end, encoding, bom)
+    assert _by_cuts(data, cuts) == reference(data)

@@ -13,7 +13,9 @@ a plainly created file would get in that folder (``0o666`` less the umask).
 Plain CSV takes the fast path: each chunk is read into one buffer allocated once per
 download (``ResultBody.views``) and written from it, no per-byte work and no allocation
 per chunk. A Zuora UTF-16 export is converted to UTF-8 CSV as it arrives (``TsvToCsv``),
-except when a checksum must first be checked on the provider's own bytes.
+except when a checksum must first be checked on the provider's own bytes; that conversion
+runs at about a quarter to a third of a bare decode-and-write, bounded by quoting the comma
+cells in pure Python (figures, and what was tried, in ``TsvToCsv``).
 
 What a server says never decides where bytes go: a provider's file name (or run id) used
 inside a target folder goes through ``safe_name`` (no separators, no ``..``, no control
@@ -725,13 +727,35 @@ class TsvToCsv:
 
     Why: the csv round trip cost 4.5 s for a 300 MB export (a row list and a Python-level
     step per row), the bench's figure was 0.24 of a bare decode-and-write of the same bytes.
-    It is still about 0.27 of it (``nox -s bench -- --only zuora``, 256 MiB, quiet and
-    busy alike): the download runs on about 3.5 s of CPU against the bare's 0.3 s, of which
-    the quoting of comma cells is about 2.2 s. Every way of finding comma cells that pure
-    Python offers costs an object or a regular-expression step per cell or per comma
-    (see ``_quote_comma_cells``); the 0.80 target of issue 12 needs that under about
-    0.1 s per 64 MiB, which would take native code. The export is already converted as it
-    arrives (``download``), never written and read back.
+    It is still 0.27 quiet, 0.36 busy (``nox -s bench -- --only zuora``, 256 MiB, median
+    of 5 pairs, 2026-12-01, a loaded shared 2-core machine): the gateway's child process
+    spends 3.5-4.0 s of CPU against the bare's 0.3-0.4 s. The export is already converted
+    as it arrives (``download``), never written and read back.
+
+    Where that CPU goes, and why the 0.80 target of issue 12 is out of reach here: CPU
+    seconds per 256 MiB of the bench's export, converted in 64 KiB blocks in one process
+    (``time.process_time``): this class 2.9-3.0; a bare incremental decode + encode 0.19-0.21
+    (decode 0.07, encode 0.01). The bench's baseline is bounded by the sandbox producing the
+    export (0.85 s of CPU in another process), so the conversion would have to stay under
+    about 1 s of CPU to reach 0.80; nearly all of the 2.9 s is the quoting of comma cells
+    (``_quote_comma_cells``, 2.6-2.7). That export (Zuora's display format, ``4,615.54``,
+    the same as the reporting API's "1,729.76") has a comma in 24% of its cells, 1.46 per
+    row, and in every block, so "a block without characters that force quoting is a mere
+    replace" never applies to it; the work is inherent to the comma cells, not to rare ones.
+    Pure-Python costs measured for finding those cells (per 256 MiB): one pass of
+    ``split(",")`` + ``map(replace, ..., 1)`` + ``join`` about 1.0 s (0.27 + 0.58 + 0.10;
+    two are needed, one per quote side, plus two reversals), a regular expression with
+    a literal replacement and a lookahead (``\t(?=[^\t,]*,)`` -> ``\t"``, one side only)
+    2.1-2.4 s (about 130 ns per tab tried), ``re.sub`` with a group in the template (a
+    Python call per match on 3.11) 16 s, ``csv.writer`` over one row of all cells of a
+    block 4.1 s, ``operator.methodcaller`` instead of ``map(replace, repeat...)`` twice
+    slower, one split with ``replace`` + ``rsplit`` + ``join`` per piece instead of the two
+    passes 2.1 s against 2.5 s (not worth its extra edge cases). A plain C loop over the
+    UTF-8 bytes (tab -> comma, a cell with a comma quoted; a ctypes prototype, not shipped)
+    does the same in 0.34 s including the encode: the target needs native code (an
+    optional compiled helper with this class as fallback), a packaging decision this module
+    does not take.
+
     The text is converted a block of whole lines at a time. A block with no quote is
     converted by ``str`` methods over the whole block: CR LF or lone CR -> LF, tab ->
     comma, and a cell holding a comma gets quotes (``_quote_comma_cells``); that is all
