@@ -32,13 +32,29 @@ class Policy:
 
 
 class Pipeline:
-    """Runs a request through `policies` in order, then the transport."""
+    """Runs a request through `policies` in order, then the transport.
+
+    The chain of bound steps is composed once per ``stream`` value and kept (composing it
+    took a closure per policy on every request); assigning a new ``policies`` tuple (or
+    ``transport``) composes it afresh."""
 
     def __init__(self, policies: Sequence[Policy], transport: Transport) -> None:
         self.policies: tuple[Policy, ...] = tuple(policies)
         self.transport = transport
+        self._chains: tuple[tuple[Policy, ...], Transport, SendFn, SendFn] | None = None
 
     def send(self, request: Request, *, stream: bool = False) -> Response:
+        chains = self._chains
+        if chains is None or chains[0] is not self.policies or chains[1] is not self.transport:
+            chains = self._chains = (
+                self.policies,
+                self.transport,
+                self._compose(stream=False),
+                self._compose(stream=True),
+            )
+        return (chains[3] if stream else chains[2])(request)
+
+    def _compose(self, *, stream: bool) -> SendFn:
         transport = self.transport
 
         def terminal(req: Request) -> Response:
@@ -47,7 +63,7 @@ class Pipeline:
         call: SendFn = terminal
         for policy in reversed(self.policies):
             call = _bind(policy, call)
-        return call(request)
+        return call
 
     def __repr__(self) -> str:
         names = ", ".join(type(p).__name__ for p in self.policies)

@@ -92,7 +92,7 @@ class RetryableRunReport(Policy):
 
     def on_request(self, request: Request) -> Request:
         if request.operation == "run_report" and request.header(IDEMPOTENCY_HEADER):
-            return attrs.evolve(request, idempotent=True)
+            return request.evolve(idempotent=True)
         return request
 
 
