@@ -9,8 +9,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-import attrs
-
 from reporting_runtime.errors import ReportingError
 from reporting_runtime.messages import Request, Response, with_header
 from reporting_runtime.pipeline import Policy, SendFn

@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
 from report_gateway.provider import (
     CONTENT_TSV_UTF16,
     Backoff,
