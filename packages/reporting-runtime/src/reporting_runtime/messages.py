@@ -148,7 +148,7 @@ class Request:
         return Request(**changes)
 
 
-_REQUEST_FIELDS: tuple[str, ...] = tuple(field.alias for field in attrs.fields(Request))
+_REQUEST_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Request))
 
 
 class RawResponse(Protocol):
