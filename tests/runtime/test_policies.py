@@ -137,6 +137,28 @@ def test_pipeline_runs_policies_in_order() -> None:
     assert order == ["c", "wire"]
 
 
+def test_each_policy_hears_the_answer_to_its_own_request() -> None:
+    heard: list[tuple[str, str | None]] = []
+
+    @attrs.define
+    class Tag(Policy):
+        name: str
+
+        def on_request(self, request: Request) -> Request:
+            return request.evolve(headers={**request.headers, "X-Last": self.name})
+
+        def on_response(self, request: Request, response: Response) -> Response:
+            heard.append((self.name, request.header("X-Last")))
+            return response
+
+    class Wire(Transport):
+        def send(self, request: Request, *, stream: bool = False, retries: Any = None) -> Response:
+            return Response(None, request=request, status=204, headers=Headers(), content=b"")
+
+    Pipeline([Tag("a"), Tag("b"), Tag("c")], Wire()).send(req())
+    assert heard == [("c", "c"), ("b", "b"), ("a", "a")]
+
+
 def test_request_evolve_keeps_every_other_field() -> None:
     scrubber = lambda text: text  # noqa: E731
     original = Request(

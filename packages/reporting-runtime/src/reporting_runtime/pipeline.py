@@ -61,13 +61,47 @@ class Pipeline:
             return transport.send(req, stream=stream, retries=req.retries)
 
         call: SendFn = terminal
+        simple: list[Policy] = []  # consecutive policies with no send of their own
         for policy in reversed(self.policies):
+            if _only_hooks(policy):
+                simple.insert(0, policy)
+                continue
+            if simple:
+                call, simple = _bind_hooks(tuple(simple), call), []
             call = _bind(policy, call)
+        if simple:
+            call = _bind_hooks(tuple(simple), call)
         return call
 
     def __repr__(self) -> str:
         names = ", ".join(type(p).__name__ for p in self.policies)
         return f"Pipeline([{names}])"
+
+
+def _only_hooks(policy: Policy) -> bool:
+    """Whether ``policy`` sends the way ``Policy.send`` does (its hooks around ``next``)."""
+    return type(policy).send is Policy.send and "send" not in getattr(policy, "__dict__", {})
+
+
+def _bind_hooks(policies: tuple[Policy, ...], following: SendFn) -> SendFn:
+    """One step for a run of hook-only policies: their ``on_request`` in order, then
+    ``following``, then their ``on_response`` in reverse, as nesting each one's
+    ``Policy.send`` would do, in one frame instead of two per policy."""
+    if len(policies) == 1:
+        return _bind(policies[0], following)
+
+    def step(request: Request) -> Response:
+        # Each policy's on_response gets the request its own on_request returned.
+        sent: list[Request] = []
+        for policy in policies:
+            request = policy.on_request(request)
+            sent.append(request)
+        response = following(request)
+        for index in range(len(policies) - 1, -1, -1):
+            response = policies[index].on_response(sent[index], response)
+        return response
+
+    return step
 
 
 def _bind(policy: Policy, following: SendFn) -> SendFn:
