@@ -377,21 +377,21 @@ class _ProviderErrors:
         kind: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if exc is None or not isinstance(exc, Exception):
-            return False
+            return  # not ours to turn (KeyboardInterrupt...), or no error
         scrub = self.scrub
         if isinstance(exc, GatewayError):
             if scrub is not None:
                 _scrub(exc, scrub)
-            return False
+            return
         if _is_runtime_error(exc):
             error = ProviderError(exc, provider=self.provider)
             if scrub is not None:
                 _scrub(exc, scrub)
                 _scrub(error, scrub)
             raise error from exc
-        return False
+        return
 
 
 def same_run(run: ReportRun, run_id: str) -> ReportRun:
