@@ -126,9 +126,59 @@ def test_pipeline_runs_policies_in_order() -> None:
             order.append("wire")
             return Response(None, request=request, status=204, headers=Headers(), content=b"")
 
-    response = Pipeline([Mark("a"), Mark("b")], Wire()).send(req())
+    pipeline = Pipeline([Mark("a"), Mark("b")], Wire())
+    response = pipeline.send(req())
     assert order == ["a", "b", "wire"]
     assert response.status == 204
+    # The chain is composed once, but a pipeline given other policies sends through them.
+    pipeline.policies = (Mark("c"),)
+    order.clear()
+    pipeline.send(req(), stream=True)
+    assert order == ["c", "wire"]
+
+
+def test_each_policy_hears_the_answer_to_its_own_request() -> None:
+    heard: list[tuple[str, str | None]] = []
+
+    @attrs.define
+    class Tag(Policy):
+        name: str
+
+        def on_request(self, request: Request) -> Request:
+            return request.evolve(headers={**request.headers, "X-Last": self.name})
+
+        def on_response(self, request: Request, response: Response) -> Response:
+            heard.append((self.name, request.header("X-Last")))
+            return response
+
+    class Wire(Transport):
+        def send(self, request: Request, *, stream: bool = False, retries: Any = None) -> Response:
+            return Response(None, request=request, status=204, headers=Headers(), content=b"")
+
+    Pipeline([Tag("a"), Tag("b"), Tag("c")], Wire()).send(req())
+    assert heard == [("c", "c"), ("b", "b"), ("a", "a")]
+
+
+def test_request_evolve_keeps_every_other_field() -> None:
+    scrubber = lambda text: text  # noqa: E731
+    original = Request(
+        method="POST",
+        url="https://api.example.com/v1/x",
+        headers={"A": "1"},
+        body=b"x=1",
+        operation="op",
+        provider="p",
+        scrubber=scrubber,
+        deadline=12.5,
+        read_timeout=3.0,
+        url_is_credential=True,
+    )
+    changed = original.evolve(headers={"B": "2"}, idempotent=True)
+    assert changed == attrs.evolve(original, headers={"B": "2"}, idempotent=True)
+    assert (changed.scrubber, changed.deadline, changed.read_timeout) == (scrubber, 12.5, 3.0)
+    assert changed.url_is_credential
+    assert original.headers == {"A": "1"}
+    assert not original.idempotent
 
 
 # Redirects over real sockets.

@@ -537,6 +537,8 @@ class Admissions:
     ) -> ReportRun:
         """``create()`` once the provider's admission lets it (at once when no limit applies)."""
         cap = self.cap(spec.name)
+        if cap is None and limit is None:
+            return create()  # nothing to wait for: no logger, schedule or line to set up
         logger = logging.getLogger(f"report_gateway.{spec.name}")
         bound = limit.wait if limit is not None else 0.0
         if cap is not None:

@@ -28,8 +28,8 @@ The tree (``except GatewayError`` catches every one)::
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -349,8 +349,7 @@ class RunLimitError(GatewayError):
         )
 
 
-@contextlib.contextmanager
-def provider_errors(provider: str, *, scrub: Callable[[str], str] | None = None) -> Iterator[None]:
+def provider_errors(provider: str, *, scrub: Callable[[str], str] | None = None) -> _ProviderErrors:
     """Turn runtime errors raised inside the block into ``ProviderError`` (gateway errors
     and anything else pass through unchanged).
 
@@ -358,20 +357,41 @@ def provider_errors(provider: str, *, scrub: Callable[[str], str] | None = None)
     and text attributes of each gateway or runtime error leaving the block, causes included,
     so a reason a provider echoed (a failed run's, an error body's) cannot carry a key out.
     """
-    try:
-        yield
-    except GatewayError as exc:
-        if scrub is not None:
-            _scrub(exc, scrub)
-        raise
-    except Exception as exc:
+    return _ProviderErrors(provider, scrub)
+
+
+class _ProviderErrors:
+    """``provider_errors``' block: a plain context manager, since every start, get and
+    download enters one (a generator-based one cost a generator and its frames each time)."""
+
+    __slots__ = ("provider", "scrub")
+
+    def __init__(self, provider: str, scrub: Callable[[str], str] | None) -> None:
+        self.provider, self.scrub = provider, scrub
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return  # not ours to turn (KeyboardInterrupt...), or no error
+        scrub = self.scrub
+        if isinstance(exc, GatewayError):
+            if scrub is not None:
+                _scrub(exc, scrub)
+            return
         if _is_runtime_error(exc):
-            error = ProviderError(exc, provider=provider)
+            error = ProviderError(exc, provider=self.provider)
             if scrub is not None:
                 _scrub(exc, scrub)
                 _scrub(error, scrub)
             raise error from exc
-        raise
+        return
 
 
 def same_run(run: ReportRun, run_id: str) -> ReportRun:

@@ -81,7 +81,11 @@ class Scope:
 
     def fields(self) -> dict[str, str]:
         """The fields that are set, by name: what an error message or a log should show."""
-        return {k: v for k, v in attrs.asdict(self).items() if v}
+        # Read by name (no attrs.asdict): every scoped call asks, most with an empty scope.
+        return {k: v for k in _SCOPE_FIELDS if (v := getattr(self, k))}
+
+
+_SCOPE_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Scope))
 
 
 @attrs.frozen(kw_only=True)

@@ -504,6 +504,7 @@ class ProviderContext:
         self._warned: set[str] = set()
         self._lock = threading.Lock()
         self._client: ApiClient | None = None
+        self._credential_id: tuple[Credentials, str] | None = None
 
     def __repr__(self) -> str:
         return f"ProviderContext({self.name!r}, settings={self.settings!r})"
@@ -619,8 +620,15 @@ class ProviderContext:
     @property
     def credential_id(self) -> str:
         """A stable name for this provider's credentials that reveals nothing about them
-        (to share per-key state across Gateways, as the run slots do)."""
-        return credential_id(self.credentials)
+        (to share per-key state across Gateways, as the run slots do).
+
+        Hashed once per credentials object (every start and get asks for it); credentials
+        replaced on the context are hashed afresh."""
+        credentials = self.credentials
+        cached = self._credential_id
+        if cached is None or cached[0] is not credentials:
+            cached = self._credential_id = (credentials, credential_id(credentials))
+        return cached[1]
 
 
 class ProviderDriver(Protocol):

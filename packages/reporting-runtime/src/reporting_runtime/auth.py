@@ -40,7 +40,7 @@ class AuthPolicy(Policy):
         headers = request.headers
         for name, value in self.auth_headers().items():
             headers = with_header(headers, name, value)
-        return attrs.evolve(request, headers=headers)
+        return request.evolve(headers=headers)
 
 
 @attrs.frozen

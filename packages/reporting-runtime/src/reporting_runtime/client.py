@@ -157,9 +157,19 @@ class ApiClient:
         if encoded_query:
             url = f"{url}?{encoded_query}"
         sent = {"Accept": "*/*" if op.streaming else "application/json"}
-        for name, value in (headers or {}).items():
-            if value is not None:
-                sent = with_header(sent, name, value)
+        if headers:
+            # with_header's rule (a name replaces any case of itself, and goes last) in one
+            # dict: every call has a few headers, and a copy per header added up.
+            names = {"accept": "Accept"}
+            for name, value in headers.items():
+                if value is None:
+                    continue
+                lower = name.lower()
+                previous = names.get(lower)
+                if previous is not None:
+                    del sent[previous]
+                sent[name] = value
+                names[lower] = name
         data: bytes | None = None
         if body is not None and op.body_encoding is None:
             raise TypeError(f"{self.provider} {op.operation_id} takes no request body")

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 from reporting_runtime.redaction import redact_url
 
@@ -30,14 +31,23 @@ def carries_credential(url: str) -> bool:
     return redact_url(url) != url.split("#", 1)[0]
 
 
-@contextmanager
-def quiet_if_secret(url: str, *, credential: bool = False) -> Iterator[None]:
+def quiet_if_secret(url: str, *, credential: bool = False) -> AbstractContextManager[None]:
     """Suppress OpenTelemetry instrumentation while sending to ``url`` if it is a secret
-    (``credential``: the sender says it is, whatever it looks like)."""
+    (``credential``: the sender says it is, whatever it looks like).
+
+    Every request passes here: with no OpenTelemetry loaded, or a URL that is no
+    credential, it costs one shared do-nothing context manager, not a generator's."""
     context = sys.modules.get("opentelemetry.context")
     if context is None or not (credential or carries_credential(url)):
-        yield
-        return
+        return _NOTHING
+    return _quiet(context)
+
+
+_NOTHING: AbstractContextManager[None] = nullcontext()
+
+
+@contextmanager
+def _quiet(context: Any) -> Iterator[None]:
     values = context.get_current()
     for name in _SUPPRESS_KEYS:
         key = getattr(context, name, None)

@@ -139,6 +139,17 @@ class Request:
     def header(self, name: str) -> str | None:
         return find_header(self.headers, name)
 
+    def evolve(self, **changes: Any) -> Request:
+        """``attrs.evolve(self, **changes)`` without its per-call field introspection: the
+        policies evolve every request several times, so the field names are read once."""
+        for name in _REQUEST_FIELDS:
+            if name not in changes:
+                changes[name] = getattr(self, name)
+        return Request(**changes)
+
+
+_REQUEST_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Request))
+
 
 class RawResponse(Protocol):
     """What we use of a urllib3 response. vcrpy's VCRHTTPResponse stands in for urllib3's

@@ -32,26 +32,76 @@ class Policy:
 
 
 class Pipeline:
-    """Runs a request through `policies` in order, then the transport."""
+    """Runs a request through `policies` in order, then the transport.
+
+    The chain of bound steps is composed once per ``stream`` value and kept (composing it
+    took a closure per policy on every request); assigning a new ``policies`` tuple (or
+    ``transport``) composes it afresh."""
 
     def __init__(self, policies: Sequence[Policy], transport: Transport) -> None:
         self.policies: tuple[Policy, ...] = tuple(policies)
         self.transport = transport
+        self._chains: tuple[tuple[Policy, ...], Transport, SendFn, SendFn] | None = None
 
     def send(self, request: Request, *, stream: bool = False) -> Response:
+        chains = self._chains
+        if chains is None or chains[0] is not self.policies or chains[1] is not self.transport:
+            chains = self._chains = (
+                self.policies,
+                self.transport,
+                self._compose(stream=False),
+                self._compose(stream=True),
+            )
+        return (chains[3] if stream else chains[2])(request)
+
+    def _compose(self, *, stream: bool) -> SendFn:
         transport = self.transport
 
         def terminal(req: Request) -> Response:
             return transport.send(req, stream=stream, retries=req.retries)
 
         call: SendFn = terminal
+        simple: list[Policy] = []  # consecutive policies with no send of their own
         for policy in reversed(self.policies):
+            if _only_hooks(policy):
+                simple.insert(0, policy)
+                continue
+            if simple:
+                call, simple = _bind_hooks(tuple(simple), call), []
             call = _bind(policy, call)
-        return call(request)
+        if simple:
+            call = _bind_hooks(tuple(simple), call)
+        return call
 
     def __repr__(self) -> str:
         names = ", ".join(type(p).__name__ for p in self.policies)
         return f"Pipeline([{names}])"
+
+
+def _only_hooks(policy: Policy) -> bool:
+    """Whether ``policy`` sends the way ``Policy.send`` does (its hooks around ``next``)."""
+    return type(policy).send is Policy.send and "send" not in getattr(policy, "__dict__", {})
+
+
+def _bind_hooks(policies: tuple[Policy, ...], following: SendFn) -> SendFn:
+    """One step for a run of hook-only policies: their ``on_request`` in order, then
+    ``following``, then their ``on_response`` in reverse, as nesting each one's
+    ``Policy.send`` would do, in one frame instead of two per policy."""
+    if len(policies) == 1:
+        return _bind(policies[0], following)
+
+    def step(request: Request) -> Response:
+        # Each policy's on_response gets the request its own on_request returned.
+        sent: list[Request] = []
+        for policy in policies:
+            request = policy.on_request(request)
+            sent.append(request)
+        response = following(request)
+        for index in range(len(policies) - 1, -1, -1):
+            response = policies[index].on_response(sent[index], response)
+        return response
+
+    return step
 
 
 def _bind(policy: Policy, following: SendFn) -> SendFn:

@@ -9,8 +9,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-import attrs
-
 from reporting_runtime.errors import ReportingError
 from reporting_runtime.messages import Request, Response, with_header
 from reporting_runtime.pipeline import Policy, SendFn
@@ -36,7 +34,7 @@ class HeadersPolicy(Policy):
         missing = {n: v for n, v in self.headers.items() if request.header(n) is None}
         if not missing:
             return request
-        return attrs.evolve(request, headers={**request.headers, **missing})
+        return request.evolve(headers={**request.headers, **missing})
 
 
 class UserAgentPolicy(HeadersPolicy):
@@ -67,11 +65,9 @@ class IdempotencyKeyPolicy(Policy):
         if request.method.upper() not in self.methods:
             return request
         if request.header(self.header):
-            return attrs.evolve(request, idempotent=True)
-        return attrs.evolve(
-            request,
-            headers={**request.headers, self.header: str(uuid.uuid4())},
-            idempotent=True,
+            return request.evolve(idempotent=True)
+        return request.evolve(
+            headers={**request.headers, self.header: str(uuid.uuid4())}, idempotent=True
         )
 
 
@@ -157,7 +153,7 @@ class RedirectPolicy(Policy):
                 headers = with_header(headers, name, None)
         if _origin(target) != _origin(request.url):
             headers = {k: v for k, v in headers.items() if k.lower() not in self.secret_headers}
-        return attrs.evolve(request, method=method, url=target, body=body, headers=headers)
+        return request.evolve(method=method, url=target, body=body, headers=headers)
 
 
 class LoggingPolicy(Policy):

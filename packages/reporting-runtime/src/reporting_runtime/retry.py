@@ -217,6 +217,11 @@ def _abandon(response: BaseHTTPResponse | None) -> None:
         pass
 
 
+_SAFE_METHODS: frozenset[str] = frozenset(Retry.DEFAULT_ALLOWED_METHODS)
+#: A request carrying the API's idempotency key may be retried whatever its method.
+_IDEMPOTENT_METHODS: frozenset[str] = _SAFE_METHODS | {"POST", "PATCH"}
+
+
 class RetryPolicy(Policy):
     """Attaches a fresh BackoffRetry to each request (the transport hands it to urllib3).
 
@@ -237,6 +242,7 @@ class RetryPolicy(Policy):
         verdict_header: str | None = None,
     ) -> None:
         self.config = config or RetryConfig()
+        self._status_set: tuple[RetryConfig, frozenset[int]] | None = None
         self.verdict_header = verdict_header
         self._sleep = sleep
         self._clock = clock
@@ -254,14 +260,11 @@ class RetryPolicy(Policy):
 
     def build_retry(self, request: Request) -> BackoffRetry:
         config = self.config
-        methods = set(Retry.DEFAULT_ALLOWED_METHODS)
-        if request.idempotent:
-            methods |= {"POST", "PATCH"}
         return BackoffRetry(
             total=config.total,
             redirect=False,
-            allowed_methods=frozenset(methods),
-            status_forcelist=frozenset(config.retry_statuses),
+            allowed_methods=_IDEMPOTENT_METHODS if request.idempotent else _SAFE_METHODS,
+            status_forcelist=self._statuses(config),
             backoff_factor=config.backoff_base,
             backoff_max=config.backoff_max,
             raise_on_status=False,
@@ -275,5 +278,13 @@ class RetryPolicy(Policy):
             verdict_header=self.verdict_header,
         )
 
+    def _statuses(self, config: RetryConfig) -> frozenset[int]:
+        """``config.retry_statuses`` as a frozenset, made once per config (every request
+        builds a Retry with it)."""
+        cached = self._status_set
+        if cached is None or cached[0] is not config:
+            cached = self._status_set = (config, frozenset(config.retry_statuses))
+        return cached[1]
+
     def on_request(self, request: Request) -> Request:
-        return attrs.evolve(request, retries=self.build_retry(request))
+        return request.evolve(retries=self.build_retry(request))

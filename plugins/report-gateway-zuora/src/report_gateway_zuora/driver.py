@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
 from report_gateway.provider import (
     CONTENT_TSV_UTF16,
     Backoff,
@@ -92,7 +91,7 @@ class RetryableRunReport(Policy):
 
     def on_request(self, request: Request) -> Request:
         if request.operation == "run_report" and request.header(IDEMPOTENCY_HEADER):
-            return attrs.evolve(request, idempotent=True)
+            return request.evolve(idempotent=True)
         return request
 
 
