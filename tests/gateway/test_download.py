@@ -215,9 +215,9 @@ def test_utf16_raw_keeps_the_bytes(tmp_path: Path, opener: Any, scripted: Any) -
 def test_early_writeback_path_writes_everything(
     tmp_path: Path, opener: Any, scripted: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import report_gateway.download as module
+    import report_gateway.transfer as transfer
 
-    monkeypatch.setattr(module, "WRITEBACK_WINDOW", 4096)
+    monkeypatch.setattr(transfer, "WRITEBACK_WINDOW", 4096)
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=1000)])
     assert download(make_run(), tmp_path / "o.csv", play).read_bytes() == DATA
 

@@ -58,7 +58,7 @@ from .errors import DownloadError, IntegrityError, ResultFormatError
 from .models import CONTENT_TSV_UTF16, CONTENT_ZIP, ReportRun
 from .provider import ResultResponse
 from .rows import MAX_ROW
-from .transfer import CHUNK_SIZE, ResultBody
+from .transfer import CHUNK_SIZE, ResultBody, WriteBehind
 
 __all__ = ["DownloadProgress", "ZipLimits", "download", "safe_name", "utf16_encoding"]
 
@@ -146,7 +146,9 @@ def download(
                     body,
                     out,
                     on_progress,
-                    early_writeback=durable and not (unpack or result.checksum),
+                    # Only when this file is the one kept (and fsynced): an archive to
+                    # unpack or an export to convert afterwards is never made durable.
+                    early_writeback=durable and not (unpack or (decode and not streamed)),
                     convert=TsvToCsv(out, what="the export") if streamed else None,
                 )
             if result.checksum:
@@ -383,10 +385,6 @@ def _final_mode(target: Path, folder: Path, registry: _Temporaries) -> int:
             registry.remove(probe)
 
 
-#: Dirty bytes allowed to pile up before asking the kernel to start writing them out.
-WRITEBACK_WINDOW = 16 << 20
-
-
 def _copy(
     body: ResultBody,
     out: BinaryIO,
@@ -395,16 +393,13 @@ def _copy(
     early_writeback: bool,
     convert: TsvToCsv | None = None,
 ) -> None:
-    """Write the chunks as they come (through ``convert`` when given); optionally start
-    disk writeback along the way.
-
-    The final fsync would otherwise wait for the whole file to reach the disk at the end;
-    asking for writeback every few MiB (``posix_fadvise(DONTNEED)`` starts it without
-    waiting) overlaps disk and network, so a durable download costs about what a bare copy
-    costs. Only for files not read back afterwards (the advice also drops clean pages).
-    """
+    """Write the chunks as they come (through ``convert`` when given); with
+    ``early_writeback``, write behind (``WriteBehind``): the disk works beside the transfer,
+    so the final fsync has little left to do."""
     write: Callable[[bytes | memoryview], object] = out.write if convert is None else convert.feed
-    advise = getattr(os, "posix_fadvise", None) if early_writeback else None
+    behind = WriteBehind(out) if early_writeback else None
+    if behind is not None and not behind.active:
+        behind = None
 
     def restart() -> None:
         # The server sent a whole (possibly new) body: what was written goes.
@@ -412,42 +407,29 @@ def _copy(
         out.truncate()
         if convert is not None:
             convert.reset()
+        if behind is not None:
+            behind.reset()
 
     body.on_restart = restart
     # One buffer for the whole transfer: every chunk is read into it and written from it.
     pieces = body.views(bytearray(body.chunk_size))
-    if advise is None and on_progress is None:
+    if behind is None and on_progress is None:
         for chunk in pieces:
             write(chunk)
+    elif on_progress is None:
+        assert behind is not None
+        for chunk in pieces:
+            write(chunk)
+            if body.received >= behind.mark:
+                behind.advance(body.received)
     else:
-        _copy_watched(pieces, write, out, body, on_progress, advise)
+        for chunk in pieces:
+            write(chunk)
+            if behind is not None and body.received >= behind.mark:
+                behind.advance(body.received)
+            on_progress(body.received, body.total)
     if convert is not None:
         convert.finish()
-
-
-def _copy_watched(
-    pieces: Iterator[bytes | memoryview],
-    write: Callable[[bytes | memoryview], object],
-    out: BinaryIO,
-    body: ResultBody,
-    on_progress: DownloadProgress | None,
-    advise: Callable[[int, int, int, int], None] | None,
-) -> None:
-    """``_copy`` with progress calls and early writeback (offsets are the output file's)."""
-    fd = out.fileno()
-    flushed = 0
-    for chunk in pieces:
-        write(chunk)
-        written = out.tell()
-        if written < flushed:  # the body started again (``restart``)
-            flushed = 0
-        if advise is not None and written - flushed >= WRITEBACK_WINDOW:
-            out.flush()
-            with contextlib.suppress(OSError):
-                advise(fd, flushed, written - flushed, os.POSIX_FADV_DONTNEED)
-            flushed = written
-        if on_progress is not None:
-            on_progress(body.received, body.total)
 
 
 def _sync_folder(folder: Path) -> None:

@@ -32,6 +32,37 @@ A compressed transfer (``Content-Encoding``) of a result with no announced size 
 by its expansion: more than ``max_ratio`` (default ``MAX_DECODED_RATIO``, 200, as
 ``ZipLimits.max_ratio``) decoded bytes per byte on the wire, past the first MiB, is an
 ``IntegrityError``: a gzip bomb stops after a few MiB, where it would have filled the disk.
+
+A durable download writes behind (``WriteBehind``): every ``WRITEBACK_WINDOW`` bytes written,
+the kernel is asked to start writing that range to the disk (Linux ``sync_file_range`` with
+``SYNC_FILE_RANGE_WRITE``, which does not wait), and the range before it is waited for
+(``WAIT_BEFORE|WRITE|WAIT_AFTER``), so at most about two windows are dirty at any time. The
+disk (about 700 MB/s here) is faster than the transfer (about 370 MiB/s from the loopback
+sandbox), so the writeback runs beside the transfer instead of after it, and the final
+``fsync`` of the file (and of the folder) finds almost nothing left to do. That fsync still
+happens and is still what makes the download durable: write-behind only moves the work
+earlier. Where ``sync_file_range`` is missing (not Linux, no libc through ctypes) or fails
+(a file system that refuses it), the download goes on without it and the final fsync does
+all the work, as before. ``posix_fadvise(DONTNEED)``, used before, also started writeback
+but dropped the pages from the cache, which a user reading the file next reads back from disk.
+
+The window, 8 MiB, was chosen by measurement on this machine kind (2 cores, ext4 on a
+virtual disk, shared with other helpers measuring at the same time, load 7-10): 1 GiB
+written in 64 KiB writes paced at 370 MiB/s (the sandbox's rate), then fsynced, against the
+same writes with no fsync (2.77 s), three alternated rounds, seconds in the final fsync and
+total-time ratio to the no-fsync copy:
+  fsync only at the end: 1.67-2.13 s, 0.57-0.63
+  4 MiB windows, waiting for the one before: 0.02-0.03 s, 0.73-0.84 (the waits slow writing)
+  8 MiB windows, waiting for the one before: 0.03-0.52 s, 0.84-0.99
+  16 MiB windows, waiting for the one before: 0.03-0.19 s, 0.81-0.95
+  8 MiB windows, never waiting: 0.15-0.91 s, 0.75-0.92 (dirty pages pile up and the
+  fsync finds them; the waits also keep this download's dirty memory at about 16 MiB)
+``nox -s bench -- --only download`` with it (median of 5 alternating pairs, min-max, the
+default durable download against a bare urllib3 copy with no fsync; the machine was loaded
+by others, so the sandbox gave 50-180 MiB/s instead of 370 and the spreads are wide):
+  quiet: 256 MiB 0.99 (0.55-1.24), 1 GiB 1.50 (0.83-1.86)
+  busy: 256 MiB 1.19 (0.67-1.95), 1 GiB 0.91 (0.52-1.07)
+  (``durable=False``, unchanged by this: 0.79 (0.63-1.41), 1.66, 1.26, 1.07)
 """
 
 from __future__ import annotations
@@ -41,7 +72,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 from reporting_runtime.errors import DeadlineExceededError, TransportError
 
@@ -49,7 +80,15 @@ from .errors import DownloadError, IntegrityError, deadline_passed, provider_err
 from .models import ReportRun, RunStatus
 from .provider import DriverCalls, ResultResponse, accepted_keywords
 
-__all__ = ["CHUNK_SIZE", "ResultBody", "accepts_if_range", "network_errors", "result_opener"]
+__all__ = [
+    "CHUNK_SIZE",
+    "WRITEBACK_WINDOW",
+    "ResultBody",
+    "WriteBehind",
+    "accepts_if_range",
+    "network_errors",
+    "result_opener",
+]
 
 #: Bytes read into the one buffer per transfer (``views``), chosen by measurement on this
 #: machine kind (2 cores, shared), ``nox -s bench -- --only chunks``: bare ``readinto`` of
@@ -441,3 +480,98 @@ def result_opener(
             return response
 
     return open_result
+
+
+#: Bytes written between two requests for writeback (see ``WriteBehind``).
+WRITEBACK_WINDOW = 8 << 20
+_SYNC_FILE_RANGE_WAIT_BEFORE = 1
+_SYNC_FILE_RANGE_WRITE = 2
+_SYNC_FILE_RANGE_WAIT_AFTER = 4
+_WAIT_FOR_RANGE = (
+    _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+)
+#: ``sync_file_range(fd, offset, nbytes, flags) -> 0 | -1``, looked up once; ``None`` where
+#: there is none. ``_UNSET`` until the first durable download asks (ctypes is not imported
+#: by a process that never downloads durably).
+_UNSET: Any = object()
+_sync_file_range: Any = _UNSET
+
+
+def sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``sync_file_range`` through ctypes (Linux), or ``None`` where it is missing."""
+    global _sync_file_range
+    if _sync_file_range is _UNSET:
+        _sync_file_range = _load_sync_file_range()
+    return _sync_file_range  # type: ignore[no-any-return]
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+class WriteBehind:
+    """Writeback of a file started while it is still being written (see the module notes).
+
+    ``mark`` is the count of bytes received at which ``advance`` is next due; the caller
+    compares its own counter with it once per chunk (no call on the hot path otherwise).
+    Offsets given to the kernel are the output file's (``out.tell()``), so a converting
+    writer whose output size differs from its input is covered too. ``reset`` after the
+    file was truncated to start again. After the first failure of the call, nothing more
+    is asked: the final fsync does the work.
+    """
+
+    def __init__(self, out: IO[bytes], window: int | None = None) -> None:
+        self._out = out
+        self._fd = out.fileno()
+        self._window = max(1, window if window is not None else WRITEBACK_WINDOW)
+        self._call = sync_file_range()
+        self.mark = self._window if self._call is not None else sys.maxsize
+        self._started = 0  # writeback asked (not waited for) from ``_waited`` up to here
+        self._waited = 0  # on the disk up to here (as far as this object knows)
+
+    @property
+    def active(self) -> bool:
+        """Whether writeback is still being asked for (a working ``sync_file_range``)."""
+        return self._call is not None
+
+    def reset(self) -> None:
+        """The file was truncated to nothing: start counting again."""
+        self._started = self._waited = 0
+        self.mark = self._window if self._call is not None else sys.maxsize
+
+    def advance(self, received: int) -> None:
+        """Start writeback of what was written since the last call; wait for the range
+        before that one (so dirty memory stays at about two windows)."""
+        self.mark = received + self._window
+        call = self._call
+        if call is None:
+            return
+        self._out.flush()
+        position = self._out.tell()
+        if position <= self._started:
+            return
+        if call(self._fd, self._started, position - self._started, _SYNC_FILE_RANGE_WRITE) != 0:
+            self._give_up()
+            return
+        if self._started > self._waited:
+            done = call(self._fd, self._waited, self._started - self._waited, _WAIT_FOR_RANGE)
+            if done != 0:
+                self._give_up()
+                return
+            self._waited = self._started
+        self._started = position
+
+    def _give_up(self) -> None:
+        """The call failed (a file system without it, say): the final fsync does it all."""
+        self._call = None
+        self.mark = sys.maxsize
