@@ -18,10 +18,15 @@ resume`` read it back (``journaled_start``):
   with a ``RunMayExistError``; a start journaled but not yet sending is simply made.
 
 One file serves several processes on one machine: WAL mode, a busy timeout, and one short
-transaction per write (never one held across a request). Writes are ``synchronous=FULL``:
-the row written before a create must survive whatever ends the process. Finding a job's
-entry and writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so
-two processes starting the same job at once share one entry (and one run). The file is
+transaction per write (never one held across a request); a start writes twice, its entry
+before the create and its run id with the first status after. Writes are
+``synchronous=NORMAL``: a committed write is in the operating system's hands before the
+create goes out, so it survives whatever ends the process (a crash, SIGKILL, an OOM kill:
+what the journal exists for), and the file stays consistent; only a power cut or a kernel
+crash can lose the last writes before the WAL's next checkpoint (``FULL``, an fsync per
+write, cost more than the rest of a start and get together). Finding a job's entry and
+writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so two
+processes starting the same job at once share one entry (and one run). The file is
 created readable by its owner only; credentials are kept as an HMAC-SHA256 of the
 gateway's credential id under a random secret of the journal (``meta`` table), so a
 journal's entries cannot be matched against another journal's or a precomputed table.
@@ -35,6 +40,7 @@ down as ended is polled once at once, instead of at its next scheduled poll).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import inspect
@@ -71,6 +77,7 @@ if TYPE_CHECKING:
     from .config import GatewayOptions
     from .drivers import Drivers
     from .gateway import Gateway
+    from .provider import ProviderDriver
 
 __all__ = [
     "CRASH_ENV",
@@ -168,8 +175,22 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+#: Values JSON writes as ``_jsonable`` would leave them (exact types: a subclass, an enum
+#: mixing in ``str`` say, may be written otherwise).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(value: Any) -> bool:
+    """A dict of plain values by text keys (every start's parameters, scope and endpoint,
+    commonly): JSON writes it as it is, and reads it back equal."""
+    return type(value) is dict and all(
+        type(k) is str and type(v) in _PLAIN for k, v in value.items()
+    )
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return _ENCODER.encode(value if _flat(value) else _jsonable(value))
 
 
 def parameters_hash(parameters: Mapping[str, Any]) -> str:
@@ -177,9 +198,17 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(parameters).encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=4096)
 def scope_text(scope: Scope) -> str:
-    """A scope as stored: its set fields as canonical JSON (``{}`` for none)."""
+    """A scope as stored: its set fields as canonical JSON (``{}`` for none); kept for the
+    scopes in use (a fan-out's few thousand), as every start and status write needs it."""
     return _canonical(scope.fields())
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope_of(text: str) -> Scope:
+    """The scope a stored ``scope`` column means (``scope_text`` undone)."""
+    return Scope(**json.loads(text))
 
 
 def _tag(secret: bytes, credential: str) -> str:
@@ -396,15 +425,16 @@ class Journal:
         """Insert a new entry (the caller holds ``_lock``) and return it as a read would,
         built from the values written rather than read back (one statement less)."""
         now = self._clock()
-        params = _canonical(parameters)
-        where = scope_text(scope)
-        place = _canonical(dict(endpoint or {}))
+        params, where = _canonical(parameters), scope_text(scope)
+        place_text = _canonical(dict(endpoint or {}))
         entry = JournalEntry(
             id=uuid.uuid4().hex,
             key=key,
             provider=provider,
             report_id=report_id,
-            scope=Scope(**json.loads(where)),
+            scope=_scope_of(where),
+            # As a read gives them back (keys sorted): what every later create of the entry
+            # sends (an idempotent replay must send the very same body).
             parameters=json.loads(params),
             parameters_hash=hashlib.sha256(params.encode()).hexdigest()[:32],
             credential=self.credential_tag(credential),
@@ -417,7 +447,7 @@ class Journal:
             error=None,
             created_at=now,
             updated_at=now,
-            endpoint=json.loads(place),
+            endpoint=json.loads(place_text),
         )
         self._db.execute(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
@@ -425,7 +455,7 @@ class Journal:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.id, key, provider, report_id, where, params, entry.parameters_hash,
-                entry.credential, state, entry.output, now, now, place,
+                entry.credential, state, entry.output, now, now, place_text,
             ),
         )  # fmt: skip
         return entry
@@ -526,7 +556,10 @@ class Journal:
 
     def record_run(self, entry_id: str, run: ReportRun) -> None:
         """The create answered: the run's id and first status."""
-        self._update(entry_id, run_id=run.id, state=run.status.value, raw_status=run.raw_status)
+        self._write(
+            "UPDATE runs SET run_id = ?, state = ?, raw_status = ?, updated_at = ? WHERE id = ?",
+            (run.id, run.status.value, run.raw_status, self._clock(), entry_id),
+        )
 
     def _run_filter(
         self,
@@ -829,6 +862,18 @@ class Starts:
     ) -> None:
         self._gateway, self._drivers = gateway, drivers
         self._admissions, self._announce = admissions, announce
+        #: Per provider: its driver and the endpoint settings it was made with.
+        self._endpoints: dict[str, tuple[ProviderDriver, dict[str, str]]] = {}
+
+    def _endpoint(self, provider: str) -> dict[str, str]:
+        """``endpoint_settings`` as the provider's driver was made with them: resolving the
+        layered settings costs more than a journal write, and the driver (hence where its
+        runs go) is made once; a new driver reads them anew."""
+        driver = self._drivers.get(provider)
+        known = self._endpoints.get(provider)
+        if known is None or known[0] is not driver:
+            known = self._endpoints[provider] = (driver, endpoint_settings(self._gateway, provider))
+        return known[1]
 
     def _creator(self, on_progress: Callable[[StartProgress], None] | None) -> Create:
         """The create every start sends: admitted (``Admissions.start``), then announced."""
@@ -877,7 +922,7 @@ class Starts:
             return create(provider, report_id, parameters, where, key, lambda: None), None
         return journaled_start(
             self._gateway, journal, create, provider, report_id, parameters, where,
-            key=key, reuse=reuse, output=output,
+            key=key, reuse=reuse, output=output, endpoint=self._endpoint(provider),
         )  # fmt: skip
 
     def run(
@@ -963,8 +1008,10 @@ def journaled_start(
     key: str,
     reuse: Reuse,
     output: str | os.PathLike[str] | None = None,
+    endpoint: Mapping[str, str] | None = None,
 ) -> tuple[ReportRun | None, JournalEntry]:
-    """Start a run with the journal: reuse the job's entry when asked, else a new one.
+    """Start a run with the journal: reuse the job's entry when asked, else a new one
+    (``endpoint``: the provider's ``endpoint_settings``, looked up when None).
 
     Returns the run (None when the entry was already downloaded and verified: nothing to
     do) and the entry it belongs to (``entry.key != key``: an earlier one, reused). A run
@@ -973,6 +1020,8 @@ def journaled_start(
     """
     credential = gateway.credential_id(provider)
     idempotent = bool(getattr(gateway.driver(provider), "idempotent_create", False))
+    if endpoint is None:
+        endpoint = endpoint_settings(gateway, provider)
     # Taken up within the window only (``Journal.claim``): the same command on another
     # night wants that night's data (a report without dates gives whatever is current);
     # ``resume`` still finishes an old entry left unfinished. One downloaded to a file since
@@ -980,8 +1029,7 @@ def journaled_start(
     # processes starting the same job at once share the entry and its idempotency key.
     entry, new = journal.claim(
         provider, report_id, scope, parameters, key=key, credential=credential,
-        output=output, endpoint=endpoint_settings(gateway, provider),
-        window=reuse_window(reuse), sending=idempotent,
+        output=output, endpoint=endpoint, window=reuse_window(reuse), sending=idempotent,
     )  # fmt: skip
     if new:
         crash_point("after-journal")
@@ -1001,7 +1049,7 @@ def journaled_start(
         journal.record_error(entry.id, exc, state=ABANDONED)
     entry, _ = journal.claim(
         provider, report_id, scope, parameters, key=key, credential=credential,
-        output=output, endpoint=endpoint_settings(gateway, provider), sending=idempotent,
+        output=output, endpoint=endpoint, sending=idempotent,
     )  # fmt: skip
     crash_point("after-journal")
     return _create_for(journal, create, entry), entry
