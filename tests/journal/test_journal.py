@@ -55,6 +55,22 @@ def test_reuse_returns_the_journaled_run(make_sandbox, tmp_path: Path) -> None:
     assert sb.stats()["runs_created"]["stripe-v2"] == 3
 
 
+def test_a_new_entry_is_the_entry_a_read_gives_back(tmp_path: Path) -> None:
+    """``claim`` builds its new entry without reading it back: a resume in another process
+    reads it, and an idempotent create sent again must carry the very same parameters."""
+    for case, (sending, window) in enumerate(((False, None), (True, None), (False, 60.0))):
+        journal = Journal(tmp_path / f"j{case}.sqlite3")
+        entry, new = journal.claim(
+            "stripe-v2", REPORT, Scope(context="ctx_1"), {"b": [1, 2], "a": "x", "c": None},
+            key=f"k-{sending}-{window}", credential="cred", output=tmp_path / "r.csv",
+            endpoint={"base_url": "http://127.0.0.1:9"}, window=window, sending=sending,
+        )  # fmt: skip
+        assert new
+        assert entry.state == ("sending" if sending else "journaled")
+        assert Journal(tmp_path / f"j{case}.sqlite3").get(entry.id) == entry
+        assert list(entry.parameters) == ["a", "b", "c"]
+
+
 def test_a_status_from_elsewhere_is_read_between_polls(tmp_path: Path) -> None:
     """The hook a webhook listener in another process uses, and a wait reads."""
     journal = Journal(tmp_path / "j.sqlite3")

@@ -103,7 +103,7 @@ class Gateway:
         )
         self.pm = self._registry.pm
         self._drivers = Drivers(self._registry, self._settings, options, self.transport, self.scrub)
-        self._starts = Starts(self, self._drivers, self._admission, self._changed)
+        self._starts = Starts(self, self._drivers, self._admission, self._announce)
 
     def __repr__(self) -> str:
         names = sorted(self._registry.specs()) if self._registry.loaded else "not loaded"
@@ -177,6 +177,9 @@ class Gateway:
 
     def _changed(self, run: ReportRun, previous: ReportRun | None) -> None:
         self._journal.changed(run, self._drivers.credential_id(run.provider))
+        self._announce(run, previous)
+
+    def _announce(self, run: ReportRun, previous: ReportRun | None) -> None:
         self.pm.hook.report_gateway_run_changed(run=run, previous=previous)
 
     # -- templates ------------------------------------------------------------------------

@@ -18,10 +18,15 @@ resume`` read it back (``journaled_start``):
   with a ``RunMayExistError``; a start journaled but not yet sending is simply made.
 
 One file serves several processes on one machine: WAL mode, a busy timeout, and one short
-transaction per write (never one held across a request). Writes are ``synchronous=FULL``:
-the row written before a create must survive whatever ends the process. Finding a job's
-entry and writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so
-two processes starting the same job at once share one entry (and one run). The file is
+transaction per write (never one held across a request); a start writes twice, its entry
+before the create and its run id with the first status after. Writes are
+``synchronous=NORMAL``: a committed write is in the operating system's hands before the
+create goes out, so it survives whatever ends the process (a crash, SIGKILL, an OOM kill:
+what the journal exists for), and the file stays consistent; only a power cut or a kernel
+crash can lose the last writes before the WAL's next checkpoint (``FULL``, an fsync per
+write, cost more than the rest of a start and get together). Finding a job's entry and
+writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so two
+processes starting the same job at once share one entry (and one run). The file is
 created readable by its owner only; credentials are kept as an HMAC-SHA256 of the
 gateway's credential id under a random secret of the journal (``meta`` table), so a
 journal's entries cannot be matched against another journal's or a precomputed table.
@@ -35,6 +40,7 @@ down as ended is polled once at once, instead of at its next scheduled poll).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import inspect
@@ -71,6 +77,7 @@ if TYPE_CHECKING:
     from .config import GatewayOptions
     from .drivers import Drivers
     from .gateway import Gateway
+    from .provider import ProviderDriver
 
 __all__ = [
     "CRASH_ENV",
@@ -168,8 +175,22 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+#: Values JSON writes as ``_jsonable`` would leave them (exact types: a subclass, an enum
+#: mixing in ``str`` say, may be written otherwise).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(value: Any) -> bool:
+    """A dict of plain values by text keys (every start's parameters, scope and endpoint,
+    commonly): JSON writes it as it is, and reads it back equal."""
+    return type(value) is dict and all(
+        type(k) is str and type(v) in _PLAIN for k, v in value.items()
+    )
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))
+    return _ENCODER.encode(value if _flat(value) else _jsonable(value))
 
 
 def parameters_hash(parameters: Mapping[str, Any]) -> str:
@@ -177,9 +198,17 @@ def parameters_hash(parameters: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(parameters).encode()).hexdigest()[:32]
 
 
+@functools.lru_cache(maxsize=4096)
 def scope_text(scope: Scope) -> str:
-    """A scope as stored: its set fields as canonical JSON (``{}`` for none)."""
+    """A scope as stored: its set fields as canonical JSON (``{}`` for none); kept for the
+    scopes in use (a fan-out's few thousand), as every start and status write needs it."""
     return _canonical(scope.fields())
+
+
+@functools.lru_cache(maxsize=4096)
+def _scope_of(text: str) -> Scope:
+    """The scope a stored ``scope`` column means (``scope_text`` undone)."""
+    return Scope(**json.loads(text))
 
 
 def _tag(secret: bytes, credential: str) -> str:
@@ -271,6 +300,7 @@ class Journal:
         self.path = Path(path).expanduser()
         self._clock = clock
         self._lock = threading.Lock()
+        self._tags: dict[str, str] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Owner only (SQLite gives its -wal and -shm files the database file's mode).
@@ -302,7 +332,7 @@ class Journal:
     def _setup(self) -> None:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
         if "endpoint" not in columns:  # a journal written before endpoints were kept
@@ -336,8 +366,12 @@ class Journal:
         return secret
 
     def credential_tag(self, credential: str) -> str:
-        """How the journal stores a gateway's credential id: keyed with its own secret."""
-        return _tag(self._secret, credential)
+        """How the journal stores a gateway's credential id: keyed with its own secret
+        (computed once per credential id: every start and status write needs it)."""
+        tag = self._tags.get(credential)
+        if tag is None:
+            tag = self._tags[credential] = _tag(self._secret, credential)
+        return tag
 
     def close(self) -> None:
         with self._lock:
@@ -369,13 +403,11 @@ class Journal:
         """Write a start down before its create request goes out (``key``: its idempotency
         key; a job retried with the same key gets an entry of its own; ``endpoint``: the
         provider's non-secret endpoint settings, for ``resume``)."""
-        entry_id = self._insert(
-            provider, report_id, scope, parameters, key=key, credential=credential,
-            output=output, endpoint=endpoint,
-        )  # fmt: skip
-        entry = self.get(entry_id)
-        assert entry is not None
-        return entry
+        with self._lock:
+            return self._insert(
+                provider, report_id, scope, parameters, key=key, credential=credential,
+                output=output, endpoint=endpoint,
+            )  # fmt: skip
 
     def _insert(
         self,
@@ -388,32 +420,45 @@ class Journal:
         credential: str,
         output: str | os.PathLike[str] | None,
         endpoint: Mapping[str, str] | None,
-        locked: bool = False,
-    ) -> str:
+        state: str = JOURNALED,
+    ) -> JournalEntry:
+        """Insert a new entry (the caller holds ``_lock``) and return it as a read would,
+        built from the values written rather than read back (one statement less)."""
         now = self._clock()
-        params = _jsonable(parameters)
-        entry_id = uuid.uuid4().hex
-        (self._db.execute if locked else self._write)(
+        params, where = _canonical(parameters), scope_text(scope)
+        place_text = _canonical(dict(endpoint or {}))
+        entry = JournalEntry(
+            id=uuid.uuid4().hex,
+            key=key,
+            provider=provider,
+            report_id=report_id,
+            scope=_scope_of(where),
+            # As a read gives them back (keys sorted): what every later create of the entry
+            # sends (an idempotent replay must send the very same body).
+            parameters=json.loads(params),
+            parameters_hash=hashlib.sha256(params.encode()).hexdigest()[:32],
+            credential=self.credential_tag(credential),
+            run_id=None,
+            state=state,
+            raw_status=None,
+            output=None if output is None else os.fspath(Path(output).absolute()),
+            path=None,
+            size=None,
+            error=None,
+            created_at=now,
+            updated_at=now,
+            endpoint=json.loads(place_text),
+        )
+        self._db.execute(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
             " credential, state, output, created_at, updated_at, endpoint)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                entry_id,
-                key,
-                provider,
-                report_id,
-                scope_text(scope),
-                _canonical(params),
-                parameters_hash(parameters),
-                self.credential_tag(credential),
-                JOURNALED,
-                None if output is None else os.fspath(Path(output).absolute()),
-                now,
-                now,
-                _canonical(dict(endpoint or {})),
+                entry.id, key, provider, report_id, where, params, entry.parameters_hash,
+                entry.credential, state, entry.output, now, now, place_text,
             ),
-        )
-        return entry_id
+        )  # fmt: skip
+        return entry
 
     def claim(
         self,
@@ -427,37 +472,44 @@ class Journal:
         output: str | os.PathLike[str] | None = None,
         endpoint: Mapping[str, str] | None = None,
         window: float | None = None,
+        sending: bool = False,
     ) -> tuple[JournalEntry, bool]:
         """The job's entry to take up, else a new one (``begin``), in one ``BEGIN IMMEDIATE``
         transaction: two processes starting the same job at once get the same entry.
 
         Taken up (``window``: seconds, None: never): the job's newest entry started within
         the window, when never finished or downloaded and verified. Returns the entry and
-        whether it was written now.
+        whether it was written now. ``sending``: a new entry is written as ``sending``
+        at once (a driver with idempotent creates, for which ``resume`` treats both states
+        alike: its create is sent again with the same key), saving a write per start.
         """
         with self._lock:
+            if window is None:  # nothing to find: one autocommitted insert
+                entry = self._insert(
+                    provider, report_id, scope, parameters, key=key, credential=credential,
+                    output=output, endpoint=endpoint, state=SENDING if sending else JOURNALED,
+                )  # fmt: skip
+                return entry, True
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 found = None
-                if window is not None:
-                    rows = self._db.execute(
-                        f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {_JOB}"  # noqa: S608
-                        " ORDER BY created_at DESC LIMIT 1",
-                        self._job_args(
-                            provider, report_id, scope, parameters, credential, endpoint
-                        ),
-                    ).fetchall()
-                    latest = _entry(rows[0]) if rows else None
-                    if (
-                        latest is not None
-                        and self._clock() - latest.created_at <= window
-                        and (latest.verified or latest.state not in FINISHED)
-                    ):
-                        found = latest
+                rows = self._db.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {_JOB}"  # noqa: S608
+                    " ORDER BY created_at DESC LIMIT 1",
+                    self._job_args(provider, report_id, scope, parameters, credential, endpoint),
+                ).fetchall()
+                latest = _entry(rows[0]) if rows else None
+                if (
+                    latest is not None
+                    and self._clock() - latest.created_at <= window
+                    and (latest.verified or latest.state not in FINISHED)
+                ):
+                    found = latest
                 if found is None:
-                    entry_id = self._insert(
+                    entry = self._insert(
                         provider, report_id, scope, parameters, key=key,
-                        credential=credential, output=output, endpoint=endpoint, locked=True,
+                        credential=credential, output=output, endpoint=endpoint,
+                        state=SENDING if sending else JOURNALED,
                     )  # fmt: skip
                 self._db.execute("COMMIT")
             except BaseException:
@@ -465,8 +517,6 @@ class Journal:
                 raise
         if found is not None:
             return found, False
-        entry = self.get(entry_id)
-        assert entry is not None
         return entry, True
 
     def _job_args(
@@ -506,7 +556,10 @@ class Journal:
 
     def record_run(self, entry_id: str, run: ReportRun) -> None:
         """The create answered: the run's id and first status."""
-        self._update(entry_id, run_id=run.id, state=run.status.value, raw_status=run.raw_status)
+        self._write(
+            "UPDATE runs SET run_id = ?, state = ?, raw_status = ?, updated_at = ? WHERE id = ?",
+            (run.id, run.status.value, run.raw_status, self._clock(), entry_id),
+        )
 
     def _run_filter(
         self,
@@ -793,6 +846,11 @@ class Starts:
     entry ``resume`` finishes. The scope is checked against what the provider declares
     (``Drivers.where``) before anything is journaled or sent, so no path can report on the
     wrong account; the journal is consulted when it is on.
+
+    ``announce`` tells the ``report_gateway_run_changed`` hooks of a created run; the
+    journal is not written through it, since a journaled start writes the run id with its
+    first status itself (``record_run``: one write, where a status write could not even
+    find the entry, its run id not yet known).
     """
 
     def __init__(
@@ -800,10 +858,22 @@ class Starts:
         gateway: Gateway,
         drivers: Drivers,
         admissions: Admissions,
-        changed: Callable[[ReportRun, ReportRun | None], None],
+        announce: Callable[[ReportRun, ReportRun | None], None],
     ) -> None:
         self._gateway, self._drivers = gateway, drivers
-        self._admissions, self._changed = admissions, changed
+        self._admissions, self._announce = admissions, announce
+        #: Per provider: its driver and the endpoint settings it was made with.
+        self._endpoints: dict[str, tuple[ProviderDriver, dict[str, str]]] = {}
+
+    def _endpoint(self, provider: str) -> dict[str, str]:
+        """``endpoint_settings`` as the provider's driver was made with them: resolving the
+        layered settings costs more than a journal write, and the driver (hence where its
+        runs go) is made once; a new driver reads them anew."""
+        driver = self._drivers.get(provider)
+        known = self._endpoints.get(provider)
+        if known is None or known[0] is not driver:
+            known = self._endpoints[provider] = (driver, endpoint_settings(self._gateway, provider))
+        return known[1]
 
     def _creator(self, on_progress: Callable[[StartProgress], None] | None) -> Create:
         """The create every start sends: admitted (``Admissions.start``), then announced."""
@@ -825,7 +895,7 @@ class Starts:
                     spec, key_id, driver, calls, report_id, params, where,
                     key=key, sending=sending, progress=progress,
                 )  # fmt: skip
-            self._changed(run, None)
+            self._announce(run, None)
             return run
 
         return create
@@ -852,7 +922,7 @@ class Starts:
             return create(provider, report_id, parameters, where, key, lambda: None), None
         return journaled_start(
             self._gateway, journal, create, provider, report_id, parameters, where,
-            key=key, reuse=reuse, output=output,
+            key=key, reuse=reuse, output=output, endpoint=self._endpoint(provider),
         )  # fmt: skip
 
     def run(
@@ -938,8 +1008,10 @@ def journaled_start(
     key: str,
     reuse: Reuse,
     output: str | os.PathLike[str] | None = None,
+    endpoint: Mapping[str, str] | None = None,
 ) -> tuple[ReportRun | None, JournalEntry]:
-    """Start a run with the journal: reuse the job's entry when asked, else a new one.
+    """Start a run with the journal: reuse the job's entry when asked, else a new one
+    (``endpoint``: the provider's ``endpoint_settings``, looked up when None).
 
     Returns the run (None when the entry was already downloaded and verified: nothing to
     do) and the entry it belongs to (``entry.key != key``: an earlier one, reused). A run
@@ -947,6 +1019,9 @@ def journaled_start(
     refused, lost, or downloaded to a file no longer there starts anew.
     """
     credential = gateway.credential_id(provider)
+    idempotent = bool(getattr(gateway.driver(provider), "idempotent_create", False))
+    if endpoint is None:
+        endpoint = endpoint_settings(gateway, provider)
     # Taken up within the window only (``Journal.claim``): the same command on another
     # night wants that night's data (a report without dates gives whatever is current);
     # ``resume`` still finishes an old entry left unfinished. One downloaded to a file since
@@ -954,8 +1029,7 @@ def journaled_start(
     # processes starting the same job at once share the entry and its idempotency key.
     entry, new = journal.claim(
         provider, report_id, scope, parameters, key=key, credential=credential,
-        output=output, endpoint=endpoint_settings(gateway, provider),
-        window=reuse_window(reuse),
+        output=output, endpoint=endpoint, window=reuse_window(reuse), sending=idempotent,
     )  # fmt: skip
     if new:
         crash_point("after-journal")
@@ -965,7 +1039,7 @@ def journaled_start(
     # Never finished (running, a create maybe lost, succeeded but not downloaded): the same
     # run. Another process may be sending its create right now: without idempotent
     # creates, its run id is waited for a while rather than a second run made.
-    if entry.run_id is None and not getattr(gateway.driver(provider), "idempotent_create", False):
+    if entry.run_id is None and not idempotent:
         entry = _await_run_id(journal, entry)
     try:
         return resume_entry(gateway, journal, create, entry), entry
@@ -973,9 +1047,9 @@ def journaled_start(
         # The provider no longer knows the run (a sandbox restarted, runs expired): nothing
         # to take up; the entry is abandoned and the job started anew.
         journal.record_error(entry.id, exc, state=ABANDONED)
-    entry = journal.begin(
+    entry, _ = journal.claim(
         provider, report_id, scope, parameters, key=key, credential=credential,
-        output=output, endpoint=endpoint_settings(gateway, provider),
+        output=output, endpoint=endpoint, sending=idempotent,
     )  # fmt: skip
     crash_point("after-journal")
     return _create_for(journal, create, entry), entry
@@ -1034,16 +1108,26 @@ def endpoint_settings(gateway: Gateway, provider: str) -> dict[str, str]:
     return {k: str(settings[k]) for k in ENDPOINT_SETTINGS if settings.get(k)}
 
 
+def _nothing() -> None:
+    pass
+
+
 def _create_for(journal: Journal, create: Create, entry: JournalEntry) -> ReportRun:
+    """Send the entry's create, then write down its run (id and first status: one write).
+
+    The entry is marked ``sending`` before each attempt (its ``updated_at`` tells a process
+    waiting for the run id that this one is alive), except one written so at once
+    (idempotent creates: nobody waits for its run id, a resume sends it again).
+    """
+
+    def sending() -> None:
+        journal.record_sending(entry.id)
+
     try:
         run = create(
-            entry.provider,
-            entry.report_id,
-            entry.parameters,
-            entry.scope,
-            entry.key,
-            lambda: journal.record_sending(entry.id),
-        )
+            entry.provider, entry.report_id, entry.parameters, entry.scope, entry.key,
+            _nothing if entry.state == SENDING else sending,
+        )  # fmt: skip
     except BaseException as exc:
         if isinstance(exc, RunMayExistError):
             journal.record_error(entry.id, exc, state=LOST)
