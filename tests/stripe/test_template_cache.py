@@ -2,7 +2,7 @@
 
 ``template()`` (or v1's ``templates()``) then ``start()``, whose validation needs the same
 definition, used to retrieve the report type or report twice; what was fetched is now kept
-for validation for a minute, per report and per scope, so the start costs one request less
+for validation for 15 minutes, per report and per scope, so the start costs one request less
 and a scoped call never validates against another account's definition.
 """
 
@@ -118,3 +118,59 @@ def test_v2_template_then_start_retrieves_the_report_once(
     clock.now += TEMPLATE_TTL + 1
     gw.validate("stripe-v2", V2_REPORT, WEEK)
     assert _count(sandbox, "retrieve_report") == 2
+
+
+def test_a_refusal_by_a_kept_definition_is_checked_against_a_fresh_one(clock: FakeClock) -> None:
+    """The kept copy's data window may have moved since: what it refuses is asked again."""
+    from report_gateway import ParameterError
+
+    cache = TemplateCache(clock=clock)
+    stale, fresh = object(), object()
+    fetched: list[object] = []
+
+    def fetch() -> Any:
+        fetched.append(fresh)
+        return fresh
+
+    def check(template: object) -> str:
+        if template is stale:
+            raise ParameterError("interval_end", "after data_available_end")
+        return "clean"
+
+    cache.put("key", stale)  # type: ignore[arg-type]
+    assert cache.checked("key", fetch, check) == "clean"
+    assert fetched == [fresh]
+    # The fresh copy is kept now: the next check asks nothing.
+    assert cache.checked("key", fetch, check) == "clean"
+    assert fetched == [fresh]
+
+
+def test_a_refusal_by_a_fresh_definition_stands(clock: FakeClock) -> None:
+    from report_gateway import ParameterError
+
+    cache = TemplateCache(clock=clock)
+    calls: list[int] = []
+
+    def fetch() -> Any:
+        calls.append(1)
+        return object()
+
+    def check(template: object) -> str:
+        raise ParameterError("interval_end", "after data_available_end")
+
+    with pytest.raises(ParameterError):
+        cache.checked("key", fetch, check)
+    assert calls == [1]  # fetched once: a fresh copy's refusal is not asked twice
+    with pytest.raises(ParameterError):
+        cache.checked("key", fetch, check)
+    assert calls == [1, 1]  # kept, refused, asked again once, refused
+
+
+def test_a_definition_is_kept_for_a_nightly_fan_out(
+    gw: Gateway, sandbox: Sandbox, clock: FakeClock
+) -> None:
+    """Ten minutes of starts in one context fetch its definition once."""
+    gw.start("stripe-v2", V2_REPORT, WEEK, scope=Scope(context="acct_ctx1"))
+    clock.now += 600
+    gw.start("stripe-v2", V2_REPORT, WEEK, scope=Scope(context="acct_ctx1"))
+    assert _count(sandbox, "retrieve_report") == 1

@@ -208,17 +208,21 @@ class StripeV1Driver(StripeDriver):
         self, report_id: str, parameters: Mapping[str, Any], *, scope: Scope
     ) -> dict[str, Any]:
         _, headers = self.scoped(scope)
-        template = self.templates_for_validation.get(
-            headers.cache_key(report_id), lambda: self.template(report_id, scope=scope)
+
+        def check(template: ReportTemplate) -> dict[str, Any]:
+            clean = validate_parameters(
+                template,
+                parameters,
+                timestamp_format=format_unix,
+                optional_when={"interval_start": "payout", "interval_end": "payout"},
+            )
+            if "currency" in clean:
+                clean["currency"] = self._currency(template, clean["currency"])
+            return clean
+
+        clean = self.templates_for_validation.checked(
+            headers.cache_key(report_id), lambda: self.template(report_id, scope=scope), check
         )
-        clean = validate_parameters(
-            template,
-            parameters,
-            timestamp_format=format_unix,
-            optional_when={"interval_start": "payout", "interval_end": "payout"},
-        )
-        if "currency" in clean:
-            clean["currency"] = self._currency(template, clean["currency"])
         if "timezone" in clean and _timezone_known(clean["timezone"]) is False:
             raise ParameterError(
                 "timezone",

@@ -274,10 +274,11 @@ class StripeV2Driver(StripeDriver):
         where, headers = self.scoped(scope)
         values = dict(parameters)
         options = self._result_options(report_id, values.pop(RESULT_OPTIONS, None))
-        template = self.templates_for_validation.get(
-            headers.cache_key(report_id), lambda: self.template(report_id, scope=where)
+        clean = self.templates_for_validation.checked(
+            headers.cache_key(report_id),
+            lambda: self.template(report_id, scope=where),
+            lambda template: validate_parameters(template, values, timestamp_format=format_rfc3339),
         )
-        clean = validate_parameters(template, values, timestamp_format=format_rfc3339)
         if GRANULARITY in clean and where.context:
             raise ParameterError(
                 GRANULARITY,
