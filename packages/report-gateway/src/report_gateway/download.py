@@ -56,6 +56,15 @@ from .provider import ResultResponse
 from .rows import MAX_ROW
 from .transfer import CHUNK_SIZE, ResultBody
 
+# The compiled fast path of the Zuora conversion (report-gateway-speedups, a dependency of
+# the Zuora plugin, not of this package): without it ``_quote_comma_cells`` below does the
+# same in pure Python, several times slower (figures in ``TsvToCsv``).
+_native_quote_comma_cells: Callable[[bytes], bytes] | None
+try:
+    from report_gateway_speedups import quote_comma_cells as _native_quote_comma_cells
+except ImportError:
+    _native_quote_comma_cells = None
+
 __all__ = ["DownloadProgress", "ZipLimits", "download", "safe_name", "utf16_encoding"]
 
 
@@ -773,7 +782,10 @@ class TsvToCsv:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         if "," in text:
             # No quote in the block: a cell holding a comma is quoted as csv.writer would.
-            self._out.write(_quote_comma_cells(text))
+            if _native_quote_comma_cells is not None:
+                self._out.write(_native_quote_comma_cells(text.encode("utf-8")))
+            else:
+                self._out.write(_quote_comma_cells(text))
         else:
             # bytes.replace: about 25% less than str.replace on the same text here.
             self._out.write(text.encode("utf-8").replace(b"\t", b","))
