@@ -27,36 +27,52 @@ count_commas(const unsigned char *p, Py_ssize_t n)
     return count;
 }
 
-/* The conversion itself; returns the number of bytes written to out. */
+/* A run of bytes with no comma cell in it: tab -> comma, everything else as it is (a loop
+ * the compiler vectorises). */
+static unsigned char *
+copy_tabs_as_commas(unsigned char *o, const unsigned char *p, Py_ssize_t size)
+{
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = p[i];
+        o[i] = (c == '\t') ? ',' : c;
+    }
+    return o + size;
+}
+
+/* The conversion itself; returns the number of bytes written to out.
+ *
+ * Driven by the commas, not by the cells: memchr finds the next comma, a short scan either
+ * side finds its cell (bounded by tab, LF or the text's ends), and everything before that
+ * cell is copied in bulk. A cell-by-cell loop pays a mispredicted branch at the end of
+ * every cell (about ten bytes each in an export); this pays one per comma cell, which are
+ * fewer, and was 2.3 times faster on the bench's export (0.018 s against 0.042 s per
+ * 32 MiB of UTF-8, CPU time, same output). Later commas of a cell already quoted are
+ * skipped, as the search resumes after the cell. */
 static Py_ssize_t
 convert(const unsigned char *in, Py_ssize_t n, unsigned char *out)
 {
-    const unsigned char *p = in;
     const unsigned char *end = in + n;
+    const unsigned char *done = in; /* the input before this is written */
     unsigned char *o = out;
+    const unsigned char *comma;
 
-    while (p < end) {
-        const unsigned char *cell = p;
-        int comma = 0;
-        while (p < end && *p != '\t' && *p != '\n') {
-            comma |= (*p == ',');
-            p++;
+    while ((comma = memchr(done, ',', (size_t)(end - done))) != NULL) {
+        const unsigned char *start = comma;
+        while (start > done && start[-1] != '\t' && start[-1] != '\n') {
+            start--;
         }
-        Py_ssize_t size = p - cell;
-        if (comma) {
-            *o++ = '"';
+        const unsigned char *stop = comma + 1;
+        while (stop < end && *stop != '\t' && *stop != '\n') {
+            stop++;
         }
-        memcpy(o, cell, (size_t)size);
-        o += size;
-        if (comma) {
-            *o++ = '"';
-        }
-        if (p < end) {
-            *o++ = (*p == '\t') ? ',' : '\n';
-            p++;
-        }
+        o = copy_tabs_as_commas(o, done, start - done);
+        *o++ = '"';
+        memcpy(o, start, (size_t)(stop - start));
+        o += stop - start;
+        *o++ = '"';
+        done = stop; /* the tab or LF after the cell, or the end */
     }
-    return o - out;
+    return copy_tabs_as_commas(o, done, end - done) - out;
 }
 
 PyDoc_STRVAR(quote_comma_cells_doc,
