@@ -718,12 +718,12 @@ class TsvToCsv:
 
     Why: the csv round trip cost 4.5 s for a 300 MB export (a row list and a Python-level
     step per row), the bench's figure was 0.24 of a bare decode-and-write of the same bytes.
-    It is still 0.27 quiet, 0.36 busy (``nox -s bench -- --only zuora``, 256 MiB, median
-    of 5 pairs, 2026-12-01, a loaded shared 2-core machine): the gateway's child process
-    spends 3.5-4.0 s of CPU against the bare's 0.3-0.4 s. The export is already converted
+    In pure Python it was still 0.27 quiet, 0.36 busy (``nox -s bench -- --only zuora``,
+    256 MiB, median of 5 pairs, 2026-12-01, a loaded shared 2-core machine): the gateway's
+    child process spent 3.5-4.0 s of CPU against the bare's 0.3-0.4 s. The export is already converted
     as it arrives (``download``), never written and read back.
 
-    Where that CPU goes, and why the 0.80 target of issue 12 is out of reach here: CPU
+    Where that CPU went, and why the 0.80 target of issue 12 is out of reach in Python: CPU
     seconds per 256 MiB of the bench's export, converted in 64 KiB blocks in one process
     (``time.process_time``): this class 2.9-3.0; a bare incremental decode + encode 0.19-0.21
     (decode 0.07, encode 0.01). The bench's baseline is bounded by the sandbox producing the
@@ -743,9 +743,8 @@ class TsvToCsv:
     slower, one split with ``replace`` + ``rsplit`` + ``join`` per piece instead of the two
     passes 2.1 s against 2.5 s (not worth its extra edge cases). A plain C loop over the
     UTF-8 bytes (tab -> comma, a cell with a comma quoted; a ctypes prototype, not shipped)
-    does the same in 0.34 s including the encode: the target needs native code (an
-    optional compiled helper with this class as fallback), a packaging decision this module
-    does not take.
+    does the same in 0.34 s including the encode: the target needs native code, which is
+    ``report_gateway_speedups`` (last paragraph), with ``_quote_comma_cells`` as fallback.
 
     The text is converted a block of whole lines at a time. A block with no quote is
     converted by ``str`` methods over the whole block: CR LF or lone CR -> LF, tab ->
