@@ -720,8 +720,8 @@ class TsvToCsv:
     step per row), the bench's figure was 0.24 of a bare decode-and-write of the same bytes.
     In pure Python it was still 0.27 quiet, 0.36 busy (``nox -s bench -- --only zuora``,
     256 MiB, median of 5 pairs, 2026-12-01, a loaded shared 2-core machine): the gateway's
-    child process spent 3.5-4.0 s of CPU against the bare's 0.3-0.4 s. The export is already converted
-    as it arrives (``download``), never written and read back.
+    child process spent 3.5-4.0 s of CPU against the bare's 0.3-0.4 s. The export is
+    converted as it arrives (``download``), never written and read back.
 
     Where that CPU went, and why the 0.80 target of issue 12 is out of reach in Python: CPU
     seconds per 256 MiB of the bench's export, converted in 64 KiB blocks in one process
