@@ -12,7 +12,7 @@ import enum
 import types
 import typing
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
 import attrs
@@ -46,6 +46,12 @@ def _structure_datetime(value: Any, _: type) -> datetime:
     if not isinstance(value, str):
         raise TypeError(f"expected an RFC 3339 string, got {type(value).__name__}")
     return parse_rfc3339(value)
+
+
+def _structure_unix_time(value: Any, _: type) -> datetime:
+    if type(value) is int:  # the wire's form, in the hook itself: every run has several
+        return datetime.fromtimestamp(value, UTC)
+    return parse_unix_time(value)
 
 
 def _structure_str(value: Any, _: type) -> str:
@@ -164,7 +170,7 @@ def make_converter(*, detailed_validation: bool = True) -> cattrs.Converter:
     conv.register_structure_hook(bool, _structure_bool)
     conv.register_structure_hook(datetime, _structure_datetime)
     conv.register_unstructure_hook(datetime, format_rfc3339)
-    conv.register_structure_hook(UnixTime, lambda v, _: parse_unix_time(v))
+    conv.register_structure_hook(UnixTime, _structure_unix_time)
     conv.register_unstructure_hook(UnixTime, _unix_seconds)
     conv.register_structure_hook(FlexibleTime, lambda v, _: parse_flexible_time(v))
     conv.register_unstructure_hook(FlexibleTime, format_rfc3339)

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
 
 import attrs
 
@@ -49,6 +49,8 @@ DEFAULT_MAX_JSON_ITEMS = 200_000
 
 _READ_CHUNK = 1 << 16
 
+_T = TypeVar("_T")
+
 #: A Content-Length value: ASCII digits, at most 18 (an exabyte; int() refuses 4300+).
 _LENGTH = re.compile(r"[0-9]{1,18}")
 
@@ -73,6 +75,17 @@ class Headers(Mapping[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._items
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, name: str, /, default: Any = None) -> Any:
+        # Mapping.get goes through __getitem__ and a KeyError; every response is asked for
+        # its Content-Length, Content-Type, Content-Encoding and request id this way.
+        item = self._items.get(name.lower())
+        return default if item is None else item[1]
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self._items.values())
