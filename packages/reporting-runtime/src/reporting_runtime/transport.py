@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connectionpool import port_by_scheme
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -20,7 +21,6 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
-from urllib3.connectionpool import port_by_scheme
 from urllib3.util import Timeout, parse_url
 from urllib3.util.retry import Retry
 
