@@ -98,6 +98,28 @@ class Headers(Mapping[str, str]):
         return f"Headers({list(self)!r})"
 
 
+def _headers_of(raw: Any) -> Headers:
+    """``Headers`` of a raw response's headers. urllib3's ``HTTPHeaderDict`` already holds
+    them merged our way (by lower-case name: the first spelling, then every value), so its
+    table is taken in one pass rather than re-merged a value at a time (a few dozen calls
+    per response); anything else (vcrpy's replayed headers) is read item by item."""
+    table = getattr(raw, "_container", None)
+    if type(table) is dict:
+        merged: dict[str, tuple[str, str]] = {}
+        for key, entry in table.items():
+            if type(entry) is not list or len(entry) < 2 or type(key) is not str:
+                break
+            if len(entry) == 2 and type(entry[0]) is str and type(entry[1]) is str:
+                merged[key] = (entry[0], entry[1])
+            else:
+                merged[key] = (str(entry[0]), ", ".join([str(v) for v in entry[1:]]))
+        else:
+            headers = Headers()
+            headers._items = merged
+            return headers
+    return Headers((str(k), str(v)) for k, v in raw.items())
+
+
 def find_header(headers: Mapping[str, str], name: str) -> str | None:
     """Case-insensitive lookup in a plain request-header dict."""
     lower = name.lower()
@@ -241,8 +263,7 @@ class Response:
         self._raw = raw
         self.status: int = status if status is not None else (raw.status if raw else 0)
         if headers is None:
-            items = raw.headers.items() if raw is not None else ()
-            headers = Headers((str(k), str(v)) for k, v in items)
+            headers = _headers_of(raw.headers) if raw is not None else Headers()
         self.headers: Headers = headers
         self._content = content
         self._consumed = False
