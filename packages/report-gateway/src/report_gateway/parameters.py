@@ -48,6 +48,8 @@ def parse_timestamp(value: Any) -> datetime:
     RFC 3339 with ``Z`` or an offset and up to nine fractional digits (truncated to
     microseconds); Stripe v2's wrapped ``{"timestamp_value": ...}``.
     """
+    if type(value) is int:  # the common form, before the Mapping check (an ABC's, slow)
+        return _from_unix(value)
     if isinstance(value, Mapping) and len(value) == 1 and "timestamp_value" in value:
         value = value["timestamp_value"]
     if isinstance(value, bool):

@@ -15,13 +15,7 @@ from reporting_runtime.error_bodies import ErrorReader, JsonErrorReader, api_err
 from reporting_runtime.errors import ReportingError, ResponseFormatError
 from reporting_runtime.messages import Request, Response, body_excerpt, parse_json, with_header
 from reporting_runtime.pipeline import Pipeline, Policy
-from reporting_runtime.policies import (
-    HeadersPolicy,
-    IdempotencyKeyPolicy,
-    LoggingPolicy,
-    RedirectPolicy,
-    UserAgentPolicy,
-)
+from reporting_runtime.policies import IdempotencyKeyPolicy, LoggingPolicy, RedirectPolicy
 from reporting_runtime.redaction import Scrubber, scrub_error
 from reporting_runtime.retry import RetryConfig, RetryPolicy
 from reporting_runtime.transport import ERROR_BODY_LIMIT, Transport, register_scrubber
@@ -60,10 +54,12 @@ def _plain(value: Any) -> Any:
 class ApiClient:
     """Builds the pipeline once, then turns `request(op, ...)` calls into HTTP exchanges.
 
-    Pipeline order: user agent, default headers, caller policies (scope headers...), auth,
+    Pipeline order: caller policies (scope headers...), auth,
     idempotency key (only when the API documents one: ``idempotency_header`` names it, and
     without it a POST is never retried), redirects, retry, logging (closest to the wire, so
-    it logs what is really sent, after auth, with the secrets redacted).
+    it logs what is really sent, after auth, with the secrets redacted). The user agent and
+    default headers are no policies: ``build_request`` puts them on every request it builds
+    (a header the call gives wins), so caller policies see them as before.
 
     What differs per API is passed in, never looked up by provider name: ``error_reader``
     reads the API's error bodies, ``idempotency_header`` and ``retry_verdict_header`` name
@@ -105,11 +101,15 @@ class ApiClient:
         # echoing a key) are scrubbed of these secrets too.
         register_scrubber(self.scrubber)
         secret_names = sorted(auth.secret_header_names) if auth is not None else []
-        chain: list[Policy] = [
-            UserAgentPolicy(user_agent),
-            HeadersPolicy(default_headers or {}),
-            *policies,
+        # The user agent and default headers are the same on every request: build_request
+        # adds them (a header the call sets wins, as UserAgentPolicy and HeadersPolicy
+        # would), instead of two policies evolving every request. Their rule is kept:
+        # the user agent first, then each default the request lacks, in that order.
+        static = [("User-Agent", user_agent)] + [
+            (name, value) for name, value in (default_headers or {}).items() if value is not None
         ]
+        self._static_headers = tuple((name, name.lower(), value) for name, value in static)
+        chain: list[Policy] = [*policies]
         if auth is not None:
             chain.append(auth)
         if idempotency_header is not None:
@@ -184,6 +184,11 @@ class ApiClient:
                 data = json.dumps(plain, separators=(",", ":"), default=_json_default).encode()
                 content_type = "application/json"
             sent = with_header(sent, "Content-Type", content_type)
+        present = {name.lower() for name in sent}
+        for name, lower, value in self._static_headers:
+            if lower not in present:
+                sent[name] = value
+                present.add(lower)
         return Request(
             method=op.method.upper(),
             url=url,

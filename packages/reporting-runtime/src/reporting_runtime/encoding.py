@@ -71,9 +71,21 @@ def _form_pairs(query: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield key, scalar(value)
 
 
+#: Texts ``quote`` returns unchanged (its always-safe characters; brackets for names):
+#: most names and values are, and the check is one C call where ``quote`` is several.
+_UNQUOTED_NAME = re.compile(r"[A-Za-z0-9_.\-~\[\]]*")
+_UNQUOTED_VALUE = re.compile(r"[A-Za-z0-9_.\-~]*")
+
+
 def _join(pairs: Iterator[tuple[str, str]]) -> str:
     # Brackets stay literal (readable in logs and cassettes; deep-object APIs accept both forms).
-    return "&".join(f"{quote(k, safe='[]')}={quote(v, safe='')}" for k, v in pairs)
+    plain_name, plain_value = _UNQUOTED_NAME.fullmatch, _UNQUOTED_VALUE.fullmatch
+    return "&".join(
+        (k if plain_name(k) else quote(k, safe="[]"))
+        + "="
+        + (v if plain_value(v) else quote(v, safe=""))
+        for k, v in pairs
+    )
 
 
 def encode_query(query: Mapping[str, Any], style: QueryStyle = "form") -> str:
@@ -100,6 +112,6 @@ def expand_path(template: str, params: Mapping[str, Any]) -> str:
         value = scalar(params[name])
         if value == "":
             raise ValueError(f"empty path parameter {name!r}")
-        return quote(value, safe="")
+        return value if _UNQUOTED_VALUE.fullmatch(value) else quote(value, safe="")
 
     return _PATH_PARAM.sub(substitute, template)

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.connectionpool import port_by_scheme
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -20,7 +21,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeout
-from urllib3.util import Timeout
+from urllib3.util import Timeout, parse_url
 from urllib3.util.retry import Retry
 
 from reporting_runtime.deadlines import POOL_CLASSES, DeadlineReached, DeadlineTimeout
@@ -154,6 +155,9 @@ class Transport:
         self._pool = urllib3.PoolManager(**options)
         # Pools whose attempts a request's deadline bounds, headers included (``deadlines``).
         self._pool.pool_classes_by_scheme = dict(POOL_CLASSES)
+        # Per origin ("scheme://netloc"): the pool key and context PoolManager.urlopen would
+        # derive from the URL on every request (``_origin``).
+        self._origins: dict[str, tuple[Any, dict[str, Any]]] = {}
         _guard_urllib3_logs()
 
     def send(
@@ -169,10 +173,12 @@ class Transport:
         try:
             # A pre-signed URL is a credential: HTTP auto-instrumentation must not record it.
             with quiet_if_secret(request.url, credential=request.url_is_credential):
-                raw = self._pool.urlopen(
+                pool, target = self._route(request.url)
+                raw = pool.urlopen(
                     request.method,
-                    request.url,
+                    target,
                     body=request.body,
+                    assert_same_host=False,
                     headers=request.headers,
                     retries=retries if retries is not None else False,
                     redirect=False,
@@ -199,6 +205,45 @@ class Transport:
             else:
                 response.read_prefix(min(ERROR_BODY_LIMIT, self.max_body_bytes))
         return response
+
+    def _route(self, url: str) -> tuple[Any, str]:
+        """The connection pool for ``url`` and the target to send it, as
+        ``PoolManager.urlopen`` would pick them, without re-parsing the URL and rebuilding
+        the pool key on every request (a tenth of a millisecond each time): an origin's key
+        is made once, and a URL whose path and query need none of urllib3's normalising
+        (``_PLAIN_TARGET``: nothing to percent-encode, no dot segment, no fragment) is sent
+        as written. Any other URL takes urllib3's own path. The pool itself is looked up
+        each time (PoolManager may have dropped it for a newer one)."""
+        scheme, sep, rest = url.partition("://")
+        netloc, slash, tail = rest.partition("/")
+        target = slash + tail
+        if not sep or not _PLAIN_TARGET.fullmatch(target) or _has_dot_segment(target):
+            return self._urllib3_route(url)
+        origin = url[: len(scheme) + 3 + len(netloc)]
+        known = self._origins.get(origin)
+        if known is None:
+            parsed = parse_url(origin)
+            if not _PLAIN_NETLOC.fullmatch(netloc) or not parsed.host or parsed.path:
+                return self._urllib3_route(url)
+            pool = self._pool
+            context = pool._merge_pool_kwargs(None)
+            context["scheme"] = parsed.scheme or "http"
+            context["port"] = (
+                parsed.port
+                if parsed.port is not None
+                else port_by_scheme.get(context["scheme"].lower(), 80)
+            )
+            context["host"] = parsed.host
+            key = pool.key_fn_by_scheme[context["scheme"].lower()](context)
+            if len(self._origins) >= _MAX_ORIGINS:  # a client talks to a handful of hosts
+                self._origins.clear()
+            known = self._origins[origin] = (key, context)
+        return self._pool.connection_from_pool_key(known[0], dict(known[1])), target or "/"
+
+    def _urllib3_route(self, url: str) -> tuple[Any, str]:
+        parsed = parse_url(url)
+        pool = self._pool.connection_from_host(parsed.host, port=parsed.port, scheme=parsed.scheme)
+        return pool, parsed.request_uri
 
     def _timeout_for(self, request: Request) -> Timeout:
         """The configured timeouts, the read one replaced by the request's stall limit, and
@@ -228,6 +273,18 @@ class Transport:
             f"Transport(verify={self.verify}, timeout={self.timeout}, "
             f"max_body_bytes={self.max_body_bytes})"
         )
+
+
+#: A path and query urllib3 would send unchanged: only characters it never percent-encodes
+#: (a ``%`` only as an upper-case escape), no fragment.
+_PLAIN_NETLOC = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+_MAX_ORIGINS = 64
+_PLAIN_TARGET = re.compile(r"(?:/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-F]{2})*)?")
+
+
+def _has_dot_segment(target: str) -> bool:
+    path = target.partition("?")[0]
+    return "/." in path
 
 
 def transport_error(request: Request, error: BaseException) -> TransportError:

@@ -111,6 +111,8 @@ def _integer(value: object, what: str) -> int:
 
 def parse_unix_time(value: object) -> datetime:
     """Unix seconds (int, or digits in a string) -> aware UTC datetime."""
+    if type(value) is int:  # the wire's form: no _integer round
+        return datetime.fromtimestamp(value, UTC)
     return datetime.fromtimestamp(_integer(value, "unix time"), UTC)
 
 
