@@ -76,3 +76,36 @@ def test_cli_ctrl_c_prints_the_table_and_how_to_finish(
     assert "2 interrupted of 2" in captured.out
     assert "re-run the same command (or `report-gateway resume`) to finish" in captured.err
     assert "runs stripe" not in captured.err
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit])
+def test_a_progress_callback_that_raises_ctrl_c_stops_the_fan_out(
+    make_sandbox, tmp_path: Path, raised: type[BaseException]
+) -> None:
+    """Raised on one of the fan-out's own threads, it used to end that scope's task with
+    no outcome: run_many then waited forever, its threads kept. It stops the fan-out as
+    Ctrl-C does, and the fan-out's threads end with it."""
+    sb = make_sandbox(run_seconds=3600, result_rows=2)
+    scopes = [Scope(context=f"ctx_{i}") for i in range(6)]
+    heard: list[str] = []
+
+    def progress(update: object) -> None:
+        heard.append(getattr(update, "state", "?"))
+        if len(heard) == 2:  # the second scope's start
+            raise raised()
+
+    before = {t.name for t in threading.enumerate()}
+    with gateway(sb, tmp_path) as gw:
+        with pytest.raises(FanOutInterrupted) as caught:
+            gw.run_many(
+                "stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, max_concurrency=2,
+                output_dir=tmp_path / "o", on_progress=progress,
+                poll_interval=60, max_interval=60,
+            )  # fmt: skip
+        outcomes = caught.value.result.outcomes
+        assert len(outcomes) == 6, "every scope has an outcome"
+        assert {o.state for o in outcomes} == {"interrupted"}
+        assert gw.journal is not None
+        assert len(gw.journal.entries(unfinished=True)) == 6
+    left = {t.name for t in threading.enumerate()} - before
+    assert not [n for n in left if n.startswith(("fan-out", "waiter"))], left

@@ -260,6 +260,8 @@ class _Tracker:
         self.active = 0
         self.peak = 0
         self._report = report
+        #: A KeyboardInterrupt or SystemExit the progress callback raised: the fan-out stops.
+        self.interrupt: BaseException | None = None
         self._lock = threading.Lock()
         self._report_lock = threading.Lock()  # reports in order, outside the counting lock
 
@@ -289,6 +291,12 @@ class _Tracker:
                     import logging
 
                     logging.getLogger(__name__).exception("fan-out progress callback failed")
+                except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, SystemExit
+                    # Raised on a pool thread it would end that scope's task unrecorded
+                    # and the fan-out would wait for it forever: it stops the fan-out
+                    # instead, as Ctrl-C does (``_FanOut.execute``).
+                    if self.interrupt is None:
+                        self.interrupt = exc
 
     def run_active(self, delta: int) -> None:
         with self._lock:
@@ -463,7 +471,8 @@ class _FanOut:
         try:
             first.start()
             while not self.finished.wait(_STOP_CHECK_SECONDS):
-                pass
+                if self.tracker.interrupt is not None:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self.settings.stop.set()
             self._waiter.interrupt()
