@@ -291,7 +291,7 @@ class _Tracker:
                     import logging
 
                     logging.getLogger(__name__).exception("fan-out progress callback failed")
-                except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt, SystemExit
+                except BaseException as exc:  # KeyboardInterrupt, SystemExit
                     # Raised on a pool thread it would end that scope's task unrecorded
                     # and the fan-out would wait for it forever: it stops the fan-out
                     # instead, as Ctrl-C does (``_FanOut.execute``).
