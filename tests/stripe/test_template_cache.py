@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from report_gateway import Gateway, Scope, UnknownReportError
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox, SandboxConfig
-from report_gateway_stripe.template_cache import TEMPLATE_TTL, TemplateCache
+from report_gateway_stripe.template_cache import FRESH, TEMPLATE_TTL, TemplateCache
 
 MakeGateway = Callable[..., Gateway]
 
@@ -138,6 +138,10 @@ def test_a_refusal_by_a_kept_definition_is_checked_against_a_fresh_one(clock: Fa
         return "clean"
 
     cache.put("key", stale)  # type: ignore[arg-type]
+    with pytest.raises(ParameterError):  # fetched a moment ago: the refusal stands
+        cache.checked("key", fetch, check)
+    assert fetched == []
+    clock.now += FRESH + 1
     assert cache.checked("key", fetch, check) == "clean"
     assert fetched == [fresh]
     # The fresh copy is kept now: the next check asks nothing.
@@ -163,7 +167,11 @@ def test_a_refusal_by_a_fresh_definition_stands(clock: FakeClock) -> None:
     assert calls == [1]  # fetched once: a fresh copy's refusal is not asked twice
     with pytest.raises(ParameterError):
         cache.checked("key", fetch, check)
-    assert calls == [1, 1]  # kept, refused, asked again once, refused
+    assert calls == [1]  # kept a moment ago: refused without asking again
+    clock.now += FRESH + 1
+    with pytest.raises(ParameterError):
+        cache.checked("key", fetch, check)
+    assert calls == [1, 1]  # kept a while, refused, asked again once, refused
 
 
 def test_a_definition_is_kept_for_a_nightly_fan_out(

@@ -7,8 +7,8 @@ data window moves hours at a time), so a copy younger than ``ttl`` seconds is go
 a window that moved meanwhile is still checked by Stripe, whose refusal is mapped to the
 same ParameterError. The copy is kept for 15 minutes (a nightly fan-out over hundreds of
 contexts would otherwise fetch each context's definition again every minute: about a tenth
-of its CPU). What a kept copy refuses is checked again against a fresh one before it is
-refused (``checked``): a stale window never refuses what Stripe would accept.
+of its CPU). What a copy kept over a minute refuses is checked again against a fresh one
+before it is refused (``checked``): a stale window never refuses what Stripe would accept.
 ``Gateway.template()`` itself always fetches, and what it fetched is kept here too: the
 usual ``template()`` then ``start()`` asks Stripe once, not twice.
 """
@@ -29,6 +29,8 @@ T = TypeVar("T")
 
 #: Seconds a fetched definition is reused for validation.
 TEMPLATE_TTL = 900.0
+#: A copy this young (seconds) is as good as a fresh one: its refusal stands.
+FRESH = 60.0
 #: Entries kept at most (one per report and account/context); the oldest go first.
 MAX_ENTRIES = 1024
 
@@ -67,7 +69,8 @@ class TemplateCache:
             try:
                 return check(hit[1])
             except ParameterError:
-                pass
+                if now - hit[0] < FRESH:
+                    raise  # as fresh as a new copy: asking again would only cost a request
         template = fetch()
         self.put(key, template, now=self.clock())
         return check(template)
