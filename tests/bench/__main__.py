@@ -4,6 +4,7 @@ exit 1 if a target is missed (2 if a benchmark could not run)."""
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # The measured clients journal their runs as users' do, but into a journal of the
+    # bench's own (fresh each run, gone with the folder), never into the user's; an
+    # explicit REPORT_GATEWAY_JOURNAL (empty: journal off) is kept.
+    os.environ.setdefault("REPORT_GATEWAY_JOURNAL", str(workdir / "journal.sqlite3"))
     results: list[tuple[str, Row]] = []
     broken: list[str] = []
     started = time.monotonic()
