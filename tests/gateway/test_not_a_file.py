@@ -97,9 +97,9 @@ def test_a_symlink_is_replaced_itself_never_written_through(
 def test_atomic_file_refuses_a_node(tmp_path: Path, make: NodeMaker) -> None:
     target = tmp_path / "out.parquet"
     kind = make(target)
-    with pytest.raises(DownloadError, match=f"is {re.escape(kind)}, not a file"):  # noqa: PT012
-        with atomic_file(target) as out:
-            out.write(b"data")
+    refused = pytest.raises(DownloadError, match=f"is {re.escape(kind)}, not a file")
+    with refused, atomic_file(target) as out:
+        out.write(b"data")
     assert still_a_node(target)
     assert leftovers(tmp_path) == []
 
