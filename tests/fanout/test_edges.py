@@ -250,3 +250,84 @@ def test_cli_an_ids_file_with_a_byte_order_mark_reads_the_first_id_clean(
     argv = contexts_argv(sb, tmp_path, monkeypatch, "\ufeffctx_a\n", tmp_path / "o")
     assert main([*argv, "--json"]) == 0
     assert [o["label"] for o in json.loads(capsys.readouterr().out)["outcomes"]] == ["ctx_a"]
+
+
+# -- a FIFO or device node where a file goes (review 12: -o /dev/null as root) -------------
+
+
+def test_a_fifo_where_a_scopes_file_goes_is_refused_before_any_run(
+    make_sandbox, tmp_path: Path
+) -> None:
+    import os
+    import stat
+
+    from report_gateway.fanout import file_names
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    scopes = [Scope(context="ctx_a"), Scope(context="ctx_b")]
+    out = tmp_path / "out"
+    out.mkdir()
+    node = out / file_names(scopes)[1]
+    os.mkfifo(node)
+    with gateway(sb, tmp_path) as gw, pytest.raises(ConfigurationError, match="is a FIFO"):
+        gw.run_many("stripe-v2", V2_REPORT, V2_PARAMS, scopes=scopes, output_dir=out, **FAST)
+    assert created(sb) == 0
+    assert stat.S_ISFIFO(os.lstat(node).st_mode)
+
+
+def test_a_fifo_as_the_combined_file_is_refused_before_any_run(
+    make_sandbox, tmp_path: Path
+) -> None:
+    import os
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "all.csv")
+    with (
+        gateway(sb, tmp_path) as gw,
+        pytest.raises(ConfigurationError, match=r"all\.csv is a FIFO"),
+    ):
+        gw.run_many(
+            "stripe-v2", V2_REPORT, V2_PARAMS, scopes=[Scope(context="ctx_a")],
+            output_dir=out, combine="all.csv", **FAST,
+        )  # fmt: skip
+    assert created(sb) == 0
+
+
+def test_start_with_output_a_node_is_refused_before_the_create(
+    make_sandbox, tmp_path: Path
+) -> None:
+    import os
+    import stat
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    node = tmp_path / "null"
+    if os.geteuid() == 0:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # what /dev/null is
+        kind = "a character device"
+    else:
+        os.mkfifo(node)
+        kind = "a FIFO"
+    with gateway(sb, tmp_path) as gw, pytest.raises(ConfigurationError, match=f"is {kind}"):
+        gw.start("stripe-v2", V2_REPORT, V2_PARAMS, scope=Scope(context="ctx_a"), output=node)
+    assert created(sb) == 0
+
+
+def test_cli_fan_out_with_a_fifo_where_a_file_goes_is_a_usage_error(
+    make_sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    import os
+
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = contexts_argv(sb, tmp_path, monkeypatch, "ctx_a\n", out)
+    os.mkfifo(out / "all.csv")
+    assert main([*argv, "--combine", "all.csv"]) == 2
+    assert "all.csv is a FIFO (named pipe), not a file; refusing to replace it" in (
+        capsys.readouterr().err
+    )
+    assert created(sb) == 0

@@ -18,7 +18,9 @@ from typing import BinaryIO
 from .download import (
     _final_mode,
     _new_temporary,
+    _refuse_non_file,
     _remove_abandoned_temporaries,
+    _replace,
     _sync_folder,
     _Temporaries,
 )
@@ -35,12 +37,15 @@ def atomic_file(
 
     On any exception the temporary is removed and an existing target is left untouched;
     ``overwrite=False`` refuses an existing target before anything is written; ``durable``
-    as for ``download`` (fsync of the file and the folder). A file-system failure is a
-    ``DownloadError`` naming the target (the CLI's exit 7, with the command to resume).
+    as for ``download`` (fsync of the file and the folder). A device node, FIFO, socket
+    or folder at ``target`` is refused, never replaced (``download.not_a_file``). A
+    file-system failure is a ``DownloadError`` naming the target (the CLI's exit 7, with
+    the command to resume).
     """
     path = Path(target)
     folder = path.parent
     try:
+        _refuse_non_file(path)
         if path.exists() and not overwrite:
             raise DownloadError(f"{path} exists (pass overwrite=True to replace it)")
         _remove_abandoned_temporaries(folder)
@@ -53,7 +58,7 @@ def atomic_file(
                 if durable:
                     os.fsync(out.fileno())
             os.chmod(written, _final_mode(path, folder, temporaries))
-            os.replace(written, path)
+            _replace(written, path)
             temporaries.remove(written)
             if durable:
                 _sync_folder(folder)

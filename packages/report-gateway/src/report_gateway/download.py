@@ -69,7 +69,14 @@ try:
 except ImportError:
     _native_quote_comma_cells = None
 
-__all__ = ["DownloadProgress", "ZipLimits", "download", "safe_name", "utf16_encoding"]
+__all__ = [
+    "DownloadProgress",
+    "ZipLimits",
+    "download",
+    "not_a_file",
+    "safe_name",
+    "utf16_encoding",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -133,6 +140,7 @@ def download(
     target = _target(run, path, unpack=unpack)
     folder = target.parent
     try:
+        _refuse_non_file(target)
         if target.exists() and not overwrite:
             raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
         _sweep(folder)
@@ -175,7 +183,7 @@ def download(
             if durable:
                 with final.open("r+b") as fh:
                     os.fsync(fh.fileno())
-            os.replace(final, target)
+            _replace(final, target)
             temporaries.remove(final)
             if durable:
                 _sync_folder(folder)
@@ -187,6 +195,52 @@ def download(
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise DownloadError(f"download to {str(target)!r} failed: {reason}") from exc
     return target
+
+
+#: What a target that is not a file is called in the refusal (``stat.S_IFMT`` -> words).
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
+
+
+def not_a_file(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` must not be replaced by a download, or None when it may be.
+
+    The atomic write renames its temporary over the target, which would swap a device node,
+    a FIFO, a socket or a folder for a regular file (``-o /dev/null`` run as root would
+    replace the system's ``/dev/null``). What may be replaced: nothing there, a regular
+    file, or a symbolic link, whatever it points to: the rename replaces the link itself
+    and never writes through it (so a link to ``/dev/null`` becomes the report file and
+    ``/dev/null`` stays as it is), as it always has. ``lstat``, not ``stat``, for that.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+        return None
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return f"{os.fspath(path)} is {kind}, not a file; refusing to replace it"
+
+
+def _refuse_non_file(target: Path) -> None:
+    """A ``DownloadError`` when ``target`` is not a file a download may replace."""
+    why = not_a_file(target)
+    if why is not None:
+        raise DownloadError(why)
+
+
+def _replace(temporary: Path, target: Path) -> None:
+    """``os.replace``, after checking once more (``lstat``) what is at the target: a device
+    node or FIFO made there since the first check is still refused, not replaced. (A
+    window of a few microseconds remains between the check and the rename; POSIX has no
+    rename that refuses a non-file.)"""
+    _refuse_non_file(target)
+    os.replace(temporary, target)
 
 
 def safe_name(name: str, *, fallback: str = "result.csv", name_max: int = NAME_MAX) -> str:
@@ -286,15 +340,16 @@ def _remove_abandoned_temporaries(folder: Path) -> None:
     """Remove our temporaries that no live download holds (a killed process left them).
 
     Only names of our own pattern; only files whose ``flock`` can be taken (a live
-    download holds its own); an empty one younger than a minute is left alone (it may be
-    a download that created it and has not locked it yet).
+    download holds its own). A download that created its file and has not locked it yet
+    finds it removed once it has the lock and makes another (``_hold``), so no age or size
+    spares a file here: an empty one left by a process killed right after creating it
+    (SIGKILL in a fan-out) went unswept by a re-run or ``resume`` started within the
+    minute an empty file used to be spared, and stayed for good.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: nothing can tell live from dead
         return
-    import time
-
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             if not _TEMPORARY.match(entry.name) or not entry.is_file(follow_symlinks=False):
@@ -303,9 +358,6 @@ def _remove_abandoned_temporaries(folder: Path) -> None:
                 fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    info = os.fstat(fd)
-                    if info.st_size == 0 and time.time() - info.st_mtime < 60:
-                        continue
                     os.unlink(entry.path)
                 finally:
                     os.close(fd)
@@ -352,28 +404,39 @@ def _new_temporary(
         except FileExistsError:
             continue
         registry.append(path)
-        _hold(fd, registry)
-        return path, fd
+        if _hold(fd, registry):
+            return path, fd
+        # A sweep removed it between its creation and the lock: try another name.
+        os.close(fd)
+        registry.remove(path)
     raise DownloadError(f"cannot create a temporary file in {folder}")
 
 
-def _hold(fd: int, registry: _Temporaries) -> None:
-    """Mark a temporary as alive until the download ends (or its process dies).
+def _hold(fd: int, registry: _Temporaries) -> bool:
+    """Mark a temporary as alive until the download ends (or its process dies); False
+    when a sweep removed it before it could be marked (the caller makes another).
 
     The lock sits on a duplicate descriptor, so closing the writer (before unpacking,
     converting or renaming) keeps it. It is taken blocking: another download's sweep
     (``_remove_abandoned_temporaries``) may hold it for an instant right after the file
-    was created (and leaves a fresh empty file alone); a non-blocking try would then fail,
-    leave the file unmarked, and a later sweep would delete it mid-download (seen with a
-    fan-out's concurrent downloads into one folder).
+    was created; a non-blocking try would then fail, leave the file unmarked, and a later
+    sweep would delete it mid-download (seen with a fan-out's concurrent downloads into one
+    folder). That sweep cannot tell this fresh file from a killed process's leftover, and
+    removes it; so once the lock is ours, a file with no name left (``st_nlink == 0``) is
+    given up. This check is what lets a sweep remove every unlocked temporary at once,
+    whatever its age or size.
     """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        return
+        return True
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink == 0:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
         registry.locks.append(os.dup(fd))
+    return True
 
 
 def _final_mode(target: Path, folder: Path, registry: _Temporaries) -> int:

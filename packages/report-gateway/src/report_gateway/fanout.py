@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .download import safe_name
+from .download import _replace, not_a_file, safe_name
 from .errors import ConfigurationError, DownloadError, ParameterError
 from .journal import ABANDONED, JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
@@ -706,7 +706,8 @@ def plan_outputs(
 
     A folder that cannot take a file (``/proc/self``, read-only) would let every run be
     created and then fail every download; a combined file named like a scope's file would
-    overwrite that scope's file.
+    overwrite that scope's file; a device node or FIFO where a file goes would be refused
+    by every download (``download.not_a_file``).
     """
     folder = Path(output_dir)
     probe = folder / f".report-gateway-probe-{uuid.uuid4().hex[:8]}"
@@ -719,16 +720,21 @@ def plan_outputs(
             f"output folder {folder} cannot be written: {exc.strerror or exc}"
         ) from None
     names = file_names(scopes)
-    if not combine:
+    combined = None if not combine else safe_name(combine)
+    for name in [*names, *([combined] if combined else [])]:
+        # A FIFO or device node where a file goes would be replaced by the download.
+        why = not_a_file(folder / name)
+        if why is not None:
+            raise ConfigurationError(why)
+    if not combined:
         return folder, names, None
-    target = safe_name(combine)
-    clash = [n for n in names if n.lower() == target.lower()]
+    clash = [n for n in names if n.lower() == combined.lower()]
     if clash:
         raise ConfigurationError(
             f"combine={combine!r} is the name of a scope's own file ({clash[0]}), which it"
             " would overwrite: name the combined file otherwise (all.csv, say)"
         )
-    return folder, names, folder / target
+    return folder, names, folder / combined
 
 
 def run_many(
@@ -956,7 +962,7 @@ def combine_csv(parts: Sequence[tuple[str, Path]], target: Path) -> Path:
                         writer.writerow([label, *(row.get(c) or "" for c in columns)])
             out.flush()
             os.fsync(out.fileno())
-        os.replace(temporary, target)
+        _replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -23,9 +23,9 @@ from .config import ProviderSettings, SettingsSource
 from .connections import SharedTransport
 from .credentials import held_secrets
 from .defaults import BuiltinHooks
-from .download import download
+from .download import download, not_a_file
 from .drivers import Drivers
-from .errors import provider_errors
+from .errors import ConfigurationError, provider_errors
 from .events import RunEvents
 from .hookspecs import hookimpl
 from .journal import JournalHolder, Starts
@@ -236,7 +236,13 @@ class Gateway:
         slot); a callback that raises is logged and ignored. Journaled before its create is
         sent, with ``output`` (its result's file: ``resume`` downloads there); ``reuse=True``
         returns the same job's unfinished run started within 12 hours (``reuse=SECONDS``).
+        An ``output`` that is a device node, FIFO or socket is a ``ConfigurationError``
+        before anything is sent: its download would be refused (``download.not_a_file``).
         """
+        if output is not None and not Path(output).is_dir():
+            why = not_a_file(output)
+            if why is not None:
+                raise ConfigurationError(why)
         return self._starts.run(provider, report_id, dict(parameters or {}), scope,
             key=idempotency_key, reuse=reuse, on_progress=on_progress, output=output)  # fmt: skip
 

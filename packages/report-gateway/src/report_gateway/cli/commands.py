@@ -341,12 +341,15 @@ def _copy_to(path: Path, stream: IO[str]) -> None:
 def _check_output(output: str | None) -> None:
     """Refuse a target that cannot be written before a run is started for nothing.
 
-    The folder must exist (a trailing ``/`` names a folder, never a file), must take a new
+    The target must not be a device node, FIFO or socket (``download.not_a_file``). The
+    folder must exist (a trailing ``/`` names a folder, never a file), must take a new
     file (permissions, a read-only file system) and must have some space left. The same
     check, and so the same exit code (2), for ``run``, ``wait -o`` and ``download``.
     """
     if output is None or output == "-":
         return
+    from report_gateway.download import not_a_file
+
     target = Path(output)
     if output.endswith(("/", os.sep)) and not target.is_dir():
         raise UsageError(
@@ -355,6 +358,10 @@ def _check_output(output: str | None) -> None:
     folder = target if target.is_dir() else target.parent
     if not folder.is_dir():
         raise UsageError(f"-o {output}: folder {folder} does not exist")
+    why = None if target.is_dir() else not_a_file(target)
+    if why is not None:
+        # A device node or FIFO (-o /dev/null as root): the download would replace it.
+        raise UsageError(f"-o {output}: {why}")
     try:
         fd, probe = tempfile.mkstemp(prefix=".report-gateway-probe-", dir=folder)
         try:
