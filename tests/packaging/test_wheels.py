@@ -173,3 +173,34 @@ def test_readme_cli_example_runs_from_the_installed_script(venv: Path, tmp_path:
         argv = shlex.split(command.replace(readme.README_URL, sandbox.url))[1:]
         _run(venv / "bin" / "report-gateway", *argv, cwd=tmp_path, env=env)
     assert "," in (tmp_path / "out.csv").read_text(encoding="utf-8").splitlines()[0]
+
+
+def test_speedups_sdist_installs_without_a_c_compiler(
+    wheels: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """README: without a C compiler the Zuora conversion falls back to pure Python. The
+    Zuora plugin depends on report-gateway-speedups, so its sdist must install when the
+    extension cannot compile, and then say so the way report-gateway's download.py reads
+    it: the package imports, importing the function raises ImportError."""
+    (sdist,) = wheels.glob("report_gateway_speedups-*.tar.gz")
+    env = tmp_path_factory.mktemp("nocc") / "venv"
+    _run(_uv(), "venv", "--quiet", "--python", sys.executable, env)
+    python = env / "bin" / "python"
+    no_compiler = {**os.environ, "CC": "/bin/false", "CXX": "/bin/false"}
+    # --no-cache: a build here, not one cached by an earlier run with a compiler.
+    _run(
+        _uv(), "pip", "install", "--quiet", "--no-cache", "--python", python, sdist,
+        env=no_compiler,
+    )  # fmt: skip
+    probe = (
+        "import report_gateway_speedups\n"
+        "try:\n"
+        "    from report_gateway_speedups import quote_comma_cells\n"
+        "except ImportError:\n"
+        "    print('fallback', report_gateway_speedups.__file__)\n"
+        "else:\n"
+        "    print('native')\n"
+    )
+    out = _run(python, "-c", probe, cwd=tmp_path_factory.mktemp("probe"))
+    assert out.startswith("fallback "), out
+    assert str(env) in out  # the installed package, not this checkout
