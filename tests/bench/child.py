@@ -435,6 +435,9 @@ def run_many_waiting(args: dict[str, Any]) -> dict[str, Any]:
     from report_gateway import Gateway, Scope
     from report_gateway.fanout import FanOutInterrupted
 
+    # A shell's background job starts with SIGINT ignored, and Python then keeps ignoring
+    # it: the Ctrl-C below would never arrive (the whole bench hung so, run with `&`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     gw = Gateway(settings=args["settings"], journal=args["journal"])
     gw.providers()
     gw.journal  # opened before the baseline  # noqa: B018
