@@ -812,13 +812,7 @@ class Bench:
         work = self.tmp / "waiting-run-many"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        self._reset_sandbox()
-        self.sb.configure(
-            run_seconds=3600.0,
-            v2_concurrency_limit=s.waiting_runs * 2,
-            result_bytes=None,
-            header_log_size=10_000,
-        )
+        self._waiting_configure()
         try:
             result = child(
                 "run_many_waiting",
@@ -855,17 +849,21 @@ class Bench:
             ),
         ]
 
+    def _waiting_configure(self) -> None:
+        """An empty sandbox whose runs outlast the waiting figures, with room for them all."""
+        self._reset_sandbox()
+        self.sb.configure(
+            run_seconds=3600.0,
+            v2_concurrency_limit=self.sizes.waiting_runs * 2,
+            result_bytes=None,
+            header_log_size=10_000,
+        )
+
     def waiting_threads(self) -> list[Row]:
         """The comparison for ``waiting``: the same count of runs, one ``Gateway.wait``
         thread each (the bench's threads, not a user's path). Information only."""
         s = self.sizes
-        self._reset_sandbox()
-        self.sb.configure(
-            run_seconds=3600.0,
-            v2_concurrency_limit=s.waiting_runs * 2,
-            result_bytes=None,
-            header_log_size=10_000,
-        )
+        self._waiting_configure()
         try:
             threads = child(
                 "waiting_runs",
