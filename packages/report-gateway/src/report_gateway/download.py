@@ -505,15 +505,80 @@ def _copy(
 
 
 def _sync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); harmless where folders cannot be opened."""
+    """Make the rename itself durable (POSIX); harmless where folders cannot be opened.
+
+    Returns once an fsync of the folder that began after this call did (so after the
+    caller's rename) has ended. Downloads renamed into one folder meanwhile share it (a
+    group commit: a fan-out saving a hundred small files a second into one folder sent a
+    hundred folder fsyncs a second, each a disk flush); none returns before its own rename
+    is covered, so every file is still durable when its download returns.
+    """
     if os.name != "posix":
         return
+    key = os.fspath(folder)
+    with _folder_syncs_lock:
+        group = _folder_syncs.get(key)
+        if group is None:
+            group = _folder_syncs[key] = _FolderSync()
+        group.users += 1
+    try:
+        group.sync(folder)
+    finally:
+        with _folder_syncs_lock:
+            group.users -= 1
+            if group.users == 0 and _folder_syncs.get(key) is group:
+                del _folder_syncs[key]
+
+
+def _fsync_folder(folder: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class _FolderSync:
+    """The fsyncs of one folder, numbered: ``started`` the last begun, ``ended`` the last
+    ended (one at a time); ``users``: calls of ``_sync_folder`` on it now."""
+
+    def __init__(self) -> None:
+        self.turn = threading.Condition()
+        self.started = 0
+        self.ended = 0
+        self.users = 0
+
+    def sync(self, folder: Path) -> None:
+        with self.turn:
+            # One running now began before the caller came (maybe before its rename): the
+            # next one to begin is the first that surely covers it.
+            needed = self.started + 1
+            while self.ended < needed:
+                if self.started > self.ended:  # one is running: wait for it to end
+                    self.turn.wait()
+                    continue
+                number, synced = self.started + 1, False
+                try:
+                    self.started = number
+                    self.turn.release()
+                    try:
+                        _fsync_folder(folder)
+                        synced = True
+                    finally:
+                        self.turn.acquire()
+                finally:
+                    # Given up (Ctrl-C in this thread): it covers no one; whoever still
+                    # needs one begins it anew.
+                    if synced:
+                        self.ended = number
+                    else:
+                        self.started = self.ended
+                    self.turn.notify_all()
+
+
+_folder_syncs: dict[str, _FolderSync] = {}
+_folder_syncs_lock = threading.Lock()
 
 
 class _Clock:

@@ -319,7 +319,11 @@ class Waiter:
         self._wake((run.provider, run.id))
 
     def _schedule(self) -> None:
-        next_check = time.monotonic() + self._check_every
+        # Without a journal there is nothing to read: no check time bounds the sleep (one
+        # that was never moved on would be past after a second, and every loop would then
+        # sleep 0 s: the scheduler spun on a whole core for as long as runs were waiting).
+        journaled = self._journal is not None
+        next_check = time.monotonic() + self._check_every if journaled else float("inf")
         cursor = time.time() - 60.0  # ends written just before a wait began count too
         while True:
             due: list[_Record] = []
@@ -345,7 +349,7 @@ class Waiter:
                         self._cond.wait(wait)
             for record in due:
                 self._pool.submit(self._poll, record)
-            if self._journal is not None and time.monotonic() >= next_check:
+            if journaled and time.monotonic() >= next_check:
                 next_check = time.monotonic() + self._check_every
                 cursor = self._read_journal(cursor)
 
