@@ -20,11 +20,19 @@ QueryStyle = Literal["form", "deep", "deep-indexed"]
 """`deep-indexed` is `deep` with scalar array members numbered (`include[0]=...`), as
 some providers' published descriptions and SDKs encode a deepObject array."""
 
+#: Types ``flatten_deep`` writes as one value without asking whether they are containers.
+_SCALARS = frozenset({str, int, float, bool})
+
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 
 
 def scalar(value: Any) -> str:
     """One value as the providers spell it: booleans lower-case, datetimes as unix seconds."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, enum.Enum):
@@ -42,10 +50,12 @@ def flatten_deep(
     "unset")."""
     if value is None:
         return
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # a dict first: an ABC check is slow
         for key, item in value.items():
             name = f"{prefix}[{key}]" if prefix else str(key)
             yield from flatten_deep(item, name, indexed=indexed)
+    elif type(value) in _SCALARS:
+        yield prefix, scalar(value)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             if isinstance(item, Mapping | list | tuple):
@@ -104,6 +114,8 @@ def encode_form(data: Mapping[str, Any]) -> bytes:
 def expand_path(template: str, params: Mapping[str, Any]) -> str:
     """`/reports/{id}` with each parameter percent-encoded, "/" included, so an id can
     never reach another path."""
+    if "{" not in template:  # nothing to fill in (a list or create operation)
+        return template
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
