@@ -423,6 +423,10 @@ class ProviderSpec:
         if not self.scope_headers and self.check_scope is None:
             return None
         given = scope.fields()
+        if not given:  # the common empty scope: nothing unsupported, no header to send
+            if self.check_scope is not None:
+                self.check_scope(scope)
+            return {}
         unsupported = sorted(set(given) - set(self.scope_headers))
         if unsupported:
             accepted = " or ".join(f"Scope({field}=...)" for field in self.scope_headers)
