@@ -110,9 +110,7 @@ def test_route_picks_the_pool_and_target_urllib3_would(url: str) -> None:
         assert target == expected_target
 
 
-_SEGMENT = st.text(
-    alphabet=st.sampled_from("abcXYZ019-._~!$&'()*+,;=:@%/?# \u00e9[]"), max_size=12
-)
+_SEGMENT = st.text(alphabet=st.sampled_from("abcXYZ019-._~!$&'()*+,;=:@%/?# \u00e9[]"), max_size=12)
 
 
 @given(
@@ -121,7 +119,9 @@ _SEGMENT = st.text(
     port=st.sampled_from(["", ":80", ":443", ":8080"]),
     tail=_SEGMENT,
 )
-def test_route_agrees_with_urllib3_on_any_path(scheme: str, host: str, port: str, tail: str) -> None:
+def test_route_agrees_with_urllib3_on_any_path(
+    scheme: str, host: str, port: str, tail: str
+) -> None:
     url = f"{scheme}://{host}{port}/{tail}"
     transport = _SHARED
     try:

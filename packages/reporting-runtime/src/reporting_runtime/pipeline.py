@@ -124,9 +124,8 @@ def _bind_hooks(policies: tuple[Policy, ...], following: SendFn) -> SendFn:
 def _has_on_response(policy: Policy) -> bool:
     """Whether ``policy`` has an ``on_response`` other than ``Policy``'s (which returns the
     response unchanged)."""
-    return (
-        type(policy).on_response is not Policy.on_response
-        or "on_response" in getattr(policy, "__dict__", {})
+    return type(policy).on_response is not Policy.on_response or "on_response" in getattr(
+        policy, "__dict__", {}
     )
 
 
