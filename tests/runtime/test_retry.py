@@ -220,3 +220,57 @@ def test_connection_refused_becomes_transport_error_after_retries() -> None:
     assert len(clock.sleeps) == 2
     assert "sekrit" not in str(info.value)
     assert info.value.__cause__ is None
+
+
+def test_each_request_gets_its_own_retry_built_as_the_constructor_would() -> None:
+    from reporting_runtime import Request as Req
+    from reporting_runtime.retry import BackoffRetry
+
+    now = [100.0]
+    policy = RetryPolicy(RetryConfig(total=4, budget_seconds=10), clock=lambda: now[0])
+    post = policy.build_retry(Req(method="POST", url="http://x/", idempotent=True, deadline=150.0))
+    now[0] = 200.0
+    get = policy.build_retry(Req(method="GET", url="http://x/"))
+    assert type(post) is BackoffRetry
+    assert post is not get
+    assert (post.deadline, post.hard_deadline) == (110.0, 150.0)
+    assert (get.deadline, get.hard_deadline) == (210.0, None)
+    assert "POST" in post.allowed_methods
+    assert "POST" not in get.allowed_methods
+    built = BackoffRetry(
+        total=4,
+        redirect=False,
+        allowed_methods=get.allowed_methods,
+        status_forcelist=frozenset(RetryConfig().retry_statuses),
+        backoff_factor=0.5,
+        backoff_max=20.0,
+        raise_on_status=False,
+        deadline=210.0,
+        clock=get.clock,
+        sleeper=get.sleeper,
+        wall_clock=get.wall_clock,
+        rng=get.rng,
+    )
+    assert vars(get) == vars(built)
+    # A retry's own progress never reaches the next request's.
+    assert get.increment("GET", "http://x/", error=ConnectionError()).total == 3
+    assert policy.build_retry(Req(method="GET", url="http://x/")).total == 4
+    # A new config (or verdict header) is used from the next request on.
+    policy.config = RetryConfig(total=1)
+    policy.verdict_header = "Retry-Verdict"
+    after = policy.build_retry(Req(method="GET", url="http://x/"))
+    assert (after.total, after.verdict_header) == (1, "Retry-Verdict")
+
+
+def test_request_evolve_is_attrs_evolve() -> None:
+    import attrs
+    from reporting_runtime import Request as Req
+
+    request = Req(method="GET", url="http://x/?a=1", headers={"A": "1"}, deadline=5.0)
+    changed = request.evolve(method="POST", idempotent=True)
+    assert changed == attrs.evolve(request, method="POST", idempotent=True)
+    assert (request.method, request.idempotent) == ("GET", False)
+    with pytest.raises(TypeError):
+        request.evolve(no_such_field=1)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        changed.method = "PUT"  # type: ignore[misc]

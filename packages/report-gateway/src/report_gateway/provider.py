@@ -423,6 +423,10 @@ class ProviderSpec:
         if not self.scope_headers and self.check_scope is None:
             return None
         given = scope.fields()
+        if not given:  # the common empty scope: nothing unsupported, no header to send
+            if self.check_scope is not None:
+                self.check_scope(scope)
+            return {}
         unsupported = sorted(set(given) - set(self.scope_headers))
         if unsupported:
             accepted = " or ".join(f"Scope({field}=...)" for field in self.scope_headers)
@@ -789,10 +793,14 @@ class BaseDriver(abc.ABC):
     def resolve_scope(self, scope: Scope) -> Scope:
         """``scope``, or when it sets none of the provider's scope fields (the spec's
         ``scope_headers``), those fields from the settings of the same names."""
-        fields = tuple(self.context.spec.scope_headers)
-        if not fields or any(getattr(scope, field) for field in fields):
+        context = self.context
+        fields = context.spec.scope_headers
+        if not fields:
             return scope
-        configured = {f: str(v) for f in fields if (v := self.context.setting(f))}
+        for field in fields:  # a loop, not any(genexpr): every driver call asks
+            if getattr(scope, field):
+                return scope
+        configured = {f: str(v) for f in fields if (v := context.setting(f))}
         return attrs.evolve(scope, **configured) if configured else scope
 
     def scope_headers(self, scope: Scope) -> dict[str, str]:

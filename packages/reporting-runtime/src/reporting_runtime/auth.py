@@ -37,8 +37,18 @@ class AuthPolicy(Policy):
         return frozenset(v for v in self.auth_headers().values() if v)
 
     def on_request(self, request: Request) -> Request:
+        added = self.auth_headers()
         headers = request.headers
-        for name, value in self.auth_headers().items():
+        if len(added) == 1:
+            # One header (a bearer token, a basic pair): ``with_header``'s rule inline, and
+            # the dict copied once.
+            ((name, value),) = added.items()
+            lower = name.lower()
+            headers = {key: val for key, val in headers.items() if key.lower() != lower}
+            if value is not None:
+                headers[name] = value
+            return request.evolve(headers=headers)
+        for name, value in added.items():
             headers = with_header(headers, name, value)
         return request.evolve(headers=headers)
 

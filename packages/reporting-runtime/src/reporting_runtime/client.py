@@ -13,7 +13,7 @@ from reporting_runtime.auth import AuthPolicy
 from reporting_runtime.encoding import QueryStyle, encode_form, encode_query, expand_path
 from reporting_runtime.error_bodies import ErrorReader, JsonErrorReader, api_error
 from reporting_runtime.errors import ReportingError, ResponseFormatError
-from reporting_runtime.messages import Request, Response, body_excerpt, parse_json, with_header
+from reporting_runtime.messages import Request, Response, body_excerpt, parse_json
 from reporting_runtime.pipeline import Pipeline, Policy
 from reporting_runtime.policies import IdempotencyKeyPolicy, LoggingPolicy, RedirectPolicy
 from reporting_runtime.redaction import Scrubber, scrub_error
@@ -153,14 +153,16 @@ class ApiClient:
         read_timeout: float | None = None,
     ) -> Request:
         url = self.url_for(op, path)
-        encoded_query = encode_query(query or {}, op.query_style)
-        if encoded_query:
-            url = f"{url}?{encoded_query}"
+        if query:
+            encoded_query = encode_query(query, op.query_style)
+            if encoded_query:
+                url = f"{url}?{encoded_query}"
         sent = {"Accept": "*/*" if op.streaming else "application/json"}
+        # with_header's rule (a name replaces any case of itself, and goes last) in one dict:
+        # every call has a few headers, and a copy per header added up. ``names`` maps each
+        # lower-cased name sent to its spelling.
+        names = {"accept": "Accept"}
         if headers:
-            # with_header's rule (a name replaces any case of itself, and goes last) in one
-            # dict: every call has a few headers, and a copy per header added up.
-            names = {"accept": "Accept"}
             for name, value in headers.items():
                 if value is None:
                     continue
@@ -183,12 +185,15 @@ class ApiClient:
             else:
                 data = json.dumps(plain, separators=(",", ":"), default=_json_default).encode()
                 content_type = "application/json"
-            sent = with_header(sent, "Content-Type", content_type)
-        present = {name.lower() for name in sent}
+            previous = names.get("content-type")
+            if previous is not None:
+                del sent[previous]
+            sent["Content-Type"] = content_type
+            names["content-type"] = "Content-Type"
         for name, lower, value in self._static_headers:
-            if lower not in present:
+            if lower not in names:
                 sent[name] = value
-                present.add(lower)
+                names[lower] = name
         return Request(
             method=op.method.upper(),
             url=url,

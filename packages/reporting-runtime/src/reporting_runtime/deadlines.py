@@ -230,6 +230,8 @@ class DeadlineHTTPConnectionPool(HTTPConnectionPool):
     arrive (a header trickled a byte at a time defeats every per-read timeout)."""
 
     def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(kwargs.get("timeout"), DeadlineTimeout):  # no deadline: as is
+            return super()._make_request(conn, *args, **kwargs)
         return _guarded(super()._make_request, conn, args, kwargs)
 
 
@@ -237,6 +239,8 @@ class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
     """``DeadlineHTTPConnectionPool`` over TLS."""
 
     def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(kwargs.get("timeout"), DeadlineTimeout):
+            return super()._make_request(conn, *args, **kwargs)
         return _guarded(super()._make_request, conn, args, kwargs)
 
 

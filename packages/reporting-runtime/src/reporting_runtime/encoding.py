@@ -20,11 +20,19 @@ QueryStyle = Literal["form", "deep", "deep-indexed"]
 """`deep-indexed` is `deep` with scalar array members numbered (`include[0]=...`), as
 some providers' published descriptions and SDKs encode a deepObject array."""
 
+#: Types ``flatten_deep`` writes as one value without asking whether they are containers.
+_SCALARS = frozenset({str, int, float, bool})
+
 _PATH_PARAM = re.compile(r"\{([^{}]+)\}")
 
 
 def scalar(value: Any) -> str:
     """One value as the providers spell it: booleans lower-case, datetimes as unix seconds."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, enum.Enum):
@@ -39,21 +47,38 @@ def flatten_deep(
 ) -> Iterator[tuple[str, str]]:
     """Deep-object pairs: dicts as `a[b]`, scalar lists as `a[]` (`a[0]` when `indexed`),
     lists of objects as `a[0][b]`. None is left out (such APIs read an empty string as
-    "unset")."""
+    "unset").
+
+    The pairs are made into a list first (one recursive call per container, not a chain of
+    generators each pair is passed up through): every create body is flattened."""
+    pairs: list[tuple[str, str]] = []
+    _flatten_into(pairs, value, prefix, indexed)
+    return iter(pairs)
+
+
+def _flatten_into(out: list[tuple[str, str]], value: Any, prefix: str, indexed: bool) -> None:
     if value is None:
         return
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # a dict first: an ABC check is slow
         for key, item in value.items():
             name = f"{prefix}[{key}]" if prefix else str(key)
-            yield from flatten_deep(item, name, indexed=indexed)
+            kind = type(item)
+            if kind is str:
+                out.append((name, item))
+            elif kind is int:
+                out.append((name, str(item)))
+            else:
+                _flatten_into(out, item, name, indexed)
+    elif type(value) in _SCALARS:
+        out.append((prefix, scalar(value)))
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             if isinstance(item, Mapping | list | tuple):
-                yield from flatten_deep(item, f"{prefix}[{index}]", indexed=indexed)
+                _flatten_into(out, item, f"{prefix}[{index}]", indexed)
             elif item is not None:
-                yield f"{prefix}[{index if indexed else ''}]", scalar(item)
+                out.append((f"{prefix}[{index if indexed else ''}]", scalar(item)))
     else:
-        yield prefix, scalar(value)
+        out.append((prefix, scalar(value)))
 
 
 def _form_pairs(query: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -104,6 +129,8 @@ def encode_form(data: Mapping[str, Any]) -> bytes:
 def expand_path(template: str, params: Mapping[str, Any]) -> str:
     """`/reports/{id}` with each parameter percent-encoded, "/" included, so an id can
     never reach another path."""
+    if "{" not in template:  # nothing to fill in (a list or create operation)
+        return template
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)

@@ -138,10 +138,13 @@ def with_header(headers: Mapping[str, str], name: str, value: str | None) -> dic
     return updated
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, slots=False)
 class Request:
     """One HTTP request. Frozen: a policy returns `attrs.evolve(request, ...)`, so a retry
-    or a redirect never sees another policy's half-made change."""
+    or a redirect never sees another policy's half-made change.
+
+    Not slotted: ``evolve``, done several times per request by the policies, copies the
+    instance's ``__dict__`` in one step."""
 
     method: str
     # A pre-signed download URL carries its credential in the query: the repr hides it.
@@ -175,15 +178,23 @@ class Request:
         return find_header(self.headers, name)
 
     def evolve(self, **changes: Any) -> Request:
-        """``attrs.evolve(self, **changes)`` without its per-call field introspection: the
-        policies evolve every request several times, so the field names are read once."""
-        for name in _REQUEST_FIELDS:
-            if name not in changes:
-                changes[name] = getattr(self, name)
-        return Request(**changes)
+        """``attrs.evolve(self, **changes)`` without its per-call field introspection and
+        ``__init__``: the policies evolve every request several times. Request has no
+        validators, converters or post-init to run, so a copy of the fields with
+        ``changes`` over them is what ``attrs.evolve`` builds; a name that is no field is
+        the same TypeError."""
+        if not changes.keys() <= _REQUEST_FIELDS:
+            unknown = sorted(changes.keys() - _REQUEST_FIELDS)
+            raise TypeError(f"Request.evolve() got unexpected keyword argument(s) {unknown}")
+        new: Request = _new_object(Request)
+        state = new.__dict__
+        state.update(self.__dict__)
+        state.update(changes)
+        return new
 
 
-_REQUEST_FIELDS: tuple[str, ...] = tuple(field.name for field in attrs.fields(Request))
+_REQUEST_FIELDS: frozenset[str] = frozenset(field.name for field in attrs.fields(Request))
+_new_object = object.__new__
 
 
 class RawResponse(Protocol):
@@ -282,6 +293,8 @@ class Response:
         value = self.headers.get("Content-Length")
         if value is None:
             return None
+        if _LENGTH.fullmatch(value):  # one plain value: every answer but a rare few
+            return int(value) if encoding in ("", "identity") else None
         # Repeated identical values ("12, 12") are allowed by RFC 9110; anything but ASCII
         # digits, or more of them than any real body needs (int() refuses 4300+ digits),
         # leaves the body's end unknown: the response cannot be trusted, so it is refused.

@@ -86,7 +86,24 @@ def _only_hooks(policy: Policy) -> bool:
 def _bind_hooks(policies: tuple[Policy, ...], following: SendFn) -> SendFn:
     """One step for a run of hook-only policies: their ``on_request`` in order, then
     ``following``, then their ``on_response`` in reverse, as nesting each one's
-    ``Policy.send`` would do, in one frame instead of two per policy."""
+    ``Policy.send`` would do, in one frame instead of two per policy. Policies that keep
+    ``Policy.on_response`` (it returns the response as is: auth, idempotency key, retry)
+    are not called for it."""
+    if not any(_has_on_response(policy) for policy in policies):
+        if len(policies) == 1:
+            (only,) = policies
+
+            def one(request: Request) -> Response:
+                return following(only.on_request(request))
+
+            return one
+
+        def requests(request: Request) -> Response:
+            for policy in policies:
+                request = policy.on_request(request)
+            return following(request)
+
+        return requests
     if len(policies) == 1:
         return _bind(policies[0], following)
 
@@ -102,6 +119,14 @@ def _bind_hooks(policies: tuple[Policy, ...], following: SendFn) -> SendFn:
         return response
 
     return step
+
+
+def _has_on_response(policy: Policy) -> bool:
+    """Whether ``policy`` has an ``on_response`` other than ``Policy``'s (which returns the
+    response unchanged)."""
+    return type(policy).on_response is not Policy.on_response or "on_response" in getattr(
+        policy, "__dict__", {}
+    )
 
 
 def _bind(policy: Policy, following: SendFn) -> SendFn:

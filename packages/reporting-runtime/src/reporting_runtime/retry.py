@@ -218,6 +218,7 @@ def _abandon(response: BaseHTTPResponse | None) -> None:
 
 
 _SAFE_METHODS: frozenset[str] = frozenset(Retry.DEFAULT_ALLOWED_METHODS)
+_new_object = object.__new__
 #: A request carrying the API's idempotency key may be retried whatever its method.
 _IDEMPOTENT_METHODS: frozenset[str] = _SAFE_METHODS | {"POST", "PATCH"}
 
@@ -243,6 +244,9 @@ class RetryPolicy(Policy):
     ) -> None:
         self.config = config or RetryConfig()
         self._status_set: tuple[RetryConfig, frozenset[int]] | None = None
+        # (config, verdict header, template for a request, for an idempotent one): what every
+        # request's BackoffRetry is cloned from (``build_retry``); never handed out itself.
+        self._templates: tuple[RetryConfig, str | None, BackoffRetry, BackoffRetry] | None = None
         self.verdict_header = verdict_header
         self._sleep = sleep
         self._clock = clock
@@ -256,21 +260,51 @@ class RetryPolicy(Policy):
             return self
         policy = copy.copy(self)
         policy.verdict_header = header
+        policy._templates = None
         return policy
 
     def build_retry(self, request: Request) -> BackoffRetry:
+        """A fresh BackoffRetry for ``request``: its time budget starting now, the request's
+        deadline as its hard one.
+
+        All else is the same for every request of one config, so it is cloned from a
+        template (a copy of its attributes, not urllib3's ``__init__`` with its two dozen
+        assignments on every request). The clone is the request's own object; the template,
+        whose attributes are all immutable values, is never handed out, so threads sharing
+        this policy share nothing mutable."""
+        templates = self._templates
+        config = self.config
+        if templates is None or templates[0] is not config or templates[1] != self.verdict_header:
+            # One tuple, swapped in whole: a thread reading the old one still gets a pair that
+            # belongs together.
+            templates = self._templates = (
+                config,
+                self.verdict_header,
+                self._new_retry(False, None, None),
+                self._new_retry(True, None, None),
+            )
+        retry: BackoffRetry = _new_object(BackoffRetry)
+        state = retry.__dict__
+        state.update(templates[3 if request.idempotent else 2].__dict__)
+        state["deadline"] = self._clock() + config.budget_seconds
+        state["hard_deadline"] = request.deadline
+        return retry
+
+    def _new_retry(
+        self, idempotent: bool, deadline: float | None, hard_deadline: float | None
+    ) -> BackoffRetry:
         config = self.config
         return BackoffRetry(
             total=config.total,
             redirect=False,
-            allowed_methods=_IDEMPOTENT_METHODS if request.idempotent else _SAFE_METHODS,
+            allowed_methods=_IDEMPOTENT_METHODS if idempotent else _SAFE_METHODS,
             status_forcelist=self._statuses(config),
             backoff_factor=config.backoff_base,
             backoff_max=config.backoff_max,
             raise_on_status=False,
             respect_retry_after_header=config.respect_retry_after,
-            deadline=self._clock() + config.budget_seconds,
-            hard_deadline=request.deadline,
+            deadline=deadline,
+            hard_deadline=hard_deadline,
             sleeper=self._sleep,
             clock=self._clock,
             wall_clock=self._wall_clock,

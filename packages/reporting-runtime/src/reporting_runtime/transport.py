@@ -183,7 +183,11 @@ class Transport:
                     retries=retries if retries is not None else False,
                     redirect=False,
                     preload_content=False,
-                    timeout=self._timeout_for(request),
+                    timeout=(
+                        self.timeout
+                        if deadline is None and request.read_timeout is None
+                        else self._timeout_for(request)
+                    ),
                 )
         except (MaxRetryError, HTTPError) as exc:
             reason = (exc.reason or exc) if isinstance(exc, MaxRetryError) else exc
