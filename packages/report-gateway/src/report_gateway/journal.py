@@ -24,7 +24,9 @@ before the create and its run id with the first status after. Writes are
 create goes out, so it survives whatever ends the process (a crash, SIGKILL, an OOM kill:
 what the journal exists for), and the file stays consistent; only a power cut or a kernel
 crash can lose the last writes before the WAL's next checkpoint (``FULL``, an fsync per
-write, cost more than the rest of a start and get together). Finding a job's entry and
+write, cost more than the rest of a start and get together). The checkpoints (which fsync)
+are made by a thread of the Journal's own every ``CHECKPOINT_EVERY`` commits, not inside a
+start's commit (``_Checkpointer``). Finding a job's entry and
 writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so two
 processes starting the same job at once share one entry (and one run). The file is
 created readable by its owner only; credentials are kept as an HMAC-SHA256 of the
@@ -319,6 +321,8 @@ class _Checkpointer:
         self._pid = 0
         #: Commits since the last wake (the Journal's lock held).
         self.pending = 0
+        #: Wakes handled so far (what a test waits on instead of a time).
+        self.handled = 0
 
     def committed(self) -> None:
         """One more commit (called with the Journal's lock held)."""
@@ -364,6 +368,7 @@ class _Checkpointer:
                             break
                 except sqlite3.Error:
                     pass  # busy, or the file gone: the next wake (or a writer) checkpoints
+                self.handled += 1
                 if stopping:
                     return
         finally:
