@@ -196,6 +196,31 @@ def _canonical(value: Any) -> str:
     return _ENCODER.encode(value if _flat(value) else _jsonable(value))
 
 
+def _stored(value: Any) -> tuple[str, Any]:
+    """``value`` as canonical JSON, and as a read of that text gives it back: for a flat
+    dict the same dict with its keys sorted, without a JSON round trip (a start's
+    parameters and endpoint, on every start)."""
+    if _flat(value):
+        return _ENCODER.encode(value), {k: value[k] for k in sorted(value)}
+    text = _ENCODER.encode(_jsonable(value))
+    return text, json.loads(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_place(items: tuple[tuple[str, str], ...]) -> tuple[str, Any]:
+    """``_stored`` for endpoint settings (a process has a few: one per provider); the
+    dict is the cache's, to be copied."""
+    return _stored(dict(items))
+
+
+def _new_id() -> str:
+    """An entry id: ``uuid.uuid4().hex``'s format without building a UUID."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 def parameters_hash(parameters: Mapping[str, Any]) -> str:
     """The same parameters, however ordered, give the same hash (a job's identity)."""
     return hashlib.sha256(_canonical(parameters).encode()).hexdigest()[:32]
@@ -535,17 +560,22 @@ class Journal:
         """Insert a new entry (the caller holds ``_lock``) and return it as a read would,
         built from the values written rather than read back (one statement less)."""
         now = self._clock()
-        params, where = _canonical(parameters), scope_text(scope)
-        place_text = _canonical(dict(endpoint or {}))
+        (params, stored), where = _stored(parameters), scope_text(scope)
+        place = dict(endpoint or {})
+        try:
+            place_text, place_stored = _stored_place(tuple(place.items()))
+            place_stored = dict(place_stored)
+        except TypeError:  # a value that is not hashable (not a str, as typed)
+            place_text, place_stored = _stored(place)
         entry = JournalEntry(
-            id=uuid.uuid4().hex,
+            id=_new_id(),
             key=key,
             provider=provider,
             report_id=report_id,
             scope=_scope_of(where),
             # As a read gives them back (keys sorted): what every later create of the entry
             # sends (an idempotent replay must send the very same body).
-            parameters=json.loads(params),
+            parameters=stored,
             parameters_hash=hashlib.sha256(params.encode()).hexdigest()[:32],
             credential=self.credential_tag(credential),
             run_id=None,
@@ -557,7 +587,7 @@ class Journal:
             error=None,
             created_at=now,
             updated_at=now,
-            endpoint=json.loads(place_text),
+            endpoint=place_stored,
         )
         self._db.execute(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
