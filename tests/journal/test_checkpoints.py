@@ -109,9 +109,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_two_processes_share_a_journal_while_both_checkpoint(
-    tmp_path: Path, often: int
-) -> None:
+def test_two_processes_share_a_journal_while_both_checkpoint(tmp_path: Path, often: int) -> None:
     path = tmp_path / "j.sqlite3"
     Journal(path).close()  # made (WAL, schema) before both open it
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "300"])
