@@ -326,7 +326,8 @@ class _Checkpointer:
     """Copies the journal's WAL into its database file from a daemon thread of its own.
 
     SQLite's automatic checkpoint runs inside the commit that crosses its size and fsyncs
-    the WAL and the database file: more than half of what a start's two writes cost. Here
+    the WAL and the database file: on average more than half of what a start's two writes
+    cost (measured: 391 us a start with it, 158-180 us without). Here
     the commits are counted (``committed``) and every ``CHECKPOINT_EVERY`` one wakes a
     thread that runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own; the
     sqlite3 module lets go of the GIL meanwhile, so the fsyncs overlap the caller's next
@@ -502,8 +503,8 @@ class Journal:
     def close(self) -> None:
         """Close the file, after a checkpoint of what this Journal committed since its last
         one (on its thread, ended here; else on this connection)."""
-        stopped = self._stop_checkpoints()
-        with self._lock:
+        with self._lock:  # no write starts a thread meanwhile
+            stopped = self._stop_checkpoints()
             if not stopped and self._checkpointer.pending:
                 with contextlib.suppress(sqlite3.Error):  # closed already, or busy
                     self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
