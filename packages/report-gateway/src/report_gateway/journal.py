@@ -24,7 +24,9 @@ before the create and its run id with the first status after. Writes are
 create goes out, so it survives whatever ends the process (a crash, SIGKILL, an OOM kill:
 what the journal exists for), and the file stays consistent; only a power cut or a kernel
 crash can lose the last writes before the WAL's next checkpoint (``FULL``, an fsync per
-write, cost more than the rest of a start and get together). Finding a job's entry and
+write, cost more than the rest of a start and get together). The checkpoints (which fsync)
+are made by a thread of the Journal's own every ``CHECKPOINT_EVERY`` commits, not inside a
+start's commit (``_Checkpointer``). Finding a job's entry and
 writing a new one is one ``BEGIN IMMEDIATE`` transaction (``Journal.claim``), so two
 processes starting the same job at once share one entry (and one run). The file is
 created readable by its owner only; credentials are kept as an HMAC-SHA256 of the
@@ -52,6 +54,7 @@ import threading
 import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -193,6 +196,31 @@ def _canonical(value: Any) -> str:
     return _ENCODER.encode(value if _flat(value) else _jsonable(value))
 
 
+def _stored(value: Any) -> tuple[str, Any]:
+    """``value`` as canonical JSON, and as a read of that text gives it back: for a flat
+    dict the same dict with its keys sorted, without a JSON round trip (a start's
+    parameters and endpoint, on every start)."""
+    if _flat(value):
+        return _ENCODER.encode(value), {k: value[k] for k in sorted(value)}
+    text = _ENCODER.encode(_jsonable(value))
+    return text, json.loads(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_place(items: tuple[tuple[str, str], ...]) -> tuple[str, Any]:
+    """``_stored`` for endpoint settings (a process has a few: one per provider); the
+    dict is the cache's, to be copied."""
+    return _stored(dict(items))
+
+
+def _new_id() -> str:
+    """An entry id: ``uuid.uuid4().hex``'s format without building a UUID."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
+
+
 def parameters_hash(parameters: Mapping[str, Any]) -> str:
     """The same parameters, however ordered, give the same hash (a job's identity)."""
     return hashlib.sha256(_canonical(parameters).encode()).hexdigest()[:32]
@@ -280,6 +308,100 @@ class JournalEntry:
 _COLUMNS = tuple(f.name for f in attrs.fields(JournalEntry))
 
 
+#: Commits between two checkpoints of the WAL by ``_Checkpointer`` (a start commits twice,
+#: about five 4 KiB pages each: some 1000 pages, SQLite's own automatic checkpoint size).
+CHECKPOINT_EVERY = 200
+#: The WAL size (pages) at which a writer checkpoints by itself, as SQLite does by default
+#: at 1000: a bound on the WAL should the background checkpoints lag (a busy machine) or
+#: never start (processes that each commit fewer than ``CHECKPOINT_EVERY`` times).
+_WRITER_CHECKPOINT_PAGES = 10_000
+
+#: Passes of a background checkpoint while commits keep coming: the WAL starts over from
+#: its beginning (instead of growing) only once a checkpoint has copied all of it, and the
+#: commits made during a pass are copied by the next, much shorter one.
+_CHECKPOINT_PASSES = 4
+
+
+class _Checkpointer:
+    """Copies the journal's WAL into its database file from a daemon thread of its own.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its size and fsyncs
+    the WAL and the database file: on average more than half of what a start's two writes
+    cost (measured: 391 us a start with it, 158-180 us without). Here
+    the commits are counted (``committed``) and every ``CHECKPOINT_EVERY`` one wakes a
+    thread that runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own; the
+    sqlite3 module lets go of the GIL meanwhile, so the fsyncs overlap the caller's next
+    requests. PASSIVE never waits and never makes a writer wait: with another process's
+    checkpoint under way it does nothing (the next wake tries again). What a commit
+    guarantees is unchanged (``synchronous=NORMAL``: on the OS's hands when it returns);
+    only who pays for the checkpoint is. The thread starts on the first wake (a journal
+    written a few times never has one) and ends at ``stop`` (``Journal.close``, or the
+    Journal being collected), after a last checkpoint of what was committed since.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        #: Commits since the last wake (the Journal's lock held).
+        self.pending = 0
+        #: Wakes handled so far (what a test waits on instead of a time).
+        self.handled = 0
+
+    def committed(self) -> None:
+        """One more commit (called with the Journal's lock held)."""
+        self.pending += 1
+        if self.pending >= CHECKPOINT_EVERY:
+            self.pending = 0
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="report-gateway-journal-checkpoint", daemon=True
+                )
+                self._thread.start()
+            self._wake.set()
+
+    def stop(self) -> bool:
+        """End the thread after a last checkpoint, if it runs; whether it did (else the
+        caller checkpoints what is pending itself)."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return False
+        self._stopping = True
+        self._wake.set()
+        if thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+        return True
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                stopping = self._stopping
+                try:
+                    if db is None:
+                        db = sqlite3.connect(
+                            self._path, timeout=0, isolation_level=None, check_same_thread=False
+                        )
+                    for _ in range(_CHECKPOINT_PASSES):
+                        busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if busy or done >= log:
+                            break
+                except sqlite3.Error:
+                    pass  # busy, or the file gone: the next wake (or a writer) checkpoints
+                self.handled += 1
+                if stopping:
+                    return
+        finally:
+            if db is not None:
+                db.close()
+
+
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["scope"] = Scope(**json.loads(values["scope"]))
@@ -301,6 +423,10 @@ class Journal:
         self._clock = clock
         self._lock = threading.Lock()
         self._tags: dict[str, str] = {}
+        self._checkpointer = _Checkpointer(self.path)
+        # A Journal dropped without ``close`` ends its thread too (the thread holds no
+        # reference to it).
+        self._stop_checkpoints = weakref.finalize(self, self._checkpointer.stop)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # Owner only (SQLite gives its -wal and -shm files the database file's mode).
@@ -333,6 +459,7 @@ class Journal:
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
         if "endpoint" not in columns:  # a journal written before endpoints were kept
@@ -374,12 +501,21 @@ class Journal:
         return tag
 
     def close(self) -> None:
-        with self._lock:
+        """Close the file, after a checkpoint of what this Journal committed since its last
+        one (on its thread, ended here; else on this connection)."""
+        with self._lock:  # no write starts a thread meanwhile
+            stopped = self._stop_checkpoints()
+            if not stopped and self._checkpointer.pending:
+                with contextlib.suppress(sqlite3.Error):  # closed already, or busy
+                    self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._checkpointer.pending = 0
             self._db.close()
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         with self._lock:
-            return self._db.execute(sql, args).rowcount
+            count = self._db.execute(sql, args).rowcount
+            self._checkpointer.committed()
+            return count
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[JournalEntry]:
         with self._lock:
@@ -425,17 +561,22 @@ class Journal:
         """Insert a new entry (the caller holds ``_lock``) and return it as a read would,
         built from the values written rather than read back (one statement less)."""
         now = self._clock()
-        params, where = _canonical(parameters), scope_text(scope)
-        place_text = _canonical(dict(endpoint or {}))
+        (params, stored), where = _stored(parameters), scope_text(scope)
+        place = dict(endpoint or {})
+        try:
+            place_text, place_stored = _stored_place(tuple(place.items()))
+            place_stored = dict(place_stored)
+        except TypeError:  # a value that is not hashable (not a str, as typed)
+            place_text, place_stored = _stored(place)
         entry = JournalEntry(
-            id=uuid.uuid4().hex,
+            id=_new_id(),
             key=key,
             provider=provider,
             report_id=report_id,
             scope=_scope_of(where),
             # As a read gives them back (keys sorted): what every later create of the entry
             # sends (an idempotent replay must send the very same body).
-            parameters=json.loads(params),
+            parameters=stored,
             parameters_hash=hashlib.sha256(params.encode()).hexdigest()[:32],
             credential=self.credential_tag(credential),
             run_id=None,
@@ -447,7 +588,7 @@ class Journal:
             error=None,
             created_at=now,
             updated_at=now,
-            endpoint=json.loads(place_text),
+            endpoint=place_stored,
         )
         self._db.execute(
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
@@ -458,6 +599,7 @@ class Journal:
                 entry.credential, state, entry.output, now, now, place_text,
             ),
         )  # fmt: skip
+        self._checkpointer.committed()  # now, or with the caller's transaction
         return entry
 
     def claim(
