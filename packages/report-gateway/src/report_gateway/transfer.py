@@ -68,8 +68,10 @@ by others, so the sandbox gave 50-180 MiB/s instead of 370 and the spreads are w
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
@@ -482,8 +484,10 @@ def result_opener(
     return open_result
 
 
-#: Bytes written between two requests for writeback (see ``WriteBehind``).
-WRITEBACK_WINDOW = 8 << 20
+#: Bytes written between two wake-ups of the background fdatasync (see ``WriteBehind``).
+WRITEBACK_WINDOW = 32 << 20
+#: Bytes between two ``sync_file_range`` requests, where there is no ``os.fdatasync``.
+RANGE_WINDOW = 8 << 20
 _SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2
 _SYNC_FILE_RANGE_WAIT_AFTER = 4
@@ -524,35 +528,134 @@ class WriteBehind:
 
     ``mark`` is the count of bytes received at which ``advance`` is next due; the caller
     compares its own counter with it once per chunk (no call on the hot path otherwise).
-    Offsets given to the kernel are the output file's (``out.tell()``), so a converting
-    writer whose output size differs from its input is covered too. ``reset`` after the
-    file was truncated to start again. After the first failure of the call, nothing more
-    is asked: the final fsync does the work.
+    ``reset`` before the file is truncated to start again; ``finish`` once every byte is
+    written (it raises what a background flush met); ``close`` on every path, exceptions
+    included, before the file is closed: the background thread uses the file's descriptor,
+    so it must be gone first. Usable as a context manager (``close`` on exit).
+
+    Two mechanisms, the first that exists:
+
+    * a background thread calling ``os.fdatasync`` on the file's descriptor, started when
+      the file first passes one window (a small file, of which ``run_many`` saves
+      thousands, starts none), woken once per window; the writer never waits for it (a
+      wake-up while it is still flushing coalesces with the next). An error it meets (EIO,
+      ENOSPC) is kept and raised by the next ``advance`` or by ``finish``: Linux reports a
+      writeback error once per open file, so the final fsync (through another descriptor)
+      could succeed after it, and a file whose bytes never reached the disk be kept.
+    * where ``os.fdatasync`` is missing: Linux ``sync_file_range`` on the output file's
+      offsets (``out.tell()``, so a converting writer is covered too), the window before
+      the last waited for. After its first failure, nothing more is asked: the final fsync
+      does the work.
     """
 
     def __init__(self, out: IO[bytes], window: int | None = None) -> None:
         self._out = out
         self._fd = out.fileno()
-        self._window = max(1, window if window is not None else WRITEBACK_WINDOW)
-        self._call = sync_file_range()
-        self.mark = self._window if self._call is not None else sys.maxsize
+        self._fdatasync: Callable[[int], None] | None = getattr(os, "fdatasync", None)
+        default = WRITEBACK_WINDOW if self._fdatasync is not None else RANGE_WINDOW
+        self._window = max(1, window if window is not None else default)
+        self._call = None if self._fdatasync is not None else sync_file_range()
+        self.mark = self._window if self.active else sys.maxsize
         self._started = 0  # writeback asked (not waited for) from ``_waited`` up to here
         self._waited = 0  # on the disk up to here (as far as this object knows)
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        #: What a background flush raised; raised in the writer's thread, never dropped.
+        self._error: BaseException | None = None
 
     @property
     def active(self) -> bool:
-        """Whether writeback is still being asked for (a working ``sync_file_range``)."""
-        return self._call is not None
+        """Whether writeback is still being asked for (fdatasync, or a working
+        ``sync_file_range``)."""
+        return self._fdatasync is not None or self._call is not None
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def reset(self) -> None:
-        """The file was truncated to nothing: start counting again."""
+        """The file is about to be truncated to nothing: stop flushing, start counting
+        again. An error already met is kept (``finish`` raises it): it may be the disk's."""
+        self._join()
         self._started = self._waited = 0
-        self.mark = self._window if self._call is not None else sys.maxsize
+        self.mark = self._window if self.active else sys.maxsize
 
     def advance(self, received: int) -> None:
-        """Start writeback of what was written since the last call; wait for the range
-        before that one (so dirty memory stays at about two windows)."""
+        """Ask for writeback of what was written since the last call (see the class notes)."""
         self.mark = received + self._window
+        if self._error is not None:
+            self._raise()
+        if self._fdatasync is not None:
+            if self._thread is None:
+                self._start()
+            self._wake.set()
+            return
+        self._range(received)
+
+    def finish(self) -> None:
+        """Every byte is written: stop the thread, raise what a background flush met."""
+        self._join()
+        if self._error is not None:
+            self._raise()
+
+    def close(self) -> None:
+        """Stop the thread, if any (idempotent; never raises a flush's error)."""
+        self._join()
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        self.mark = sys.maxsize
+        self._fdatasync = self._call = None
+        assert error is not None
+        raise error
+
+    def _start(self) -> None:
+        self._stopping = False
+        self._wake.clear()
+        thread = threading.Thread(
+            target=self._flush_loop, name="report-gateway-writeback", daemon=True
+        )
+        thread.start()
+        self._thread = thread
+
+    def _flush_loop(self) -> None:
+        fdatasync, fd, wake = self._fdatasync, self._fd, self._wake
+        assert fdatasync is not None
+        while True:
+            wake.wait()
+            wake.clear()
+            if self._stopping:
+                return
+            try:
+                fdatasync(fd)
+            except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
+                self._error = exc
+                return
+
+    def _join(self) -> None:
+        """Stop the thread and wait for it, even through a Ctrl-C: the descriptor it
+        flushes must not be closed (and perhaps reused by another file) under it. The wait
+        is at most one flush of one window; an interruption is raised once it is over."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        interrupted: BaseException | None = None
+        while thread.is_alive():
+            try:
+                thread.join()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                interrupted = exc
+        self._thread = None
+        if interrupted is not None:
+            raise interrupted
+
+    def _range(self, received: int) -> None:
+        """The ``sync_file_range`` fallback: start this window, wait for the one before."""
         call = self._call
         if call is None:
             return
