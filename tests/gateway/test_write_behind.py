@@ -288,7 +288,12 @@ def test_a_small_file_starts_no_thread(
 @pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no os.fdatasync here")
 @pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC])
 def test_a_background_flush_error_fails_the_download_and_keeps_no_file(
-    tmp_path: Path, opener: Any, scripted: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch, code: int
+    tmp_path: Path,
+    opener: Any,
+    scripted: Any,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
 ) -> None:
     # Linux reports a writeback error once per open file: the final fsync (through another
     # descriptor) succeeds here, as it could there; the thread's error must still count.
@@ -312,7 +317,12 @@ def test_a_background_flush_error_fails_the_download_and_keeps_no_file(
 @pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no os.fdatasync here")
 @pytest.mark.parametrize("failure", ["ctrl-c", "error in on_progress", "short body"])
 def test_the_thread_is_stopped_when_the_download_fails(
-    tmp_path: Path, opener: Any, scripted: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch, failure: str
+    tmp_path: Path,
+    opener: Any,
+    scripted: Any,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: str,
 ) -> None:
     flushes = Flushes(monkeypatch)
     before = threading.active_count()

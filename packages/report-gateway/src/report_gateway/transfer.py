@@ -631,7 +631,7 @@ class WriteBehind:
                 return
             try:
                 fdatasync(fd)
-            except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
+            except BaseException as exc:  # kept for the writer's thread, which raises it
                 self._error = exc
                 return
 
@@ -648,7 +648,7 @@ class WriteBehind:
         while thread.is_alive():
             try:
                 thread.join()
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
+            except BaseException as exc:  # raised below, once the thread is gone
                 interrupted = exc
         self._thread = None
         if interrupted is not None:
