@@ -33,36 +33,43 @@ by its expansion: more than ``max_ratio`` (default ``MAX_DECODED_RATIO``, 200, a
 ``ZipLimits.max_ratio``) decoded bytes per byte on the wire, past the first MiB, is an
 ``IntegrityError``: a gzip bomb stops after a few MiB, where it would have filled the disk.
 
-A durable download writes behind (``WriteBehind``): every ``WRITEBACK_WINDOW`` bytes written,
-the kernel is asked to start writing that range to the disk (Linux ``sync_file_range`` with
-``SYNC_FILE_RANGE_WRITE``, which does not wait), and the range before it is waited for
-(``WAIT_BEFORE|WRITE|WAIT_AFTER``), so at most about two windows are dirty at any time. The
-disk (about 700 MB/s here) is faster than the transfer (about 370 MiB/s from the loopback
-sandbox), so the writeback runs beside the transfer instead of after it, and the final
-``fsync`` of the file (and of the folder) finds almost nothing left to do. That fsync still
-happens and is still what makes the download durable: write-behind only moves the work
-earlier. Where ``sync_file_range`` is missing (not Linux, no libc through ctypes) or fails
-(a file system that refuses it), the download goes on without it and the final fsync does
-all the work, as before. ``posix_fadvise(DONTNEED)``, used before, also started writeback
-but dropped the pages from the cache, which a user reading the file next reads back from disk.
+A durable download writes behind (``WriteBehind``): once the file passes
+``WRITEBACK_WINDOW`` bytes (32 MiB), a background thread of its own calls ``os.fdatasync``
+on the file's descriptor, woken again every window; the writer never waits for it (a
+wake-up while it is still flushing coalesces with the next). The disk then works beside
+the transfer instead of after it, and the final ``fsync`` of the file (and of the folder)
+finds almost nothing left to do. That fsync still happens and is still what makes the
+download durable: write-behind only moves the work earlier. An error the thread meets (EIO,
+ENOSPC) fails the download (Linux reports a writeback error once per open file, so the
+final fsync could pass after it); the thread is stopped before the file is truncated to
+start again, closed, renamed or removed, on every path. A file smaller than one window
+starts no thread (``run_many`` saves thousands of small files). Trade-off: nothing waits
+for the disk while writing, so this download's dirty memory is bounded by the kernel's
+dirty limits, not by two windows as with the waits of ``sync_file_range`` below.
 
-The window, 8 MiB, was chosen by measurement on this machine kind (2 cores, ext4 on a
-virtual disk, shared with other helpers measuring at the same time, load 7-10): 1 GiB
-written in 64 KiB writes paced at 370 MiB/s (the sandbox's rate), then fsynced, against the
-same writes with no fsync (2.77 s), three alternated rounds, seconds in the final fsync and
-total-time ratio to the no-fsync copy:
-  fsync only at the end: 1.67-2.13 s, 0.57-0.63
-  4 MiB windows, waiting for the one before: 0.02-0.03 s, 0.73-0.84 (the waits slow writing)
-  8 MiB windows, waiting for the one before: 0.03-0.52 s, 0.84-0.99
-  16 MiB windows, waiting for the one before: 0.03-0.19 s, 0.81-0.95
-  8 MiB windows, never waiting: 0.15-0.91 s, 0.75-0.92 (dirty pages pile up and the
-  fsync finds them; the waits also keep this download's dirty memory at about 16 MiB)
-``nox -s bench -- --only download`` with it (median of 5 alternating pairs, min-max, the
-default durable download against a bare urllib3 copy with no fsync; the machine was loaded
-by others, so the sandbox gave 50-180 MiB/s instead of 370 and the spreads are wide):
-  quiet: 256 MiB 0.99 (0.55-1.24), 1 GiB 1.50 (0.83-1.86)
-  busy: 256 MiB 1.19 (0.67-1.95), 1 GiB 0.91 (0.52-1.07)
-  (``durable=False``, unchanged by this: 0.79 (0.63-1.41), 1.66, 1.26, 1.07)
+Where ``os.fdatasync`` is missing (macOS, Windows), the former mechanism is kept: every
+``RANGE_WINDOW`` (8 MiB) bytes, Linux ``sync_file_range`` is asked to start writing that
+range (``SYNC_FILE_RANGE_WRITE``) and the range before it is waited for
+(``WAIT_BEFORE|WRITE|WAIT_AFTER``); where that too is missing or fails, the final fsync does
+all the work. ``posix_fadvise(DONTNEED)``, used before, also started writeback but dropped
+the pages from the cache, which a user reading the file next reads back from disk.
+
+Why a thread and not ``sync_file_range`` alone: on this machine kind (2 cores, ext4 on a
+virtual disk) ``sync_file_range(WRITE)`` queues the pages but the virtual disk's own cache
+is only flushed by the fsync at the end, so the waits slowed writing without shortening
+the final fsync much. The window was chosen by measurement (``WriteBehind`` itself, 1 GiB in
+64 KiB writes paced at 450 MiB/s onto /work's disk, then ``finish`` and fsync, against the
+same writes with no fsync, 2026-12-02, load 10-15 from other helpers' benches and tests,
+three alternated rounds): total-time ratio to the no-fsync copy, seconds after the last
+write (the thread's last flush and the final fsync):
+  fsync only at the end: 0.49-0.76, 1.85-2.40 s
+  ``sync_file_range`` every 8 MiB, waiting for the window before: 0.59-0.66, 0.03-0.51 s
+  fdatasync thread every 16 MiB: 0.83-0.92, 0.11-0.73 s (more flushes, each of less)
+  fdatasync thread every 32 MiB: 1.02-1.12, 0.18-0.50 s
+  fdatasync thread every 64 MiB: 0.79-1.05, 0.20-0.66 s (more left for the end)
+On a quiet machine (the lead's prototype, same writes): no fsync 2.28 s, fsync at the end
+3.87-4.00 s, 8 MiB ranges 3.14-3.42 s, a 32 MiB fdatasync thread 2.32-2.36 s (final fsync
+0.05-0.09 s).
 """
 
 from __future__ import annotations
