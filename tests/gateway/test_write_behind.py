@@ -395,3 +395,20 @@ def test_a_converted_zuora_export_flushes_behind_too(
     assert flushes.thread_seen
     recorder.assert_durable(target)
     assert threading.active_count() == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no os.fdatasync here")
+def test_a_process_that_cannot_start_a_thread_still_downloads_durably(
+    tmp_path: Path, opener: Any, scripted: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushes = Flushes(monkeypatch)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
+    target = download(make_run(), tmp_path / "out.csv", play)
+    assert target.read_bytes() == DATA
+    assert flushes.calls == []
+    recorder.assert_durable(target)

@@ -596,8 +596,8 @@ class WriteBehind:
         if self._error is not None:
             self._raise()
         if self._fdatasync is not None:
-            if self._thread is None:
-                self._start()
+            if self._thread is None and not self._start():
+                return
             self._wake.set()
             return
         self._range(received)
@@ -619,14 +619,23 @@ class WriteBehind:
         assert error is not None
         raise error
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Start the thread; False (and no write-behind: the final fsync does it all) when
+        the process cannot start one more. Recorded before it starts, so a Ctrl-C between
+        the two cannot leave it running unseen."""
         self._stopping = False
         self._wake.clear()
-        thread = threading.Thread(
+        self._thread = threading.Thread(
             target=self._flush_loop, name="report-gateway-writeback", daemon=True
         )
-        thread.start()
-        self._thread = thread
+        try:
+            self._thread.start()
+        except RuntimeError:
+            self._thread = None
+            self._fdatasync = None
+            self.mark = sys.maxsize
+            return False
+        return True
 
     def _flush_loop(self) -> None:
         fdatasync, fd, wake = self._fdatasync, self._fd, self._wake
