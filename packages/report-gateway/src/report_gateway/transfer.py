@@ -70,6 +70,13 @@ write (the thread's last flush and the final fsync):
 On a quiet machine (the lead's prototype, same writes): no fsync 2.28 s, fsync at the end
 3.87-4.00 s, 8 MiB ranges 3.14-3.42 s, a 32 MiB fdatasync thread 2.32-2.36 s (final fsync
 0.05-0.09 s).
+The whole ``download()`` of 1 GiB from an in-memory response paced at 400 MiB/s (2.56 s at
+best; no network, so the disk's share shows), five alternated rounds, same load, seconds:
+``durable=False`` 2.56-2.57 both before and after; default (durable) with 8 MiB
+``sync_file_range`` windows 3.19-3.68 (median 3.28, 0.78 of non-durable); with this thread
+2.60-3.04 (median 2.67, 0.96). ``nox -s bench -- --only download`` could not resolve the
+difference that day (load 6-15, the sandbox gave 50-130 MiB/s instead of 370, and the
+non-durable rows, unchanged by this, moved from 0.59 to 1.58 between runs).
 """
 
 from __future__ import annotations
