@@ -74,7 +74,8 @@ The whole ``download()`` of 1 GiB from an in-memory response paced at 400 MiB/s 
 best; no network, so the disk's share shows), five alternated rounds, same load, seconds:
 ``durable=False`` 2.56-2.57 both before and after; default (durable) with 8 MiB
 ``sync_file_range`` windows 3.19-3.68 (median 3.28, 0.78 of non-durable); with this thread
-2.60-3.04 (median 2.67, 0.96). ``nox -s bench -- --only download`` could not resolve the
+2.60-3.04 (median 2.67, 0.96); three more rounds at load 3-4: 2.63-3.36 before, 2.62-2.64
+with this thread. ``nox -s bench -- --only download`` could not resolve the
 difference that day (load 6-15, the sandbox gave 50-130 MiB/s instead of 370, and the
 non-durable rows, unchanged by this, moved from 0.59 to 1.58 between runs).
 """
