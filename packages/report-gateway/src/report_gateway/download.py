@@ -474,34 +474,47 @@ def _copy(
         behind = None
 
     def restart() -> None:
-        # The server sent a whole (possibly new) body: what was written goes.
+        # The server sent a whole (possibly new) body: what was written goes. Write-behind
+        # stops first: no flush of the file while it is truncated.
+        if behind is not None:
+            behind.reset()
         out.seek(0)
         out.truncate()
         if convert is not None:
             convert.reset()
-        if behind is not None:
-            behind.reset()
 
     body.on_restart = restart
     # One buffer for the whole transfer: every chunk is read into it and written from it.
     pieces = body.views(bytearray(body.chunk_size))
-    if behind is None and on_progress is None:
-        for chunk in pieces:
-            write(chunk)
-    elif on_progress is None:
-        assert behind is not None
-        for chunk in pieces:
-            write(chunk)
-            if body.received >= behind.mark:
-                behind.advance(body.received)
-    else:
-        for chunk in pieces:
-            write(chunk)
-            if behind is not None and body.received >= behind.mark:
-                behind.advance(body.received)
-            on_progress(body.received, body.total)
-    if convert is not None:
-        convert.finish()
+    if behind is None:
+        if on_progress is None:
+            for chunk in pieces:
+                write(chunk)
+        else:
+            for chunk in pieces:
+                write(chunk)
+                on_progress(body.received, body.total)
+        if convert is not None:
+            convert.finish()
+        return
+    # The write-behind thread (if one started) is stopped on every way out, before the
+    # caller closes the file: it flushes through the file's descriptor.
+    with behind:
+        if on_progress is None:
+            for chunk in pieces:
+                write(chunk)
+                if body.received >= behind.mark:
+                    behind.advance(body.received)
+        else:
+            for chunk in pieces:
+                write(chunk)
+                if body.received >= behind.mark:
+                    behind.advance(body.received)
+                on_progress(body.received, body.total)
+        if convert is not None:
+            convert.finish()
+        # What a background flush met (EIO, ENOSPC) fails the download here.
+        behind.finish()
 
 
 def _sync_folder(folder: Path) -> None:

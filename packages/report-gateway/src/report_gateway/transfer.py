@@ -33,43 +33,60 @@ by its expansion: more than ``max_ratio`` (default ``MAX_DECODED_RATIO``, 200, a
 ``ZipLimits.max_ratio``) decoded bytes per byte on the wire, past the first MiB, is an
 ``IntegrityError``: a gzip bomb stops after a few MiB, where it would have filled the disk.
 
-A durable download writes behind (``WriteBehind``): every ``WRITEBACK_WINDOW`` bytes written,
-the kernel is asked to start writing that range to the disk (Linux ``sync_file_range`` with
-``SYNC_FILE_RANGE_WRITE``, which does not wait), and the range before it is waited for
-(``WAIT_BEFORE|WRITE|WAIT_AFTER``), so at most about two windows are dirty at any time. The
-disk (about 700 MB/s here) is faster than the transfer (about 370 MiB/s from the loopback
-sandbox), so the writeback runs beside the transfer instead of after it, and the final
-``fsync`` of the file (and of the folder) finds almost nothing left to do. That fsync still
-happens and is still what makes the download durable: write-behind only moves the work
-earlier. Where ``sync_file_range`` is missing (not Linux, no libc through ctypes) or fails
-(a file system that refuses it), the download goes on without it and the final fsync does
-all the work, as before. ``posix_fadvise(DONTNEED)``, used before, also started writeback
-but dropped the pages from the cache, which a user reading the file next reads back from disk.
+A durable download writes behind (``WriteBehind``): once the file passes
+``WRITEBACK_WINDOW`` bytes (32 MiB), a background thread of its own calls ``os.fdatasync``
+on the file's descriptor, woken again every window; the writer never waits for it (a
+wake-up while it is still flushing coalesces with the next). The disk then works beside
+the transfer instead of after it, and the final ``fsync`` of the file (and of the folder)
+finds almost nothing left to do. That fsync still happens and is still what makes the
+download durable: write-behind only moves the work earlier. An error the thread meets (EIO,
+ENOSPC) fails the download (Linux reports a writeback error once per open file, so the
+final fsync could pass after it); the thread is stopped before the file is truncated to
+start again, closed, renamed or removed, on every path. A file smaller than one window
+starts no thread (``run_many`` saves thousands of small files). Trade-off: nothing waits
+for the disk while writing, so this download's dirty memory is bounded by the kernel's
+dirty limits, not by two windows as with the waits of ``sync_file_range`` below.
 
-The window, 8 MiB, was chosen by measurement on this machine kind (2 cores, ext4 on a
-virtual disk, shared with other helpers measuring at the same time, load 7-10): 1 GiB
-written in 64 KiB writes paced at 370 MiB/s (the sandbox's rate), then fsynced, against the
-same writes with no fsync (2.77 s), three alternated rounds, seconds in the final fsync and
-total-time ratio to the no-fsync copy:
-  fsync only at the end: 1.67-2.13 s, 0.57-0.63
-  4 MiB windows, waiting for the one before: 0.02-0.03 s, 0.73-0.84 (the waits slow writing)
-  8 MiB windows, waiting for the one before: 0.03-0.52 s, 0.84-0.99
-  16 MiB windows, waiting for the one before: 0.03-0.19 s, 0.81-0.95
-  8 MiB windows, never waiting: 0.15-0.91 s, 0.75-0.92 (dirty pages pile up and the
-  fsync finds them; the waits also keep this download's dirty memory at about 16 MiB)
-``nox -s bench -- --only download`` with it (median of 5 alternating pairs, min-max, the
-default durable download against a bare urllib3 copy with no fsync; the machine was loaded
-by others, so the sandbox gave 50-180 MiB/s instead of 370 and the spreads are wide):
-  quiet: 256 MiB 0.99 (0.55-1.24), 1 GiB 1.50 (0.83-1.86)
-  busy: 256 MiB 1.19 (0.67-1.95), 1 GiB 0.91 (0.52-1.07)
-  (``durable=False``, unchanged by this: 0.79 (0.63-1.41), 1.66, 1.26, 1.07)
+Where ``os.fdatasync`` is missing (macOS, Windows), the former mechanism is kept: every
+``RANGE_WINDOW`` (8 MiB) bytes, Linux ``sync_file_range`` is asked to start writing that
+range (``SYNC_FILE_RANGE_WRITE``) and the range before it is waited for
+(``WAIT_BEFORE|WRITE|WAIT_AFTER``); where that too is missing or fails, the final fsync does
+all the work. ``posix_fadvise(DONTNEED)``, used before, also started writeback but dropped
+the pages from the cache, which a user reading the file next reads back from disk.
+
+Why a thread and not ``sync_file_range`` alone: on this machine kind (2 cores, ext4 on a
+virtual disk) ``sync_file_range(WRITE)`` queues the pages but the virtual disk's own cache
+is only flushed by the fsync at the end, so the waits slowed writing without shortening
+the final fsync much. The window was chosen by measurement (``WriteBehind`` itself, 1 GiB in
+64 KiB writes paced at 450 MiB/s onto /work's disk, then ``finish`` and fsync, against the
+same writes with no fsync, 2026-12-02, load 10-15 from other helpers' benches and tests,
+three alternated rounds): total-time ratio to the no-fsync copy, seconds after the last
+write (the thread's last flush and the final fsync):
+  fsync only at the end: 0.49-0.76, 1.85-2.40 s
+  ``sync_file_range`` every 8 MiB, waiting for the window before: 0.59-0.66, 0.03-0.51 s
+  fdatasync thread every 16 MiB: 0.83-0.92, 0.11-0.73 s (more flushes, each of less)
+  fdatasync thread every 32 MiB: 1.02-1.12, 0.18-0.50 s
+  fdatasync thread every 64 MiB: 0.79-1.05, 0.20-0.66 s (more left for the end)
+On a quiet machine (the lead's prototype, same writes): no fsync 2.28 s, fsync at the end
+3.87-4.00 s, 8 MiB ranges 3.14-3.42 s, a 32 MiB fdatasync thread 2.32-2.36 s (final fsync
+0.05-0.09 s).
+The whole ``download()`` of 1 GiB from an in-memory response paced at 400 MiB/s (2.56 s at
+best; no network, so the disk's share shows), five alternated rounds, same load, seconds:
+``durable=False`` 2.56-2.57 both before and after; default (durable) with 8 MiB
+``sync_file_range`` windows 3.19-3.68 (median 3.28, 0.78 of non-durable); with this thread
+2.60-3.04 (median 2.67, 0.96); three more rounds at load 3-4: 2.63-3.36 before, 2.62-2.64
+with this thread. ``nox -s bench -- --only download`` could not resolve the
+difference that day (load 6-15, the sandbox gave 50-130 MiB/s instead of 370, and the
+non-durable rows, unchanged by this, moved from 0.59 to 1.58 between runs).
 """
 
 from __future__ import annotations
 
 import http.client
+import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any
@@ -482,8 +499,10 @@ def result_opener(
     return open_result
 
 
-#: Bytes written between two requests for writeback (see ``WriteBehind``).
-WRITEBACK_WINDOW = 8 << 20
+#: Bytes written between two wake-ups of the background fdatasync (see ``WriteBehind``).
+WRITEBACK_WINDOW = 32 << 20
+#: Bytes between two ``sync_file_range`` requests, where there is no ``os.fdatasync``.
+RANGE_WINDOW = 8 << 20
 _SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2
 _SYNC_FILE_RANGE_WAIT_AFTER = 4
@@ -524,35 +543,143 @@ class WriteBehind:
 
     ``mark`` is the count of bytes received at which ``advance`` is next due; the caller
     compares its own counter with it once per chunk (no call on the hot path otherwise).
-    Offsets given to the kernel are the output file's (``out.tell()``), so a converting
-    writer whose output size differs from its input is covered too. ``reset`` after the
-    file was truncated to start again. After the first failure of the call, nothing more
-    is asked: the final fsync does the work.
+    ``reset`` before the file is truncated to start again; ``finish`` once every byte is
+    written (it raises what a background flush met); ``close`` on every path, exceptions
+    included, before the file is closed: the background thread uses the file's descriptor,
+    so it must be gone first. Usable as a context manager (``close`` on exit).
+
+    Two mechanisms, the first that exists:
+
+    * a background thread calling ``os.fdatasync`` on the file's descriptor, started when
+      the file first passes one window (a small file, of which ``run_many`` saves
+      thousands, starts none), woken once per window; the writer never waits for it (a
+      wake-up while it is still flushing coalesces with the next). An error it meets (EIO,
+      ENOSPC) is kept and raised by the next ``advance`` or by ``finish``: Linux reports a
+      writeback error once per open file, so the final fsync (through another descriptor)
+      could succeed after it, and a file whose bytes never reached the disk be kept.
+    * where ``os.fdatasync`` is missing: Linux ``sync_file_range`` on the output file's
+      offsets (``out.tell()``, so a converting writer is covered too), the window before
+      the last waited for. After its first failure, nothing more is asked: the final fsync
+      does the work.
     """
 
     def __init__(self, out: IO[bytes], window: int | None = None) -> None:
         self._out = out
         self._fd = out.fileno()
-        self._window = max(1, window if window is not None else WRITEBACK_WINDOW)
-        self._call = sync_file_range()
-        self.mark = self._window if self._call is not None else sys.maxsize
+        self._fdatasync: Callable[[int], None] | None = getattr(os, "fdatasync", None)
+        default = WRITEBACK_WINDOW if self._fdatasync is not None else RANGE_WINDOW
+        self._window = max(1, window if window is not None else default)
+        self._call = None if self._fdatasync is not None else sync_file_range()
+        self.mark = self._window if self.active else sys.maxsize
         self._started = 0  # writeback asked (not waited for) from ``_waited`` up to here
         self._waited = 0  # on the disk up to here (as far as this object knows)
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = False
+        #: What a background flush raised; raised in the writer's thread, never dropped.
+        self._error: BaseException | None = None
 
     @property
     def active(self) -> bool:
-        """Whether writeback is still being asked for (a working ``sync_file_range``)."""
-        return self._call is not None
+        """Whether writeback is still being asked for (fdatasync, or a working
+        ``sync_file_range``)."""
+        return self._fdatasync is not None or self._call is not None
+
+    def __enter__(self) -> WriteBehind:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def reset(self) -> None:
-        """The file was truncated to nothing: start counting again."""
+        """The file is about to be truncated to nothing: stop flushing, start counting
+        again. An error already met is kept (``finish`` raises it): it may be the disk's."""
+        self._join()
         self._started = self._waited = 0
-        self.mark = self._window if self._call is not None else sys.maxsize
+        self.mark = self._window if self.active else sys.maxsize
 
     def advance(self, received: int) -> None:
-        """Start writeback of what was written since the last call; wait for the range
-        before that one (so dirty memory stays at about two windows)."""
+        """Ask for writeback of what was written since the last call (see the class notes)."""
         self.mark = received + self._window
+        if self._error is not None:
+            self._raise()
+        if self._fdatasync is not None:
+            if self._thread is None and not self._start():
+                return
+            self._wake.set()
+            return
+        self._range(received)
+
+    def finish(self) -> None:
+        """Every byte is written: stop the thread, raise what a background flush met."""
+        self._join()
+        if self._error is not None:
+            self._raise()
+
+    def close(self) -> None:
+        """Stop the thread, if any (idempotent; never raises a flush's error)."""
+        self._join()
+
+    def _raise(self) -> None:
+        error, self._error = self._error, None
+        self.mark = sys.maxsize
+        self._fdatasync = self._call = None
+        assert error is not None
+        raise error
+
+    def _start(self) -> bool:
+        """Start the thread; False (and no write-behind: the final fsync does it all) when
+        the process cannot start one more. Recorded before it starts, so a Ctrl-C between
+        the two cannot leave it running unseen."""
+        self._stopping = False
+        self._wake.clear()
+        self._thread = threading.Thread(
+            target=self._flush_loop, name="report-gateway-writeback", daemon=True
+        )
+        try:
+            self._thread.start()
+        except RuntimeError:
+            self._thread = None
+            self._fdatasync = None
+            self.mark = sys.maxsize
+            return False
+        return True
+
+    def _flush_loop(self) -> None:
+        fdatasync, fd, wake = self._fdatasync, self._fd, self._wake
+        assert fdatasync is not None
+        while True:
+            wake.wait()
+            wake.clear()
+            if self._stopping:
+                return
+            try:
+                fdatasync(fd)
+            except BaseException as exc:  # kept for the writer's thread, which raises it
+                self._error = exc
+                return
+
+    def _join(self) -> None:
+        """Stop the thread and wait for it, even through a Ctrl-C: the descriptor it
+        flushes must not be closed (and perhaps reused by another file) under it. The wait
+        is at most one flush of one window; an interruption is raised once it is over."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        interrupted: BaseException | None = None
+        while thread.is_alive():
+            try:
+                thread.join()
+            except BaseException as exc:  # raised below, once the thread is gone
+                interrupted = exc
+        self._thread = None
+        if interrupted is not None:
+            raise interrupted
+
+    def _range(self, received: int) -> None:
+        """The ``sync_file_range`` fallback: start this window, wait for the one before."""
         call = self._call
         if call is None:
             return
