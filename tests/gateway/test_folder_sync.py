@@ -77,3 +77,36 @@ def test_a_folder_sync_really_fsyncs_the_folder(monkeypatch: Any, tmp_path: Path
     monkeypatch.setattr(download_module.os, "fsync", recording)
     download_module._sync_folder(tmp_path)
     assert len(synced) == 1
+
+
+def test_a_forked_child_does_not_wait_for_its_parents_folder_sync(tmp_path: Path) -> None:
+    """A parent's thread was inside a folder fsync when the process forked: the child has
+    no such thread, and its own downloads into that folder must still return."""
+    import os
+    import time
+
+    running = download_module._FolderSync()
+    running.started = 1  # begun, never to end in the child
+    download_module._folder_syncs[os.fspath(tmp_path)] = running
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: exits 0 once its sync returned
+            code = 1
+            try:
+                download_module._sync_folder(tmp_path)
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 60  # a bound for a busy machine, not a timing check
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                raise AssertionError("the child's folder sync waited for the parent's")
+            time.sleep(0.05)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        del download_module._folder_syncs[os.fspath(tmp_path)]

@@ -594,6 +594,18 @@ _folder_syncs: dict[str, _FolderSync] = {}
 _folder_syncs_lock = threading.Lock()
 
 
+def _forget_folder_syncs() -> None:
+    """In a forked child: the parent's fsyncs under way end in the parent only (their
+    threads are not copied), so a child waiting for them would wait forever."""
+    global _folder_syncs_lock
+    _folder_syncs.clear()
+    _folder_syncs_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_folder_syncs)
+
+
 class _Clock:
     """The call's deadline for the steps after the transfer, checked once per chunk."""
 
