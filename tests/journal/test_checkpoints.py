@@ -132,3 +132,54 @@ def test_two_processes_share_a_journal_while_both_checkpoint(tmp_path: Path, oft
         journal.close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_no_thread_to_be_had_loses_no_write(
+    tmp_path: Path, often: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a process's thread limit every write still stands and close still closes."""
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    journal = Journal(tmp_path / "j.sqlite3")
+    write(journal, 4 * often)
+    entry, new = journal.claim("stripe", "claimed", Scope(), {}, key="k", window=60.0)
+    assert new
+    journal.close()
+    monkeypatch.undo()
+    again = Journal(tmp_path / "j.sqlite3")
+    assert len(again.entries()) == 4 * often + 1
+    assert again.get(entry.id) is not None
+    again.close()
+
+
+def test_a_relative_path_is_the_same_file_after_a_chdir(
+    tmp_path: Path, often: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint thread opens the journal later: never a new file where the process
+    has moved to since."""
+    (tmp_path / "first").mkdir()
+    (tmp_path / "then").mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    journal = Journal("j.sqlite3")
+    assert journal.path == tmp_path / "first" / "j.sqlite3"
+    monkeypatch.chdir(tmp_path / "then")
+    write(journal, 3 * often)
+    wait_handled(journal, 1)
+    journal.close()
+    assert list((tmp_path / "then").iterdir()) == []
+    assert len(Journal(tmp_path / "first" / "j.sqlite3").entries()) == 3 * often
+
+
+def test_endpoint_values_that_compare_equal_stay_apart(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    values: list[object] = [1, True, 1.0, "1"]
+    for n, value in enumerate(values):
+        journal.begin("stripe", "r", Scope(), {}, key=f"k{n}", endpoint={"x": value})  # type: ignore[dict-item]
+    stored = {e.key: e.endpoint["x"] for e in journal.entries()}
+    assert [(type(stored[f"k{n}"]), stored[f"k{n}"]) for n in range(4)] == [
+        (type(v), v) for v in values
+    ]
+    journal.close()

@@ -313,8 +313,9 @@ _COLUMNS = tuple(f.name for f in attrs.fields(JournalEntry))
 CHECKPOINT_EVERY = 200
 #: The WAL size (pages) at which a writer checkpoints by itself, as SQLite does by default
 #: at 1000: a bound on the WAL should the background checkpoints lag (a busy machine) or
-#: never start (processes that each commit fewer than ``CHECKPOINT_EVERY`` times).
-_WRITER_CHECKPOINT_PAGES = 10_000
+#: never start (processes that each commit fewer than ``CHECKPOINT_EVERY`` times and exit
+#: without ``close``: their WAL grows to this, 8 MiB, not ten times SQLite's default).
+_WRITER_CHECKPOINT_PAGES = 2_000
 
 #: Passes of a background checkpoint while commits keep coming: the WAL starts over from
 #: its beginning (instead of growing) only once a checkpoint has copied all of it, and the
@@ -356,11 +357,17 @@ class _Checkpointer:
         if self.pending >= CHECKPOINT_EVERY:
             self.pending = 0
             if self._thread is None or self._pid != os.getpid():  # none yet, or forked
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
+                thread = threading.Thread(
                     target=self._run, name="report-gateway-journal-checkpoint", daemon=True
                 )
-                self._thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:
+                    # No thread to be had (a process or thread limit): the commit stands,
+                    # the writer's own checkpoint bounds the WAL; the next wake tries again.
+                    self._thread = None
+                    return
+                self._pid, self._thread = os.getpid(), thread
             self._wake.set()
 
     def stop(self) -> bool:
@@ -385,8 +392,13 @@ class _Checkpointer:
                 stopping = self._stopping
                 try:
                     if db is None:
+                        # mode=rw: never a new empty file should the journal's be gone.
                         db = sqlite3.connect(
-                            self._path, timeout=0, isolation_level=None, check_same_thread=False
+                            f"{self._path.as_uri()}?mode=rw",
+                            uri=True,
+                            timeout=0,
+                            isolation_level=None,
+                            check_same_thread=False,
                         )
                     for _ in range(_CHECKPOINT_PASSES):
                         busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
@@ -419,7 +431,8 @@ class Journal:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.time):
-        self.path = Path(path).expanduser()
+        # Absolute: the checkpoint thread opens it later, maybe after a ``chdir``.
+        self.path = Path(path).expanduser().absolute()
         self._clock = clock
         self._lock = threading.Lock()
         self._tags: dict[str, str] = {}
@@ -563,10 +576,10 @@ class Journal:
         now = self._clock()
         (params, stored), where = _stored(parameters), scope_text(scope)
         place = dict(endpoint or {})
-        try:
+        if all(type(v) is str for v in place.values()):  # as typed (1, True, 1.0 are equal keys)
             place_text, place_stored = _stored_place(tuple(place.items()))
             place_stored = dict(place_stored)
-        except TypeError:  # a value that is not hashable (not a str, as typed)
+        else:
             place_text, place_stored = _stored(place)
         entry = JournalEntry(
             id=_new_id(),
