@@ -18,8 +18,12 @@ resume`` read it back (``journaled_start``):
   with a ``RunMayExistError``; a start journaled but not yet sending is simply made.
 
 One file serves several processes on one machine: WAL mode, a busy timeout, and one short
-transaction per write (never one held across a request); a start writes twice, its entry
-before the create and its run id with the first status after. Writes are
+transaction per write (never one held across a request); a start writes its entry before
+the create and its run id with the first status after. Writes that a crash may lose
+without harm wait for the next write to carry them in its transaction (``Journal.later``:
+the run id of an idempotent create, which ``resume`` gets back by sending the same create
+with the same key; a poll's status, which the next poll gives again), so a start and its
+polls cost one commit rather than three. Writes are
 ``synchronous=NORMAL``: a committed write is in the operating system's hands before the
 create goes out, so it survives whatever ends the process (a crash, SIGKILL, an OOM kill:
 what the journal exists for), and the file stays consistent; only a power cut or a kernel
@@ -47,6 +51,7 @@ import hashlib
 import hmac
 import inspect
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -95,6 +100,8 @@ __all__ = [
 #: Test hook: the step at which the process kills itself (``after-journal``,
 #: ``after-create``, ``mid-wait``, ``mid-download``), so crash tests hit each one exactly.
 CRASH_ENV = "REPORT_GATEWAY_CRASH_AT"
+
+_log = logging.getLogger(__name__)
 
 # Journal states: a RunStatus value once the run id is known, or one of these.
 JOURNALED = "journaled"  # written down; the create is not sent yet (it may wait for a slot)
@@ -414,6 +421,146 @@ class _Checkpointer:
                 db.close()
 
 
+#: How long a deferred write (``Journal.later``) waits for the next write to carry it in
+#: its transaction before a thread commits it alone (seconds).
+DEFER_SECONDS = 0.05
+
+#: Every open Journal, for the fork hooks below (changed and read under the lock).
+_open_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
+_open_journals_lock = threading.Lock()
+
+
+class _Later:
+    """Writes that may wait a little (``Journal.later``): a run id from an idempotent
+    create, a status from a poll. Losing one to a crash loses nothing that cannot be
+    learnt again (a create replayed with its idempotency key gives back its run; a poll
+    gives the status), so they need not cost a commit of their own on the caller's path:
+    the next write of the process commits them in its own transaction (one commit per
+    start and get instead of three), and a daemon thread commits what is left after
+    ``DEFER_SECONDS``. ``items`` and the writes are guarded by the Journal's lock; the
+    thread holds no reference to the Journal, so dropping it still ends everything
+    (``Journal._end_later``).
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, tuple[Any, ...]]] = []
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        #: Passes of the thread so far (what a test waits on instead of a time).
+        self.passes = 0
+
+    def running(self) -> bool:
+        return self.thread is not None and self.pid == os.getpid() and self.thread.is_alive()
+
+
+def _commit(
+    db: sqlite3.Connection,
+    later: _Later,
+    checkpointer: _Checkpointer,
+    sql: str | None = None,
+    args: tuple[Any, ...] = (),
+) -> int:
+    """Commit the deferred writes, with ``sql`` after them in the same transaction (the
+    caller holds the Journal's lock); returns ``sql``'s row count. On an error nothing is
+    committed and the deferred writes stay for the next commit."""
+    items = later.items
+    if not items:
+        if sql is None:
+            return 0
+        count = db.execute(sql, args).rowcount
+        checkpointer.committed()
+        return count
+    count = 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for item_sql, item_args in items:
+            db.execute(item_sql, item_args)
+        if sql is not None:
+            count = db.execute(sql, args).rowcount
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):  # none open (BEGIN itself failed)
+            db.execute("ROLLBACK")
+        raise
+    later.items = []
+    checkpointer.committed()
+    return count
+
+
+def _flush_later(
+    db: sqlite3.Connection, lock: threading.Lock, later: _Later, checkpointer: _Checkpointer
+) -> None:
+    """The deferred writes' thread: wakes when one is deferred, waits ``DEFER_SECONDS`` for
+    a write to carry it, commits what is left; at ``stop``, a last commit and it ends."""
+    while True:
+        later.wake.wait()
+        later.stop.wait(DEFER_SECONDS)
+        later.wake.clear()
+        with lock:
+            try:
+                _commit(db, later, checkpointer)
+            except sqlite3.Error:
+                # Busy past the timeout, or the disk full: kept for the next write.
+                _log.warning("run journal: deferred writes not committed yet", exc_info=True)
+        later.passes += 1
+        if later.stop.is_set():
+            return
+
+
+def _end_later(
+    db: sqlite3.Connection, lock: threading.Lock, later: _Later, checkpointer: _Checkpointer
+) -> None:
+    """Commit every deferred write and end the thread (``Journal.close``, the Journal
+    collected, or the interpreter exiting). On the thread itself (a collection there) it
+    is only told to stop: it commits on its way out."""
+    thread = later.thread
+    if later.running():
+        assert thread is not None
+        later.stop.set()
+        later.wake.set()
+        if thread is threading.current_thread():
+            return
+        thread.join()
+    with lock:
+        if later.items:
+            try:
+                _commit(db, later, checkpointer)
+            except sqlite3.Error:
+                _log.warning(
+                    "run journal: %d deferred writes lost (resume learns them again)",
+                    len(later.items),
+                    exc_info=True,
+                )
+                later.items = []
+
+
+#: The locks ``_before_fork`` took, released by ``_after_fork`` in parent and child.
+_held_for_fork: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    # A child must not inherit a journal's lock held by another thread (a deferred commit
+    # under way): it would wait for it forever. As ``logging`` does with its locks.
+    _open_journals_lock.acquire()
+    for journal in list(_open_journals):
+        journal._lock.acquire()
+        _held_for_fork.append(journal._lock)
+
+
+def _after_fork() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop().release()
+    _open_journals_lock.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+    )
+
+
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     values = dict(zip(_COLUMNS, row, strict=True))
     values["scope"] = Scope(**json.loads(values["scope"]))
@@ -464,6 +611,14 @@ class Journal:
             raise ConfigurationError(
                 f"run journal {str(self.path)!r} cannot be used: {exc}"
             ) from exc
+        self._later = _Later()
+        # Made after the checkpoints' finalizer, so run before it at exit: the deferred
+        # writes are committed, then checkpointed.
+        self._end_later = weakref.finalize(
+            self, _end_later, self._db, self._lock, self._later, self._checkpointer
+        )
+        with _open_journals_lock:
+            _open_journals.add(self)
 
     def __repr__(self) -> str:
         return f"<Journal {str(self.path)!r}>"
@@ -514,8 +669,12 @@ class Journal:
         return tag
 
     def close(self) -> None:
-        """Close the file, after a checkpoint of what this Journal committed since its last
-        one (on its thread, ended here; else on this connection)."""
+        """Close the file, after committing the deferred writes and a checkpoint of what
+        this Journal committed since its last one (on its thread, ended here; else on this
+        connection)."""
+        self._end_later()  # before the lock: its thread may need it to finish
+        with _open_journals_lock:
+            _open_journals.discard(self)
         with self._lock:  # no write starts a thread meanwhile
             stopped = self._stop_checkpoints()
             if not stopped and self._checkpointer.pending:
@@ -526,12 +685,44 @@ class Journal:
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         with self._lock:
-            count = self._db.execute(sql, args).rowcount
-            self._checkpointer.committed()
-            return count
+            return _commit(self._db, self._later, self._checkpointer, sql, args)
+
+    def later(self, sql: str, args: tuple[Any, ...]) -> None:
+        """Defer a write that a crash may lose (see ``_Later``): committed with the next
+        write of this Journal, or by its thread within ``DEFER_SECONDS``; this process's
+        reads see it at once (they commit it first)."""
+        later = self._later
+        with self._lock:
+            later.items.append((sql, args))
+            if not later.running() and not later.stop.is_set():
+                thread = threading.Thread(
+                    target=_flush_later,
+                    args=(self._db, self._lock, later, self._checkpointer),
+                    name="report-gateway-journal-writes",
+                    daemon=True,
+                )
+                try:
+                    thread.start()
+                except RuntimeError:
+                    # No thread to be had: commit it now, as an ordinary write.
+                    _commit(self._db, later, self._checkpointer)
+                    return
+                later.thread, later.pid = thread, os.getpid()
+            elif later.stop.is_set():  # closed: fails as any write would
+                _commit(self._db, later, self._checkpointer)
+                return
+        later.wake.set()
+
+    def _commit_later(self) -> None:
+        """Before a read (the lock held): this process's deferred writes are read back. A
+        deferred run id matters even to a read by run id: until it is written, an older
+        entry with the same run id (a sandbox's, after a restart) would be the newest."""
+        if self._later.items:
+            _commit(self._db, self._later, self._checkpointer)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[JournalEntry]:
         with self._lock:
+            self._commit_later()
             rows = self._db.execute(sql, args).fetchall()
         return [_entry(row) for row in rows]
 
@@ -603,16 +794,19 @@ class Journal:
             updated_at=now,
             endpoint=place_stored,
         )
-        self._db.execute(
+        sql = (
             "INSERT INTO runs (id, key, provider, report_id, scope, parameters, parameters_hash,"
             " credential, state, output, created_at, updated_at, endpoint)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                entry.id, key, provider, report_id, where, params, entry.parameters_hash,
-                entry.credential, state, entry.output, now, now, place_text,
-            ),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        args = (
+            entry.id, key, provider, report_id, where, params, entry.parameters_hash,
+            entry.credential, state, entry.output, now, now, place_text,
         )  # fmt: skip
-        self._checkpointer.committed()  # now, or with the caller's transaction
+        if self._db.in_transaction:  # the caller's: it commits (and the deferred writes)
+            self._db.execute(sql, args)
+        else:  # one commit, the deferred writes first
+            _commit(self._db, self._later, self._checkpointer, sql, args)
         return entry
 
     def claim(
@@ -646,7 +840,10 @@ class Journal:
                 )  # fmt: skip
                 return entry, True
             self._db.execute("BEGIN IMMEDIATE")
+            deferred = self._later.items
             try:
+                for item_sql, item_args in deferred:  # committed with this transaction
+                    self._db.execute(item_sql, item_args)
                 found = None
                 rows = self._db.execute(
                     f"SELECT {', '.join(_COLUMNS)} FROM runs WHERE {_JOB}"  # noqa: S608
@@ -670,6 +867,9 @@ class Journal:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            if deferred:
+                self._later.items = []
+            self._checkpointer.committed()
         if found is not None:
             return found, False
         return entry, True
@@ -709,12 +909,16 @@ class Journal:
         """The create request is about to go out: from now on a run may exist."""
         self._update(entry_id, state=SENDING)
 
-    def record_run(self, entry_id: str, run: ReportRun) -> None:
-        """The create answered: the run's id and first status."""
-        self._write(
-            "UPDATE runs SET run_id = ?, state = ?, raw_status = ?, updated_at = ? WHERE id = ?",
-            (run.id, run.status.value, run.raw_status, self._clock(), entry_id),
-        )
+    def record_run(self, entry_id: str, run: ReportRun, *, deferred: bool = False) -> None:
+        """The create answered: the run's id and first status. ``deferred``: for a create
+        that is idempotent, whose entry ``resume`` sends again with the same key (the same
+        run back), so this write may wait for the next one (``later``)."""
+        sql = "UPDATE runs SET run_id = ?, state = ?, raw_status = ?, updated_at = ? WHERE id = ?"
+        args = (run.id, run.status.value, run.raw_status, self._clock(), entry_id)
+        if deferred:
+            self.later(sql, args)
+        else:
+            self._write(sql, args)
 
     def _run_filter(
         self,
@@ -752,9 +956,12 @@ class Journal:
         entry_id: str | None = None,
         credential: str | None = None,
         scope: Scope | None = None,
+        deferred: bool = False,
     ) -> int:
         """A run's new status, from whoever learnt it (a poll, a webhook listener in another
-        process); returns how many entries it updated (0: not a journaled run). Only the
+        process); returns how many entries it updated (0: not a journaled run; -1 when
+        ``deferred``: a poll's, which the next poll learns again should a crash lose it,
+        written with the next write, ``later``). Only the
         run's newest entry is updated (see ``_run_filter``). A downloaded entry keeps its
         state, and a finished one is never taken back to running: a provider never restarts a
         finished run, so a poll answered before a listener's event was written is merely older."""
@@ -762,11 +969,15 @@ class Journal:
         kept = (DOWNLOADED, ABANDONED) + (() if new.is_terminal else _ENDED)
         marks = ", ".join("?" * len(kept))
         which, args = self._run_filter(provider, run_id, entry_id, credential, scope)
-        return self._write(
+        sql = (
             "UPDATE runs SET state = ?, raw_status = COALESCE(?, raw_status), updated_at = ?"  # noqa: S608
-            f" WHERE {which} AND run_id = ? AND state NOT IN ({marks})",
-            (new.value, raw, self._clock(), *args, run_id, *kept),
+            f" WHERE {which} AND run_id = ? AND state NOT IN ({marks})"
         )
+        values = (new.value, raw, self._clock(), *args, run_id, *kept)
+        if deferred:
+            self.later(sql, values)
+            return -1
+        return self._write(sql, values)
 
     def record_download(
         self,
@@ -824,6 +1035,7 @@ class Journal:
         """
         try:
             with self._lock:
+                self._commit_later()
                 row = self._db.execute(
                     "SELECT state, updated_at FROM runs WHERE provider = ? AND run_id = ?"
                     " ORDER BY updated_at DESC LIMIT 1",
@@ -847,6 +1059,7 @@ class Journal:
         ended = (*_ENDED, DOWNLOADED)
         try:
             with self._lock:
+                self._commit_later()
                 rows = self._db.execute(
                     "SELECT provider, run_id, updated_at FROM runs WHERE updated_at > ?"  # noqa: S608
                     f" AND run_id IS NOT NULL AND state IN ({', '.join('?' * len(ended))})",
@@ -905,6 +1118,7 @@ class Journal:
     def owned_run_ids(self, entry: JournalEntry) -> frozenset[str]:
         """The run ids recorded on the provider's other entries (no lookup may adopt them)."""
         with self._lock:
+            self._commit_later()
             rows = self._db.execute(
                 "SELECT DISTINCT run_id FROM runs WHERE provider = ? AND run_id IS NOT NULL"
                 " AND id != ?",
@@ -969,7 +1183,7 @@ class JournalHolder:
         if journal is not None:
             journal.record_status(
                 run.provider, run.id, run.status, run.raw_status,
-                credential=credential, scope=run.scope,
+                credential=credential, scope=run.scope, deferred=True,
             )  # fmt: skip
 
     def downloaded(self, run: ReportRun, path: Path, credential: str) -> None:
@@ -1292,7 +1506,10 @@ def _create_for(journal: Journal, create: Create, entry: JournalEntry) -> Report
             journal.record_error(entry.id, exc)  # ambiguous: resume resolves it
         raise
     crash_point("after-create")
-    journal.record_run(entry.id, run)
+    # Idempotent creates (the entry was written ``sending``): a crash before this write
+    # commits leaves the entry as if the answer never came, and ``resume`` sends the same
+    # create with the same key, which gives back this run; so it waits for the next write.
+    journal.record_run(entry.id, run, deferred=entry.state == SENDING)
     return run
 
 

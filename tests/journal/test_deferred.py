@@ -1,0 +1,237 @@
+"""Deferred journal writes (``Journal.later``): a run id from an idempotent create and a
+poll's status ride in the next write's transaction or are committed by a thread soon
+after; nothing deferred is lost by ``close``, by dropping the Journal, or by the process
+exiting, and this process's reads see them at once."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from report_gateway import Scope
+from report_gateway import journal as journal_module
+from report_gateway.journal import Journal, JournalEntry
+from report_gateway.models import ReportRun, RunStatus
+
+THREAD = "report-gateway-journal-writes"
+
+
+def run_of(run_id: str, status: RunStatus = RunStatus.PENDING) -> ReportRun:
+    return ReportRun(
+        provider="stripe", id=run_id, report_id="r", status=status, raw_status=status.value
+    )
+
+
+def on_disk(path: Path, entry_id: str) -> tuple[str | None, str]:
+    """(run id, state) as another connection (another process) reads them."""
+    with sqlite3.connect(path) as db:
+        row = db.execute("SELECT run_id, state FROM runs WHERE id = ?", (entry_id,)).fetchone()
+    return row[0], row[1]
+
+
+def begin(journal: Journal, n: int = 0) -> JournalEntry:
+    return journal.begin("stripe", "r", Scope(), {"n": n}, key=f"k{n}")
+
+
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread commits only after an hour: what a test sees was carried by a write."""
+    monkeypatch.setattr(journal_module, "DEFER_SECONDS", 3600.0)
+
+
+def test_a_deferred_run_id_rides_in_the_next_write(tmp_path: Path, slow: None) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    first = begin(journal, 1)
+    journal.record_run(first.id, run_of("frr_1"), deferred=True)
+    assert on_disk(path, first.id) == (None, "journaled")  # not committed yet
+    second = begin(journal, 2)  # one transaction: the deferred write, then this entry
+    assert on_disk(path, first.id) == ("frr_1", "pending")
+    assert on_disk(path, second.id) == (None, "journaled")
+    journal.close()
+
+
+def test_the_thread_commits_what_no_write_carries(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    deadline = time.monotonic() + 60  # a bound for a busy machine, not a timing assertion
+    while on_disk(path, entry.id)[0] is None:
+        assert time.monotonic() < deadline, "the deferred write was never committed"
+        time.sleep(0.01)
+    assert on_disk(path, entry.id) == ("frr_1", "pending")
+    journal.close()
+
+
+def test_reads_see_this_process_deferred_writes(tmp_path: Path, slow: None) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    entry = begin(journal)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    assert journal.record_status("stripe", "frr_1", RunStatus.RUNNING, deferred=True) == -1
+    got = journal.get(entry.id)
+    assert got is not None
+    assert (got.run_id, got.state) == ("frr_1", "running")
+    journal.close()
+
+
+def test_deferred_writes_keep_their_order_with_the_ones_that_are_not(
+    tmp_path: Path, slow: None
+) -> None:
+    """A status written at once after a deferred run id must find the entry by run id."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    assert journal.record_status("stripe", "frr_1", RunStatus.SUCCEEDED) == 1
+    assert on_disk(path, entry.id) == ("frr_1", "succeeded")
+    journal.close()
+
+
+def test_a_claim_with_a_window_carries_them_too(tmp_path: Path, slow: None) -> None:
+    """``reuse=True`` finds the job's entry with its deferred run id (and takes it up)."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    found, new = journal.claim("stripe", "r", Scope(), {"n": 0}, key="other", window=60.0)
+    assert not new
+    assert (found.id, found.run_id) == (entry.id, "frr_1")
+    assert on_disk(path, entry.id) == ("frr_1", "pending")
+    journal.close()
+
+
+def test_close_and_dropping_the_journal_commit_them(tmp_path: Path, slow: None) -> None:
+    path = tmp_path / "j.sqlite3"
+    before = threading.active_count()
+    journal = Journal(path)
+    entry = begin(journal, 1)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    journal.close()
+    assert on_disk(path, entry.id) == ("frr_1", "pending")
+
+    journal = Journal(path)
+    entry = begin(journal, 2)
+    journal.record_run(entry.id, run_of("frr_2"), deferred=True)
+    del journal
+    gc.collect()
+    assert on_disk(path, entry.id) == ("frr_2", "pending")
+    assert [t for t in threading.enumerate() if t.name == THREAD] == []
+    assert threading.active_count() == before
+
+
+def test_a_process_exiting_without_close_commits_them(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    script = textwrap.dedent(
+        f"""
+        from report_gateway import Scope, journal as m
+        from report_gateway.journal import Journal
+        from report_gateway.models import ReportRun, RunStatus
+        m.DEFER_SECONDS = 3600.0
+        j = Journal({str(path)!r})
+        e = j.begin("stripe", "r", Scope(), {{}}, key="k")
+        run = ReportRun(provider="stripe", id="frr_x", report_id="r",
+                        status=RunStatus.PENDING, raw_status="pending")
+        j.record_run(e.id, run, deferred=True)
+        print(e.id)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert on_disk(path, done.stdout.strip()) == ("frr_x", "pending")
+
+
+def test_no_thread_to_be_had_commits_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    assert on_disk(path, entry.id) == ("frr_1", "pending")
+    monkeypatch.undo()
+    journal.close()
+
+
+def test_a_failed_commit_keeps_them_for_the_next(tmp_path: Path, slow: None) -> None:
+    """Another process holding the write lock past the busy timeout: the write that would
+    carry them fails (nothing sent depends on it), and the next one commits them."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal, 1)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    journal._db.execute("PRAGMA busy_timeout=50")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        begin(journal, 2)
+    other.execute("ROLLBACK")
+    other.close()
+    # A statement failing inside the transaction (as a full disk would at commit).
+    with pytest.raises(sqlite3.OperationalError, match="no such column"):
+        journal._write("UPDATE runs SET no_such_column = 1", ())
+    assert on_disk(path, entry.id) == (None, "journaled")
+    begin(journal, 3)
+    assert on_disk(path, entry.id) == ("frr_1", "pending")
+    journal.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_during_a_deferred_commit_leaves_the_child_a_free_lock(tmp_path: Path) -> None:
+    """The lock a thread holds while the process forks would stay held in the child
+    forever; the fork waits for it instead."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with journal._lock:  # as the deferred writes' thread holds it while committing
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    threading.Timer(0.2, release.set).start()
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the lock must be free
+        os._exit(0 if journal._lock.acquire(timeout=5) else 1)
+    _, status = os.waitpid(pid, 0)
+    holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert journal._lock.acquire(timeout=5)  # and the parent's is released too
+    journal._lock.release()
+    journal.close()
+
+
+def test_a_read_by_run_id_finds_the_deferred_entry_not_an_older_one(
+    tmp_path: Path, slow: None
+) -> None:
+    """Run ids repeat (a sandbox's, after a restart): until the new entry's deferred run id
+    is written, the older entry of that id, ended long ago, would answer for it."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    old = begin(journal, 1)
+    journal.record_run(old.id, run_of("frr_1"))
+    journal.record_status("stripe", "frr_1", RunStatus.SUCCEEDED)
+    assert journal.ended_at("stripe", "frr_1") is not None
+    new = begin(journal, 2)
+    journal.record_run(new.id, run_of("frr_1"), deferred=True)
+    assert journal.ended_at("stripe", "frr_1") is None
+    found = journal.status_of("stripe", "frr_1")
+    assert found is not None
+    assert found.id == new.id
+    assert journal.ended_since(new.created_at) == []
+    journal.close()
