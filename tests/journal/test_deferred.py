@@ -235,3 +235,47 @@ def test_a_read_by_run_id_finds_the_deferred_entry_not_an_older_one(
     assert found.id == new.id
     assert journal.ended_since(new.created_at) == []
     journal.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_does_not_replay_its_parent_deferred_writes(
+    tmp_path: Path, slow: None
+) -> None:
+    """The parent commits its own; a child's copy, committed when it exits, would take the
+    entry back from downloaded to its first status (``resume`` would fetch it again)."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: once the parent has downloaded, it closes the journal
+        code = 1
+        try:
+            os.read(go_read, 1)
+            journal.close()
+            code = 0
+        finally:
+            os._exit(code)
+    journal.record_download("stripe", "frr_1", tmp_path / "out.csv", 10, entry_id=entry.id)
+    assert on_disk(path, entry.id) == ("frr_1", "downloaded")
+    os.write(go_write, b"x")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert on_disk(path, entry.id) == ("frr_1", "downloaded")
+    journal.close()
+
+
+def test_a_late_run_id_never_takes_an_entry_back(tmp_path: Path, slow: None) -> None:
+    """Another process took the entry up (the same key, the same run) and downloaded it
+    before this one's deferred run id was committed."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+    journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+    other = Journal(path)
+    other.record_run(entry.id, run_of("frr_1"))
+    other.record_download("stripe", "frr_1", tmp_path / "out.csv", 10, entry_id=entry.id)
+    other.close()
+    journal.close()
+    assert on_disk(path, entry.id) == ("frr_1", "downloaded")

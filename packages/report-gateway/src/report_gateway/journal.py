@@ -555,9 +555,17 @@ def _after_fork() -> None:
     _open_journals_lock.release()
 
 
+def _after_fork_in_child() -> None:
+    # The parent commits its own deferred writes; the child's copies, committed later,
+    # would write a run's first status over what the parent wrote since (a download).
+    for journal in list(_open_journals):
+        journal._later.items = []
+    _after_fork()
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+        before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child
     )
 
 
@@ -913,7 +921,12 @@ class Journal:
         """The create answered: the run's id and first status. ``deferred``: for a create
         that is idempotent, whose entry ``resume`` sends again with the same key (the same
         run back), so this write may wait for the next one (``later``)."""
-        sql = "UPDATE runs SET run_id = ?, state = ?, raw_status = ?, updated_at = ? WHERE id = ?"
+        # Only while no run id is written: a copy applied late (another process took the
+        # entry up with the same key and went on) never takes its state back.
+        sql = (
+            "UPDATE runs SET run_id = ?, state = ?, raw_status = ?, updated_at = ?"
+            " WHERE id = ? AND run_id IS NULL"
+        )
         args = (run.id, run.status.value, run.raw_status, self._clock(), entry_id)
         if deferred:
             self.later(sql, args)
