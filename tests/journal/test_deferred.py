@@ -279,3 +279,31 @@ def test_a_late_run_id_never_takes_an_entry_back(tmp_path: Path, slow: None) -> 
     other.close()
     journal.close()
     assert on_disk(path, entry.id) == ("frr_1", "downloaded")
+
+
+def test_the_thread_does_not_hold_the_journal_while_another_process_holds_the_file(
+    tmp_path: Path,
+) -> None:
+    """Its commit gives up soon (the writes wait for the next one), so this process's other
+    writes and reads are not queued behind a 30 s busy wait."""
+    path = tmp_path / "j.sqlite3"
+    journal = Journal(path)
+    entry = begin(journal)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        journal.record_run(entry.id, run_of("frr_1"), deferred=True)
+        later = journal._later
+        deadline = time.monotonic() + 20  # the writers' timeout is 30 s: well within it
+        while later.passes == 0:
+            assert time.monotonic() < deadline, "the thread still waits on the file"
+            time.sleep(0.01)
+        assert later.items  # kept for the next write
+        assert journal._lock.acquire(timeout=20)
+        journal._lock.release()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    begin(journal, 2)
+    assert on_disk(path, entry.id) == ("frr_1", "pending")
+    journal.close()

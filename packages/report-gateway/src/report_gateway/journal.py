@@ -425,6 +425,11 @@ class _Checkpointer:
 #: its transaction before a thread commits it alone (seconds).
 DEFER_SECONDS = 0.05
 
+#: How long a write waits for another process's transaction (milliseconds), and how long
+#: the deferred writes' thread does (``_flush_later``).
+_BUSY_MS = 30_000
+_LATER_BUSY_MS = 200
+
 #: Every open Journal, for the fork hooks below (changed and read under the lock).
 _open_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
 _open_journals_lock = threading.Lock()
@@ -500,9 +505,16 @@ def _flush_later(
         later.wake.clear()
         with lock:
             try:
-                _commit(db, later, checkpointer)
+                # Not the writers' 30 s: another process holding the file would keep this
+                # thread in the lock meanwhile, and every write and read of this process
+                # waiting behind it. What is left waits for the next write.
+                db.execute(f"PRAGMA busy_timeout={_LATER_BUSY_MS}")
+                try:
+                    _commit(db, later, checkpointer)
+                finally:
+                    db.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             except sqlite3.Error:
-                # Busy past the timeout, or the disk full: kept for the next write.
+                # Busy, or the disk full: kept for the next write.
                 _log.warning("run journal: deferred writes not committed yet", exc_info=True)
         later.passes += 1
         if later.stop.is_set():
@@ -632,7 +644,7 @@ class Journal:
         return f"<Journal {str(self.path)!r}>"
 
     def _setup(self) -> None:
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
