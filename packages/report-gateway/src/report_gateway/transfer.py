@@ -105,6 +105,21 @@ compete with the busy machine's); and ``O_DIRECT`` writes from two aligned 4-16 
 buffers by a writer thread (the socket read overlapping the write): half the CPU (0.11
 against 0.25 s) but one write at a time reaches only 210-230 MiB/s on this virtual disk,
 below the transfer's rate (ratio 0.55-0.61), so not pursued.
+
+What the rest of the durable download's cost on the busy machine is (same day, same
+method, kernel stacks of the downloading process sampled from /proc every few ms): this
+ext4 has no journal (the flushes go through ``ext4_fsync_nojournal``), so no commit of the
+busy process's metadata is waited for; the folder fsync and the rename take about 1 ms.
+What remains is writing the bytes at all, which the bare copy never does within the bench
+(its file is deleted long before the kernel would write it): the thread's flushes (about
+0.1 s of this process's CPU per GiB), the virtual disk's work on the host (steal time on
+the guest's CPUs per download about twice the non-durable one's), and the writer waiting, now and
+then, for ext4 to allocate blocks under the pages being flushed (``ext4_da_get_block_prep``).
+Reserving the whole file's blocks at the first window (``fallocate`` with
+``FALLOC_FL_KEEP_SIZE``) removed those waits from the samples and cut the process's CPU
+for 1 GiB from 1.45 to 1.15 s busy and 1.10 to 0.98 s quiet (medians of 5 pairs), but left
+256 MiB level (0.28 against 0.27-0.30 s) and no wall-clock difference could be resolved
+under the day's load (1 GiB pairs 0.58-1.50 either way): not kept, for a gain not shown.
 """
 
 from __future__ import annotations
