@@ -10,6 +10,7 @@ temporary left); the background thread never outlives the download, whatever way
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import stat
 import sys
@@ -412,3 +413,80 @@ def test_a_process_that_cannot_start_a_thread_still_downloads_durably(
     assert target.read_bytes() == DATA
     assert flushes.calls == []
     recorder.assert_durable(target)
+
+
+def _advances(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int | None]]:
+    """The ``(received, total)`` of every ``WriteBehind.advance`` call, recorded."""
+    calls: list[tuple[int, int | None]] = []
+    real_advance = transfer.WriteBehind.advance
+
+    def advance(self: transfer.WriteBehind, received: int, total: int | None = None) -> None:
+        calls.append((received, total))
+        real_advance(self, received, total)
+
+    monkeypatch.setattr(transfer.WriteBehind, "advance", advance)
+    return calls
+
+
+@pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no os.fdatasync here")
+def test_the_end_of_a_file_of_known_size_is_flushed_in_quarter_windows(
+    tmp_path: Path, opener: Any, scripted: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What is left unflushed when the last byte arrives is what the caller waits for (the
+    # final fsync): a quarter window, not up to a whole one.
+    chunk = 1000
+    advances = _advances(monkeypatch)
+    flushes = Flushes(monkeypatch)
+    play = opener([lambda offset: scripted(DATA, offset=offset, chunk=chunk)])
+    target = download(make_run(), tmp_path / "out.csv", play, on_progress=flushes.watch)
+    assert target.read_bytes() == DATA
+    assert flushes.thread_seen
+    marks = [received for received, _ in advances]
+    assert {total for _, total in advances} == {len(DATA)}
+    # Whole windows before the last two, then a wake-up every quarter window at most.
+    early = [m for m in marks if len(DATA) - m > 2 * WINDOW]
+    assert all(b - a >= WINDOW for a, b in itertools.pairwise(early))
+    late = [m for m in marks if len(DATA) - m <= 2 * WINDOW]
+    assert late
+    assert late[0] - early[-1] <= WINDOW + chunk
+    assert all(b - a <= WINDOW // 4 + chunk for a, b in itertools.pairwise(late))
+    assert len(DATA) - marks[-1] <= WINDOW // 4 + chunk
+    recorder.assert_durable(target)
+
+
+@pytest.mark.skipif(not hasattr(os, "fdatasync"), reason="no os.fdatasync here")
+def test_a_file_of_unknown_size_is_flushed_in_whole_windows(
+    tmp_path: Path, opener: Any, scripted: Any, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    advances = _advances(monkeypatch)
+    play = opener([lambda offset: scripted(DATA, offset=offset, chunk=1000, content_length=None)])
+    target = download(make_run(size=None), tmp_path / "out.csv", play)
+    assert target.read_bytes() == DATA
+    marks = [received for received, _ in advances]
+    assert {total for _, total in advances} == {None}
+    assert len(marks) >= 2
+    assert all(b - a >= WINDOW for a, b in itertools.pairwise(marks))
+    recorder.assert_durable(target)
+
+
+def test_write_behind_marks_shrink_near_a_known_end_only_with_fdatasync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = 1 << 20
+    with open(tmp_path / "f", "wb") as out:
+        behind = transfer.WriteBehind(out, window=window)
+        with behind:
+            if hasattr(os, "fdatasync"):
+                behind.advance(window, 10 * window)
+                assert behind.mark == 2 * window
+                behind.advance(8 * window, 10 * window)
+                assert behind.mark == 8 * window + window // 4
+                behind.advance(9 * window, None)
+                assert behind.mark == 10 * window
+            behind.finish()
+    monkeypatch.delattr(os, "fdatasync", raising=False)
+    monkeypatch.setattr(transfer, "_sync_file_range", lambda *args: 0)
+    with open(tmp_path / "g", "wb") as out, transfer.WriteBehind(out, window=window) as ranges:
+        # The sync_file_range fallback waits for the window before: its windows stay whole.
+        ranges.advance(8 * window, 10 * window)
+        assert ranges.mark == 9 * window

@@ -504,12 +504,12 @@ def _copy(
             for chunk in pieces:
                 write(chunk)
                 if body.received >= behind.mark:
-                    behind.advance(body.received)
+                    behind.advance(body.received, body.total)
         else:
             for chunk in pieces:
                 write(chunk)
                 if body.received >= behind.mark:
-                    behind.advance(body.received)
+                    behind.advance(body.received, body.total)
                 on_progress(body.received, body.total)
         if convert is not None:
             convert.finish()

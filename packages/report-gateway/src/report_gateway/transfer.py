@@ -43,7 +43,8 @@ download durable: write-behind only moves the work earlier. An error the thread 
 ENOSPC) fails the download (Linux reports a writeback error once per open file, so the
 final fsync could pass after it); the thread is stopped before the file is truncated to
 start again, closed, renamed or removed, on every path. A file smaller than one window
-starts no thread (``run_many`` saves thousands of small files). Trade-off: nothing waits
+starts no thread (``run_many`` saves thousands of small files); the last two windows of a
+file of known size are flushed a quarter window at a time (below). Trade-off: nothing waits
 for the disk while writing, so this download's dirty memory is bounded by the kernel's
 dirty limits, not by two windows as with the waits of ``sync_file_range`` below.
 
@@ -78,6 +79,47 @@ best; no network, so the disk's share shows), five alternated rounds, same load,
 with this thread. ``nox -s bench -- --only download`` could not resolve the
 difference that day (load 6-15, the sandbox gave 50-130 MiB/s instead of 370, and the
 non-durable rows, unchanged by this, moved from 0.59 to 1.58 between runs).
+
+The end of a file of known size (the announced size, or a Content-Range's total) is
+flushed in quarter windows: within its last two windows (64 MiB) the thread is woken every
+8 MiB, so when the last byte arrives what is left for the caller to wait for (the thread's
+flush under way, then the final fsync) is about a quarter window instead of up to a whole
+one; a body of unknown size keeps whole windows. Why: with whole windows that wait was
+0.06-0.09 s after the last byte whatever the file's size, 10% of a 256 MiB download at
+the sandbox's 350 MiB/s, most of what the bench's durable/bare ratio lost on it. Measured
+(``Gateway.download`` of 256 MiB from the sandbox, each in a fresh process, os.fsync and
+os.fdatasync timed, 7 alternated rounds, 2026-12-02, load 5-11 from other helpers'
+benches; seconds from the last byte to ``download`` returning, median (min-max)): quiet,
+whole windows 0.078 (0.067-0.089), quarter-window end 0.024 (0.020-0.035); busy
+(``tests/bench/busy.py`` beside it) 0.085 (0.073-0.144) and 0.027 (0.023-0.036). The cost
+is two or three more fdatasyncs per file (10 instead of 7-8 for 256 MiB): the process's
+CPU time was level (quiet 0.36 against 0.35 s; busy 0.31 against 0.34 s, within the
+spread). Whole-download ratios to the bare copy could not be resolved that day (the
+transfers themselves varied 0.8-3.8 s with the machine's load). A paced prototype (256
+MiB of 64 KiB writes at 380 MiB/s, 5-7 alternated rounds, total-time ratio to the same
+writes with no fsync): quiet, whole windows 0.91 (0.86-0.92), 8 MiB end windows 0.95
+(0.89-0.98); busy 0.90 (0.84-0.91) and 0.93 (0.88-0.98). Also tried there: 4 MiB end
+windows (0.93 quiet, 0.85 busy: more flushes, each paying the disk's fixed cost) and
+flushing back to back from the first window on (0.97 quiet, 0.83 busy: the flushes
+compete with the busy machine's); and ``O_DIRECT`` writes from two aligned 4-16 MiB
+buffers by a writer thread (the socket read overlapping the write): half the CPU (0.11
+against 0.25 s) but one write at a time reaches only 210-230 MiB/s on this virtual disk,
+below the transfer's rate (ratio 0.55-0.61), so not pursued.
+
+What the rest of the durable download's cost on the busy machine is (same day, same
+method, kernel stacks of the downloading process sampled from /proc every few ms): this
+ext4 has no journal (the flushes go through ``ext4_fsync_nojournal``), so no commit of the
+busy process's metadata is waited for; the folder fsync and the rename take about 1 ms.
+What remains is writing the bytes at all, which the bare copy never does within the bench
+(its file is deleted long before the kernel would write it): the thread's flushes (about
+0.1 s of this process's CPU per GiB), the virtual disk's work on the host (steal time on
+the guest's CPUs per download about twice the non-durable one's), and the writer waiting, now and
+then, for ext4 to allocate blocks under the pages being flushed (``ext4_da_get_block_prep``).
+Reserving the whole file's blocks at the first window (``fallocate`` with
+``FALLOC_FL_KEEP_SIZE``) removed those waits from the samples and cut the process's CPU
+for 1 GiB from 1.45 to 1.15 s busy and 1.10 to 0.98 s quiet (medians of 5 pairs), but left
+256 MiB level (0.28 against 0.27-0.30 s) and no wall-clock difference could be resolved
+under the day's load (1 GiB pairs 0.58-1.50 either way): not kept, for a gain not shown.
 """
 
 from __future__ import annotations
@@ -569,6 +611,10 @@ class WriteBehind:
         self._fdatasync: Callable[[int], None] | None = getattr(os, "fdatasync", None)
         default = WRITEBACK_WINDOW if self._fdatasync is not None else RANGE_WINDOW
         self._window = max(1, window if window is not None else default)
+        #: The end of a file of known size: its last ``2 * window`` bytes are flushed every
+        #: quarter window (see ``advance``).
+        self._tail_stretch = 2 * self._window
+        self._tail_window = max(1, self._window // 4)
         self._call = None if self._fdatasync is not None else sync_file_range()
         self.mark = self._window if self.active else sys.maxsize
         self._started = 0  # writeback asked (not waited for) from ``_waited`` up to here
@@ -598,9 +644,22 @@ class WriteBehind:
         self._started = self._waited = 0
         self.mark = self._window if self.active else sys.maxsize
 
-    def advance(self, received: int) -> None:
-        """Ask for writeback of what was written since the last call (see the class notes)."""
-        self.mark = received + self._window
+    def advance(self, received: int, total: int | None = None) -> None:
+        """Ask for writeback of what was written since the last call (see the class notes).
+
+        ``total``, the body's size when known: within the last two windows of it, the
+        thread is woken every quarter window, so that what is left unflushed when the
+        last byte arrives (the final fsync's work, which the caller waits for) is a
+        quarter window instead of up to a whole one.
+        """
+        window = self._window
+        if (
+            total is not None
+            and total - received <= self._tail_stretch
+            and self._fdatasync is not None
+        ):
+            window = self._tail_window
+        self.mark = received + window
         if self._error is not None:
             self._raise()
         if self._fdatasync is not None:
