@@ -8,6 +8,7 @@ timed attacks (a trickling server, a silent one) are in tests/hostile/test_wave2
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -163,3 +164,19 @@ def test_the_watchdog_runs_a_due_action_and_not_a_cancelled_one() -> None:
     assert alarm.fired
     assert not kept.fired
     assert not cancelled.is_set()
+
+
+def test_the_watchdog_runs_each_alarm_whatever_order_they_are_armed_in() -> None:
+    # The thread is woken only by an alarm due before all the others: one due later than
+    # the next must still fire once that one has, and one due sooner than a far one at once.
+    watchdog = Watchdog()
+    far = watchdog.arm(time.monotonic() + 3600, lambda: None)
+    first, later, sooner = threading.Event(), threading.Event(), threading.Event()
+    watchdog.arm(time.monotonic() + 0.05, first.set)
+    watchdog.arm(time.monotonic() + 0.1, later.set)
+    assert first.wait(5)
+    assert later.wait(5)
+    watchdog.arm(time.monotonic(), sooner.set)
+    assert sooner.wait(5)
+    assert not far.fired
+    far.cancel()

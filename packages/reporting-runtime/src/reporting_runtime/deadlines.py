@@ -147,7 +147,11 @@ class Watchdog:
                     target=self._run, name="reporting-runtime-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            elif self._heap[0][2] is alarm:
+                # Only an alarm due before every other one changes how long the thread
+                # sleeps; waking it for each of the others (every request arms one, most
+                # later than the last) cost a thread switch per request in a busy process.
+                self._cond.notify()
         return alarm
 
     def _cancel(self, alarm: Alarm) -> None:
