@@ -455,6 +455,8 @@ class _Later:
         self.pid = 0
         #: Passes of the thread so far (what a test waits on instead of a time).
         self.passes = 0
+        #: Whether the thread's last commit failed (its warning is not repeated).
+        self.failing = False
 
     def running(self) -> bool:
         return self.thread is not None and self.pid == os.getpid() and self.thread.is_alive()
@@ -514,8 +516,14 @@ def _flush_later(
                 finally:
                     db.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             except sqlite3.Error:
-                # Busy, or the disk full: kept for the next write.
-                _log.warning("run journal: deferred writes not committed yet", exc_info=True)
+                # Busy, or the disk full: kept, and tried again after another delay (or by
+                # the next write); said once until a commit goes through.
+                if not later.failing:
+                    _log.warning("run journal: deferred writes not committed yet", exc_info=True)
+                later.failing = True
+                later.wake.set()
+            else:
+                later.failing = False
         later.passes += 1
         if later.stop.is_set():
             return
