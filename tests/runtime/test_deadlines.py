@@ -7,6 +7,7 @@ timed attacks (a trickling server, a silent one) are in tests/hostile/test_wave2
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
@@ -180,3 +181,15 @@ def test_the_watchdog_runs_each_alarm_whatever_order_they_are_armed_in() -> None
     assert sooner.wait(5)
     assert not far.fired
     far.cancel()
+
+
+def test_a_deadline_at_infinity_does_not_end_the_watchdog() -> None:
+    """``timeout=math.inf`` arms an alarm no wait can represent; the deadlines armed after
+    it must still fire."""
+    watchdog = Watchdog()
+    fired = threading.Event()
+    forever = watchdog.arm(math.inf, lambda: None)
+    time.sleep(0.05)  # let the thread start waiting on it
+    watchdog.arm(time.monotonic() + 0.05, fired.set)
+    assert fired.wait(10)
+    forever.cancel()

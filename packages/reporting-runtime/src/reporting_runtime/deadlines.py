@@ -114,6 +114,10 @@ class Alarm:
         self.cancel()
 
 
+#: The longest the watchdog's thread sleeps at once (seconds); it then looks again.
+_LONGEST_WAIT = 3600.0
+
+
 class Watchdog:
     """Runs actions at their deadlines on one daemon thread, started on first use.
 
@@ -179,7 +183,10 @@ class Watchdog:
                 deadline, _, alarm = self._heap[0]
                 left = deadline - self._clock()
                 if left > 0:
-                    self._cond.wait(left)
+                    # Capped: a deadline centuries away (``timeout=math.inf``) would make
+                    # the wait raise OverflowError and end this thread, every later
+                    # deadline of the process with it.
+                    self._cond.wait(min(left, _LONGEST_WAIT))
                     continue
                 heapq.heappop(self._heap)
                 alarm.fired = True
