@@ -285,6 +285,32 @@ def test_replaced_target_keeps_its_mode(
     assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("existing", [None, 0o600, 0o640], ids=str)
+def test_a_partial_file_is_never_more_readable_than_the_file_it_becomes(
+    tmp_path: Path, opener: Any, scripted: Any, umask: Any, existing: int | None
+) -> None:
+    """The partial file gets a new file's mode only when no target exists: re-downloading
+    over a private (0o600) report must not expose the new rows to others meanwhile."""
+    umask(0o022)
+    target = tmp_path / "out.csv"
+    if existing is not None:
+        target.write_bytes(b"yesterday's report\n")
+        os.chmod(target, existing)
+    seen: list[int] = []
+
+    def progress(received: int, total: int | None) -> None:
+        for part in tmp_path.glob(".*.part"):
+            seen.append(stat.S_IMODE(part.stat().st_mode))
+
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    download(make_run(), target, play, on_progress=progress)
+    final = stat.S_IMODE(target.stat().st_mode)
+    assert final == (0o644 if existing is None else existing)
+    assert seen
+    assert all(mode & ~final == 0 for mode in seen), [oct(m) for m in seen]
+
+
 @pytest.mark.parametrize("kind", ["plain", "zip", "utf16"])
 @pytest.mark.parametrize("durable", [True, False])
 def test_temporaries_are_never_reopened_for_writing(
