@@ -141,6 +141,22 @@ def test_overwrite_false_refuses_existing_target(
     assert play.offsets == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+@pytest.mark.parametrize("points_to", ["missing.csv", "out.csv"])
+def test_overwrite_false_refuses_a_link_to_nothing(
+    tmp_path: Path, opener: Any, scripted: Any, points_to: str
+) -> None:
+    """A dangling (or looping) link is something at the target, and the rename would
+    replace it: ``overwrite=False`` refuses it as it refuses a file."""
+    target = tmp_path / "out.csv"
+    os.symlink(points_to, target)
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    with pytest.raises(DownloadError, match="exists"):
+        download(make_run(), target, play, overwrite=False)
+    assert os.readlink(target) == points_to
+    assert play.offsets == []
+
+
 def test_folder_target_uses_provider_filename(tmp_path: Path, opener: Any, scripted: Any) -> None:
     play = opener([lambda offset: scripted(DATA, offset=offset)])
     target = download(make_run(filename="balance.csv"), tmp_path, play)

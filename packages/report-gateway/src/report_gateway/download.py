@@ -144,7 +144,8 @@ def download(
         # ``fresh``: no regular file whose mode the result must keep (nothing there, or a
         # link to nothing or to a device: ``_replaced_mode``).
         fresh = _replaced_mode(target) is None
-        if target.exists() and not overwrite:
+        # ``lexists``: a link to nothing is there too, and the rename would replace it.
+        if not overwrite and os.path.lexists(target):
             raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
         _sweep(folder)
         limits = zip_limits or DEFAULT_ZIP_LIMITS
