@@ -141,8 +141,11 @@ def download(
     folder = target.parent
     try:
         _refuse_non_file(target)
-        fresh = not target.exists()
-        if not fresh and not overwrite:
+        # ``fresh``: no regular file whose mode the result must keep (nothing there, or a
+        # link to nothing or to a device: ``_replaced_mode``).
+        fresh = _replaced_mode(target) is None
+        # ``lexists``: a link to nothing is there too, and the rename would replace it.
+        if not overwrite and os.path.lexists(target):
             raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
         _sweep(folder)
         limits = zip_limits or DEFAULT_ZIP_LIMITS
@@ -456,14 +459,29 @@ def _hold(fd: int, registry: _Temporaries) -> bool:
     return True
 
 
+def _replaced_mode(target: Path) -> int | None:
+    """The permission bits of the regular file at ``target`` (through a link), else None.
+
+    Only a regular file lends its mode: a link to ``/dev/null`` is replaced by the report
+    (``not_a_file``), which must not take the device's 0o666 whatever the umask (a
+    world-writable report); a link to nothing or one that loops lends none either.
+    """
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+
+
 def _final_mode(target: Path, folder: Path, registry: _Temporaries) -> int:
     """Permission bits for the finished file: the replaced target's, else a fresh file's.
 
     A fresh file's bits come from really creating one (the umask cannot be read without
     changing it for every thread of the process, and the folder may add its own rules).
     """
-    with contextlib.suppress(FileNotFoundError):
-        return stat.S_IMODE(os.stat(target).st_mode)
+    mode = _replaced_mode(target)
+    if mode is not None:
+        return mode
     probe, fd = _new_temporary(folder, target.name, registry, mode=0o666)
     os.close(fd)
     try:
@@ -484,9 +502,8 @@ def _settle_mode(
     a hundred small files a second made a hundred more, each an open, a lock, a stat and
     an unlink). A target that appeared meanwhile still lends its bits.
     """
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
+    mode = _replaced_mode(target)
+    if mode is None:
         if fresh:
             return
         mode = _final_mode(target, folder, registry)
