@@ -141,6 +141,22 @@ def test_overwrite_false_refuses_existing_target(
     assert play.offsets == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links")
+@pytest.mark.parametrize("points_to", ["missing.csv", "out.csv"])
+def test_overwrite_false_refuses_a_link_to_nothing(
+    tmp_path: Path, opener: Any, scripted: Any, points_to: str
+) -> None:
+    """A dangling (or looping) link is something at the target, and the rename would
+    replace it: ``overwrite=False`` refuses it as it refuses a file."""
+    target = tmp_path / "out.csv"
+    os.symlink(points_to, target)
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    with pytest.raises(DownloadError, match="exists"):
+        download(make_run(), target, play, overwrite=False)
+    assert os.readlink(target) == points_to
+    assert play.offsets == []
+
+
 def test_folder_target_uses_provider_filename(tmp_path: Path, opener: Any, scripted: Any) -> None:
     play = opener([lambda offset: scripted(DATA, offset=offset)])
     target = download(make_run(filename="balance.csv"), tmp_path, play)
@@ -283,6 +299,58 @@ def test_replaced_target_keeps_its_mode(
     download(make_run(), target, play)
     assert target.read_bytes() == DATA
     assert stat.S_IMODE(target.stat().st_mode) == mode
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("points_to", ["/dev/null", "itself", "nowhere"])
+@pytest.mark.parametrize("kind", ["csv", "zip"])
+def test_a_link_to_no_regular_file_is_replaced_by_a_new_files_mode(
+    tmp_path: Path, opener: Any, scripted: Any, umask: Any, points_to: str, kind: str
+) -> None:
+    """A link is replaced itself (``not_a_file``); it lends the mode of a regular file it
+    points to, never a device's: over a link to ``/dev/null`` (0o666) a private report
+    (umask 0o077) came out world-readable and writable; a looping link failed the whole
+    download after the transfer."""
+    umask(0o077)
+    target = tmp_path / "out.csv"
+    link = {"/dev/null": "/dev/null", "itself": "out.csv", "nowhere": "missing/x.csv"}
+    os.symlink(link[points_to], target)
+    payload, run = DATA, make_run()
+    if kind == "zip":
+        payload = _zip("report.csv", DATA)
+        run = make_run(size=len(payload), content_type=CONTENT_ZIP)
+    play = opener([lambda offset: scripted(payload, offset=offset)])
+    download(run, target, play, unzip=True)
+    assert not target.is_symlink()
+    assert target.read_bytes() == DATA
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+@pytest.mark.parametrize("existing", [None, 0o600, 0o640], ids=str)
+def test_a_partial_file_is_never_more_readable_than_the_file_it_becomes(
+    tmp_path: Path, opener: Any, scripted: Any, umask: Any, existing: int | None
+) -> None:
+    """The partial file gets a new file's mode only when no target exists: re-downloading
+    over a private (0o600) report must not expose the new rows to others meanwhile."""
+    umask(0o022)
+    target = tmp_path / "out.csv"
+    if existing is not None:
+        target.write_bytes(b"yesterday's report\n")
+        os.chmod(target, existing)
+    seen: list[int] = []
+
+    def progress(received: int, total: int | None) -> None:
+        for part in tmp_path.glob(".*.part"):
+            seen.append(stat.S_IMODE(part.stat().st_mode))
+
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    download(make_run(), target, play, on_progress=progress)
+    final = stat.S_IMODE(target.stat().st_mode)
+    assert final == (0o644 if existing is None else existing)
+    assert seen
+    assert all(mode & ~final == 0 for mode in seen), [oct(m) for m in seen]
 
 
 @pytest.mark.parametrize("kind", ["plain", "zip", "utf16"])

@@ -141,7 +141,11 @@ def download(
     folder = target.parent
     try:
         _refuse_non_file(target)
-        if target.exists() and not overwrite:
+        # ``fresh``: no regular file whose mode the result must keep (nothing there, or a
+        # link to nothing or to a device: ``_replaced_mode``).
+        fresh = _replaced_mode(target) is None
+        # ``lexists``: a link to nothing is there too, and the rename would replace it.
+        if not overwrite and os.path.lexists(target):
             raise DownloadError(f"{target} exists (pass overwrite=True to replace it)")
         _sweep(folder)
         limits = zip_limits or DEFAULT_ZIP_LIMITS
@@ -157,7 +161,15 @@ def download(
             # A UTF-16 export is converted as it arrives, unless a checksum must first be
             # checked on the provider's own bytes.
             streamed = decode and not result.checksum
-            fetched, fd = _new_temporary(folder, target.name, temporaries)
+            # The file kept is this one (not an archive to unpack or an export to convert).
+            kept = not (unpack or (decode and not streamed))
+            # With no target to replace (``fresh``), the kept file is created as any new
+            # file is (0o666 less the umask, the folder's default ACL): its mode is then a
+            # new file's without making one to see (``_settle_mode``). Else it is private
+            # (0o600) until it gets the replaced target's: never more readable meanwhile.
+            fetched, fd = _new_temporary(
+                folder, target.name, temporaries, mode=0o666 if fresh and kept else 0o600
+            )
             with open(fd, "wb") as out:
                 _copy(
                     body,
@@ -165,24 +177,32 @@ def download(
                     on_progress,
                     # Only when this file is the one kept (and fsynced): an archive to
                     # unpack or an export to convert afterwards is never made durable.
-                    early_writeback=durable and not (unpack or (decode and not streamed)),
+                    early_writeback=durable and kept,
                     convert=TsvToCsv(out, what="the export") if streamed else None,
                 )
+                if kept:
+                    # Mode and fsync through the descriptor still open: no second open of
+                    # the file, and the fsync covers the mode too.
+                    _settle_mode(out.fileno(), fetched, target, folder, temporaries, fresh=fresh)
+                    if durable:
+                        out.flush()
+                        os.fsync(out.fileno())
             if result.checksum:
                 _verify_checksum(fetched, result.checksum, body.description, clock)
             final = fetched
-            if unpack:
-                final, fd = _new_temporary(folder, target.name, temporaries)
-                with open(fd, "wb") as unpacked:
-                    _unzip(fetched, unpacked, limits, clock)
-            elif decode and not streamed:
-                final, fd = _new_temporary(folder, target.name, temporaries)
-                with open(fd, "wb") as converted:
-                    _tsv_utf16_to_csv(fetched, converted, clock)
-            os.chmod(final, _final_mode(target, folder, temporaries))
-            if durable:
-                with final.open("r+b") as fh:
-                    os.fsync(fh.fileno())
+            if not kept:
+                final, fd = _new_temporary(
+                    folder, target.name, temporaries, mode=0o666 if fresh else 0o600
+                )
+                with open(fd, "wb") as out:
+                    if unpack:
+                        _unzip(fetched, out, limits, clock)
+                    else:
+                        _tsv_utf16_to_csv(fetched, out, clock)
+                    _settle_mode(out.fileno(), final, target, folder, temporaries, fresh=fresh)
+                    if durable:
+                        out.flush()
+                        os.fsync(out.fileno())
             _replace(final, target)
             temporaries.remove(final)
             if durable:
@@ -439,14 +459,29 @@ def _hold(fd: int, registry: _Temporaries) -> bool:
     return True
 
 
+def _replaced_mode(target: Path) -> int | None:
+    """The permission bits of the regular file at ``target`` (through a link), else None.
+
+    Only a regular file lends its mode: a link to ``/dev/null`` is replaced by the report
+    (``not_a_file``), which must not take the device's 0o666 whatever the umask (a
+    world-writable report); a link to nothing or one that loops lends none either.
+    """
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+
+
 def _final_mode(target: Path, folder: Path, registry: _Temporaries) -> int:
     """Permission bits for the finished file: the replaced target's, else a fresh file's.
 
     A fresh file's bits come from really creating one (the umask cannot be read without
     changing it for every thread of the process, and the folder may add its own rules).
     """
-    with contextlib.suppress(FileNotFoundError):
-        return stat.S_IMODE(os.stat(target).st_mode)
+    mode = _replaced_mode(target)
+    if mode is not None:
+        return mode
     probe, fd = _new_temporary(folder, target.name, registry, mode=0o666)
     os.close(fd)
     try:
@@ -455,6 +490,27 @@ def _final_mode(target: Path, folder: Path, registry: _Temporaries) -> int:
         with contextlib.suppress(OSError):
             probe.unlink()
             registry.remove(probe)
+
+
+def _settle_mode(
+    fd: int, path: Path, target: Path, folder: Path, registry: _Temporaries, *, fresh: bool
+) -> None:
+    """Give the temporary ``path``, open as ``fd``, its final permission bits (``_final_mode``).
+
+    ``fresh``: the file was created with mode 0o666 because no target existed, so while
+    none exists its bits are already a new file's: no probe file is made (a fan-out saving
+    a hundred small files a second made a hundred more, each an open, a lock, a stat and
+    an unlink). A target that appeared meanwhile still lends its bits.
+    """
+    mode = _replaced_mode(target)
+    if mode is None:
+        if fresh:
+            return
+        mode = _final_mode(target, folder, registry)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:  # pragma: no cover - Windows before Python 3.13
+        os.chmod(path, mode)
 
 
 def _copy(
