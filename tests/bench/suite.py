@@ -442,6 +442,19 @@ class Bench:
                     ok(middle),
                 )
             )
+        # What the journal's entry, written before each create is sent, costs per call.
+        ratios = [g / b for g, b in zip(rounds["gateway_no_journal"], rounds["bare"], strict=True)]
+        out.append(
+            Row(
+                f"start+get per call, journal off (journal=None), vs urllib3+json ({n} calls,"
+                " time ratio)",
+                f"{statistics.median(rounds['gateway_no_journal']) * 1000:.2f} ms",
+                f"{statistics.median(rounds['bare']) * 1000:.2f} ms",
+                summary(ratios)[1],
+                "(info)",
+                None,
+            )
+        )
         return out
 
     # -- 5. fan-out ------------------------------------------------------------------------
