@@ -182,13 +182,18 @@ def download(
                     convert=TsvToCsv(out, what="the export") if streamed else None,
                 )
                 if kept:
+                    if result.checksum:
+                        # Checked before the mode is set: the final mode may not let its
+                        # owner read (0o200), and a wrong file is never worth an fsync.
+                        out.flush()
+                        _verify_checksum(fetched, result.checksum, body.description, clock)
                     # Mode and fsync through the descriptor still open: no second open of
                     # the file, and the fsync covers the mode too.
                     _settle_mode(out.fileno(), fetched, target, folder, temporaries, fresh=fresh)
                     if durable:
                         out.flush()
                         os.fsync(out.fileno())
-            if result.checksum:
+            if result.checksum and not kept:
                 _verify_checksum(fetched, result.checksum, body.description, clock)
             final = fetched
             if not kept:
