@@ -4,6 +4,7 @@ What is replaced, and what is never touched, stays exactly as before."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -122,3 +123,48 @@ def test_past_the_backlog_the_caller_frees_its_own(
     assert target.read_bytes() == b"today\n"
     ((fd, _),) = closes["held"]
     assert closes["closed_on"][fd] == threading.current_thread().name
+
+
+def _replace_with(folder: Path, target: Path, data: bytes) -> None:
+    temporary = folder / f".{target.name}.{os.urandom(4).hex()}.part"
+    temporary.write_bytes(data)
+    download_module._replace(temporary, target)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork")
+def test_a_forked_child_does_not_keep_the_replaced_files_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker forked while replaced files wait to be freed (a ``multiprocessing`` pool)
+    must not hold them: their disk space would stay taken for the child's whole life."""
+    monkeypatch.setattr(download_module, "RELEASE_AT", 1)
+    stalled = threading.Event()
+    real_close = os.close
+
+    def close(fd: int) -> None:
+        if threading.current_thread().name == "report-gateway-release":
+            stalled.wait(10)  # the parent's files stay waiting until the child has looked
+        real_close(fd)
+
+    monkeypatch.setattr(os, "close", close)
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"night 0\n" * 100)
+    replaced = []
+    try:
+        for night in range(1, 4):
+            replaced.append(target.stat().st_ino)
+            _replace_with(tmp_path, target, f"night {night}\n".encode() * 100)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            still_open = 0
+            fds = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+            for name in os.listdir(fds):
+                with contextlib.suppress(OSError, ValueError):
+                    info = os.fstat(int(name))
+                    still_open += info.st_nlink == 0 and info.st_ino in replaced
+            os._exit(still_open)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        stalled.set()
+    assert os.waitstatus_to_exitcode(status) == 0  # no replaced file held by the child
+    assert target.read_bytes() == b"night 3\n" * 100

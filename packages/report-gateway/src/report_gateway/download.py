@@ -322,8 +322,9 @@ class _Releaser:
     beside the caller's next step rather than inside its rename. The thread starts on first
     use (a process that never replaces a large file has none); with no thread to be had,
     or ``_RELEASE_BACKLOG`` files already waiting, the caller closes its own. A process
-    that exits first frees them on exit. A forked child starts afresh: descriptors queued
-    at the fork stay open in it until it exits or execs (they are close-on-exec).
+    that exits first frees them on exit. A forked child starts afresh and closes its copies
+    of the descriptors waiting at the fork (``forget``): else a long-lived child (a
+    ``multiprocessing`` worker) would keep those files' disk space taken for its lifetime.
     """
 
     def __init__(self) -> None:
@@ -333,11 +334,19 @@ class _Releaser:
         self._pid = 0
         #: Descriptors handed over and not closed yet.
         self.waiting = 0
+        #: The same, each with the file it holds (device, inode): what a forked child
+        #: closes (``forget``), once it has checked that the number still holds that file.
+        self._held: dict[int, tuple[int, int]] = {}
 
     def release(self, fd: int) -> None:
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            info = None
         with self._lock:
-            if self.waiting < _RELEASE_BACKLOG and self._running():
+            if info is not None and self.waiting < _RELEASE_BACKLOG and self._running():
                 self.waiting += 1
+                self._held[fd] = (info.st_dev, info.st_ino)
                 self._queue.put(fd)
                 return
         os.close(fd)
@@ -359,16 +368,33 @@ class _Releaser:
     def _run(self, waiting: queue.SimpleQueue[int]) -> None:
         while True:
             fd = waiting.get()
+            with self._lock:
+                held = self._held.get(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
             with self._lock:
                 self.waiting -= 1
+                # Unless the number was handed over again meanwhile, for another file.
+                if self._held.get(fd) == held:
+                    del self._held[fd]
 
     def forget(self) -> None:
-        """In a forked child: the parent's thread is not there; a new queue and thread."""
+        """In a forked child: the parent's thread is not there; a new queue and thread, and
+        the child's copies of the descriptors waiting at the fork closed (the parent's
+        thread closes the parent's), the one it was closing at the fork included. A number
+        is closed only while it still holds its replaced file (same device and inode, no
+        name left): one the parent's thread closed just before the fork may have been
+        reused by then."""
+        inherited = self._held
         self._lock = threading.Lock()
         self._queue = queue.SimpleQueue()
         self._thread, self._pid, self.waiting = None, 0, 0
+        self._held = {}
+        for fd, held in inherited.items():
+            with contextlib.suppress(OSError):
+                info = os.fstat(fd)
+                if (info.st_dev, info.st_ino) == held and info.st_nlink == 0:
+                    os.close(fd)
 
 
 _RELEASER = _Releaser()
