@@ -168,3 +168,36 @@ def test_a_forked_child_does_not_keep_the_replaced_files_alive(
         stalled.set()
     assert os.waitstatus_to_exitcode(status) == 0  # no replaced file held by the child
     assert target.read_bytes() == b"night 3\n" * 100
+
+
+@pytest.mark.parametrize("kind", ["fifo", "unreadable"])
+def test_what_is_at_the_target_is_never_opened_for_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A FIFO made at the target in the instant after the check is pinned, not opened (an
+    open would block or run a driver's open); a file its owner may not read is held."""
+    monkeypatch.setattr(download_module, "RELEASE_AT", 1)
+    target = tmp_path / "out.csv"
+    if kind == "fifo":
+        os.mkfifo(target)
+    else:
+        target.write_bytes(b"yesterday\n")
+        os.chmod(target, 0)
+    opened: list[int] = []
+    real_open = os.open
+
+    def spy(path: Any, flags: int, *args: Any) -> int:
+        if Path(path) == target:
+            opened.append(flags)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", spy)
+    held = download_module._hold_replaced(target)
+    if kind == "fifo":
+        assert held is None
+    else:
+        assert held is not None
+        os.close(held)
+    if hasattr(os, "O_PATH"):
+        assert opened
+        assert all(flags & os.O_PATH for flags in opened)

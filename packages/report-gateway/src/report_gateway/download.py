@@ -296,14 +296,32 @@ def _hold_replaced(target: Path) -> int | None:
     """A descriptor keeping the file at ``target`` alive through its replacement, when it
     is a regular file of at least ``RELEASE_AT`` bytes with no other name (else None: the
     rename frees it, or frees nothing). POSIX only: elsewhere an open file may not be
-    replaced. Never follows a link (the link is what the rename replaces) and never waits
-    on a FIFO put there meanwhile."""
+    replaced. Never follows a link (the link is what the rename replaces).
+
+    On Linux the descriptor is an ``O_PATH`` one: it pins the file without opening it, so
+    whatever is at the target by then (a FIFO or a device node made there in the instant
+    since ``_refuse_non_file``) is never opened (no driver's open, no controlling terminal,
+    no wait on a FIFO), and a file its owner may not read is held all the same. Elsewhere
+    it is a read-only open (non-blocking, ``O_NOCTTY``), made only after ``lstat`` saw a
+    regular file. Trade-off: on NFS a file held open through its replacement
+    becomes a ``.nfs*`` file until the descriptor closes (soon after, by ``_Releaser``).
+    """
     if os.name != "posix":
         return None
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    path_only = getattr(os, "O_PATH", 0)
+    if path_only:
+        flags = path_only | os.O_NOFOLLOW | cloexec
+    else:
+        try:
+            if not stat.S_ISREG(os.lstat(target).st_mode):
+                return None
+        except OSError:
+            return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | cloexec
     try:
         fd = os.open(target, flags)
-    except OSError:  # nothing there, a link, no read permission, no descriptor left
+    except OSError:  # nothing there, a link (without O_PATH), no permission, no descriptor
         return None
     try:
         info = os.fstat(fd)
