@@ -251,3 +251,12 @@ def test_a_plain_block_claiming_a_multipart_or_message_body_reads_as_http_client
     assert ours.is_multipart() == theirs.is_multipart()
     assert our_rest == their_rest
 
+
+def test_http_clients_debug_output_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    # ``HTTPConnection.debuglevel = 1`` is the usual way to watch an exchange.
+    raw = b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 200 OK\r\nX-A: b\r\n\r\n"
+    printed = []
+    for cls in (HeaderFastResponse, http.client.HTTPResponse):
+        cls(_Socket(raw), debuglevel=1, method="GET").begin()  # type: ignore[arg-type]
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1]

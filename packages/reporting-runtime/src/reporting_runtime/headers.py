@@ -98,7 +98,9 @@ class HeaderFastResponse(http.client.HTTPResponse):
             version, status, reason = base._read_status()
             if status != http.client.CONTINUE:
                 break
-            read_header_lines(self.fp)  # an interim answer's headers mean nothing here
+            skipped = read_header_lines(self.fp)  # an interim answer's headers mean nothing
+            if self.debuglevel > 0:  # http.client's debug output, as it prints it
+                print("headers:", skipped)
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -108,6 +110,9 @@ class HeaderFastResponse(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
         self.headers = self.msg = parse_header_lines(read_header_lines(self.fp))
+        if self.debuglevel > 0:
+            for name, value in self.headers.items():
+                print("header:", name + ":", value)
         encoding = self.headers.get("transfer-encoding")
         self.chunked = encoding is not None and encoding.lower() == "chunked"
         if self.chunked:
