@@ -217,3 +217,46 @@ def test_a_connection_replaced_by_someone_else_keeps_its_response_class() -> Non
     assert stub.response_class is object
     plain = http.client.HTTPConnection("127.0.0.1")
     assert _reading_headers_fast(plain).response_class is HeaderFastResponse
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/mixed; boundary=xyz",
+        "multipart/byteranges; boundary=THIS",
+        "MultiPart/Form-Data",
+        "message/http",
+        "message/delivery-status",
+        "application/json",
+    ],
+)
+def test_a_plain_block_claiming_a_multipart_or_message_body_reads_as_http_client_reads_it(
+    content_type: str,
+) -> None:
+    # The email parser goes on past such headers (a multipart's missing boundaries are
+    # defects urllib3 logs, a message/* payload is a list holding an empty sub-message).
+    raw = b"Content-Type: " + content_type.encode() + b"\r\nContent-Length: 2\r\n\r\n{}"
+    ours, our_rest, theirs, their_rest = _both(raw)
+
+    def shape(message: http.client.HTTPMessage) -> dict[str, Any]:
+        state = _state(message)
+        payload = state.pop("_payload")
+        if isinstance(payload, list):  # sub-messages: compared by their own state
+            state["parts"] = [shape(part) for part in payload]
+        else:
+            state["payload"] = payload
+        return state
+
+    assert shape(ours) == shape(theirs)
+    assert ours.is_multipart() == theirs.is_multipart()
+    assert our_rest == their_rest
+
+
+def test_http_clients_debug_output_is_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    # ``HTTPConnection.debuglevel = 1`` is the usual way to watch an exchange.
+    raw = b"HTTP/1.1 100 Continue\r\nX-Interim: 1\r\n\r\nHTTP/1.1 200 OK\r\nX-A: b\r\n\r\n"
+    printed = []
+    for cls in (HeaderFastResponse, http.client.HTTPResponse):
+        cls(_Socket(raw), debuglevel=1, method="GET").begin()  # type: ignore[arg-type]
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1]

@@ -10,7 +10,8 @@ it, and a ``start`` + ``get`` reads two answers (the fan-out three to four per r
 whose every line is a plain ``token: value`` line of ASCII, ending with an empty line,
 becomes the very ``HTTPMessage`` the parser would have built (the same ``(name, value)``
 pairs in order, an empty payload, no defects), checked and split by two regular
-expressions over the whole block. Anything else (a folded line, a line without a name, a
+expressions over the whole block. Anything else (a ``Content-Type`` of multipart/* or
+message/*, whose empty body the parser goes on to judge, a folded line, a line without a name, a
 stray CR, a byte above 0x7F, a block ended by the connection closing) goes to the ``email``
 parser as before, so an odd or hostile answer is read exactly as ``http.client`` reads it,
 defects included (urllib3 logs those). The line-length and line-count limits are
@@ -33,6 +34,8 @@ __all__ = ["HeaderFastResponse", "parse_header_lines", "read_header_lines"]
 _PLAIN_BLOCK = re.compile(r"(?:[!-9;-~]+:[ \t]*[^\r\n]*\r?\n)*")
 _PLAIN_LINE = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r?\n")
 _BLANK = (b"\r\n", b"\n")
+#: Content main types whose body the ``email`` parser goes on to parse (and judge).
+_PARSED_ON = ("multipart", "message")
 #: ``http.client``'s own limits on a header line's bytes and on the lines of a block.
 _MAXLINE: int = getattr(http.client, "_MAXLINE", 65536)
 _MAXHEADERS: int = getattr(http.client, "_MAXHEADERS", 100)
@@ -68,8 +71,12 @@ def parse_header_lines(lines: list[bytes]) -> http.client.HTTPMessage:
                 message = http.client.HTTPMessage()
                 for name, value in _PLAIN_LINE.findall(text):
                     message.set_raw(name, value)
-                message.set_payload("")
-                return message
+                # The parser reads on past a multipart/* or message/* block's headers
+                # (missing boundaries become defects, a message/* payload a sub-message):
+                # those blocks are its own to build.
+                if message.get_content_maintype() not in _PARSED_ON:
+                    message.set_payload("")
+                    return message
     text = b"".join(lines).decode("iso-8859-1")
     parsed: http.client.HTTPMessage = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(
         text
@@ -91,7 +98,9 @@ class HeaderFastResponse(http.client.HTTPResponse):
             version, status, reason = base._read_status()
             if status != http.client.CONTINUE:
                 break
-            read_header_lines(self.fp)  # an interim answer's headers mean nothing here
+            skipped = read_header_lines(self.fp)  # an interim answer's headers mean nothing
+            if self.debuglevel > 0:  # http.client's debug output, as it prints it
+                print("headers:", skipped)
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -101,6 +110,9 @@ class HeaderFastResponse(http.client.HTTPResponse):
         else:
             raise http.client.UnknownProtocol(version)
         self.headers = self.msg = parse_header_lines(read_header_lines(self.fp))
+        if self.debuglevel > 0:
+            for name, value in self.headers.items():
+                print("header:", name + ":", value)
         encoding = self.headers.get("transfer-encoding")
         self.chunked = encoding is not None and encoding.lower() == "chunked"
         if self.chunked:
