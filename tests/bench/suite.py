@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -195,8 +196,23 @@ class Bench:
             }
         return {"Authorization": f"Bearer {self.settings['stripe']['api_key']}"}
 
-    def _gateway_download(self, run: Any, durable: bool, raw: bool = False) -> dict[str, Any]:
+    def _yesterdays(self, path: Path, size: int) -> None:
+        """A file of ``size`` bytes at ``path`` as last night's download left it: written,
+        on the disk, out of the page cache (setup, before the child's clock)."""
+        block = b"y" * MiB
+        with path.open("wb") as out:
+            for _ in range(size // MiB):
+                out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+            os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+    def _gateway_download(
+        self, run: Any, durable: bool, raw: bool = False, over: int = 0
+    ) -> dict[str, Any]:
         target = self.tmp / "gateway.out"
+        if over:
+            self._yesterdays(target, over)
         try:
             return child(
                 "gateway_download",
@@ -213,8 +229,12 @@ class Bench:
         finally:
             target.unlink(missing_ok=True)
 
-    def _bare(self, task: str, run: Any, keep: Path | None = None, **extra: Any) -> dict[str, Any]:
+    def _bare(
+        self, task: str, run: Any, keep: Path | None = None, over: int = 0, **extra: Any
+    ) -> dict[str, Any]:
         target = keep or self.tmp / "bare.out"
+        if over:
+            self._yesterdays(target, over)
         try:
             return child(
                 task,
@@ -285,6 +305,30 @@ class Bench:
                             minimum=target,
                         )
                     )
+        # Last night's file at the target (a nightly pull): the gateway frees it off the
+        # caller's path (download._replace); the bare copy's open("wb") truncates it.
+        size = self.sizes.mid
+        run = self.run("stripe", size)
+        pairs = alternate(
+            {
+                "gateway_durable": lambda: self._gateway_download(run, True, over=size),
+                "bare": lambda: self._bare("bare_download", run, over=size),
+            },
+            self.sizes.pairs,
+        )
+        self._log_pairs(f"download {_mib(size)} over yesterday's", pairs)
+        rows.append(
+            _ratio_row(
+                f"download {_mib(size)} quiet over last night's file, default (durable) vs"
+                " bare urllib3 over it",
+                pairs,
+                "gateway_durable",
+                "bare",
+                size=size / MiB,
+                unit="MiB/s",
+                minimum=None,
+            )
+        )
         return rows
 
     # -- 2. memory -------------------------------------------------------------------------
@@ -442,6 +486,19 @@ class Bench:
                     ok(middle),
                 )
             )
+        # What the journal's entry, written before each create is sent, costs per call.
+        ratios = [g / b for g, b in zip(rounds["gateway_no_journal"], rounds["bare"], strict=True)]
+        out.append(
+            Row(
+                f"start+get per call, journal off (journal=None), vs urllib3+json ({n} calls,"
+                " time ratio)",
+                f"{statistics.median(rounds['gateway_no_journal']) * 1000:.2f} ms",
+                f"{statistics.median(rounds['bare']) * 1000:.2f} ms",
+                summary(ratios)[1],
+                "(info)",
+                None,
+            )
+        )
         return out
 
     # -- 5. fan-out ------------------------------------------------------------------------

@@ -421,3 +421,49 @@ def test_a_temporary_a_sweep_holds_for_an_instant_is_still_marked_alive(tmp_path
     finally:
         os.close(fd)
         registry.discard()
+
+
+def test_the_checksum_is_verified_before_the_file_takes_an_unreadable_mode(
+    tmp_path: Path, opener: Any, scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a write-only (0o200) target, the checksum is read while the partial file is still
+    its owner's to read: a non-root user's download would otherwise fail after the whole
+    transfer (root reads anything, so the mode at verification is what is checked)."""
+    from report_gateway import download as download_module
+
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"yesterday\n")
+    os.chmod(target, 0o200)
+    modes: list[int] = []
+    real_verify = download_module._verify_checksum
+
+    def verify(path: Path, *args: Any, **kwargs: Any) -> None:
+        modes.append(stat.S_IMODE(path.stat().st_mode))
+        real_verify(path, *args, **kwargs)
+
+    monkeypatch.setattr(download_module, "_verify_checksum", verify)
+    good = hashlib.sha256(DATA).hexdigest()
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    download(make_run(checksum=good), target, play)
+    assert modes
+    assert all(mode & stat.S_IRUSR for mode in modes), [oct(m) for m in modes]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o200
+
+
+def test_a_wrong_checksum_costs_no_fsync(
+    tmp_path: Path, opener: Any, scripted: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    play = opener([lambda offset: scripted(DATA, offset=offset)])
+    with pytest.raises(IntegrityError, match="checksum"):
+        download(make_run(checksum="sha256:" + "0" * 64), tmp_path / "b.csv", play)
+    assert synced == []
+    assert leftovers(tmp_path) == []

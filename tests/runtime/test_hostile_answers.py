@@ -5,6 +5,7 @@ states the safe behaviour; memory is proven bounded by the bytes the server coul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import traceback
@@ -283,3 +284,30 @@ def test_the_scrubber_asks_for_the_secrets_each_time() -> None:
     current[0] = "second-token"  # a refreshed token is hidden from the moment it exists
     assert scrub("got second-token") == "got REDACTED"
     assert scrub("ab is short") == "ab is short"
+
+
+def test_a_secret_in_a_header_block_urllib3_cannot_parse_stays_out_of_logged_tracebacks(
+    raw: list[RawServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib3 logs "Failed to parse headers" with the exception attached, and the exception
+    holds the unparsed header text: a handler printing tracebacks printed the echoed secret
+    (review 18)."""
+    caplog.set_level(logging.DEBUG)
+
+    def answer(_: bytes) -> Iterator[bytes]:
+        body = b'{"id": "r1", "status": "pending"}'
+        yield (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+            b"a line without a colon\r\nX-Echo: " + SECRET.encode() + b"\r\n\r\n"
+        )
+        yield body
+
+    server = serve(raw, answer)
+    with contextlib.suppress(Exception):
+        client(server, auth=zuora_auth()).call(OP, Run, path={"id": "r1"})
+    parse_failures = [r for r in caplog.records if "Failed to parse headers" in r.getMessage()]
+    assert parse_failures  # urllib3 did log it, with its exception
+    rendered = "\n".join(logging.Formatter().format(r) for r in caplog.records)
+    assert SECRET not in rendered
+    assert SECRET not in caplog.text

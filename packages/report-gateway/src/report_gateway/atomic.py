@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .download import (
-    _final_mode,
     _new_temporary,
     _refuse_non_file,
     _remove_abandoned_temporaries,
     _replace,
+    _replaced_mode,
+    _settle_mode,
     _sync_folder,
     _Temporaries,
 )
@@ -46,18 +47,25 @@ def atomic_file(
     folder = path.parent
     try:
         _refuse_non_file(path)
-        if path.exists() and not overwrite:
+        # As in ``download``: with no regular file to replace (``fresh``) the temporary is
+        # created with a new file's mode, else private until it takes the replaced one's.
+        fresh = _replaced_mode(path) is None
+        # ``lexists``: a link to nothing is there too, and the rename would replace it.
+        if not overwrite and os.path.lexists(path):
             raise DownloadError(f"{path} exists (pass overwrite=True to replace it)")
         _remove_abandoned_temporaries(folder)
         temporaries = _Temporaries()
         try:
-            written, fd = _new_temporary(folder, path.name, temporaries)
+            written, fd = _new_temporary(
+                folder, path.name, temporaries, mode=0o666 if fresh else 0o600
+            )
             with open(fd, "wb") as out:
                 yield out
                 out.flush()
+                # The mode first, through the open descriptor: the fsync then covers it.
+                _settle_mode(out.fileno(), written, path, folder, temporaries, fresh=fresh)
                 if durable:
                     os.fsync(out.fileno())
-            os.chmod(written, _final_mode(path, folder, temporaries))
             _replace(written, path)
             temporaries.remove(written)
             if durable:

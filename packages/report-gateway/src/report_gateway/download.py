@@ -41,6 +41,7 @@ import contextlib
 import io
 import itertools
 import os
+import queue
 import re
 import secrets
 import stat
@@ -181,13 +182,18 @@ def download(
                     convert=TsvToCsv(out, what="the export") if streamed else None,
                 )
                 if kept:
+                    if result.checksum:
+                        # Checked before the mode is set: the final mode may not let its
+                        # owner read (0o200), and a wrong file is never worth an fsync.
+                        out.flush()
+                        _verify_checksum(fetched, result.checksum, body.description, clock)
                     # Mode and fsync through the descriptor still open: no second open of
                     # the file, and the fsync covers the mode too.
                     _settle_mode(out.fileno(), fetched, target, folder, temporaries, fresh=fresh)
                     if durable:
                         out.flush()
                         os.fsync(out.fileno())
-            if result.checksum:
+            if result.checksum and not kept:
                 _verify_checksum(fetched, result.checksum, body.description, clock)
             final = fetched
             if not kept:
@@ -258,9 +264,161 @@ def _replace(temporary: Path, target: Path) -> None:
     """``os.replace``, after checking once more (``lstat``) what is at the target: a device
     node or FIFO made there since the first check is still refused, not replaced. (A
     window of a few microseconds remains between the check and the rename; POSIX has no
-    rename that refuses a non-file.)"""
+    rename that refuses a non-file.)
+
+    A large file replaced is freed off the caller's path (``_Releaser``): the rename that
+    drops a file's last name also frees its blocks and its cached pages, about 0.17 s for
+    256 MiB on this machine kind, inside the rename, on every nightly download over the
+    previous night's file. Held open across the rename, the file is freed when that
+    descriptor closes, which a thread of its own does.
+    """
     _refuse_non_file(target)
-    os.replace(temporary, target)
+    held = _hold_replaced(target)
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        if held is not None:
+            os.close(held)
+        raise
+    if held is not None:
+        _RELEASER.release(held)
+
+
+#: Replaced files smaller than this are freed by the rename as before: freeing them costs
+#: less than holding them (an open, an fstat, a hand-over). About 0.7 ms per MiB here.
+RELEASE_AT = 4 << 20
+#: Replaced files waiting to be freed beyond which the caller frees its own again (so a
+#: loop replacing huge files faster than they are freed cannot pile up their disk space).
+_RELEASE_BACKLOG = 8
+
+
+def _hold_replaced(target: Path) -> int | None:
+    """A descriptor keeping the file at ``target`` alive through its replacement, when it
+    is a regular file of at least ``RELEASE_AT`` bytes with no other name (else None: the
+    rename frees it, or frees nothing). POSIX only: elsewhere an open file may not be
+    replaced. Never follows a link (the link is what the rename replaces).
+
+    On Linux the descriptor is an ``O_PATH`` one: it pins the file without opening it, so
+    whatever is at the target by then (a FIFO or a device node made there in the instant
+    since ``_refuse_non_file``) is never opened (no driver's open, no controlling terminal,
+    no wait on a FIFO), and a file its owner may not read is held all the same. Elsewhere
+    it is a read-only open (non-blocking, ``O_NOCTTY``), made only after ``lstat`` saw a
+    regular file. Trade-off: on NFS a file held open through its replacement
+    becomes a ``.nfs*`` file until the descriptor closes (soon after, by ``_Releaser``).
+    """
+    if os.name != "posix":
+        return None
+    cloexec = getattr(os, "O_CLOEXEC", 0)
+    path_only = getattr(os, "O_PATH", 0)
+    if path_only:
+        flags = path_only | os.O_NOFOLLOW | cloexec
+    else:
+        try:
+            if not stat.S_ISREG(os.lstat(target).st_mode):
+                return None
+        except OSError:
+            return None
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | cloexec
+    try:
+        fd = os.open(target, flags)
+    except OSError:  # nothing there, a link (without O_PATH), no permission, no descriptor
+        return None
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size < RELEASE_AT:
+        os.close(fd)
+        return None
+    return fd
+
+
+class _Releaser:
+    """Closes the held descriptors of replaced files on a daemon thread of its own: the
+    kernel frees such a file when its last descriptor closes, and that work then happens
+    beside the caller's next step rather than inside its rename. The thread starts on first
+    use (a process that never replaces a large file has none); with no thread to be had,
+    or ``_RELEASE_BACKLOG`` files already waiting, the caller closes its own. A process
+    that exits first frees them on exit. A forked child starts afresh and closes its copies
+    of the descriptors waiting at the fork (``forget``): else a long-lived child (a
+    ``multiprocessing`` worker) would keep those files' disk space taken for its lifetime.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        #: Descriptors handed over and not closed yet.
+        self.waiting = 0
+        #: The same, each with the file it holds (device, inode): what a forked child
+        #: closes (``forget``), once it has checked that the number still holds that file.
+        self._held: dict[int, tuple[int, int]] = {}
+
+    def release(self, fd: int) -> None:
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            info = None
+        with self._lock:
+            if info is not None and self.waiting < _RELEASE_BACKLOG and self._running():
+                self.waiting += 1
+                self._held[fd] = (info.st_dev, info.st_ino)
+                self._queue.put(fd)
+                return
+        os.close(fd)
+
+    def _running(self) -> bool:
+        """Whether the thread runs in this process, started now if need be (lock held)."""
+        if self._thread is not None and self._pid == os.getpid():
+            return True
+        thread = threading.Thread(
+            target=self._run, args=(self._queue,), name="report-gateway-release", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: the caller closes its own
+            return False
+        self._thread, self._pid = thread, os.getpid()
+        return True
+
+    def _run(self, waiting: queue.SimpleQueue[int]) -> None:
+        while True:
+            fd = waiting.get()
+            with self._lock:
+                held = self._held.get(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with self._lock:
+                self.waiting -= 1
+                # Unless the number was handed over again meanwhile, for another file.
+                if self._held.get(fd) == held:
+                    del self._held[fd]
+
+    def forget(self) -> None:
+        """In a forked child: the parent's thread is not there; a new queue and thread, and
+        the child's copies of the descriptors waiting at the fork closed (the parent's
+        thread closes the parent's), the one it was closing at the fork included. A number
+        is closed only while it still holds its replaced file (same device and inode, no
+        name left): one the parent's thread closed just before the fork may have been
+        reused by then."""
+        inherited = self._held
+        self._lock = threading.Lock()
+        self._queue = queue.SimpleQueue()
+        self._thread, self._pid, self.waiting = None, 0, 0
+        self._held = {}
+        for fd, held in inherited.items():
+            with contextlib.suppress(OSError):
+                info = os.fstat(fd)
+                if (info.st_dev, info.st_ino) == held and info.st_nlink == 0:
+                    os.close(fd)
+
+
+_RELEASER = _Releaser()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_RELEASER.forget)
 
 
 def safe_name(name: str, *, fallback: str = "result.csv", name_max: int = NAME_MAX) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import itertools
 import socket
 import threading
@@ -32,6 +33,8 @@ from typing import Any
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
+
+from reporting_runtime.headers import HeaderFastResponse
 
 __all__ = [
     "MIN_ATTEMPT_TIMEOUT",
@@ -236,9 +239,22 @@ def _guarded(
 _HEADERS_LATE = "the answer's headers did not arrive before the deadline"
 
 
+def _reading_headers_fast(conn: Any) -> Any:
+    """``conn`` reading its answers with ``HeaderFastResponse`` (``headers.py``), when it is
+    a plain ``http.client`` connection: a replacement installed by someone else (vcrpy's
+    recording stubs, a test double) keeps its own response class."""
+    if getattr(type(conn), "response_class", None) is http.client.HTTPResponse:
+        conn.response_class = HeaderFastResponse
+    return conn
+
+
 class DeadlineHTTPConnectionPool(HTTPConnectionPool):
     """A pool whose attempts with a ``DeadlineTimeout`` are watched until their headers
-    arrive (a header trickled a byte at a time defeats every per-read timeout)."""
+    arrive (a header trickled a byte at a time defeats every per-read timeout), and whose
+    connections read headers with ``HeaderFastResponse``."""
+
+    def _new_conn(self) -> Any:
+        return _reading_headers_fast(super()._new_conn())
 
     def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(kwargs.get("timeout"), DeadlineTimeout):  # no deadline: as is
@@ -248,6 +264,9 @@ class DeadlineHTTPConnectionPool(HTTPConnectionPool):
 
 class DeadlineHTTPSConnectionPool(HTTPSConnectionPool):
     """``DeadlineHTTPConnectionPool`` over TLS."""
+
+    def _new_conn(self) -> Any:
+        return _reading_headers_fast(super()._new_conn())
 
     def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(kwargs.get("timeout"), DeadlineTimeout):

@@ -69,11 +69,26 @@ class _RedactUrlsFilter(logging.Filter):
             text = record.getMessage()
         except Exception:
             text = str(record.msg)
-        clean = _QUERY.sub("?" + REDACTED, text)
-        for scrub in list(_SCRUBBERS):
-            clean = scrub(clean)
-        record.msg, record.args = clean, None
+        record.msg, record.args = _clean(text), None
+        # An attached exception is rendered here too, cleaned: urllib3's "Failed to parse
+        # headers" carries the unparsed header text (a secret a server echoed included)
+        # in its exception, which a handler would print as it came.
+        if record.exc_info:
+            record.exc_text = _clean(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = _clean(record.exc_text)
+        if record.stack_info:
+            record.stack_info = _clean(record.stack_info)
         return True
+
+
+def _clean(text: str) -> str:
+    """``text`` with query strings hidden and every live client's secrets replaced."""
+    clean = _QUERY.sub("?" + REDACTED, text)
+    for scrub in list(_SCRUBBERS):
+        clean = scrub(clean)
+    return clean
 
 
 #: A query string inside a logged line, up to the next blank or quote.
