@@ -311,3 +311,34 @@ def test_the_thread_does_not_hold_the_journal_while_another_process_holds_the_fi
         time.sleep(0.01)
     assert on_disk(path, entry.id) == ("frr_1", "pending")
     journal.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_a_gateway_opens_its_journal_leaves_the_child_a_usable_gateway(
+    tmp_path: Path,
+) -> None:
+    """Another thread opening the gateway's journal at the fork (its holder's lock held)
+    must not leave the child's first journaled call waiting forever."""
+    from report_gateway import Gateway
+
+    gateway = Gateway(environ={"REPORT_GATEWAY_JOURNAL": str(tmp_path / "j.sqlite3")})
+    holder = gateway._journal
+    assert holder._lock.acquire(timeout=5)  # as a thread in the middle of the open
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: it must get its journal, not wait for the parent's lock
+            code = 1
+            try:
+                opened: list[object] = []
+                getter = threading.Thread(target=lambda: opened.append(gateway.journal))
+                getter.start()
+                getter.join(5)
+                code = 0 if opened and opened[0] is not None else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        holder._lock.release()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert gateway.journal is not None
+    gateway.close()

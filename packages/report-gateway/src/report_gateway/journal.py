@@ -430,6 +430,9 @@ DEFER_SECONDS = 0.05
 _BUSY_MS = 30_000
 _LATER_BUSY_MS = 200
 
+#: Every gateway's JournalHolder, for the fork hook that frees their locks in a child.
+_holders: weakref.WeakSet[JournalHolder] = weakref.WeakSet()
+
 #: Every open Journal, for the fork hooks below (changed and read under the lock).
 _open_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
 _open_journals_lock = threading.Lock()
@@ -1172,6 +1175,18 @@ class Journal:
         return [e for e in found if not e.finished] if unfinished else found
 
 
+def _holders_after_fork_in_child() -> None:
+    # A fork while another thread opens a gateway's journal (its holder's lock held) would
+    # leave the child's copy of that lock held forever: the child's first start would
+    # hang. The child gets free locks; a holder caught mid-open opens the journal anew.
+    for holder in list(_holders):
+        holder._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_holders_after_fork_in_child)
+
+
 class JournalHolder:
     """A Gateway's journal, opened on first use from its resolved ``journal`` option.
 
@@ -1186,6 +1201,7 @@ class JournalHolder:
         self._journal: Journal | None = None
         self._opened = False
         self._lock = threading.Lock()
+        _holders.add(self)
 
     def get(self) -> Journal | None:
         if self._opened:
