@@ -192,9 +192,11 @@ def test_a_forked_child_never_sends_on_its_parents_pooled_connections() -> None:
             self.end_headers()
             self.wfile.write(b"ok")
 
+    # Handler threads joined by ``server_close`` (once the transport has hung up): none
+    # is left to end during a later test that counts threads.
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
+    serving.start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}"
     transport = Transport()
     try:
@@ -210,8 +212,10 @@ def test_a_forked_child_never_sends_on_its_parents_pooled_connections() -> None:
         assert os.waitstatus_to_exitcode(status) == 0
         assert transport.send(get(f"{url}/parent-2")).read() == b"ok"
     finally:
+        transport.close()
         httpd.shutdown()
         httpd.server_close()
+        serving.join()
     seen = dict(peers)
     assert seen["/parent-2"] == seen["/parent-1"]  # the parent's connection, still whole
     assert seen["/child"] != seen["/parent-1"]  # the child's own
@@ -245,4 +249,5 @@ def test_a_fork_while_another_thread_holds_the_pools_lock_leaves_the_child_free(
         _, status = os.waitpid(pid, 0)
     finally:
         lock.release()
+        transport.close()
     assert os.waitstatus_to_exitcode(status) == 0
