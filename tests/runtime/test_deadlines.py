@@ -8,6 +8,7 @@ timed attacks (a trickling server, a silent one) are in tests/hostile/test_wave2
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from typing import Any
@@ -193,3 +194,48 @@ def test_a_deadline_at_infinity_does_not_end_the_watchdog() -> None:
     watchdog.arm(time.monotonic() + 0.05, fired.set)
     assert fired.wait(10)
     forever.cancel()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_deadlines_of_its_own_and_none_of_its_parents() -> None:
+    """A forked worker (multiprocessing, Airflow's and Celery's forking workers) must get
+    its stalled downloads ended too, and must never run its parent's alarms: their
+    connections' sockets are shared with the parent, which one shutdown would cut."""
+    watchdog = Watchdog()
+    parent = os.getpid()
+    read_end, write_end = os.pipe()
+
+    def in_whichever_process() -> None:
+        if os.getpid() != parent:
+            os.write(write_end, b"inherited alarm fired in the child")
+
+    watchdog.arm(time.monotonic() + 0.3, in_whichever_process)
+    pid = os.fork()
+    if pid == 0:  # the child: an alarm of its own fires; the inherited one never does
+        code = 1
+        try:
+            own = threading.Event()
+            watchdog.arm(time.monotonic() + 0.05, own.set)
+            code = 0 if own.wait(5) else 2
+            time.sleep(0.5)  # past the inherited alarm's deadline
+        finally:
+            os._exit(code)
+    status = _waited(pid, 15)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        assert pipe.read() == b""
+    assert status == 0
+
+
+def _waited(pid: int, seconds: float) -> int | None:
+    """The child's exit code, or None (and the child killed) if it is still there after
+    ``seconds``: a child stuck on a lock copied mid-use must fail the test, not hang it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
 from collections.abc import Iterator
@@ -168,3 +169,85 @@ def test_verify_false_skips_verification(tls_server: tuple[str, str]) -> None:
     url, _ = tls_server
     with pytest.warns(InsecureRequestWarning):
         assert Transport(verify=False).send(get(url)).read() == b"ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_sends_on_its_parents_pooled_connections() -> None:
+    """A pooled keep-alive connection is one socket for parent and child after a fork:
+    their requests on it interleave and each can read the other's answer (seen against
+    the sandbox: a ``get`` of one run answered with another run). The child must open
+    connections of its own, and leave the parent's working."""
+    peers: list[tuple[str, tuple[str, int]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            peers.append((self.path, self.client_address))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    # Handler threads joined by ``server_close`` (once the transport has hung up): none
+    # is left to end during a later test that counts threads.
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    transport = Transport()
+    try:
+        assert transport.send(get(f"{url}/parent-1")).read() == b"ok"
+        pid = os.fork()
+        if pid == 0:  # the child: one request, then out
+            code = 1
+            try:
+                code = 0 if transport.send(get(f"{url}/child")).read() == b"ok" else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert transport.send(get(f"{url}/parent-2")).read() == b"ok"
+    finally:
+        transport.close()
+        httpd.shutdown()
+        httpd.server_close()
+        serving.join()
+    seen = dict(peers)
+    assert seen["/parent-2"] == seen["/parent-1"]  # the parent's connection, still whole
+    assert seen["/child"] != seen["/parent-1"]  # the child's own
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_while_another_thread_holds_the_pools_lock_leaves_the_child_free(
+    server: Any,
+) -> None:
+    """A thread inside urllib3's pool manager at the fork (its lock held) must not leave
+    the child's first request waiting forever."""
+    transport = Transport()
+    server.reply(200, b"warm")
+    assert transport.send(get(f"{server.url}/w")).read() == b"warm"
+    lock = transport._pool.pools.lock
+    lock.acquire()  # as a thread in the middle of picking a pool
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                got: list[bytes] = []
+                sender = threading.Thread(
+                    target=lambda: got.append(transport.send(get(f"{server.url}/c")).read())
+                )
+                sender.start()
+                sender.join(10)
+                code = 0 if got else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        lock.release()
+        transport.close()
+    assert os.waitstatus_to_exitcode(status) == 0

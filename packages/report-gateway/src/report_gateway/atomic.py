@@ -37,7 +37,8 @@ def atomic_file(
     """Yield a binary file that replaces ``target`` when the block ends without an error.
 
     On any exception the temporary is removed and an existing target is left untouched;
-    ``overwrite=False`` refuses an existing target before anything is written; ``durable``
+    ``overwrite=False`` refuses an existing target before anything is written, and keeps
+    one that appears while the block runs (the ``DownloadError`` then comes at its end); ``durable``
     as for ``download`` (fsync of the file and the folder). A device node, FIFO, socket
     or folder at ``target`` is refused, never replaced (``download.not_a_file``). A
     file-system failure is a ``DownloadError`` naming the target (the CLI's exit 7, with
@@ -66,7 +67,7 @@ def atomic_file(
                 _settle_mode(out.fileno(), written, path, folder, temporaries, fresh=fresh)
                 if durable:
                     os.fsync(out.fileno())
-            _replace(written, path)
+            _replace(written, path, overwrite=overwrite)
             temporaries.remove(written)
             if durable:
                 _sync_folder(folder)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import io
 import itertools
 import os
@@ -45,6 +46,7 @@ import queue
 import re
 import secrets
 import stat
+import sys
 import threading
 import time
 import unicodedata
@@ -127,7 +129,8 @@ def download(
 
     ``path`` may be an existing folder: the provider's file name (or ``<run id>.csv``) is
     used inside it. ``unzip`` unpacks a ZIP result to its CSV; ``raw`` keeps the provider's
-    bytes as they are (no UTF-16 decoding); ``overwrite=False`` refuses an existing target.
+    bytes as they are (no UTF-16 decoding); ``overwrite=False`` refuses an existing target,
+    and keeps one that appears while the result is written (the call then fails).
     ``durable=False`` skips the fsyncs (the file is still complete and atomically renamed,
     but a power loss right after may lose it): for scratch files only. ``deadline``
     (``time.monotonic()`` seconds) bounds the steps after the transfer too (checksum,
@@ -209,7 +212,7 @@ def download(
                     if durable:
                         out.flush()
                         os.fsync(out.fileno())
-            _replace(final, target)
+            _replace(final, target, overwrite=overwrite)
             temporaries.remove(final)
             if durable:
                 _sync_folder(folder)
@@ -260,11 +263,12 @@ def _refuse_non_file(target: Path) -> None:
         raise DownloadError(why)
 
 
-def _replace(temporary: Path, target: Path) -> None:
+def _replace(temporary: Path, target: Path, *, overwrite: bool = True) -> None:
     """``os.replace``, after checking once more (``lstat``) what is at the target: a device
     node or FIFO made there since the first check is still refused, not replaced. (A
     window of a few microseconds remains between the check and the rename; POSIX has no
-    rename that refuses a non-file.)
+    rename that refuses a non-file.) With ``overwrite=False``, a rename that never replaces
+    (``_rename_new``).
 
     A large file replaced is freed off the caller's path (``_Releaser``): the rename that
     drops a file's last name also frees its blocks and its cached pages, about 0.17 s for
@@ -272,6 +276,9 @@ def _replace(temporary: Path, target: Path) -> None:
     previous night's file. Held open across the rename, the file is freed when that
     descriptor closes, which a thread of its own does.
     """
+    if not overwrite:
+        _rename_new(temporary, target)
+        return
     _refuse_non_file(target)
     held = _hold_replaced(target)
     try:
@@ -282,6 +289,84 @@ def _replace(temporary: Path, target: Path) -> None:
         raise
     if held is not None:
         _RELEASER.release(held)
+
+
+#: ``renameat2``'s flag: fail with EEXIST instead of replacing (Linux 3.15, glibc 2.28).
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+#: Errors meaning "this system or file system has no such call": the next way is tried.
+_UNSUPPORTED = frozenset(
+    {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EXDEV}
+)
+_UNSET: Any = object()
+_renameat2: Any = _UNSET
+
+
+def _rename_new(temporary: Path, target: Path) -> None:
+    """Give ``temporary`` the name ``target`` only if nothing has that name: what
+    ``overwrite=False`` promises. The check before the transfer cannot keep that promise
+    alone: a file created at the target while the download ran (another job, a user
+    copying yesterday's file back) would be replaced by the rename, and lost. So the last
+    step itself refuses: Linux ``renameat2(RENAME_NOREPLACE)``; where that is missing or
+    the file system refuses it, a hard link (which fails on an existing name) and the
+    temporary's name removed; where hard links are not to be had either (some network
+    and FUSE file systems), a last check and a rename, with the old window. Refused: a
+    ``DownloadError``, the target as it is, the temporary removed by the caller.
+    """
+    exists = DownloadError(
+        f"{target} exists: it appeared while the result was being written and was left as "
+        "it is (pass overwrite=True to replace it)"
+    )
+    rename = _load_renameat2()
+    if rename is not None:
+        if rename(_AT_FDCWD, os.fsencode(temporary), _AT_FDCWD, os.fsencode(target), 1) == 0:
+            return
+        import ctypes
+
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise exists
+        if code not in _UNSUPPORTED:
+            raise OSError(code, os.strerror(code), str(target))
+    try:
+        os.link(temporary, target, follow_symlinks=False)
+    except FileExistsError:
+        raise exists from None
+    except OSError as exc:
+        if exc.errno not in _UNSUPPORTED and exc.errno != errno.EMLINK:
+            raise
+        if os.path.lexists(target):
+            raise exists from None
+        os.replace(temporary, target)
+        return
+    # The target is complete under its name; a temporary's name left by a failure here
+    # is removed by the next download's sweep (its lock is gone with this process's).
+    with contextlib.suppress(OSError):
+        os.unlink(temporary)
+
+
+def _load_renameat2() -> Any:
+    """libc's ``renameat2`` through ctypes (Linux), or ``None`` where it is missing."""
+    global _renameat2
+    if _renameat2 is _UNSET:
+        _renameat2 = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                function = ctypes.CDLL(None, use_errno=True).renameat2
+            except (ImportError, OSError, AttributeError):
+                return None
+            function.argtypes = [
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_int,
+                ctypes.c_char_p,
+                ctypes.c_uint,
+            ]
+            function.restype = ctypes.c_int
+            _renameat2 = function
+    return _renameat2
 
 
 #: Replaced files smaller than this are freed by the rename as before: freeing them costs

@@ -330,6 +330,12 @@ _WRITER_CHECKPOINT_PAGES = 2_000
 _CHECKPOINT_PASSES = 4
 
 
+#: Held by a checkpoint thread while it is inside SQLite, and by a fork (``_before_fork``):
+#: a fork in the middle of SQLite's work would leave the child SQLite's own locks held
+#: (its file-lock table is the process's), and the child's first open of any journal hung.
+_checkpoint_lock = threading.Lock()
+
+
 class _Checkpointer:
     """Copies the journal's WAL into its database file from a daemon thread of its own.
 
@@ -398,19 +404,21 @@ class _Checkpointer:
                 self._wake.clear()
                 stopping = self._stopping
                 try:
-                    if db is None:
-                        # mode=rw: never a new empty file should the journal's be gone.
-                        db = sqlite3.connect(
-                            f"{self._path.as_uri()}?mode=rw",
-                            uri=True,
-                            timeout=0,
-                            isolation_level=None,
-                            check_same_thread=False,
-                        )
-                    for _ in range(_CHECKPOINT_PASSES):
-                        busy, log, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        if busy or done >= log:
-                            break
+                    with _checkpoint_lock:  # a fork waits: SQLite's own locks are inside
+                        if db is None:
+                            # mode=rw: never a new empty file should the journal's be gone.
+                            db = sqlite3.connect(
+                                f"{self._path.as_uri()}?mode=rw",
+                                uri=True,
+                                timeout=0,
+                                isolation_level=None,
+                                check_same_thread=False,
+                            )
+                        for _ in range(_CHECKPOINT_PASSES):
+                            pragma = "PRAGMA wal_checkpoint(PASSIVE)"
+                            busy, log, done = db.execute(pragma).fetchone()
+                            if busy or done >= log:
+                                break
                 except sqlite3.Error:
                     pass  # busy, or the file gone: the next wake (or a writer) checkpoints
                 self.handled += 1
@@ -418,7 +426,8 @@ class _Checkpointer:
                     return
         finally:
             if db is not None:
-                db.close()
+                with _checkpoint_lock:
+                    db.close()
 
 
 #: How long a deferred write (``Journal.later``) waits for the next write to carry it in
@@ -429,6 +438,9 @@ DEFER_SECONDS = 0.05
 #: the deferred writes' thread does (``_flush_later``).
 _BUSY_MS = 30_000
 _LATER_BUSY_MS = 200
+
+#: Every gateway's JournalHolder, for the fork hook that frees their locks in a child.
+_holders: weakref.WeakSet[JournalHolder] = weakref.WeakSet()
 
 #: Every open Journal, for the fork hooks below (changed and read under the lock).
 _open_journals: weakref.WeakSet[Journal] = weakref.WeakSet()
@@ -567,6 +579,9 @@ def _before_fork() -> None:
     for journal in list(_open_journals):
         journal._lock.acquire()
         _held_for_fork.append(journal._lock)
+    # Last: a checkpoint thread holding it never waits for the locks above.
+    _checkpoint_lock.acquire()
+    _held_for_fork.append(_checkpoint_lock)
 
 
 def _after_fork() -> None:
@@ -615,38 +630,47 @@ class Journal:
         # A Journal dropped without ``close`` ends its thread too (the thread holds no
         # reference to it).
         self._stop_checkpoints = weakref.finalize(self, self._checkpointer.stop)
+        self._later = _Later()
+        # Known to the fork hooks before SQLite is entered, and opened with the lock held:
+        # a fork waits for the open to end (a fork inside SQLite's work would leave the
+        # child SQLite's own locks held, and its first open of a journal hung).
+        with _open_journals_lock:
+            _open_journals.add(self)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Owner only (SQLite gives its -wal and -shm files the database file's mode).
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            if self.path.stat().st_mode & 0o077:
-                with contextlib.suppress(OSError):  # another user's: left as its owner set it
-                    self.path.chmod(0o600)
-            self._db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-            )
-            # Switching to WAL while another process opens the file can answer "locked" at
-            # once (no busy wait): two processes starting together retry for a while.
-            for attempt in range(200):
-                try:
-                    self._setup()
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or attempt == 199:
-                        raise
-                    time.sleep(0.05)
+            with self._lock:
+                self._open()
         except (OSError, sqlite3.Error) as exc:
+            with _open_journals_lock:
+                _open_journals.discard(self)
             raise ConfigurationError(
                 f"run journal {str(self.path)!r} cannot be used: {exc}"
             ) from exc
-        self._later = _Later()
         # Made after the checkpoints' finalizer, so run before it at exit: the deferred
         # writes are committed, then checkpointed.
         self._end_later = weakref.finalize(
             self, _end_later, self._db, self._lock, self._later, self._checkpointer
         )
-        with _open_journals_lock:
-            _open_journals.add(self)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner only (SQLite gives its -wal and -shm files the database file's mode).
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        if self.path.stat().st_mode & 0o077:
+            with contextlib.suppress(OSError):  # another user's: left as its owner set it
+                self.path.chmod(0o600)
+        self._db = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        # Switching to WAL while another process opens the file can answer "locked" at
+        # once (no busy wait): two processes starting together retry for a while.
+        for attempt in range(200):
+            try:
+                self._setup()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 199:
+                    raise
+                time.sleep(0.05)
 
     def __repr__(self) -> str:
         return f"<Journal {str(self.path)!r}>"
@@ -701,15 +725,17 @@ class Journal:
         this Journal committed since its last one (on its thread, ended here; else on this
         connection)."""
         self._end_later()  # before the lock: its thread may need it to finish
-        with _open_journals_lock:
-            _open_journals.discard(self)
-        with self._lock:  # no write starts a thread meanwhile
+        with self._lock:  # no write starts a thread meanwhile; a fork waits for the close
             stopped = self._stop_checkpoints()
             if not stopped and self._checkpointer.pending:
                 with contextlib.suppress(sqlite3.Error):  # closed already, or busy
                     self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self._checkpointer.pending = 0
             self._db.close()
+        # Only now (never with the lock above held: ``_before_fork`` takes the two the
+        # other way round).
+        with _open_journals_lock:
+            _open_journals.discard(self)
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         with self._lock:
@@ -1172,6 +1198,18 @@ class Journal:
         return [e for e in found if not e.finished] if unfinished else found
 
 
+def _holders_after_fork_in_child() -> None:
+    # A fork while another thread opens a gateway's journal (its holder's lock held) would
+    # leave the child's copy of that lock held forever: the child's first start would
+    # hang. The child gets free locks; a holder caught mid-open opens the journal anew.
+    for holder in list(_holders):
+        holder._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_holders_after_fork_in_child)
+
+
 class JournalHolder:
     """A Gateway's journal, opened on first use from its resolved ``journal`` option.
 
@@ -1186,6 +1224,7 @@ class JournalHolder:
         self._journal: Journal | None = None
         self._opened = False
         self._lock = threading.Lock()
+        _holders.add(self)
 
     def get(self) -> Journal | None:
         if self._opened:

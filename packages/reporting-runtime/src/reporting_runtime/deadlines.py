@@ -24,9 +24,11 @@ import contextlib
 import heapq
 import http.client
 import itertools
+import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -130,9 +132,18 @@ class Watchdog:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
+        self._order = itertools.count()
+        self._forget()
+        _watchdogs.add(self)
+
+    def _forget(self) -> None:
+        """Start empty, with no thread. Also what a forked child does (``_after_fork``):
+        the parent's thread is not there (an alarm armed in the child would never fire: a
+        stalled download in a forked worker would hang), its condition's lock may have been
+        held at the fork, and the alarms inherited are the parent's requests, whose sockets
+        the child shares: firing them would shut the parent's connections down."""
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Alarm]] = []
-        self._order = itertools.count()
         self._canceled = 0
         self._thread: threading.Thread | None = None
 
@@ -196,6 +207,18 @@ class Watchdog:
                 with contextlib.suppress(Exception):  # see the class docstring
                     alarm.action()
 
+
+#: Every Watchdog, for the fork hook below.
+_watchdogs: weakref.WeakSet[Watchdog] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for watchdog in list(_watchdogs):
+        watchdog._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 #: The process's one watchdog (one thread, whatever the number of clients).
 WATCHDOG = Watchdog()

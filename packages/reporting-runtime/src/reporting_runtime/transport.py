@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import weakref
@@ -167,13 +168,29 @@ class Transport:
         self.timeout = timeout
         self.verify = verify
         self._clock = clock
-        self._pool = urllib3.PoolManager(**options)
-        # Pools whose attempts a request's deadline bounds, headers included (``deadlines``).
-        self._pool.pool_classes_by_scheme = dict(POOL_CLASSES)
+        self._pool_options = options
+        self._pool = self._new_pool()
         # Per origin ("scheme://netloc"): the pool key and context PoolManager.urlopen would
         # derive from the URL on every request (``_origin``).
         self._origins: dict[str, tuple[Any, dict[str, Any]]] = {}
         _guard_urllib3_logs()
+        _transports.add(self)
+
+    def _new_pool(self) -> urllib3.PoolManager:
+        pool = urllib3.PoolManager(**self._pool_options)
+        # Pools whose attempts a request's deadline bounds, headers included (``deadlines``).
+        pool.pool_classes_by_scheme = dict(POOL_CLASSES)
+        return pool
+
+    def _forget_pool(self) -> None:
+        """In a forked child (``_after_fork``): start with no connection. The pooled
+        keep-alive connections are the parent's sockets too: a request of the child on one
+        of them, interleaved with the parent's, gets the parent's answer and the parent the
+        child's (measured against the sandbox: ``get`` of one run answered with another's).
+        A pool's lock held by another thread at the fork would also stay held for ever.
+        The old pool is only dropped: collected, it closes the child's copies of the
+        sockets, which (a close, not a shutdown) leaves the parent's connections alone."""
+        self._pool = self._new_pool()
 
     def send(
         self, request: Request, *, stream: bool = False, retries: Retry | None = None
@@ -293,6 +310,18 @@ class Transport:
             f"max_body_bytes={self.max_body_bytes})"
         )
 
+
+#: Every Transport, for the fork hook below.
+_transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for transport in list(_transports):
+        transport._forget_pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 #: A path and query urllib3 would send unchanged: only characters it never percent-encodes
 #: (a ``%`` only as an upper-case escape), no fragment.
