@@ -38,8 +38,8 @@ def atomic_file(
 
     On any exception the temporary is removed and an existing target is left untouched;
     ``overwrite=False`` refuses an existing target before anything is written, and keeps
-    one that appears while the block runs (the ``DownloadError`` then comes at its end); ``durable``
-    as for ``download`` (fsync of the file and the folder). A device node, FIFO, socket
+    one that appears while the block runs (the ``DownloadError`` then comes at its end);
+    ``durable`` as for ``download`` (fsync of the file and the folder). A device node, FIFO, socket
     or folder at ``target`` is refused, never replaced (``download.not_a_file``). A
     file-system failure is a ``DownloadError`` naming the target (the CLI's exit 7, with
     the command to resume).

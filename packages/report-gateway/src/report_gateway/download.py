@@ -319,7 +319,8 @@ def _rename_new(temporary: Path, target: Path) -> None:
     )
     rename = _load_renameat2()
     if rename is not None:
-        if rename(_AT_FDCWD, os.fsencode(temporary), _AT_FDCWD, os.fsencode(target), 1) == 0:
+        source, name = os.fsencode(temporary), os.fsencode(target)
+        if rename(_AT_FDCWD, source, _AT_FDCWD, name, _RENAME_NOREPLACE) == 0:
             return
         import ctypes
 
