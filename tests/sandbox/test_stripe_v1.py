@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import socket
 
 from report_gateway_sandbox import STRIPE_TEST_KEY, Sandbox
 
@@ -179,6 +180,32 @@ def test_idempotency_key_returns_the_same_run(client: Http, sandbox: Sandbox) ->
     assert other.json()["error"]["type"] == "idempotency_error"
     assert create_v1(client, **{"Idempotency-Key": "key-2"}).json()["id"] != first.json()["id"]
     assert sandbox.stats()["runs_created"]["stripe"] == 2
+
+
+def test_a_create_whose_client_died_before_its_body_is_never_acted_on(
+    client: Http, sandbox: Sandbox
+) -> None:
+    """A client killed between its headers and its body (a crash test's SIGKILL) must not
+    leave a run, nor an answer stored under its idempotency key: the retry of the whole
+    request with that key would be refused as "other parameters" (a crash-test flake)."""
+    head = (
+        "POST /v1/reporting/report_runs HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{sandbox.port}\r\n"
+        f"Authorization: Bearer {STRIPE_TEST_KEY}\r\n"
+        "Idempotency-Key: key-cut\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        "Content-Length: 120\r\n\r\n"
+        "report_type=balance"
+    )
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):  # until the sandbox closes it
+            pass
+    assert sandbox.stats()["runs_created"]["stripe"] == 0
+    whole = create_v1(client, **{"Idempotency-Key": "key-cut"})
+    assert whole.status == 200
+    assert sandbox.stats()["runs_created"]["stripe"] == 1
 
 
 def test_list_pagination_and_created_filter(client: Http) -> None:

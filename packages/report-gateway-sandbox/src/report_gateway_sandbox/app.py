@@ -381,6 +381,12 @@ def _read_body(environ: Mapping[str, Any]) -> bytes:
     if length <= 0:
         return b""
     data: bytes = environ["wsgi.input"].read(length)
+    if len(data) < length:
+        # The client went away mid-request (killed between its headers and its body): a
+        # real server acts on no such request. Answering it would store the cut request's
+        # answer under its idempotency key, and the client's retry of the whole request
+        # with that key would then be refused as "other parameters".
+        raise ConnectionDropped(f"request body cut short ({len(data)} of {length} bytes)")
     return data
 
 
