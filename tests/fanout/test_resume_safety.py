@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from report_gateway import Gateway, Scope
-from report_gateway.errors import ConfigurationError, RunMayExistError
+from report_gateway.errors import ConfigurationError, DownloadError, RunMayExistError
 from report_gateway.journal import endpoint_settings
 from report_gateway_sandbox import STRIPE_TEST_KEY, ZUORA_ENTITIES
 
@@ -277,3 +277,75 @@ def test_a_single_run_with_output_is_resumable_and_reused(
     assert main([*argv, "--no-wait", "--no-reuse"]) == 0
     assert json.loads(capsys.readouterr().out)["id"] not in (first, second)
     assert sb.stats()["runs_created"]["stripe-v2"] == 3
+
+
+def test_resume_keeps_a_file_a_download_was_told_not_to_replace(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """``download(..., overwrite=False)`` refused a file of the user's at the run's output:
+    ``resume`` refuses it too, with what to do, and downloads once the file is moved away."""
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    target = tmp_path / "mine.csv"
+    target.write_bytes(b"the user's own file\n")
+    with gateway(sb, tmp_path) as gw:
+        run = gw.wait(gw.start("stripe-v2", V2_REPORT, V2_PARAMS, output=target), **FAST)
+        with pytest.raises(DownloadError, match="exists"):
+            gw.download(run, target, overwrite=False)
+        refused = gw.resume(**FAST)
+        assert target.read_bytes() == b"the user's own file\n"
+        (outcome,) = refused.outcomes
+        assert not outcome.ok
+        assert outcome.run_id == run.id
+        assert str(target) in str(outcome.error)
+        assert "overwrite=False" in str(outcome.error)
+        journal = gw.journal
+        assert journal is not None
+        (entry,) = journal.entries()
+        assert entry.keep_existing
+        assert entry.state == "succeeded"
+        assert sb.stats()["runs_created"]["stripe-v2"] == 1
+        # Moved away by the user: the next resume downloads the run it kept.
+        target.rename(tmp_path / "moved.csv")
+        done = gw.resume(**FAST)
+        assert done.ok
+        assert target.stat().st_size > 0
+        (entry,) = journal.entries()
+        assert (entry.state, entry.path) == ("downloaded", str(target))
+    assert sb.stats()["runs_created"]["stripe-v2"] == 1
+
+
+def test_resume_keeps_a_file_that_appeared_after_a_download_told_not_to_replace(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """The flag is journaled before the transfer: a download with overwrite=False that
+    never finished (here: its deadline), then a file at the target from another job, and
+    ``resume`` still leaves that file as it is."""
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    target = tmp_path / "later.csv"
+    with gateway(sb, tmp_path) as gw:
+        run = gw.wait(gw.start("stripe-v2", V2_REPORT, V2_PARAMS, output=target), **FAST)
+        with pytest.raises(DownloadError):
+            gw.download(run, target, overwrite=False, timeout=1e-9)
+        assert not target.exists()
+        target.write_bytes(b"another job's file\n")
+        result = gw.resume(**FAST)
+    assert not result.ok
+    assert target.read_bytes() == b"another job's file\n"
+
+
+def test_resume_replaces_the_file_of_a_download_that_may_overwrite(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Without overwrite=False (the default, a nightly job's file from last night),
+    ``resume`` writes the run's result over what is at its output."""
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    target = tmp_path / "nightly.csv"
+    with gateway(sb, tmp_path) as gw:
+        run = gw.wait(gw.start("stripe-v2", V2_REPORT, V2_PARAMS, output=target), **FAST)
+        with pytest.raises(DownloadError):
+            gw.download(run, target, timeout=1e-9)
+        target.write_bytes(b"last night's file\n")
+        result = gw.resume(**FAST)
+    assert result.ok
+    assert target.read_bytes() != b"last night's file\n"
+    assert target.stat().st_size > 0

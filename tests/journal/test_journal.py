@@ -330,3 +330,35 @@ def test_cli_journal_shows_ids_and_abandon_drops_an_entry(
     assert main(["journal", "--abandon", entry.id]) == 2  # already finished
     assert main(["resume"]) == 0
     assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_a_journal_from_before_the_later_columns_is_read_and_written(tmp_path: Path) -> None:
+    """A journal file written before ``endpoint`` and ``keep_existing`` existed (an older
+    release on the same machine): its entries read back with the defaults, and the new
+    columns are added and written."""
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE runs (
+            id TEXT PRIMARY KEY, key TEXT NOT NULL, provider TEXT NOT NULL,
+            report_id TEXT NOT NULL, scope TEXT NOT NULL, parameters TEXT NOT NULL,
+            parameters_hash TEXT NOT NULL, credential TEXT NOT NULL, run_id TEXT,
+            state TEXT NOT NULL, raw_status TEXT, output TEXT, path TEXT, size INTEGER,
+            error TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL
+        );
+        INSERT INTO runs VALUES ('e1', 'k1', 'stripe', 'balance.summary.1', '{}', '{}', 'h',
+            'c', 'frr_1', 'succeeded', 'succeeded', '/tmp/x.csv', NULL, NULL, NULL, 1.0, 1.0);
+        """
+    )
+    db.commit()
+    db.close()
+    journal = Journal(path)
+    try:
+        (old,) = journal.entries()
+        assert (old.run_id, old.endpoint, old.keep_existing) == ("frr_1", {}, False)
+        assert journal.record_keep_existing("stripe", "frr_1") == 1
+        (old,) = journal.entries()
+        assert old.keep_existing
+    finally:
+        journal.close()

@@ -314,6 +314,8 @@ class _Task:
     scope: Scope
     path: Path | None
     entry: JournalEntry | None = None
+    #: ``overwrite`` of the download (False: a journaled ``download(overwrite=False)``).
+    overwrite: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -372,16 +374,28 @@ def _start(
     return None, entry, True
 
 
-def _download(gw: Gateway, run: ReportRun, path: Path, settings: _Settings) -> Path:
+def _download(
+    gw: Gateway, run: ReportRun, path: Path, settings: _Settings, *, overwrite: bool = True
+) -> Path:
     def downloading(received: int, total: int | None) -> None:
         if settings.stop.is_set():
             raise _Stopped("interrupted while downloading")
         if received:
             crash_point("mid-download")
 
+    if not overwrite and os.path.lexists(path) and not os.path.isdir(path):
+        # ``resume`` of a run whose download was asked with overwrite=False: refused before
+        # the transfer, with what the user can do about it (the download would refuse too).
+        raise DownloadError(
+            f"{path} exists, and the download of {run.provider} run {run.id} was asked not "
+            "to replace an existing file (overwrite=False): move that file away and resume "
+            "again, or drop the entry (report-gateway journal --abandon ID)"
+        )
     # The journal notes the file on the newest entry of this run id under these
     # credentials and scope (``JournalHolder.downloaded``): this job's entry.
-    return gw.download(run, path, unzip=True, raw=settings.raw, on_progress=downloading)
+    return gw.download(
+        run, path, unzip=True, raw=settings.raw, overwrite=overwrite, on_progress=downloading
+    )
 
 
 class _Engine:
@@ -573,7 +587,13 @@ class _FanOut:
         try:
             if self.settings.stop.is_set():
                 raise _Stopped("interrupted before downloading")
-            saved = _download(self.gw, flight.run, flight.task.path, self.settings)
+            saved = _download(
+                self.gw,
+                flight.run,
+                flight.task.path,
+                self.settings,
+                overwrite=flight.task.overwrite,
+            )
         except Exception as exc:
             self._failed(flight, exc)
             return
@@ -852,6 +872,7 @@ def resume(
                 scope=e.scope,
                 path=path,
                 entry=e,
+                overwrite=not e.keep_existing,
             )
         )
     settings = _Settings(

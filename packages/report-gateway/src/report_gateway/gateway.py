@@ -339,6 +339,10 @@ class Gateway:
         either ends it with a ``DownloadError``, nothing written.
         """
         opener = self._drivers.opener(run, timeout, stall_timeout)
+        if not overwrite:
+            # Before the transfer: a ``resume`` after a refusal (or a crash) must not
+            # replace what this call was told to keep.
+            self._journal.keeping_existing(run, self._drivers.credential_id(run.provider))
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
                 run,

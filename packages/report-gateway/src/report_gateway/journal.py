@@ -135,7 +135,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    endpoint TEXT
+    endpoint TEXT,
+    keep_existing INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_job
     ON runs (provider, report_id, scope, parameters_hash, credential, created_at);
@@ -282,6 +283,9 @@ class JournalEntry:
     #: The provider's non-secret endpoint settings the run was started with (``base_url``,
     #: ``files_base_url`` when set): where ``resume`` finds the run again.
     endpoint: Mapping[str, str] = attrs.field(factory=dict)
+    #: A download of the run was asked with ``overwrite=False``: ``resume`` downloads it
+    #: the same way, so a file at ``output`` that the user refused to replace stays.
+    keep_existing: bool = False
 
     @property
     def finished(self) -> bool:
@@ -609,6 +613,7 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
     values["scope"] = Scope(**json.loads(values["scope"]))
     values["parameters"] = json.loads(values["parameters"])
     values["endpoint"] = json.loads(values["endpoint"] or "{}")
+    values["keep_existing"] = bool(values["keep_existing"])
     return JournalEntry(**values)
 
 
@@ -682,9 +687,11 @@ class Journal:
         self._db.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-        if "endpoint" not in columns:  # a journal written before endpoints were kept
-            with contextlib.suppress(sqlite3.OperationalError):  # another process added it
-                self._db.execute("ALTER TABLE runs ADD COLUMN endpoint TEXT")
+        # Columns added since the first journals (another process may add one first).
+        for name, kind in (("endpoint", "TEXT"), ("keep_existing", "INTEGER")):
+            if name not in columns:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
         self._secret = self._keying_secret()
 
     def _keying_secret(self) -> bytes:
@@ -1058,6 +1065,24 @@ class Journal:
             (DOWNLOADED, os.fspath(Path(path).absolute()), size, self._clock(), *args, run_id),
         )
 
+    def record_keep_existing(
+        self,
+        provider: str,
+        run_id: str,
+        *,
+        credential: str | None = None,
+        scope: Scope | None = None,
+    ) -> int:
+        """A download of the run was asked not to replace an existing file: written before
+        its transfer, so a ``resume`` after a refusal or a crash keeps that file too
+        (returns the entries updated: the one ``_run_filter`` picks)."""
+        which, args = self._run_filter(provider, run_id, None, credential, scope)
+        return self._write(
+            "UPDATE runs SET keep_existing = 1, updated_at = ?"  # noqa: S608
+            f" WHERE {which} AND run_id = ?",
+            (self._clock(), *args, run_id),
+        )
+
     def record_error(
         self, entry_id: str, error: BaseException | str, *, state: str | None = None
     ) -> None:
@@ -1267,6 +1292,15 @@ class JournalHolder:
                 run.provider, run.id, path, path.stat().st_size,
                 credential=credential, scope=run.scope,
             )  # fmt: skip
+
+    def keeping_existing(self, run: ReportRun, credential: str) -> None:
+        """Note that the run's result must not replace an existing file, when the journal is
+        on (``resume`` then downloads it with ``overwrite=False``)."""
+        journal = self.get()
+        if journal is not None:
+            journal.record_keep_existing(
+                run.provider, run.id, credential=credential, scope=run.scope
+            )
 
     def close(self) -> None:
         with self._lock:
