@@ -13,26 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_gateway import DownloadError, IntegrityError, ReportRun, ResultFile, RunStatus
+from report_gateway import DownloadError, IntegrityError, ReportRun, RunStatus
 from report_gateway.download import download
 from report_gateway.models import CONTENT_TSV_UTF16, CONTENT_ZIP
 
-DATA = b"id,amount\n" + b"".join(b"row_%d,%d\n" % (i, i * 7) for i in range(5000))
-
-
-def make_run(size: int | None = len(DATA), **result: Any) -> ReportRun:
-    return ReportRun(
-        provider="fake",
-        id="run_1",
-        report_id="r",
-        status=RunStatus.SUCCEEDED,
-        raw_status="succeeded",
-        result=ResultFile(url="https://files.invalid/x", size=size, **result),
-    )
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
+from tests.gateway.downloads import DATA, leftovers, make_run
 
 
 def test_plain_csv_is_written_whole(tmp_path: Path, opener: Any, scripted: Any) -> None:

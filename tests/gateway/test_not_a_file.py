@@ -20,7 +20,7 @@ from report_gateway import download as download_module
 from report_gateway.atomic import atomic_file
 from report_gateway.download import download
 
-from .test_download import DATA, leftovers, make_run
+from tests.gateway.downloads import DATA, leftovers, make_run
 
 NodeMaker = Callable[[Path], str]
 

@@ -8,69 +8,30 @@ check) is driven here, on the download and on ``atomic_file``.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from report_gateway import DownloadError, ReportRun, ResultFile, RunStatus
+from report_gateway import DownloadError
 from report_gateway import download as download_module
 from report_gateway.atomic import atomic_file
 from report_gateway.download import download
 
-DATA = b"id,amount\n" + b"".join(b"row_%d,%d\n" % (i, i * 7) for i in range(5000))
+from tests.gateway.downloads import DATA, failing_renameat2, leftovers, make_run, take_the_way
+
 THEIRS = b"a file someone else put there meanwhile\n"
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX renames and links")
-
-
-def make_run() -> ReportRun:
-    return ReportRun(
-        provider="fake",
-        id="run_1",
-        report_id="r",
-        status=RunStatus.SUCCEEDED,
-        raw_status="succeeded",
-        result=ResultFile(url="https://files.invalid/x", size=len(DATA)),
-    )
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
-
-
-def _fails_with(code: int) -> Callable[..., int]:
-    def renameat2(*args: Any) -> int:
-        ctypes.set_errno(code)
-        return -1
-
-    return renameat2
-
-
-def _no_links(*args: Any, **kwargs: Any) -> None:
-    raise OSError(errno.EPERM, "Operation not permitted")
 
 
 @pytest.fixture(params=["renameat2", "renameat2 refused, link", "link", "last check"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Which way the no-replace rename takes: the system's, or each fallback forced."""
     name: str = request.param
-    if name == "renameat2":
-        if download_module._load_renameat2() is None:
-            pytest.skip("no renameat2 here")
-        # Proof that it is the one used: the fallback would fail the test.
-        monkeypatch.setattr(os, "link", _no_links)
-    elif name == "renameat2 refused, link":
-        monkeypatch.setattr(download_module, "_renameat2", _fails_with(errno.EINVAL))
-    elif name == "link":
-        monkeypatch.setattr(download_module, "_renameat2", None)
-    else:
-        monkeypatch.setattr(download_module, "_renameat2", None)
-        monkeypatch.setattr(os, "link", _no_links)
+    take_the_way(name, monkeypatch, link_error=errno.EPERM)
     return name
 
 
@@ -124,7 +85,7 @@ def test_another_failure_of_the_rename_is_a_download_error_naming_the_target(
 ) -> None:
     if not sys.platform.startswith("linux"):
         pytest.skip("renameat2 is Linux's")
-    monkeypatch.setattr(download_module, "_renameat2", _fails_with(errno.ENOSPC))
+    monkeypatch.setattr(download_module, "_renameat2", failing_renameat2(errno.ENOSPC))
     target = tmp_path / "out.csv"
     play = opener([lambda offset: scripted(DATA, offset=offset)])
     with pytest.raises(DownloadError, match=r"out\.csv") as caught:

@@ -8,7 +8,6 @@ and a journal left resumable by a refusal.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import io
 import multiprocessing
@@ -21,15 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_gateway import DownloadError, ReportRun, ResultFile, RunStatus
+from report_gateway import DownloadError, ReportRun
 from report_gateway import download as download_module
 from report_gateway.atomic import atomic_file
 from report_gateway.download import download
 from report_gateway.models import CONTENT_TSV_UTF16, CONTENT_ZIP
 
+from tests.gateway import downloads
+from tests.gateway.downloads import (
+    DATA,
+    failing_link,
+    failing_renameat2,
+    leftovers,
+    take_the_way,
+)
+
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX renames and links")
 
-DATA = b"id,amount\n" + b"".join(b"row_%d,%d\n" % (i, i * 7) for i in range(5000))
+# A URL with a secret in it: no refusal's message may show it.
+SECRET_URL = "https://files.invalid/x?token=sk_live_SECRET"
 THEIRS = b"a file someone else put there meanwhile\n"
 
 
@@ -52,55 +61,13 @@ class Body:
 
 
 def make_run(data: bytes = DATA, content_type: str = "csv", **extra: Any) -> ReportRun:
-    return ReportRun(
-        provider="fake",
-        id="run_1",
-        report_id="r",
-        status=RunStatus.SUCCEEDED,
-        raw_status="succeeded",
-        result=ResultFile(
-            url="https://files.invalid/x?token=sk_live_SECRET",
-            size=len(data),
-            content_type=content_type,
-            **extra,
-        ),
-    )
+    return downloads.make_run(len(data), url=SECRET_URL, content_type=content_type, **extra)
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
-
-
-def _fails_with(code: int) -> Callable[..., int]:
-    def renameat2(*args: Any) -> int:
-        ctypes.set_errno(code)
-        return -1
-
-    return renameat2
-
-
-def _link_fails_with(code: int) -> Callable[..., None]:
-    def link(*args: Any, **kwargs: Any) -> None:
-        raise OSError(code, os.strerror(code))
-
-    return link
-
-
-WAYS = ["renameat2", "link", "last check"]
-
-
-@pytest.fixture(params=WAYS)
+@pytest.fixture(params=["renameat2", "link", "last check"])
 def way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     name: str = request.param
-    if name == "renameat2":
-        if download_module._load_renameat2() is None:
-            pytest.skip("no renameat2 here")
-        monkeypatch.setattr(os, "link", _link_fails_with(errno.EIO))
-    elif name == "link":
-        monkeypatch.setattr(download_module, "_renameat2", None)
-    else:
-        monkeypatch.setattr(download_module, "_renameat2", None)
-        monkeypatch.setattr(os, "link", _link_fails_with(errno.EPERM))
+    take_the_way(name, monkeypatch, link_error=errno.EIO)
     return name
 
 
@@ -196,55 +163,10 @@ def _payload(index: int) -> bytes:
     return (b"writer %d\n" % index) * 20_000
 
 
-@pytest.mark.parametrize("way", ["renameat2", "link"], indirect=True)
-def test_concurrent_threads_exactly_one_wins(tmp_path: Path, way: str) -> None:
-    target = tmp_path / "out.csv"
-    barrier = threading.Barrier(WRITERS)
-    outcomes: list[object] = [None] * WRITERS
-
-    def one(index: int) -> None:
-        data = _payload(index)
-        waited: list[bool] = []
-
-        def progress(done: int, total: int | None) -> None:
-            if not waited:
-                waited.append(True)
-                barrier.wait(timeout=30)
-
-        try:
-            outcomes[index] = download(
-                make_run(data),
-                target,
-                lambda offset: Body(data, chunk=len(data) // 4),
-                overwrite=False,
-                durable=False,
-                on_progress=progress,
-            )
-        except DownloadError as exc:
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(WRITERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    winners = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, Path)]
-    assert len(winners) == 1, outcomes
-    assert all(
-        isinstance(o, DownloadError) and "appeared while" in str(o)
-        for i, o in enumerate(outcomes)
-        if i != winners[0]
-    ), outcomes
-    assert target.read_bytes() == _payload(winners[0])
-    assert target.stat().st_nlink == 1
-    assert leftovers(tmp_path) == []
-
-
-def _process_writer(
-    target: str, index: int, barrier: Any, results: Any, without_renameat2: bool
-) -> None:
-    if without_renameat2:
-        download_module._renameat2 = None
+def _race(target: str | Path, index: int, barrier: Any) -> str:
+    """Writer ``index`` downloads its own payload to ``target`` without replacing, waiting
+    at ``barrier`` after its first piece so that all the writers' renames race. How it
+    fared: "won", or "refused: " and the refusal's message."""
     data = _payload(index)
     waited: list[bool] = []
 
@@ -262,9 +184,50 @@ def _process_writer(
             durable=False,
             on_progress=progress,
         )
-        results.put((index, "won"))
     except DownloadError as exc:
-        results.put((index, "refused: " + str(exc)))
+        return "refused: " + str(exc)
+    return "won"
+
+
+def _assert_exactly_one_won(target: Path, outcomes: dict[int, str]) -> None:
+    """One writer's file is at ``target``, whole and under one name; every other writer was
+    refused because a file appeared, and none left a temporary."""
+    winners = [i for i, outcome in outcomes.items() if outcome == "won"]
+    assert len(winners) == 1, outcomes
+    assert all(
+        o.startswith("refused: ") and "appeared while" in o
+        for i, o in outcomes.items()
+        if i != winners[0]
+    ), outcomes
+    assert target.read_bytes() == _payload(winners[0])
+    assert target.stat().st_nlink == 1
+    assert leftovers(target.parent) == []
+
+
+@pytest.mark.parametrize("way", ["renameat2", "link"], indirect=True)
+def test_concurrent_threads_exactly_one_wins(tmp_path: Path, way: str) -> None:
+    target = tmp_path / "out.csv"
+    barrier = threading.Barrier(WRITERS)
+    outcomes = dict.fromkeys(range(WRITERS), "unfinished")
+
+    def one(index: int) -> None:
+        outcomes[index] = _race(target, index, barrier)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    _assert_exactly_one_won(target, outcomes)
+
+
+def _process_writer(
+    target: str, index: int, barrier: Any, results: Any, without_renameat2: bool
+) -> None:
+    if without_renameat2:
+        download_module._renameat2 = None
+    try:
+        results.put((index, _race(target, index, barrier)))
     except BaseException as exc:  # pragma: no cover - what the test must not see
         results.put((index, f"other: {type(exc).__name__}: {exc}"))
 
@@ -286,16 +249,7 @@ def test_concurrent_processes_exactly_one_wins(tmp_path: Path, without_renameat2
     outcomes = dict(results.get(timeout=60) for _ in processes)
     for process in processes:
         process.join(30)
-    winners = [i for i, outcome in outcomes.items() if outcome == "won"]
-    assert len(winners) == 1, outcomes
-    assert all(
-        o.startswith("refused: ") and "appeared while" in o
-        for i, o in outcomes.items()
-        if i != winners[0]
-    ), outcomes
-    assert target.read_bytes() == _payload(winners[0])
-    assert target.stat().st_nlink == 1
-    assert leftovers(tmp_path) == []
+    _assert_exactly_one_won(target, outcomes)
 
 
 # -- a folder given: the provider's name inside it --------------------------------------
@@ -335,15 +289,27 @@ def test_a_folder_at_the_target_is_refused_up_front(tmp_path: Path) -> None:
 OTHER_ERRNOS = [errno.EACCES, errno.EROFS, errno.ENOSPC, errno.EIO, errno.ENOENT, errno.EBUSY]
 
 
+def _download_with(
+    monkeypatch: pytest.MonkeyPatch,
+    target: Path,
+    renameat2: Callable[..., int] | None,
+    link: Callable[..., None] | None = None,
+) -> Path:
+    """Download ``DATA`` to ``target`` without replacing, with ``renameat2`` in place of the
+    system's (None: as if there were none) and, if given, ``link`` in place of ``os.link``."""
+    monkeypatch.setattr(download_module, "_renameat2", renameat2)
+    if link is not None:
+        monkeypatch.setattr(os, "link", link)
+    return download(make_run(), target, lambda o: Body(DATA), overwrite=False)
+
+
 @pytest.mark.parametrize("code", [*OTHER_ERRNOS, errno.EMLINK, errno.ENAMETOOLONG, 0])
 def test_renameat2_failing_otherwise_is_a_download_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
-    monkeypatch.setattr(download_module, "_renameat2", _fails_with(code))
-    monkeypatch.setattr(os, "link", _link_fails_with(errno.EIO))
     target = tmp_path / "out.csv"
     with pytest.raises(DownloadError, match=r"out\.csv") as caught:
-        download(make_run(), target, lambda o: Body(DATA), overwrite=False)
+        _download_with(monkeypatch, target, failing_renameat2(code), failing_link(errno.EIO))
     assert "SECRET" not in str(caught.value)
     assert not os.path.lexists(target)
     assert leftovers(tmp_path) == []
@@ -355,9 +321,8 @@ def test_renameat2_failing_otherwise_is_a_download_error(
 def test_renameat2_unsupported_falls_back_to_a_link(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
-    monkeypatch.setattr(download_module, "_renameat2", _fails_with(code))
     target = tmp_path / "out.csv"
-    assert download(make_run(), target, lambda o: Body(DATA), overwrite=False) == target
+    assert _download_with(monkeypatch, target, failing_renameat2(code)) == target
     assert target.read_bytes() == DATA
     assert target.stat().st_nlink == 1
     assert leftovers(tmp_path) == []
@@ -367,11 +332,9 @@ def test_renameat2_unsupported_falls_back_to_a_link(
 def test_link_failing_otherwise_is_a_download_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
-    monkeypatch.setattr(download_module, "_renameat2", None)
-    monkeypatch.setattr(os, "link", _link_fails_with(code))
     target = tmp_path / "out.csv"
     with pytest.raises(DownloadError, match=r"out\.csv"):
-        download(make_run(), target, lambda o: Body(DATA), overwrite=False)
+        _download_with(monkeypatch, target, None, failing_link(code))
     assert not os.path.lexists(target)
     assert leftovers(tmp_path) == []
 
@@ -380,10 +343,8 @@ def test_link_failing_otherwise_is_a_download_error(
 def test_no_links_last_check_then_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
 ) -> None:
-    monkeypatch.setattr(download_module, "_renameat2", None)
-    monkeypatch.setattr(os, "link", _link_fails_with(code))
     target = tmp_path / "out.csv"
-    assert download(make_run(), target, lambda o: Body(DATA), overwrite=False) == target
+    assert _download_with(monkeypatch, target, None, failing_link(code)) == target
     assert target.read_bytes() == DATA
     assert leftovers(tmp_path) == []
 

@@ -14,7 +14,7 @@ import pytest
 from report_gateway import download as download_module
 from report_gateway.download import download
 
-from tests.gateway.test_download import DATA, make_run
+from tests.gateway.downloads import DATA, make_run
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX rename semantics")
 

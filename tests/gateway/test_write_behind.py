@@ -21,25 +21,15 @@ from typing import Any
 
 import pytest
 import report_gateway.transfer as transfer
-from report_gateway import ReportRun, ResultFile, RunStatus
 from report_gateway.download import download
 from report_gateway.errors import DownloadError, IntegrityError
+
+from tests.gateway.downloads import make_run
 
 DATA = b"id,amount\n" + b"".join(b"row_%d,%d\n" % (i, i * 7) for i in range(20000))
 WINDOW = 16 << 10
 WRITE = 2
 WAIT_ALL = 1 | 2 | 4
-
-
-def make_run(size: int | None = len(DATA), **result: Any) -> ReportRun:
-    return ReportRun(
-        provider="fake",
-        id="run_1",
-        report_id="r",
-        status=RunStatus.SUCCEEDED,
-        raw_status="succeeded",
-        result=ResultFile(url="https://files.invalid/x", size=size, **result),
-    )
 
 
 class Recorder:
@@ -117,7 +107,7 @@ def test_without_fdatasync_the_download_writes_behind_by_ranges_and_fsyncs_befor
 ) -> None:
     monkeypatch.setattr(transfer, "_sync_file_range", recorder.fake_sync_file_range(None))
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
-    target = download(make_run(), tmp_path / "out.csv", play)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play)
     assert target.read_bytes() == DATA
     started, waited = recorder.ranges(WRITE), recorder.ranges(WAIT_ALL)
     # Every window is handed to the disk in order, the one before it waited for.
@@ -137,7 +127,7 @@ def test_non_durable_download_does_not_write_behind(
     flushes = Flushes(monkeypatch)
     before = threading.active_count()
     target = download(
-        make_run(), tmp_path / "out.csv", play, durable=False, on_progress=flushes.watch
+        make_run(len(DATA)), tmp_path / "out.csv", play, durable=False, on_progress=flushes.watch
     )
     assert target.read_bytes() == DATA
     assert [e for e in recorder.events if e[0] in ("fsync", "sync_file_range")] == []
@@ -169,7 +159,7 @@ def test_without_write_behind_the_download_is_still_whole_and_durable(
     fake = None if answer == "missing" else recorder.fake_sync_file_range(-1)
     monkeypatch.setattr(transfer, "_sync_file_range", fake)
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
-    target = download(make_run(), tmp_path / "out.csv", play, on_progress=lambda *_: None)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=lambda *_: None)
     assert target.read_bytes() == DATA
     # A failing call is tried once, then left alone.
     calls = [e for e in recorder.events if e[0] == "sync_file_range"]
@@ -188,7 +178,7 @@ def test_range_write_behind_starts_again_with_a_body_that_starts_again(
             lambda offset: scripted(DATA, ranges=False, chunk=4096),
         ]
     )
-    target = download(make_run(), tmp_path / "out.csv", play)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play)
     assert target.read_bytes() == DATA
     started = recorder.ranges(WRITE)
     restart = next(i for i, (offset, _) in enumerate(started) if i and offset == 0)
@@ -205,7 +195,7 @@ def test_checksummed_download_writes_behind_too(
 
     monkeypatch.setattr(transfer, "_sync_file_range", recorder.fake_sync_file_range(None))
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
-    run = make_run(checksum="sha256:" + hashlib.sha256(DATA).hexdigest())
+    run = make_run(len(DATA), checksum="sha256:" + hashlib.sha256(DATA).hexdigest())
     target = download(run, tmp_path / "out.csv", play)
     assert target.read_bytes() == DATA
     assert recorder.ranges(WRITE)
@@ -260,7 +250,7 @@ def test_default_download_flushes_in_a_background_thread_then_fsyncs_before_the_
     flushes = Flushes(monkeypatch)
     before = threading.active_count()
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
-    target = download(make_run(), tmp_path / "out.csv", play, on_progress=flushes.watch)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=flushes.watch)
     assert target.read_bytes() == DATA
     assert flushes.thread_seen
     # Every background flush was of this file, from the writeback thread.
@@ -280,7 +270,7 @@ def test_a_small_file_starts_no_thread(
     # The real window (32 MiB): thousands of small files in a fan-out start no thread each.
     flushes = Flushes(monkeypatch)
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
-    target = download(make_run(), tmp_path / "out.csv", play, on_progress=flushes.watch)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=flushes.watch)
     assert target.read_bytes() == DATA
     assert not flushes.thread_seen
     assert flushes.calls == []
@@ -303,7 +293,7 @@ def test_a_background_flush_error_fails_the_download_and_keeps_no_file(
     before = threading.active_count()
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
     with pytest.raises(DownloadError, match=os.strerror(code)) as caught:
-        download(make_run(), tmp_path / "out.csv", play, on_progress=flushes.watch)
+        download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=flushes.watch)
     assert isinstance(caught.value.__cause__, OSError)
     assert caught.value.__cause__.errno == code
     assert flushes.calls
@@ -339,7 +329,7 @@ def test_the_thread_is_stopped_when_the_download_fails(
     play = opener([lambda offset: scripted(data, offset=offset, chunk=5000, ranges=False)])
     expected = {"ctrl-c": KeyboardInterrupt, "error in on_progress": RuntimeError}
     with pytest.raises(expected.get(failure, IntegrityError)):
-        download(make_run(), tmp_path / "out.csv", play, on_progress=progress)
+        download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=progress)
     assert flushes.thread_seen
     assert alive_at_failure in ([True], [])
     assert _leftovers(tmp_path) == []
@@ -368,7 +358,7 @@ def test_the_thread_is_stopped_before_the_file_is_truncated_to_start_again(
             lambda offset: scripted(DATA, ranges=False, chunk=4096),
         ]
     )
-    target = download(make_run(), tmp_path / "out.csv", play, on_progress=flushes.watch)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=flushes.watch)
     assert target.read_bytes() == DATA
     # Running before the restart, gone once reset returns (the truncate comes after it).
     assert at_reset == [(True, False)]
@@ -409,7 +399,7 @@ def test_a_process_that_cannot_start_a_thread_still_downloads_durably(
 
     monkeypatch.setattr(threading.Thread, "start", refuse)
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=5000)])
-    target = download(make_run(), tmp_path / "out.csv", play)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play)
     assert target.read_bytes() == DATA
     assert flushes.calls == []
     recorder.assert_durable(target)
@@ -438,7 +428,7 @@ def test_the_end_of_a_file_of_known_size_is_flushed_in_quarter_windows(
     advances = _advances(monkeypatch)
     flushes = Flushes(monkeypatch)
     play = opener([lambda offset: scripted(DATA, offset=offset, chunk=chunk)])
-    target = download(make_run(), tmp_path / "out.csv", play, on_progress=flushes.watch)
+    target = download(make_run(len(DATA)), tmp_path / "out.csv", play, on_progress=flushes.watch)
     assert target.read_bytes() == DATA
     assert flushes.thread_seen
     marks = [received for received, _ in advances]

@@ -21,6 +21,8 @@ from report_gateway import journal as journal_module
 from report_gateway.journal import Journal, JournalEntry
 from report_gateway.models import ReportRun, RunStatus
 
+from tests.forking import exit_code_within
+
 THREAD = "report-gateway-journal-writes"
 
 
@@ -385,23 +387,9 @@ def test_forks_while_other_threads_open_close_and_checkpoint_journals_never_hang
                     code = 0
                 finally:
                     os._exit(code)
-            codes.append(_child_code(pid, 20))
+            codes.append(exit_code_within(pid, 20))
     finally:
         stop.set()
         for thread in churn:
             thread.join()
     assert codes == [0] * 20
-
-
-def _child_code(pid: int, seconds: float) -> int | None:
-    """The child's exit code, or None (the child killed) if it is still there after
-    ``seconds``: a hung child fails the test instead of hanging it."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.01)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    return None

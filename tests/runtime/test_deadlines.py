@@ -28,6 +28,8 @@ from reporting_runtime.deadlines import MIN_ATTEMPT_TIMEOUT, DeadlineTimeout, Wa
 from reporting_runtime.messages import Request
 from urllib3.util import Timeout
 
+from tests.forking import exit_code_within
+
 GET = Operation(operation_id="get_thing", method="GET", path="/thing")
 
 
@@ -220,22 +222,8 @@ def test_a_forked_child_gets_deadlines_of_its_own_and_none_of_its_parents() -> N
             time.sleep(0.5)  # past the inherited alarm's deadline
         finally:
             os._exit(code)
-    status = _waited(pid, 15)
+    status = exit_code_within(pid, 15)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         assert pipe.read() == b""
     assert status == 0
-
-
-def _waited(pid: int, seconds: float) -> int | None:
-    """The child's exit code, or None (and the child killed) if it is still there after
-    ``seconds``: a child stuck on a lock copied mid-use must fail the test, not hang it."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, 9)
-    os.waitpid(pid, 0)
-    return None
