@@ -61,16 +61,17 @@ def failing_link(code: int) -> Callable[..., None]:
     return link
 
 
-def take_the_way(way: str, monkeypatch: pytest.MonkeyPatch, *, link_error: int) -> None:
+def take_the_way(way: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the way a download (or ``atomic_file``) puts its result in place without
     replacing anything: "renameat2", the system's (the test skipped where there is none),
-    with ``os.link`` failing with ``link_error`` meanwhile; "renameat2 refused, link", the
+    with ``os.link`` failing with EIO meanwhile (a download that did not use renameat2
+    then fails the test instead of passing through a fallback); "renameat2 refused, link", the
     hard-link fallback after renameat2's EINVAL; "link", the hard link with no renameat2;
     "last check", no renameat2 and links refused (EPERM): a check, then a plain rename."""
     if way == "renameat2":
         if download_module._load_renameat2() is None:
             pytest.skip("no renameat2 here")
-        monkeypatch.setattr(os, "link", failing_link(link_error))
+        monkeypatch.setattr(os, "link", failing_link(errno.EIO))
     elif way == "renameat2 refused, link":
         monkeypatch.setattr(download_module, "_renameat2", failing_renameat2(errno.EINVAL))
     elif way == "link":

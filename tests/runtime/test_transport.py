@@ -17,6 +17,8 @@ from reporting_runtime import Request, Response, Transport, TransportError
 from reporting_runtime.messages import Headers
 from urllib3.exceptions import InsecureRequestWarning
 
+from tests.forking import exit_code_within
+
 
 def get(url: str) -> Request:
     return Request(method="GET", url=url, operation="download", provider="p")
@@ -208,8 +210,7 @@ def test_a_forked_child_never_sends_on_its_parents_pooled_connections() -> None:
                 code = 0 if transport.send(get(f"{url}/child")).read() == b"ok" else 2
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert exit_code_within(pid, 30) == 0
         assert transport.send(get(f"{url}/parent-2")).read() == b"ok"
     finally:
         transport.close()
@@ -246,8 +247,8 @@ def test_a_fork_while_another_thread_holds_the_pools_lock_leaves_the_child_free(
                 code = 0 if got else 2
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
+        code = exit_code_within(pid, 30)
     finally:
         lock.release()
         transport.close()
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert code == 0
