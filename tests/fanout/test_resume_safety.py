@@ -373,3 +373,31 @@ def test_the_keep_flag_goes_on_this_endpoints_entry_of_a_repeated_run_id(
         result = gw1.resume(entries=[e for e in journal.entries() if e.output == str(mine)])
     assert not result.ok
     assert mine.read_bytes() == b"the user's own file\n"
+
+
+def test_resume_names_the_kept_file_in_an_output_folder_and_the_entry(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Output given as a folder: the file ``resume`` refuses to replace is the one in it,
+    and the refusal says what to do (never "pass overwrite=True", which resume cannot),
+    with the entry's id for ``journal --abandon``."""
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with gateway(sb, tmp_path) as gw:
+        run = gw.wait(gw.start("stripe-v2", V2_REPORT, V2_PARAMS, output=folder), **FAST)
+        with pytest.raises(DownloadError):
+            gw.download(run, folder, overwrite=False, timeout=1e-9)
+        kept = folder / f"{run.id}.csv"
+        kept.write_bytes(b"another job's file\n")
+        result = gw.resume(**FAST)
+        journal = gw.journal
+        assert journal is not None
+        (entry,) = journal.entries()
+    (outcome,) = result.outcomes
+    message = str(outcome.error)
+    assert str(kept) in message
+    assert "move that file away" in message
+    assert f"journal --abandon {entry.id}" in message
+    assert "pass overwrite=True" not in message
+    assert kept.read_bytes() == b"another job's file\n"
