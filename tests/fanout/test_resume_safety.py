@@ -349,3 +349,55 @@ def test_resume_replaces_the_file_of_a_download_that_may_overwrite(
     assert result.ok
     assert target.read_bytes() != b"last night's file\n"
     assert target.stat().st_size > 0
+
+
+def test_the_keep_flag_goes_on_this_endpoints_entry_of_a_repeated_run_id(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Two sandboxes hand out the same run id: ``download(overwrite=False)`` through one
+    flags that endpoint's entry, never the other job's (whose file ``resume`` may replace),
+    and ``resume`` keeps the file it was told to keep."""
+    first, second = make_sandbox(run_seconds=0.1), make_sandbox(run_seconds=0.1)
+    mine, theirs = tmp_path / "mine.csv", tmp_path / "theirs.csv"
+    with gateway(first, tmp_path) as gw1, gateway(second, tmp_path) as gw2:
+        run = gw1.wait(gw1.start("stripe-v2", V2_REPORT, V2_PARAMS, output=mine), **FAST)
+        other = gw2.wait(gw2.start("stripe-v2", V2_REPORT, V2_PARAMS, output=theirs), **FAST)
+        assert other.id == run.id  # the repeat this test is about
+        mine.write_bytes(b"the user's own file\n")
+        with pytest.raises(DownloadError, match="exists"):
+            gw1.download(run, mine, overwrite=False)
+        journal = gw1.journal
+        assert journal is not None
+        flags = {e.output: e.keep_existing for e in journal.entries()}
+        assert flags == {str(mine): True, str(theirs): False}
+        result = gw1.resume(entries=[e for e in journal.entries() if e.output == str(mine)])
+    assert not result.ok
+    assert mine.read_bytes() == b"the user's own file\n"
+
+
+def test_resume_names_the_kept_file_in_an_output_folder_and_the_entry(
+    make_sandbox, tmp_path: Path
+) -> None:
+    """Output given as a folder: the file ``resume`` refuses to replace is the one in it,
+    and the refusal says what to do (never "pass overwrite=True", which resume cannot),
+    with the entry's id for ``journal --abandon``."""
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with gateway(sb, tmp_path) as gw:
+        run = gw.wait(gw.start("stripe-v2", V2_REPORT, V2_PARAMS, output=folder), **FAST)
+        with pytest.raises(DownloadError):
+            gw.download(run, folder, overwrite=False, timeout=1e-9)
+        kept = folder / f"{run.id}.csv"
+        kept.write_bytes(b"another job's file\n")
+        result = gw.resume(**FAST)
+        journal = gw.journal
+        assert journal is not None
+        (entry,) = journal.entries()
+    (outcome,) = result.outcomes
+    message = str(outcome.error)
+    assert str(kept) in message
+    assert "move that file away" in message
+    assert f"journal --abandon {entry.id}" in message
+    assert "pass overwrite=True" not in message
+    assert kept.read_bytes() == b"another job's file\n"

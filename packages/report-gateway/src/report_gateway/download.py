@@ -536,6 +536,16 @@ def safe_name(name: str, *, fallback: str = "result.csv", name_max: int = NAME_M
     return cleaned
 
 
+def download_target(run: ReportRun, path: str | os.PathLike[str], *, unzip: bool) -> Path:
+    """The file ``download(run, path, unzip=unzip)`` would write (inside ``path`` when it is
+    a folder): what a caller refusing to replace a file must look at before the transfer.
+    A ``DownloadError`` when the run has no result or the path cannot be used."""
+    result = run.result
+    if result is None:
+        raise DownloadError(f"{run.provider} run {run.id} has no result ({run.raw_status})")
+    return _target(run, path, unpack=unzip and result.content_type == CONTENT_ZIP)
+
+
 def _target(run: ReportRun, path: str | os.PathLike[str], *, unpack: bool) -> Path:
     """The final path: the caller's, or a safe name inside the caller's folder.
 

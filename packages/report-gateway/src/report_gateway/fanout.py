@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .download import _replace, not_a_file, safe_name
+from .download import _replace, download_target, not_a_file, safe_name
 from .errors import ConfigurationError, DownloadError, ParameterError
 from .journal import ABANDONED, JournalEntry, crash_point, endpoint_settings, reuse_window
 from .models import ReportRun, RunStatus, Scope
@@ -375,7 +375,13 @@ def _start(
 
 
 def _download(
-    gw: Gateway, run: ReportRun, path: Path, settings: _Settings, *, overwrite: bool = True
+    gw: Gateway,
+    run: ReportRun,
+    path: Path,
+    settings: _Settings,
+    *,
+    overwrite: bool = True,
+    entry: JournalEntry | None = None,
 ) -> Path:
     def downloading(received: int, total: int | None) -> None:
         if settings.stop.is_set():
@@ -383,13 +389,17 @@ def _download(
         if received:
             crash_point("mid-download")
 
-    if not overwrite and os.path.lexists(path) and not os.path.isdir(path):
+    target = download_target(run, path, unzip=True) if not overwrite else path
+    if not overwrite and os.path.lexists(target):
         # ``resume`` of a run whose download was asked with overwrite=False: refused before
-        # the transfer, with what the user can do about it (the download would refuse too).
+        # the transfer (the file in the output folder when the output is one), with what the
+        # user can do about it; the download's own refusal says "pass overwrite=True",
+        # which resume cannot.
+        which = "ID" if entry is None else entry.id
         raise DownloadError(
-            f"{path} exists, and the download of {run.provider} run {run.id} was asked not "
+            f"{target} exists, and the download of {run.provider} run {run.id} was asked not "
             "to replace an existing file (overwrite=False): move that file away and resume "
-            "again, or drop the entry (report-gateway journal --abandon ID)"
+            f"again, or drop the entry (report-gateway journal --abandon {which})"
         )
     # The journal notes the file on the newest entry of this run id under these
     # credentials and scope (``JournalHolder.downloaded``): this job's entry.
@@ -593,6 +603,7 @@ class _FanOut:
                 flight.task.path,
                 self.settings,
                 overwrite=flight.task.overwrite,
+                entry=flight.task.entry,
             )
         except Exception as exc:
             self._failed(flight, exc)

@@ -342,7 +342,11 @@ class Gateway:
         if not overwrite:
             # Before the transfer: a ``resume`` after a refusal (or a crash) must not
             # replace what this call was told to keep.
-            self._journal.keeping_existing(run, self._drivers.credential_id(run.provider))
+            self._journal.keeping_existing(
+                run,
+                self._drivers.credential_id(run.provider),
+                lambda: self._starts.endpoint(run.provider),
+            )
         with provider_errors(run.provider, scrub=self.scrub):
             saved = download(
                 run,

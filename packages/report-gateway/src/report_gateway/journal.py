@@ -993,11 +993,12 @@ class Journal:
         entry_id: str | None,
         credential: str | None,
         scope: Scope | None,
+        endpoint: Mapping[str, str] | None = None,
     ) -> tuple[str, tuple[Any, ...]]:
         """Which entry an update by run id means: ``entry_id`` when known; else the newest
-        entry of the run id (narrowed to ``credential`` and ``scope`` when given). Run ids
-        are not unique across jobs (a sandbox's repeat after a restart), so an update never
-        reaches an older job's entry."""
+        entry of the run id (narrowed to ``credential``, ``scope`` and ``endpoint`` when
+        given). Run ids are not unique across jobs (a sandbox's repeat after a restart, two
+        sandboxes), so an update never reaches an older job's entry."""
         if entry_id is not None:
             return "id = ?", (entry_id,)
         where, args = "provider = ? AND run_id = ?", [provider, run_id]
@@ -1007,6 +1008,9 @@ class Journal:
         if scope is not None:
             where += " AND scope = ?"
             args.append(scope_text(scope))
+        if endpoint is not None:
+            where += f" AND {_ENDPOINT} = ?"
+            args.append(_canonical(dict(endpoint)))
         return (
             f"id = (SELECT id FROM runs WHERE {where} ORDER BY created_at DESC LIMIT 1)",  # noqa: S608
             tuple(args),
@@ -1072,11 +1076,14 @@ class Journal:
         *,
         credential: str | None = None,
         scope: Scope | None = None,
+        endpoint: Mapping[str, str] | None = None,
     ) -> int:
         """A download of the run was asked not to replace an existing file: written before
         its transfer, so a ``resume`` after a refusal or a crash keeps that file too
-        (returns the entries updated: the one ``_run_filter`` picks)."""
-        which, args = self._run_filter(provider, run_id, None, credential, scope)
+        (returns the entries updated: the one ``_run_filter`` picks; ``endpoint``: the
+        downloading gateway's, so another endpoint's job with the same run id is left as
+        it is, its file still replaceable and this one's kept)."""
+        which, args = self._run_filter(provider, run_id, None, credential, scope, endpoint)
         return self._write(
             "UPDATE runs SET keep_existing = 1, updated_at = ?"  # noqa: S608
             f" WHERE {which} AND run_id = ?",
@@ -1293,14 +1300,18 @@ class JournalHolder:
                 credential=credential, scope=run.scope,
             )  # fmt: skip
 
-    def keeping_existing(self, run: ReportRun, credential: str) -> None:
+    def keeping_existing(
+        self, run: ReportRun, credential: str, endpoint: Callable[[], Mapping[str, str]]
+    ) -> None:
         """Note that the run's result must not replace an existing file, when the journal is
-        on (``resume`` then downloads it with ``overwrite=False``)."""
+        on (``resume`` then downloads it with ``overwrite=False``), on the entry of the
+        run's job at ``endpoint()`` (asked only when the journal is on)."""
         journal = self.get()
         if journal is not None:
             journal.record_keep_existing(
-                run.provider, run.id, credential=credential, scope=run.scope
-            )
+                run.provider, run.id, credential=credential, scope=run.scope,
+                endpoint=endpoint(),
+            )  # fmt: skip
 
     def close(self) -> None:
         with self._lock:
@@ -1340,7 +1351,7 @@ class Starts:
         #: Per provider: its driver and the endpoint settings it was made with.
         self._endpoints: dict[str, tuple[ProviderDriver, dict[str, str]]] = {}
 
-    def _endpoint(self, provider: str) -> dict[str, str]:
+    def endpoint(self, provider: str) -> dict[str, str]:
         """``endpoint_settings`` as the provider's driver was made with them: resolving the
         layered settings costs more than a journal write, and the driver (hence where its
         runs go) is made once; a new driver reads them anew."""
@@ -1397,7 +1408,7 @@ class Starts:
             return create(provider, report_id, parameters, where, key, lambda: None), None
         return journaled_start(
             self._gateway, journal, create, provider, report_id, parameters, where,
-            key=key, reuse=reuse, output=output, endpoint=self._endpoint(provider),
+            key=key, reuse=reuse, output=output, endpoint=self.endpoint(provider),
         )  # fmt: skip
 
     def run(
