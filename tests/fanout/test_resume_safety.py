@@ -401,3 +401,30 @@ def test_resume_names_the_kept_file_in_an_output_folder_and_the_entry(
     assert f"journal --abandon {entry.id}" in message
     assert "pass overwrite=True" not in message
     assert kept.read_bytes() == b"another job's file\n"
+
+
+def test_the_cli_resume_of_a_kept_file_gives_the_way_out_not_a_rerun(
+    make_sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``report-gateway resume`` refusing a kept file: the table says why, the file is not
+    called stale, and stderr does not suggest running again (which would refuse again, or,
+    for ``run -o``, replace the file)."""
+    from report_gateway.cli import main
+
+    sb = make_sandbox(run_seconds=0.1, result_rows=2)
+    monkeypatch.setenv("STRIPE_API_KEY", STRIPE_TEST_KEY)
+    monkeypatch.setenv("REPORT_GATEWAY_JOURNAL", str(tmp_path / "journal.sqlite3"))
+    target = tmp_path / "mine.csv"
+    target.write_bytes(b"the user's own file\n")
+    with gateway(sb, tmp_path) as gw:
+        run = gw.wait(gw.start("stripe-v2", V2_REPORT, V2_PARAMS, output=target), **FAST)
+        with pytest.raises(DownloadError):
+            gw.download(run, target, overwrite=False)
+    capsys.readouterr()
+    code = main(["resume"])
+    out, err = capsys.readouterr()
+    assert code == 7
+    assert "move that file away" in out
+    assert "stale" not in out
+    assert "re-run" not in err
+    assert target.read_bytes() == b"the user's own file\n"

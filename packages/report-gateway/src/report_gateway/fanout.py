@@ -374,6 +374,12 @@ def _start(
     return None, entry, True
 
 
+class KeptFileError(DownloadError):
+    """``resume`` left a file that a download of the entry's run was told to keep
+    (``overwrite=False``): finishing the entry again the same way refuses again, so the
+    command line does not suggest it."""
+
+
 def _download(
     gw: Gateway,
     run: ReportRun,
@@ -396,7 +402,7 @@ def _download(
         # user can do about it; the download's own refusal says "pass overwrite=True",
         # which resume cannot.
         which = "ID" if entry is None else entry.id
-        raise DownloadError(
+        raise KeptFileError(
             f"{target} exists, and the download of {run.provider} run {run.id} was asked not "
             "to replace an existing file (overwrite=False): move that file away and resume "
             f"again, or drop the entry (report-gateway journal --abandon {which})"
@@ -960,7 +966,8 @@ def _stale(task: _Task, outcome: ScopeOutcome) -> ScopeOutcome:
     failure was written before this fan-out: it is kept (deleting a user's file is worse
     than keeping an old one) but said to be stale, in the table and the JSON.
     """
-    if outcome.state != FAILED or task.path is None:
+    if outcome.state != FAILED or task.path is None or not task.overwrite:
+        # (not ``overwrite``: the file there is one the user asked to keep, not stale)
         return outcome
     stamp = _modified(task.path)
     if stamp is None:

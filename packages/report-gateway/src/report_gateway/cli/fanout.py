@@ -149,10 +149,13 @@ def _report(s: Session, result: FanOutResult, resumed: bool = False) -> int:
 
 
 def _run_ended_badly(error: BaseException | None) -> bool:
-    """The run itself failed or was canceled: finishing it again gives no file."""
+    """The run itself failed or was canceled: finishing it again gives no file; or its
+    file was left for one the user asked to keep: finishing it again refuses again (its
+    error says what to do)."""
     from report_gateway.errors import RunCanceledError, RunFailedError
+    from report_gateway.fanout import KeptFileError
 
-    return isinstance(error, RunFailedError | RunCanceledError)
+    return isinstance(error, RunFailedError | RunCanceledError | KeptFileError)
 
 
 def cmd_run_many(s: Session) -> int:
