@@ -328,6 +328,19 @@ def _waited(ends: float, due: float, backoff: Backoff | None = None) -> list[flo
     return clock.sleeps
 
 
+def test_a_due_time_of_almost_nothing_does_not_poll_in_a_burst() -> None:
+    """A wait whose due time is almost nothing (the run was nearly as old as its report's
+    runs last when the wait began: resumed, or slow to reach its wait) polls at once, then
+    no faster than a tenth of the schedule's first interval: a 2 s run costs a few polls
+    more than on the plain schedule, not one per halving of the due time (a schedule
+    restarted from a tenth of 1 us sent 40 requests in its first second)."""
+    plain = len(_waited(2.0, 0.0))
+    for due in (1e-3, 1e-6, 1e-9):
+        sleeps = _waited(2.0, due)
+        assert min(sleeps[1:]) >= 0.05
+        assert len(sleeps) <= plain + 6
+
+
 def test_a_run_missed_at_its_due_time_is_polled_within_the_cap() -> None:
     """After a long due time is missed no interval exceeds the schedule's cap (the
     provider's 30 s, or ``max_interval``): a tenth of a 1000 s due time, or of 100 s under

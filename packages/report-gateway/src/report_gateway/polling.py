@@ -153,7 +153,11 @@ class Polling:
 
         The restart stays under the schedule's cap (the provider's, or ``max_interval``):
         a tenth of a 1000 s due time kept as the interval would see a run 100 s late all
-        its life, past the 30 s the README promises.
+        its life, past the 30 s the README promises. And it starts no lower than a tenth of
+        the schedule's first interval: ``due`` is what is left of the report's usual time
+        when the wait began, almost nothing for a run nearly that old (resumed, or slow to
+        reach its wait), and a schedule restarted from a tenth of a microsecond sent about
+        40 requests in its first second.
         """
         assert self._due is not None
         due, elapsed = self._due, now - self.started
@@ -161,7 +165,7 @@ class Polling:
             return max(0.0, due - elapsed)
         if self.polls == 1 and due > 0:
             again = self._backoff
-            first = min(due * 0.1, again.maximum)
+            first = min(max(due * 0.1, again.first * 0.1), again.maximum)
             self._schedule = attrs.evolve(again, first=first).intervals(self._rand)
         return next(self._schedule)
 
