@@ -314,6 +314,44 @@ def test_a_known_due_time_is_polled_first_then_the_schedule_again_from_a_tenth()
     assert len(clock.sleeps) < 140
 
 
+def _waited(ends: float, due: float, backoff: Backoff | None = None) -> list[float]:
+    """The sleeps of a wait with due time ``due`` on a run that ends ``ends`` s in."""
+    clock = FakeClock()
+    start = clock.now
+
+    def fetch() -> ReportRun:
+        done = clock.now - start >= ends
+        return run(RunStatus.SUCCEEDED if done else RunStatus.RUNNING)
+
+    wait_for(run(), fetch, timeout=None, backoff=backoff, clock=clock, sleep=clock.sleep,
+             rand=lambda: 0.0, due=due)  # fmt: skip
+    return clock.sleeps
+
+
+def test_a_due_time_of_almost_nothing_does_not_poll_in_a_burst() -> None:
+    """A wait whose due time is almost nothing (the run was nearly as old as its report's
+    runs last when the wait began: resumed, or slow to reach its wait) polls at once, then
+    no faster than a tenth of the schedule's first interval: a 2 s run costs a few polls
+    more than on the plain schedule, not one per halving of the due time (a schedule
+    restarted from a tenth of 1 us sent 40 requests in its first second)."""
+    plain = len(_waited(2.0, 0.0))
+    for due in (1e-3, 1e-6, 1e-9):
+        sleeps = _waited(2.0, due)
+        assert min(sleeps[1:]) >= 0.05
+        assert len(sleeps) <= plain + 6
+
+
+def test_a_run_missed_at_its_due_time_is_polled_within_the_cap() -> None:
+    """After a long due time is missed no interval exceeds the schedule's cap (the
+    provider's 30 s, or ``max_interval``): a tenth of a 1000 s due time, or of 100 s under
+    a 5 s ``max_interval``, is not kept as the interval for the rest of the run."""
+    sleeps = _waited(3000.0, 1000.0)
+    assert sleeps[0] == 1000.0
+    assert max(sleeps[1:]) <= 30.0
+    sleeps = _waited(300.0, 100.0, Backoff(first=0.5, maximum=5.0))
+    assert max(sleeps[1:]) <= 5.0
+
+
 def test_the_due_time_of_runs_that_all_last_one_second_stays_there() -> None:
     """Runs of one report each lasting 1 s, waited on one after another with the due time
     their predecessors taught (as the fan-out's waiter does, from their creation): the due

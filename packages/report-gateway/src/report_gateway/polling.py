@@ -144,12 +144,21 @@ class Polling:
 
         Why not the schedule from where it would be by then: that next interval is about
         as long as the whole due time, and a run seen going at its due time is most often
-        about to end (the due time is its report's median, a little early). A 1 s run missed
-        at 0.98 s was next polled at 2.1 s; the fan-out's slots then waited a third of a
-        second per run, and the learnt due time, taught by those late ends, drifted up to
-        1.25 s. From a tenth, the same miss is seen at 1.08 s; a run much longer than its
-        report's others costs a few polls more, as many as the schedule would from its
-        start (``Backoff``'s geometric growth), not one per tenth.
+        about to end (the due time is its report's median, a little early). A run of a 1 s
+        report missed at 0.98 s and again a tenth later, at 1.08 s, was next polled at about
+        2.1 s; the fan-out's slots then waited a third of a second per run, and the learnt
+        due time, taught by those late ends, drifted up to 1.25 s. From a tenth, the same
+        run is next polled by 1.23 s; a run much longer than its report's others costs a
+        few polls more, as many as the schedule would from its start (``Backoff``'s
+        geometric growth), not one per tenth.
+
+        The restart stays under the schedule's cap (the provider's, or ``max_interval``):
+        a tenth of a 1000 s due time kept as the interval would see a run 100 s late all
+        its life, past the 30 s the README promises. And it starts no lower than a tenth of
+        the schedule's first interval: ``due`` is what is left of the report's usual time
+        when the wait began, almost nothing for a run nearly that old (resumed, or slow to
+        reach its wait), and a schedule restarted from a tenth of a microsecond sent about
+        40 requests in its first second.
         """
         assert self._due is not None
         due, elapsed = self._due, now - self.started
@@ -157,9 +166,8 @@ class Polling:
             return max(0.0, due - elapsed)
         if self.polls == 1 and due > 0:
             again = self._backoff
-            self._schedule = attrs.evolve(
-                again, first=due * 0.1, maximum=max(again.maximum, due * 0.1)
-            ).intervals(self._rand)
+            first = min(max(due * 0.1, again.first * 0.1), again.maximum)
+            self._schedule = attrs.evolve(again, first=first).intervals(self._rand)
         return next(self._schedule)
 
     def poll(self, fetch: Callable[[], ReportRun]) -> bool:
