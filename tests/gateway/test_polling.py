@@ -355,9 +355,10 @@ def test_a_run_missed_at_its_due_time_is_polled_within_the_cap() -> None:
 def test_the_due_time_of_runs_that_all_last_one_second_stays_there() -> None:
     """Runs of one report each lasting 1 s, waited on one after another with the due time
     their predecessors taught (as the fan-out's waiter does, from their creation): the due
-    time stays by 1 s and each is seen ended within a few tenths. A miss used to wait a
-    whole schedule interval, and those late ends taught the pace a later due time, run
-    after run (it settled near 1.25 s, a quarter second lost per run)."""
+    time stays by 1 s and each is seen ended within a few tenths. A run missed at its due
+    time and again a tenth later used to wait a whole schedule interval (about 1.1 s), and
+    those late ends taught the pace a later due time, run after run (it settled near
+    1.15-1.25 s, a fifth of a second or more lost per run)."""
     from report_gateway.polling import Polling
     from report_gateway.waiter import _Pace
 
