@@ -185,3 +185,27 @@ def test_async_example_runs_as_printed(
     header = written.read_text(encoding="utf-8").splitlines()[0]
     assert str(written) in printed or written.name in printed
     assert repr(header.split(",")[0]) in printed  # the first row streamed by agw.rows()
+
+
+def _readmes() -> list[Path]:
+    root = README.parent
+    return [
+        README,
+        *sorted(root.glob("packages/*/README.md")),
+        *sorted(root.glob("plugins/*/README.md")),
+    ]
+
+
+@pytest.mark.parametrize("readme", _readmes(), ids=lambda path: path.parent.name)
+def test_code_blocks_are_closed_so_the_sections_after_them_render(readme: Path) -> None:
+    """A stray fence turns every later heading into code and every later code into prose,
+    on GitHub and on the site alike (it happened once, after the Performance table)."""
+    inside = False
+    headings_in_code = []
+    for number, line in enumerate(readme.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            inside = not inside
+        elif inside and line.startswith("## "):
+            headings_in_code.append(f"line {number}: {line}")
+    assert not inside, f"{readme}: a code block is never closed"
+    assert headings_in_code == []

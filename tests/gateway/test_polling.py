@@ -283,10 +283,11 @@ def test_driver_calls_pass_only_the_keywords_a_driver_takes() -> None:
     }
 
 
-def test_a_known_due_time_is_polled_first_then_a_tenth_later_then_the_schedule() -> None:
+def test_a_known_due_time_is_polled_first_then_the_schedule_again_from_a_tenth() -> None:
     """A run whose report's runs end after about 2 s (``due``): one poll then, not the
-    schedule's 0.5, 1.25, 2.375; a run still going then is looked at a tenth later, and
-    after that the schedule goes on where it would be by then."""
+    schedule's 0.5, 1.25, 2.375; a run still going then is most often about to end, so the
+    schedule starts over from a tenth of the due time (0.2, 0.3, 0.45, ...), not from where
+    it would be by then (a 1.7 s step)."""
     clock = FakeClock()
     start = clock.now
 
@@ -301,10 +302,86 @@ def test_a_known_due_time_is_polled_first_then_a_tenth_later_then_the_schedule()
              rand=lambda: 0.0, due=2.0)  # fmt: skip
     assert clock.sleeps == [2.0]
     clock, start = FakeClock(), 1000.0
-    wait_for(run(), ending_at(3.0), timeout=60, clock=clock, sleep=clock.sleep,
+    wait_for(run(), ending_at(2.6), timeout=60, clock=clock, sleep=clock.sleep,
              rand=lambda: 0.0, due=2.0)  # fmt: skip
-    # 2.0, +0.2, then the schedule's interval after 0.5+0.75+1.125 (past 2.2): 1.6875.
-    assert clock.sleeps == [2.0, pytest.approx(0.2), 1.6875]
+    assert clock.sleeps == [2.0, pytest.approx(0.2), pytest.approx(0.3), pytest.approx(0.45)]
+    # A run far longer than its report's others: geometric from there, capped as before
+    # (30 s), so an hour costs about as many polls as the schedule from the start would.
+    clock, start = FakeClock(), 1000.0
+    wait_for(run(), ending_at(3600.0), timeout=4000, clock=clock, sleep=clock.sleep,
+             rand=lambda: 0.0, due=2.0)  # fmt: skip
+    assert max(clock.sleeps) == 30.0
+    assert len(clock.sleeps) < 140
+
+
+def _waited(ends: float, due: float, backoff: Backoff | None = None) -> list[float]:
+    """The sleeps of a wait with due time ``due`` on a run that ends ``ends`` s in."""
+    clock = FakeClock()
+    start = clock.now
+
+    def fetch() -> ReportRun:
+        done = clock.now - start >= ends
+        return run(RunStatus.SUCCEEDED if done else RunStatus.RUNNING)
+
+    wait_for(run(), fetch, timeout=None, backoff=backoff, clock=clock, sleep=clock.sleep,
+             rand=lambda: 0.0, due=due)  # fmt: skip
+    return clock.sleeps
+
+
+def test_a_due_time_of_almost_nothing_does_not_poll_in_a_burst() -> None:
+    """A wait whose due time is almost nothing (the run was nearly as old as its report's
+    runs last when the wait began: resumed, or slow to reach its wait) polls at once, then
+    no faster than a tenth of the schedule's first interval: a 2 s run costs a few polls
+    more than on the plain schedule, not one per halving of the due time (a schedule
+    restarted from a tenth of 1 us sent 40 requests in its first second)."""
+    plain = len(_waited(2.0, 0.0))
+    for due in (1e-3, 1e-6, 1e-9):
+        sleeps = _waited(2.0, due)
+        assert min(sleeps[1:]) >= 0.05
+        assert len(sleeps) <= plain + 6
+
+
+def test_a_run_missed_at_its_due_time_is_polled_within_the_cap() -> None:
+    """After a long due time is missed no interval exceeds the schedule's cap (the
+    provider's 30 s, or ``max_interval``): a tenth of a 1000 s due time, or of 100 s under
+    a 5 s ``max_interval``, is not kept as the interval for the rest of the run."""
+    sleeps = _waited(3000.0, 1000.0)
+    assert sleeps[0] == 1000.0
+    assert max(sleeps[1:]) <= 30.0
+    sleeps = _waited(300.0, 100.0, Backoff(first=0.5, maximum=5.0))
+    assert max(sleeps[1:]) <= 5.0
+
+
+def test_the_due_time_of_runs_that_all_last_one_second_stays_there() -> None:
+    """Runs of one report each lasting 1 s, waited on one after another with the due time
+    their predecessors taught (as the fan-out's waiter does, from their creation): the due
+    time stays by 1 s and each is seen ended within a few tenths. A run missed at its due
+    time and again a tenth later used to wait a whole schedule interval (about 1.1 s), and
+    those late ends taught the pace a later due time, run after run (it settled near
+    1.15-1.25 s, a fifth of a second or more lost per run)."""
+    from report_gateway.polling import Polling
+    from report_gateway.waiter import _Pace
+
+    pace = _Pace()
+    late: list[float] = []
+    for number in range(200):
+        clock = FakeClock()
+        start = clock.now
+        due = pace.due()
+        polling = Polling(run(), timeout=60, clock=clock, rand=lambda: 0.5, due=due)
+        while True:
+            clock.sleep(polling.delay())
+            ended = clock.now - start >= 1.0
+            if polling.poll(lambda e=ended: run(RunStatus.SUCCEEDED if e else RunStatus.RUNNING)):
+                break
+        pace.ended(polling, age=0.0)
+        if number >= 20:
+            late.append(clock.now - start - 1.0)
+    learnt = pace.due()
+    assert learnt is not None
+    assert 0.9 <= learnt <= 1.05
+    assert sum(late) / len(late) < 0.12
+    assert max(late) < 0.25
 
 
 def test_the_pace_learns_when_a_reports_runs_end() -> None:

@@ -19,8 +19,9 @@ first when the others of its report were done rather than on the schedule: a 1 s
 polled at 0.5 s and 1.25 s cost two polls and a quarter of a second; polled at about 1 s,
 one (the schedule is kept until a run of the report was seen to end). Trade-off: a run
 shorter than most of its report's is seen up to the median's time late; a longer one is
-polled once more a tenth of that later, then as the schedule would have gone on. A wait
-given its own ``poll_interval`` (or clock) keeps the schedule.
+polled again a tenth of that later, the schedule starting over from there
+(``Polling._planned``). A wait given its own ``poll_interval`` (or clock) keeps the
+schedule.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class _Pace:
     """When runs of one report end, from the last ``_PACE_RUNS`` seen to end: the first poll
     of the next one is due at their median, a little early (a run seen ended at its first
     poll only says it ended by then, so polling a little earlier each time finds the real
-    end; a miss costs one more poll a tenth later)."""
+    end; a miss is polled again a tenth later)."""
 
     def __init__(self) -> None:
         self._ends: deque[float] = deque(maxlen=_PACE_RUNS)
