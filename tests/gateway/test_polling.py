@@ -283,37 +283,6 @@ def test_driver_calls_pass_only_the_keywords_a_driver_takes() -> None:
     }
 
 
-def test_a_known_due_time_is_polled_first_then_the_schedule_again_from_a_tenth() -> None:
-    """A run whose report's runs end after about 2 s (``due``): one poll then, not the
-    schedule's 0.5, 1.25, 2.375; a run still going then is most often about to end, so the
-    schedule starts over from a tenth of the due time (0.2, 0.3, 0.45, ...), not from where
-    it would be by then (a 1.7 s step)."""
-    clock = FakeClock()
-    start = clock.now
-
-    def ending_at(seconds: float) -> Any:
-        def fetch() -> ReportRun:
-            done = clock.now - start >= seconds
-            return run(RunStatus.SUCCEEDED if done else RunStatus.RUNNING)
-
-        return fetch
-
-    wait_for(run(), ending_at(1.9), timeout=60, clock=clock, sleep=clock.sleep,
-             rand=lambda: 0.0, due=2.0)  # fmt: skip
-    assert clock.sleeps == [2.0]
-    clock, start = FakeClock(), 1000.0
-    wait_for(run(), ending_at(2.6), timeout=60, clock=clock, sleep=clock.sleep,
-             rand=lambda: 0.0, due=2.0)  # fmt: skip
-    assert clock.sleeps == [2.0, pytest.approx(0.2), pytest.approx(0.3), pytest.approx(0.45)]
-    # A run far longer than its report's others: geometric from there, capped as before
-    # (30 s), so an hour costs about as many polls as the schedule from the start would.
-    clock, start = FakeClock(), 1000.0
-    wait_for(run(), ending_at(3600.0), timeout=4000, clock=clock, sleep=clock.sleep,
-             rand=lambda: 0.0, due=2.0)  # fmt: skip
-    assert max(clock.sleeps) == 30.0
-    assert len(clock.sleeps) < 140
-
-
 def _waited(ends: float, due: float, backoff: Backoff | None = None) -> list[float]:
     """The sleeps of a wait with due time ``due`` on a run that ends ``ends`` s in."""
     clock = FakeClock()
@@ -326,6 +295,24 @@ def _waited(ends: float, due: float, backoff: Backoff | None = None) -> list[flo
     wait_for(run(), fetch, timeout=None, backoff=backoff, clock=clock, sleep=clock.sleep,
              rand=lambda: 0.0, due=due)  # fmt: skip
     return clock.sleeps
+
+
+def test_a_known_due_time_is_polled_first_then_the_schedule_again_from_a_tenth() -> None:
+    """A run whose report's runs end after about 2 s (``due``): one poll then, not the
+    schedule's 0.5, 1.25, 2.375; a run still going then is most often about to end, so the
+    schedule starts over from a tenth of the due time (0.2, 0.3, 0.45, ...), not from where
+    it would be by then (a 1.7 s step)."""
+    assert _waited(1.9, 2.0) == [2.0]
+    assert _waited(2.6, 2.0) == [2.0, pytest.approx(0.2), pytest.approx(0.3), pytest.approx(0.45)]
+    # The package README's example: a run of a 1 s report (due 0.98 s) still going at
+    # 1.08 s is next looked at by 1.23 s.
+    polled_at = list(itertools.accumulate(_waited(1.2, 0.98)))
+    assert polled_at == [0.98, pytest.approx(1.078), pytest.approx(1.225)]
+    # A run far longer than its report's others: geometric from there, capped as before
+    # (30 s), so an hour costs about as many polls as the schedule from the start would.
+    sleeps = _waited(3600.0, 2.0)
+    assert max(sleeps) == 30.0
+    assert len(sleeps) < 140
 
 
 def test_a_due_time_of_almost_nothing_does_not_poll_in_a_burst() -> None:
